@@ -1,0 +1,71 @@
+"""Reading a request body within a size limit, on the wire and after decompression."""
+from __future__ import annotations
+
+import zlib
+
+from starlette.requests import Request
+
+from .errors import CollectorError, PayloadTooLarge, UnsupportedMedia
+
+ENCODINGS = ("gzip", "deflate", "identity", "")
+
+
+def check_declared_size(request: Request, limit: int) -> None:
+    """413 from the Content-Length header alone, before a byte of the body is read."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise CollectorError(f"Content-Length {declared[:20]!r} is not a number") from None
+        if size > limit:
+            raise PayloadTooLarge(f"body of {size} bytes exceeds the limit of {limit} bytes")
+
+
+def content_encoding(request: Request) -> str:
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise UnsupportedMedia(f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or none")
+    return encoding
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The decompressed body; 413 as soon as either the wire bytes or the inflated bytes pass `limit`.
+
+    Decompression streams chunk by chunk and never inflates more than `limit` + 1 bytes, so a
+    compression bomb costs bounded memory.
+    """
+    encoding = content_encoding(request)
+    check_declared_size(request, limit)
+    inflater = None
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, auto-detected
+    wire = 0
+    parts: list[bytes] = []
+    produced = 0
+    try:
+        async for chunk in request.stream():
+            wire += len(chunk)
+            if wire > limit:
+                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            if inflater is None:
+                parts.append(chunk)
+                continue
+            data = chunk
+            while data:
+                out = inflater.decompress(data, limit + 1 - produced)
+                produced += len(out)
+                parts.append(out)
+                if produced > limit:
+                    raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+                data = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
+        if inflater is not None:
+            if not inflater.eof:
+                raise CollectorError(f"{encoding} body is truncated or not {encoding}-compressed")
+    except zlib.error as exc:
+        raise CollectorError(f"body is not valid {encoding} data: {exc}") from None
+    return b"".join(parts)

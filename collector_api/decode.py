@@ -1,0 +1,147 @@
+"""Pure decoding: OTLP/HTTP logs (protobuf or JSON) and legacy JSON -> workflow-log documents.
+
+Nothing here touches the network or the database; every failure is a DecodeError (whole
+request unusable) or a per-record rejection with a reason a sender can act on.
+"""
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+EVENT_NAME = "flusso.workflow_log"
+MAX_KVLIST_DEPTH = 64
+
+
+class DecodeError(Exception):
+    """The request body as a whole cannot be decoded; the message says why."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One OTLP LogRecord: its position in the request, and the document or why it was refused."""
+
+    index: int
+    document: dict | None
+    trace_id: str | None
+    reason: str | None = None
+
+
+def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+        raise DecodeError(f"body is not a valid protobuf ExportLogsServiceRequest: {exc}") from None
+    return request
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """OTLP/JSON writes traceId/spanId as hex; protobuf's JSON mapping expects base64."""
+    if isinstance(node, dict):
+        for key in ("traceId", "spanId", "trace_id", "span_id"):
+            value = node.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise DecodeError(f"{key} {value[:40]!r} is not a hex string") from None
+        for value in node.values():
+            _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for value in node:
+            _hex_ids_to_base64(value)
+
+
+def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DecodeError("body must be a JSON object (an ExportLogsServiceRequest)")
+    _hex_ids_to_base64(data)
+    request = ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(data, request, ignore_unknown_fields=True, max_recursion_depth=100)
+    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+        raise DecodeError(f"body is not a valid OTLP/JSON ExportLogsServiceRequest: {exc}") from None
+    return request
+
+
+def any_value_to_python(value: AnyValue, depth: int = 0) -> Any:
+    if depth > MAX_KVLIST_DEPTH:
+        raise ValueError(f"value nested deeper than {MAX_KVLIST_DEPTH} levels")
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        number = value.double_value
+        return number if math.isfinite(number) else None
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if kind == "array_value":
+        return [any_value_to_python(v, depth + 1) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value_to_python(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    return None
+
+
+def _event_name(record) -> str:
+    if record.event_name:
+        return record.event_name
+    for kv in record.attributes:  # older SDKs put the event name in an attribute
+        if kv.key in ("event.name", "event_name"):
+            return kv.value.string_value
+    return ""
+
+
+def extract_records(request: ExportLogsServiceRequest) -> list[RawRecord]:
+    """Every LogRecord of the request, numbered in order, decoded to a document or refused."""
+    records: list[RawRecord] = []
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                records.append(_decode_record(len(records), record))
+    return records
+
+
+def _decode_record(index: int, record) -> RawRecord:
+    trace_id = record.trace_id.hex() if len(record.trace_id) == 16 and any(record.trace_id) else None
+    name = _event_name(record)
+    if name != EVENT_NAME:
+        return RawRecord(index, None, trace_id, f"not a workflow log (event_name {name!r}, expected {EVENT_NAME!r})")
+    kind = record.body.WhichOneof("value")
+    try:
+        if kind == "string_value":
+            document = orjson.loads(record.body.string_value)
+        elif kind == "kvlist_value":
+            document = any_value_to_python(record.body)
+        else:
+            return RawRecord(index, None, trace_id, f"body must be a JSON string or a kvlist, got {kind or 'nothing'}")
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
+        return RawRecord(index, None, trace_id, f"body is not valid JSON: {exc}")
+    if not isinstance(document, dict):
+        return RawRecord(index, None, trace_id, "body must be a JSON object")
+    return RawRecord(index, document, trace_id)
+
+
+def parse_legacy_json(body: bytes) -> dict:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise DecodeError("body must be one workflow-log JSON object")
+    return document

@@ -1,0 +1,130 @@
+"""From decoded documents to rows: schema, tenant, ids, promoted columns. Pure except logging."""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .store.writes import LogRow
+from .validate import schema_error
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_TICKET_ID = 256
+
+
+@dataclass(frozen=True)
+class Rejected:
+    index: int
+    reason: str
+    tenant_mismatch: bool = False
+
+
+def strip_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb cannot hold U+0000: drop it from every string and key."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_nul(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    if number is None or abs(number) > 2**62:
+        return None
+    return int(number)
+
+
+def _text(value: Any, limit: int = 200) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def parse_executed_at(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def legacy_trace_id(client_id: str, ticket_id: str, executed_at: str, idempotency_key: str | None) -> str:
+    """Stable id for a legacy log without trace_id: the Idempotency-Key, else a content hash."""
+    if idempotency_key:
+        return "idem:" + hashlib.sha256(f"{client_id}\x1f{idempotency_key}".encode()).hexdigest()
+    return "legacy:" + hashlib.sha256(f"{client_id}\x1f{ticket_id}\x1f{executed_at}".encode()).hexdigest()
+
+
+def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | None, *,
+                legacy_key: str | None = None, legacy: bool = False) -> LogRow | Rejected:
+    """Validate one document for `tenant`; the row to store, or why it is refused."""
+    document = strip_nul(document)
+    error = schema_error(document)
+    if error:
+        return Rejected(index, error)
+    ident = document["identification"]
+    claimed = ident.get("client_id")
+    if claimed not in (None, "") and claimed != tenant:
+        return Rejected(index, f"identification.client_id {str(claimed)[:64]!r} does not match the API key's tenant",
+                        tenant_mismatch=True)
+    ident["client_id"] = tenant
+    info = document["ticket_info"]
+    ticket_id = info["ticket_id"]
+    if not ticket_id or len(ticket_id) > MAX_TICKET_ID:
+        return Rejected(index, f"ticket_info.ticket_id must be 1-{MAX_TICKET_ID} characters")
+    try:
+        executed_at = parse_executed_at(info["executed_at"])
+    except (ValueError, TypeError):
+        return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r} is not an ISO 8601 date-time")
+    trace_id = document.get("trace_id") or record_trace_id
+    if isinstance(trace_id, str):
+        trace_id = trace_id.lower()
+    if trace_id is None and legacy:
+        trace_id = legacy_trace_id(tenant, ticket_id, info["executed_at"], legacy_key)
+    elif not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
+        return Rejected(index, "trace_id must be 32 lowercase hex characters (in the body or on the log record)")
+    document["trace_id"] = trace_id if _TRACE_ID.match(trace_id) else document.get("trace_id")
+    if document["trace_id"] is None:
+        document.pop("trace_id")
+    metrics = document["metrics"]
+    outcome = document["outcome"]
+    nodes = metrics.get("node_durations_ms")
+    node_durations = {}
+    if isinstance(nodes, dict):
+        node_durations = {str(k)[:200]: float(v) for k, v in nodes.items() if _number(v) is not None}
+    exec_seconds = _number(info.get("execution_time_seconds"))
+    if exec_seconds is None:
+        exec_seconds = _number(metrics.get("execution_time_seconds"))
+    return LogRow(
+        client_id=tenant,
+        ticket_id=ticket_id,
+        status=outcome["status"],
+        executed_at=executed_at,
+        trace_id=trace_id,
+        log_json=orjson.dumps(document).decode(),
+        environment=_text(ident.get("environment")),
+        workflow_version=_text(ident.get("workflow_version")),
+        resolution_status=_text(outcome.get("resolution_status")),
+        overall_confidence=_number(metrics.get("overall_confidence")),
+        hallucination_risk=_number(metrics.get("hallucination_risk")),
+        react_iterations=_integer(metrics.get("react_iterations")),
+        execution_time_seconds=exec_seconds,
+        input_tokens=_integer(metrics.get("input_tokens")),
+        output_tokens=_integer(metrics.get("output_tokens")),
+        cost_usd=_number(metrics.get("cost_usd")),
+        complete=outcome.get("complete") is not False,
+        node_durations=node_durations,
+    )

@@ -1,0 +1,132 @@
+"""POST /v1/logs (OTLP/HTTP logs) and POST /api/v1/logs (the seed's legacy endpoint)."""
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from starlette.concurrency import run_in_threadpool
+
+from .body import read_body
+from .decode import DecodeError, extract_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
+from .deps import get_state, ingest_key
+from .errors import CollectorError, Unavailable, UnsupportedMedia
+from .ingest import Rejected, prepare_row
+from .state import CollectorState
+from .store.accounts import ApiKey
+from .store.db import StoreUnavailable
+from .store.writes import LogRow, StoredLog, insert_workflow_logs
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRow], list[Rejected]]:
+    request = parse_otlp_protobuf(body) if mtype == PROTOBUF else parse_otlp_json(body)
+    rows, rejected = [], []
+    records = extract_records(request)
+    for record in records:
+        if record.document is None:
+            rejected.append(Rejected(record.index, record.reason or "unreadable record"))
+            continue
+        result = prepare_row(record.index, record.document, tenant, record.trace_id)
+        (rejected if isinstance(result, Rejected) else rows).append(result)
+    return len(records), rows, rejected
+
+
+async def _store(state: CollectorState, tenant: str, rows: list[LogRow]) -> list[StoredLog]:
+    try:
+        stored = await insert_workflow_logs(state.pool, tenant, rows)
+    except StoreUnavailable as exc:
+        logger.warning("database unavailable while storing %d logs for %s: %s", len(rows), tenant, exc)
+        state.metrics.rejected.labels("db_unavailable", tenant).inc(len(rows))
+        raise Unavailable("database unavailable; nothing was stored, retry later",
+                          retry_after=state.settings.flusso_retry_after_seconds) from None
+    new = sum(not s.duplicate for s in stored)
+    state.metrics.stored.labels(tenant).inc(new)
+    state.metrics.duplicates.labels(tenant).inc(len(stored) - new)
+    return stored
+
+
+def _count_rejections(state: CollectorState, tenant: str, rejected: list[Rejected]) -> None:
+    for r in rejected:
+        state.metrics.rejected.labels("tenant_mismatch" if r.tenant_mismatch else "invalid", tenant).inc()
+
+
+@router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
+async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Response:
+    state = get_state(request)
+    started = time.perf_counter()
+    mtype = media_type(request)
+    if mtype not in (PROTOBUF, JSON):
+        raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: use {PROTOBUF} or {JSON}")
+    state.limiter.check(key.client_id, state.settings.flusso_retry_after_seconds)
+    state.admit()
+    try:
+        body = await read_body(request, state.settings.flusso_max_body_bytes)
+        try:
+            total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
+        except DecodeError as exc:
+            state.metrics.rejected.labels("undecodable", key.client_id).inc()
+            raise CollectorError(str(exc)) from None
+        state.metrics.received.labels("otlp").inc(total)
+        state.metrics.batch_size.observe(total)
+        _count_rejections(state, key.client_id, rejected)
+        if rows:
+            await _store(state, key.client_id, rows)
+        elif rejected:
+            first = rejected[0]
+            raise CollectorError(f"all {total} log records rejected; record {first.index}: {first.reason}")
+        response = ExportLogsServiceResponse()
+        if rejected:
+            first = rejected[0]
+            response.partial_success.rejected_log_records = len(rejected)
+            response.partial_success.error_message = (
+                f"{len(rejected)} of {total} log records rejected; first: record {first.index}: {first.reason}")
+        state.metrics.latency.labels("otlp", "200").observe(time.perf_counter() - started)
+        if mtype == PROTOBUF:
+            return Response(response.SerializeToString(), media_type=PROTOBUF)
+        return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
+    finally:
+        state.release()
+
+
+@router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
+async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -> JSONResponse:
+    state = get_state(request)
+    started = time.perf_counter()
+    mtype = media_type(request)
+    if mtype not in (JSON, ""):
+        raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: send the workflow log as {JSON}")
+    state.limiter.check(key.client_id, state.settings.flusso_retry_after_seconds)
+    state.admit()
+    try:
+        body = await read_body(request, state.settings.flusso_max_body_bytes)
+        state.metrics.received.labels("legacy").inc()
+        try:
+            document = parse_legacy_json(body)
+        except DecodeError as exc:
+            state.metrics.rejected.labels("undecodable", key.client_id).inc()
+            raise CollectorError(str(exc)) from None
+        result = await run_in_threadpool(prepare_row, 0, document, key.client_id, None,
+                                         legacy_key=request.headers.get("idempotency-key"), legacy=True)
+        if isinstance(result, Rejected):
+            _count_rejections(state, key.client_id, [result])
+            raise CollectorError(f"invalid workflow log: {result.reason}",
+                                 status=403 if result.tenant_mismatch else 422)
+        stored = (await _store(state, key.client_id, [result]))[0]
+        state.metrics.latency.labels("legacy", "200").observe(time.perf_counter() - started)
+        return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
+                             "trace_id": stored.trace_id, "duplicate": stored.duplicate})
+    finally:
+        state.release()

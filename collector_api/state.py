@@ -1,0 +1,60 @@
+"""What the collector's routes share: settings, pool, metrics, admission control."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from psycopg_pool import AsyncConnectionPool
+
+from config.server import ServerSettings
+
+from .errors import TooManyRequests, Unavailable
+from .telemetry import CollectorMetrics
+
+
+class TenantRateLimiter:
+    """Token bucket per tenant: `rate` requests per second, bursts up to 2 seconds' worth."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.capacity = max(1.0, rate * 2)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, tenant: str, retry_after: int) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(tenant, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[tenant] = (tokens, now)
+            raise TooManyRequests(f"tenant {tenant} is over its ingest rate of {self.rate:g} requests/s",
+                                  retry_after=retry_after)
+        self._buckets[tenant] = (tokens - 1, now)
+
+
+@dataclass
+class CollectorState:
+    settings: ServerSettings
+    pool: AsyncConnectionPool
+    metrics: CollectorMetrics = field(default_factory=CollectorMetrics.create)
+    inflight: int = 0
+    limiter: TenantRateLimiter | None = None
+
+    def __post_init__(self):
+        self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
+        self._lock = asyncio.Lock()
+
+    def admit(self) -> None:
+        """Count one more ingest request in flight, or refuse it with 503 when at the bound."""
+        if self.inflight >= self.settings.flusso_max_inflight_requests:
+            self.metrics.rejected.labels("overloaded", "").inc()
+            raise Unavailable("collector is at its limit of requests in flight; retry later",
+                              retry_after=self.settings.flusso_retry_after_seconds)
+        self.inflight += 1
+        self.metrics.inflight.set(self.inflight)
+
+    def release(self) -> None:
+        self.inflight -= 1
+        self.metrics.inflight.set(self.inflight)

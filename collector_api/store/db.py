@@ -1,0 +1,88 @@
+"""Connection pool and tenant-scoped transactions. No FastAPI here: SQL + psycopg only."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger(__name__)
+
+APP_ROLE = "flusso_app"
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class StoreUnavailable(StoreError):
+    """PostgreSQL cannot be reached or refused the work; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose rows a statement may see. `client_id=None` with `all_tenants=True` is the provider."""
+
+    client_id: str | None
+    all_tenants: bool = False
+
+    @classmethod
+    def tenant(cls, client_id: str) -> "Scope":
+        return cls(client_id=client_id, all_tenants=False)
+
+    @classmethod
+    def provider(cls, client_id: str | None = None) -> "Scope":
+        """All tenants, or one tenant chosen by a provider (still readable through the provider policy)."""
+        return cls(client_id=client_id, all_tenants=True)
+
+
+def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: float = 5.0) -> AsyncConnectionPool:
+    """A pool that is not opened yet: `await pool.open()` (or use it as an async context manager)."""
+    return AsyncConnectionPool(
+        dsn,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        reconnect_timeout=0,
+        name="flusso",
+    )
+
+
+@asynccontextmanager
+async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIterator[psycopg.AsyncConnection]:
+    """One transaction running as the RLS-bound role with the tenant set for its duration.
+
+    Even a statement that forgot its tenant filter sees only `scope`'s rows: PostgreSQL's
+    row-level security enforces it (the connecting superuser would bypass RLS, the role does not).
+    """
+    try:
+        async with pool.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
+                    " set_config('flusso.scope', %s, true)",
+                    (APP_ROLE, scope.client_id or "", "provider" if scope.all_tenants else "client"),
+                )
+                yield conn
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    except TimeoutError as exc:  # psycopg_pool.PoolTimeout subclasses it
+        raise StoreUnavailable(f"no database connection available: {exc}") from exc
+
+
+@asynccontextmanager
+async def owner_connection(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A connection as the owning role, for tables outside RLS (keys, users, tenants)."""
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"no database connection available: {exc}") from exc

@@ -1,0 +1,104 @@
+"""Monthly partitions of workflow_logs and workflow_node_durations, and retention by partition."""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timezone
+from typing import NamedTuple
+
+import psycopg
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+_LOCK_ID = 0x50617274  # "Part"
+PARTITIONED_TABLES = ("workflow_logs", "workflow_node_durations")
+
+
+class Partition(NamedTuple):
+    table: str
+    name: str
+    start: date
+    end: date
+
+
+def month_start(day: date, offset: int = 0) -> date:
+    index = day.year * 12 + (day.month - 1) + offset
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def ensure_partitions(conn: psycopg.Connection, *, first: date | None = None, months_ahead: int = 3) -> list[str]:
+    """Create monthly partitions from `first` (default: last month) to `months_ahead` months ahead.
+
+    Runs under an advisory lock so concurrent replicas don't race. Rows already in the DEFAULT
+    partition for a month being created are moved into the new partition in the same transaction.
+    """
+    today = datetime.now(timezone.utc).date()
+    start = month_start(first or today, 0 if first else -1)
+    stop = month_start(today, months_ahead + 1)
+    created = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        existing = {r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ANY(%s)", (list(PARTITIONED_TABLES),))}
+        month = start
+        while month < stop:
+            nxt = month_start(month, 1)
+            for table in PARTITIONED_TABLES:
+                name = f"{table}_{month:%Y_%m}"
+                if name not in existing:
+                    _create_partition(conn, table, name, month, nxt)
+                    created.append(name)
+            month = nxt
+    if created:
+        logger.info("created partitions %s", ", ".join(created))
+    return created
+
+
+def _create_partition(conn: psycopg.Connection, table: str, name: str, start: date, end: date) -> None:
+    parent, part, default = sql.Identifier(table), sql.Identifier(name), sql.Identifier(f"{table}_default")
+    # A new range may not overlap rows sitting in DEFAULT: detach-free move via a temp table.
+    conn.execute(sql.SQL("CREATE TEMP TABLE _moved ON COMMIT DROP AS SELECT * FROM {d} WHERE executed_at >= %s AND executed_at < %s").format(d=default), (start, end))
+    conn.execute(sql.SQL("DELETE FROM {d} WHERE executed_at >= %s AND executed_at < %s").format(d=default), (start, end))
+    conn.execute(sql.SQL("CREATE TABLE {p} PARTITION OF {t} FOR VALUES FROM ({s}) TO ({e})").format(
+        p=part, t=parent, s=sql.Literal(start.isoformat()), e=sql.Literal(end.isoformat())))
+    conn.execute(sql.SQL("INSERT INTO {t} SELECT * FROM _moved").format(t=parent))
+    conn.execute("DROP TABLE _moved")
+    if table == "workflow_logs":
+        _set_lz4(conn, part)
+
+
+def _set_lz4(conn: psycopg.Connection, part: sql.Identifier) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER TABLE {p} ALTER COLUMN log_data SET COMPRESSION lz4").format(p=part))
+    except psycopg.errors.FeatureNotSupported:
+        logger.info("this PostgreSQL was built without lz4; log_data keeps the default compression")
+
+
+def list_partitions(conn: psycopg.Connection) -> list[Partition]:
+    rows = conn.execute(
+        "SELECT p.relname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE p.relname = ANY(%s) ORDER BY c.relname", (list(PARTITIONED_TABLES),)).fetchall()
+    result = []
+    for table, name, bound in rows:
+        if "DEFAULT" in bound:
+            continue
+        suffix = name[len(table) + 1:]
+        year, month = int(suffix[:4]), int(suffix[5:7])
+        start = date(year, month, 1)
+        result.append(Partition(table, name, start, month_start(start, 1)))
+    return result
+
+
+def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
+    """Drop whole monthly partitions that end on or before `cutoff` (retention). Never touches DEFAULT."""
+    dropped = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        for part in list_partitions(conn):
+            if part.end <= cutoff:
+                conn.execute(sql.SQL("DROP TABLE {p}").format(p=sql.Identifier(part.name)))
+                dropped.append(part.name)
+    return dropped

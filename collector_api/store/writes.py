@@ -1,0 +1,109 @@
+"""The write path: one request's workflow logs in one transaction, idempotent."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg_pool import AsyncConnectionPool
+
+from .db import Scope, scoped_transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A validated workflow log ready to store; `log_json` is the document as JSON text."""
+
+    client_id: str
+    ticket_id: str
+    status: str
+    executed_at: datetime
+    trace_id: str
+    log_json: str
+    environment: str | None = None
+    workflow_version: str | None = None
+    resolution_status: str | None = None
+    overall_confidence: float | None = None
+    hallucination_risk: float | None = None
+    react_iterations: int | None = None
+    execution_time_seconds: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    complete: bool = True
+    node_durations: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredLog:
+    id: int
+    trace_id: str
+    duplicate: bool
+
+
+_COLUMNS = ("client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
+            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
+            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "log_data")
+_TYPES = ("text", "text", "text", "timestamptz", "text", "text", "text", "text", "float8", "float8", "int4",
+          "float8", "int8", "int8", "float8", "bool", "text")
+
+_INSERT = (
+    f"INSERT INTO workflow_logs ({', '.join(_COLUMNS)})"
+    f" SELECT {', '.join(c if c != 'log_data' else 'log_data::jsonb' for c in _COLUMNS)}"
+    f" FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
+    " ON CONFLICT (client_id, trace_id, executed_at) DO NOTHING RETURNING id, trace_id, executed_at"
+)
+_EXISTING = (
+    "SELECT w.id, w.trace_id, w.executed_at FROM workflow_logs w"
+    " JOIN unnest(%s::text[], %s::timestamptz[]) AS k(trace_id, executed_at)"
+    " ON w.trace_id = k.trace_id AND w.executed_at = k.executed_at WHERE w.client_id = %s"
+)
+_INSERT_NODES = (
+    "INSERT INTO workflow_node_durations (log_id, client_id, executed_at, node, duration_ms)"
+    " SELECT * FROM unnest(%s::int8[], %s::text[], %s::timestamptz[], %s::text[], %s::float8[])"
+)
+
+
+async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
+    """Store `rows` of one tenant in one transaction; returns one StoredLog per input row, in order.
+
+    A row whose (client_id, trace_id, executed_at) is already stored is not written again: its
+    StoredLog carries the existing id and `duplicate=True`. Returns only after COMMIT.
+    """
+    if not rows:
+        return []
+    if any(r.client_id != client_id for r in rows):
+        raise ValueError("every row must belong to the transaction's tenant")
+    columns = [[getattr(r, c if c != "log_data" else "log_json") for r in rows] for c in _COLUMNS]
+    async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
+        cur = await conn.execute(_INSERT, columns)
+        inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
+        keys = {(r.trace_id, r.executed_at) for r in rows}
+        missing = keys - inserted.keys()
+        existing = {}
+        if missing:
+            traces, times = zip(*missing)
+            cur = await conn.execute(_EXISTING, (list(traces), list(times), client_id))
+            existing = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
+        node_cols: list[list] = [[], [], [], [], []]
+        seen: set = set()
+        for r in rows:
+            key = (r.trace_id, r.executed_at)
+            if key in inserted and key not in seen:
+                seen.add(key)
+                for node, ms in r.node_durations.items():
+                    for col, value in zip(node_cols, (inserted[key], client_id, r.executed_at, node, ms)):
+                        col.append(value)
+        if node_cols[0]:
+            await conn.execute(_INSERT_NODES, node_cols)
+    result, first_seen = [], set()
+    for r in rows:
+        key = (r.trace_id, r.executed_at)
+        if key in inserted and key not in first_seen:
+            first_seen.add(key)
+            result.append(StoredLog(inserted[key], r.trace_id, duplicate=False))
+        else:
+            result.append(StoredLog(inserted.get(key) or existing[key], r.trace_id, duplicate=True))
+    return result

@@ -1,0 +1,1 @@
+"""Settings classes only; this package imports nothing else of the project."""

@@ -1,0 +1,48 @@
+"""Settings of the provider side: collector, viewer and the CLI.
+
+Values resolve explicit argument -> environment variable -> `.env` file -> default.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL DSN. When unset, an embedded PostgreSQL is started in FLUSSO_DATA_DIR.",
+    )
+    flusso_data_dir: Path = Field(default=Path(".flusso"), description="Embedded PostgreSQL data and demo credentials.")
+    flusso_host: str = Field(default="127.0.0.1", description="Interface the server binds to.")
+    flusso_port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds to.")
+    flusso_db_pool_size: int = Field(default=10, ge=1, le=200, description="Max PostgreSQL connections of one process.")
+    flusso_max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Request body limit, on the wire and after decompression."
+    )
+    flusso_max_inflight_requests: int = Field(
+        default=64, ge=1, description="Ingest requests processed at once; beyond it the collector answers 503."
+    )
+    flusso_tenant_rate_limit_per_s: float = Field(
+        default=0.0, ge=0.0, description="Per-tenant ingest requests per second (0 = off); over it: 429."
+    )
+    flusso_retry_after_seconds: int = Field(default=2, ge=1, le=3600, description="Retry-After sent with 503/429.")
+    flusso_metrics_token: str | None = Field(
+        default=None, description="Bearer token for /metrics; without it /metrics answers only loopback clients."
+    )
+    flusso_session_secret: str | None = Field(
+        default=None,
+        description="Secret that signs viewer session cookies. When unset, one is generated and kept in the data dir.",
+    )
+    flusso_cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (set behind HTTPS).")
+    flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per IP and per email.")
+    flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
+    flusso_bootstrap_api_key: str | None = Field(
+        default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."
+    )
+    flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
+    flusso_bootstrap_admin_password: str | None = Field(default=None, description="Its password (stored argon2-hashed).")

@@ -1,0 +1,90 @@
+"""Accounts created at start: from FLUSSO_BOOTSTRAP_* (compose) and the demo tenants of `make run`."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from collector_api.store.accounts import create_api_key, create_user, find_user
+from collector_api.store.db import create_pool
+from config.server import ServerSettings
+from viewer.auth import hash_password
+
+logger = logging.getLogger(__name__)
+
+DEMO_TENANTS = ("acme", "globex", "initech")
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+@dataclass
+class DemoCredentials:
+    provider_email: str
+    provider_password: str
+    client_email: str
+    client_password: str
+    client_id: str
+    ingest_keys: dict[str, str] = field(default_factory=dict)  # tenant -> secret
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def session_secret(settings: ServerSettings) -> str:
+    """The configured cookie-signing secret, else one generated once and kept in the data dir."""
+    if settings.flusso_session_secret:
+        return settings.flusso_session_secret
+    path = settings.flusso_data_dir / "session-secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    secret = secrets.token_urlsafe(48)
+    write_private(path, secret)
+    return secret
+
+
+async def bootstrap_from_settings(settings: ServerSettings, dsn: str) -> None:
+    """Create the FLUSSO_BOOTSTRAP_* tenant key and provider login if set (idempotent)."""
+    async with create_pool(dsn) as pool:
+        if settings.flusso_bootstrap_api_key:
+            client = settings.flusso_bootstrap_client_id or "default"
+            await create_api_key(pool, client, "ingest", secret=settings.flusso_bootstrap_api_key)
+            logger.info("bootstrap ingest key for tenant %s is in place", client)
+        email, password = settings.flusso_bootstrap_admin_email, settings.flusso_bootstrap_admin_password
+        if email and password and await find_user(pool, email) is None:
+            await create_user(pool, email, hash_password(password), "provider", None)
+            logger.info("bootstrap provider login %s created", email)
+
+
+async def ensure_demo_credentials(settings: ServerSettings, dsn: str) -> DemoCredentials:
+    """Demo tenants, their ingest keys and two logins: created on first run, then read back."""
+    path = settings.flusso_data_dir / CREDENTIALS_FILE
+    if path.exists():
+        creds = DemoCredentials(**json.loads(path.read_text(encoding="utf-8")))
+    else:
+        creds = DemoCredentials(
+            provider_email="provider@demo.local", provider_password=secrets.token_urlsafe(12),
+            client_email="client@acme.demo.local", client_password=secrets.token_urlsafe(12), client_id="acme",
+            ingest_keys={tenant: "fo_" + secrets.token_urlsafe(32) for tenant in DEMO_TENANTS})
+    # Idempotent: also repairs a database that was reset while the file stayed.
+    async with create_pool(dsn) as pool:
+        for tenant, secret in creds.ingest_keys.items():
+            await create_api_key(pool, tenant, "ingest", secret=secret)
+        for email, password, role, client in (
+            (creds.provider_email, creds.provider_password, "provider", None),
+            (creds.client_email, creds.client_password, "client", creds.client_id),
+        ):
+            if await find_user(pool, email) is None:
+                await create_user(pool, email, hash_password(password), role, client)
+    if not path.exists():
+        write_private(path, json.dumps(asdict(creds), indent=2))
+    return creds

@@ -1,0 +1,110 @@
+"""Serving: `serve` (collector + viewer) and `run` (the README's quick start)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import uvicorn
+
+from config.server import ServerSettings
+
+from .bootstrap import bootstrap_from_settings, ensure_demo_credentials, session_secret
+
+logger = logging.getLogger(__name__)
+
+
+def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
+    from .cli import migrate
+
+    migrate(dsn)
+    asyncio.run(bootstrap_from_settings(settings, dsn))
+    return settings.model_copy(update={"flusso_session_secret": session_secret(settings)})
+
+
+def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn.Server:
+    from .server import create_app
+
+    config = uvicorn.Config(create_app(settings, dsn), host=host, port=port, log_level="info",
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+    return uvicorn.Server(config)
+
+
+def serve(settings: ServerSettings, *, host: str | None = None, port: int | None = None) -> None:
+    """Migrate, then serve until SIGINT/SIGTERM; an embedded PostgreSQL stops with it."""
+    from .cli import database
+
+    host, port = host or settings.flusso_host, port or settings.flusso_port
+    with database(settings) as dsn:
+        settings = _prepare(settings, dsn)
+        _server(settings, dsn, host, port).run()
+
+
+def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list) -> None:
+    try:
+        if not _wait_ready(url):
+            logger.error("server did not become ready; no demo tickets sent")
+            return
+        tenants = list(creds.ingest_keys.items())
+        for i, (tenant, key) in enumerate(tenants):
+            share = tickets // len(tenants) + (1 if i < tickets % len(tenants) else 0)
+            if share <= 0 or done.is_set():
+                continue
+            proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", str(share),
+                                     "--collector", url, "--api-key", key, "--quiet"],
+                                    stdout=subprocess.PIPE, text=True)
+            procs.append(proc)
+            out, _ = proc.communicate()
+            logger.info("demo tenant %s: %s", tenant, out.strip().splitlines()[-1] if out.strip() else "no output")
+        _print_banner(url, creds)
+    except Exception:  # the server keeps running even if the demo fails
+        logger.exception("demo sender failed")
+
+
+def _print_banner(url: str, creds) -> None:
+    print(
+        f"\n  flusso-obs is running at {url}\n"
+        f"  provider login: {creds.provider_email} / {creds.provider_password}\n"
+        f"  client login ({creds.client_id}): {creds.client_email} / {creds.client_password}\n"
+        f"  ingest key for {creds.client_id}: {creds.ingest_keys[creds.client_id]}\n"
+        f"  Ctrl-C stops everything (PostgreSQL included).\n", flush=True)
+
+
+def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: int | None = None,
+                   demo_tickets: int = 50) -> None:
+    """Everything `make run` promises: database, migrations, demo accounts, server, demo tickets."""
+    from .cli import database
+
+    host, port = host or settings.flusso_host, port or settings.flusso_port
+    url = f"http://{host}:{port}"
+    with database(settings) as dsn:
+        settings = _prepare(settings, dsn)
+        creds = asyncio.run(ensure_demo_credentials(settings, dsn))
+        _print_banner(url, creds)
+        done, procs = threading.Event(), []
+        sender = threading.Thread(target=_send_demo, args=(url, creds, demo_tickets, done, procs), daemon=True)
+        sender.start()
+        try:
+            _server(settings, dsn, host, port).run()
+        finally:
+            done.set()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()

@@ -1,0 +1,70 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+TEST_DATABASE_URL points at a server of your own; otherwise an embedded one is started once
+per session in a temporary directory. The schema is migrated once into a template database
+and cloned per test (CREATE DATABASE ... TEMPLATE), which keeps isolation cheap.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+TEMPLATE_DB = f"flusso_template_{os.getpid()}"
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn():
+    """DSN of the maintenance database of a real PostgreSQL server."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    from flusso_obs.embedded import start_embedded
+
+    tmp = Path(tempfile.mkdtemp(prefix="flusso-test-pg-"))
+    handle = start_embedded(tmp)
+    try:
+        yield handle.get_uri("postgres")
+    finally:
+        handle.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_dsn(pg_server_dsn):
+    from collector_api.store.migrate import apply_migrations
+
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    dsn = _with_database(pg_server_dsn, TEMPLATE_DB)
+    apply_migrations(dsn)
+    from collector_api.store.partitions import ensure_partitions
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ensure_partitions(conn)
+    yield dsn
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+
+
+@pytest.fixture()
+def db_dsn(pg_server_dsn, template_dsn):
+    """A migrated, empty database of its own for one test."""
+    name = f"flusso_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+    yield _with_database(pg_server_dsn, name)
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
