@@ -1,0 +1,91 @@
+"""Settings of the client library (otel_bridge).
+
+Resolution order for every value: explicit ``configure()`` argument, then this class
+(environment variables, then a ``.env`` file in the working directory), then the default.
+The seed's names (CLIENT_ID, LOG_COLLECTOR_URL, LOG_COLLECTOR_API_KEY, ENVIRONMENT,
+WORKFLOW_VERSION) are kept so an existing Flusso deployment needs no new variables.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class BridgeSettings(BaseSettings):
+    """Everything the bridge reads from the environment. Units live in the names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    # --- identification (the seed's names) ---
+    client_id: str | None = Field(None, validation_alias=_env("CLIENT_ID", "client_id"))
+    environment: str = Field("development", validation_alias=_env("ENVIRONMENT", "environment"))
+    workflow_version: str | None = Field(
+        None, validation_alias=_env("WORKFLOW_VERSION", "workflow_version")
+    )
+    service_name: str | None = Field(
+        None, validation_alias=_env("OTEL_SERVICE_NAME", "service_name")
+    )
+
+    # --- where logs go ---
+    log_collector_url: str | None = Field(
+        None, validation_alias=_env("LOG_COLLECTOR_URL", "log_collector_url")
+    )
+    log_collector_api_key: str | None = Field(
+        None, validation_alias=_env("LOG_COLLECTOR_API_KEY", "log_collector_api_key")
+    )
+    otel_exporter_otlp_logs_endpoint: str | None = Field(
+        None,
+        validation_alias=_env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otel_exporter_otlp_logs_endpoint"),
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint")
+    )
+    otel_exporter_otlp_headers: str | None = Field(
+        None, validation_alias=_env("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers")
+    )
+
+    # --- privacy ---
+    pii_hash_key: str | None = Field(None, validation_alias=_env("PII_HASH_KEY", "pii_hash_key"))
+    pii_token_hex_chars: int = Field(
+        12, ge=12, le=64, validation_alias=_env("FLUSSO_PII_TOKEN_HEX_CHARS", "pii_token_hex_chars")
+    )
+    max_string_chars: int = Field(
+        4000, ge=64, validation_alias=_env("FLUSSO_MAX_STRING_CHARS", "max_string_chars")
+    )
+
+    # --- shipping and bounds ---
+    export_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("FLUSSO_EXPORT_TIMEOUT_SECONDS", "export_timeout_seconds")
+    )
+    log_batch_delay_millis: int = Field(
+        200, ge=1, validation_alias=_env("FLUSSO_LOG_BATCH_DELAY_MILLIS", "log_batch_delay_millis")
+    )
+    log_queue_size: int = Field(
+        2048, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
+    )
+    max_queued_spans: int = Field(
+        20000, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")
+    )
+    max_open_traces: int = Field(
+        1000, ge=1, validation_alias=_env("FLUSSO_MAX_OPEN_TRACES", "max_open_traces")
+    )
+    max_spans_per_trace: int = Field(
+        500, ge=2, validation_alias=_env("FLUSSO_MAX_SPANS_PER_TRACE", "max_spans_per_trace")
+    )
+    trace_ttl_seconds: float = Field(
+        600.0, gt=0, validation_alias=_env("FLUSSO_TRACE_TTL_SECONDS", "trace_ttl_seconds")
+    )
+    shutdown_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("FLUSSO_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds")
+    )

@@ -1,0 +1,230 @@
+"""Span processor (on the span-ending thread: enqueue only) and the background worker that
+groups spans by trace, builds the workflow log, redacts it and hands it to the shipper.
+
+Bounds: ``max_queued_spans`` spans waiting for the worker (a root span may exceed it by a
+headroom so a ticket's log survives a burst), ``max_open_traces`` traces buffered,
+``max_spans_per_trace`` spans per trace, ``trace_ttl_seconds`` for roots that never end.
+Every drop is counted in ``Worker.stats`` and logged (rate-limited).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from opentelemetry.sdk.trace import SpanProcessor
+
+logger = logging.getLogger(__name__)
+
+_ROOT_HEADROOM = 1000
+_RECENT_DONE = 4096
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self):
+        self.done = threading.Event()
+
+
+class _TraceBuffer:
+    __slots__ = ("spans", "created", "dropped")
+
+    def __init__(self, now: float):
+        self.spans: list = []
+        self.created = now
+        self.dropped = 0
+
+
+class Worker:
+    """Owns the span queue and the per-trace buffers. ``handle_trace(spans, dropped)`` is
+    called on the worker thread with the finished spans of one ticket."""
+
+    def __init__(self, handle_trace: Callable[[list, int], None], *, max_queued_spans: int = 20000,
+                 max_open_traces: int = 1000, max_spans_per_trace: int = 500,
+                 trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.5):
+        self._handle_trace = handle_trace
+        self.max_queued_spans = max_queued_spans
+        self.max_open_traces = max_open_traces
+        self.max_spans_per_trace = max_spans_per_trace
+        self.trace_ttl_seconds = trace_ttl_seconds
+        self.idle_wait_seconds = idle_wait_seconds
+        self.stats = collections.Counter()
+        self._last_drop_log = 0.0
+        self._stopped = False
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork_in_child)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+        self._start_thread()
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        # trace_id -> monotonic start; read on span-ending threads (dict lookups are atomic).
+        self.active: dict[int, float] = {}
+        self._incomplete: dict[int, int] = {}
+        self._buffers: dict[int, _TraceBuffer] = {}
+        self._done: collections.OrderedDict = collections.OrderedDict()
+        self._last_sweep = time.monotonic()
+        self._pid = os.getpid()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="otel-bridge-worker", daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's buffers belong to the parent's tickets; the child starts clean.
+        self._init_state()
+        self.stats = collections.Counter()
+        if not self._stopped:
+            self._start_thread()
+
+    # --- called on application threads: no I/O, no building, never raises ---
+    def open_trace(self, trace_id: int) -> None:
+        self.active[trace_id] = time.monotonic()
+
+    def submit(self, span) -> None:
+        try:
+            trace_id = span.context.trace_id
+            if trace_id not in self.active:
+                return
+            is_root = span.parent is None
+            limit = self.max_queued_spans + (_ROOT_HEADROOM if is_root else 0)
+            if len(self._queue) >= limit:
+                self.stats["dropped_spans_queue_full"] += 1
+                self._incomplete[trace_id] = self._incomplete.get(trace_id, 0) + 1
+                return
+            self._queue.append(span)
+            if is_root:
+                self._wake.set()
+        except Exception:  # never let telemetry break the span-ending thread
+            self.stats["submit_errors"] += 1
+
+    def flush(self, timeout_seconds: float) -> bool:
+        """Wait until everything queued before this call has been processed."""
+        if self._stopped or not self._thread.is_alive():
+            return False
+        marker = _Flush()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(max(0.0, timeout_seconds))
+
+    def stop(self, timeout_seconds: float) -> None:
+        if self._stopped:
+            return
+        self.flush(timeout_seconds)
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(max(0.0, timeout_seconds))
+
+    # --- worker thread ---
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.idle_wait_seconds)
+            self._wake.clear()
+            try:
+                self._drain()
+                now = time.monotonic()
+                if now - self._last_sweep >= min(1.0, self.trace_ttl_seconds / 2):
+                    self._last_sweep = now
+                    self._sweep(now)
+            except Exception:
+                logger.exception("otel_bridge: worker iteration failed; continuing")
+
+    def _drain(self) -> None:
+        q = self._queue
+        while q:
+            item = q.popleft()
+            if isinstance(item, _Flush):
+                item.done.set()
+                continue
+            try:
+                self._add(item)
+            except Exception:
+                logger.exception("otel_bridge: handling span %s failed", getattr(item, "name", "?"))
+
+    def _add(self, span) -> None:
+        trace_id = span.context.trace_id
+        if trace_id in self._done:
+            self.stats["late_spans"] += 1
+            return
+        buf = self._buffers.get(trace_id)
+        if buf is None:
+            if len(self._buffers) >= self.max_open_traces:
+                old_id, old = next(iter(self._buffers.items()))
+                del self._buffers[old_id]
+                self.active.pop(old_id, None)
+                self._drop("dropped_traces_too_many_open", len(old.spans), old_id)
+            buf = self._buffers[trace_id] = _TraceBuffer(time.monotonic())
+        is_root = span.parent is None
+        if len(buf.spans) >= self.max_spans_per_trace and not is_root:
+            buf.dropped += 1
+            self.stats["dropped_spans_per_trace_limit"] += 1
+        else:
+            buf.spans.append(span)
+        if is_root:
+            del self._buffers[trace_id]
+            self.active.pop(trace_id, None)
+            self._done[trace_id] = None
+            if len(self._done) > _RECENT_DONE:
+                self._done.popitem(last=False)
+            dropped = buf.dropped + self._incomplete.pop(trace_id, 0)
+            try:
+                self._handle_trace(buf.spans, dropped)
+                self.stats["traces_handled"] += 1
+            except Exception:
+                self.stats["trace_errors"] += 1
+                logger.exception("otel_bridge: building the log of trace %032x failed", trace_id)
+
+    def _sweep(self, now: float) -> None:
+        ttl = self.trace_ttl_seconds
+        for trace_id, buf in list(self._buffers.items()):
+            if now - buf.created > ttl:
+                del self._buffers[trace_id]
+                self.active.pop(trace_id, None)
+                self._drop("dropped_traces_ttl", len(buf.spans), trace_id)
+        for trace_id, started in list(self.active.items()):
+            if now - started > ttl and trace_id not in self._buffers:
+                self.active.pop(trace_id, None)
+                self.stats["dropped_traces_ttl"] += 1
+        if len(self._incomplete) > 4 * self.max_open_traces:
+            self._incomplete.clear()
+
+    def _drop(self, reason: str, n_spans: int, trace_id: int) -> None:
+        self.stats[reason] += 1
+        self.stats["dropped_spans_total"] += n_spans
+        now = time.monotonic()
+        if now - self._last_drop_log > 10:
+            self._last_drop_log = now
+            logger.warning("otel_bridge: dropped trace %032x (%s, %d spans); totals %s",
+                           trace_id, reason, n_spans, dict(self.stats))
+
+
+class BridgeSpanProcessor(SpanProcessor):
+    """Hands finished spans of open tickets to the current worker. One instance is shared by
+    the bridge's own TracerProvider and, when one exists, the host's; ``worker`` is swapped
+    when configure() runs again."""
+
+    def __init__(self):
+        self.worker: Worker | None = None
+
+    def on_start(self, span, parent_context=None) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        w = self.worker
+        if w is not None:
+            w.submit(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        w = self.worker
+        return True if w is None else w.flush(timeout_millis / 1000)

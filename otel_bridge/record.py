@@ -1,0 +1,175 @@
+"""``record.*``: what a workflow author tells the bridge about a ticket.
+
+Each call adds one ``flusso.*`` event (a JSON payload) to the current span; the worker turns
+them into the log's sections. Calls outside a ``@workflow`` warn once and do nothing. No call
+here raises because of telemetry: a failure is logged and the workflow goes on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import trace
+
+from otel_bridge import attributes as A
+
+logger = logging.getLogger(__name__)
+
+# The root span of the ticket being handled in this context (set by @workflow). Follows
+# asyncio tasks and copied contexts exactly like the OTel context does.
+current_root: contextvars.ContextVar = contextvars.ContextVar("otel_bridge_root", default=None)
+
+# Strings longer than this are cut at record time so a huge value never sits in memory;
+# the final limit (max_string_chars) is applied when the log is built.
+RECORD_MAX_STRING_CHARS = 16000
+_MAX_ITEMS = 200
+_warned_outside = False
+
+
+def _warn_outside(what: str) -> None:
+    global _warned_outside
+    if not _warned_outside:
+        _warned_outside = True
+        logger.warning("otel_bridge: record.%s() called outside a @workflow; ignored (warned once)", what)
+
+
+def _jsonable(value, depth: int = 0):
+    if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, str) and len(value) > RECORD_MAX_STRING_CHARS:
+            return value[:RECORD_MAX_STRING_CHARS] + f"…[truncated {len(value) - RECORD_MAX_STRING_CHARS} chars]"
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return f"[bytes:sha256={hashlib.sha256(data).hexdigest()[:16]} size={len(data)}]"
+    if depth > 16:
+        return "<too deep>"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, depth + 1) for k, v in list(value.items())[:_MAX_ITEMS]}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+    return _jsonable(repr(value), depth + 1)
+
+
+def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None = None) -> None:
+    try:
+        root = current_root.get()
+        if root is None:
+            _warn_outside(what)
+            return
+        span = trace.get_current_span()
+        if not span.is_recording() or span.get_span_context().trace_id != root.get_span_context().trace_id:
+            span = root
+        body = json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        span.add_event(event, {A.PAYLOAD: body})
+        if span_attributes:
+            span.set_attributes(span_attributes)
+    except Exception:
+        logger.exception("otel_bridge: record.%s() failed; ignored", what)
+
+
+def _clean(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name=None,
+           channel=None, priority=None, pii: Iterable[str] = (), **fields) -> None:
+    """The ticket being handled. requester_* / subject / description / messages are hashed;
+    name extra fields in ``pii`` to hash them too. Sets ``flusso.ticket_id`` on the root."""
+    payload = _clean(dict(ticket_id=None if ticket_id is None else str(ticket_id), subject=subject,
+                          requester_email=requester_email, requester_name=requester_name,
+                          channel=channel, priority=priority, **fields))
+    if pii:
+        payload["_pii"] = [str(p) for p in pii]
+    _emit("ticket", A.EVENT_TICKET, payload)
+    if ticket_id is not None:
+        try:
+            root = current_root.get()
+            if root is not None:
+                root.set_attribute(A.TICKET_ID, str(ticket_id))
+        except Exception:
+            logger.exception("otel_bridge: setting the ticket id failed; ignored")
+
+
+def react_iteration(thought=None, action=None, action_input=None, observation=None, *,
+                    duration_ms: float | None = None, **fields) -> None:
+    """One ReACT step. ``duration_ms`` defaults to the time since the previous step (or the
+    start of the current node)."""
+    _emit("react_iteration", A.EVENT_REACT_ITERATION,
+          dict(thought=thought, action=action, action_input=action_input, observation=observation,
+               duration_ms=duration_ms, **fields))
+
+
+def retrieval(source: str, query=None, results=(), **fields) -> None:
+    """Results of one search; ``source`` is "vision" or "text" (others allowed). Each result
+    is a dict such as {"id", "score", "title"}."""
+    _emit("retrieval", A.EVENT_RETRIEVAL,
+          dict(source=str(source), query=query, results=list(results or ()), **fields),
+          {A.GEN_AI_DATA_SOURCE_ID: str(source)})
+
+
+def evidence(items=(), conflicts=(), resolution=None, **fields) -> None:
+    """Evidence gathered, conflicts found between sources and how they were resolved."""
+    _emit("evidence", A.EVENT_EVIDENCE,
+          dict(items=list(items or ()), conflicts=list(conflicts or ()), resolution=resolution, **fields))
+
+
+def decision(name: str, choice=None, reasoning=None, confidence: float | None = None, *,
+             stage: str | None = None, **fields) -> None:
+    """A decision. It lands in ``trace.planning`` when made inside a planner node (or with
+    ``stage="planning"``), else in ``trace.output``."""
+    _emit("decision", A.EVENT_DECISION,
+          _clean(dict(name=name, choice=choice, reasoning=reasoning, confidence=confidence, stage=stage))
+          | fields)
+
+
+def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+             cost_usd: float = 0.0, **fields) -> None:
+    """One LLM request. Also sets gen_ai.request.model / gen_ai.usage.* on the current span
+    (summed when a node makes several calls)."""
+    attrs = {}
+    try:
+        span = trace.get_current_span()
+        current = getattr(span, "attributes", None) or {}
+        attrs = {
+            A.GEN_AI_USAGE_INPUT_TOKENS: int(current.get(A.GEN_AI_USAGE_INPUT_TOKENS, 0)) + int(input_tokens or 0),
+            A.GEN_AI_USAGE_OUTPUT_TOKENS: int(current.get(A.GEN_AI_USAGE_OUTPUT_TOKENS, 0)) + int(output_tokens or 0),
+        }
+        if model:
+            attrs[A.GEN_AI_REQUEST_MODEL] = str(model)
+    except Exception:
+        logger.exception("otel_bridge: llm_call attributes failed; ignored")
+    _emit("llm_call", A.EVENT_LLM_CALL,
+          dict(model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, **fields),
+          attrs)
+
+
+def metric(name: str, value) -> None:
+    """A named number for ``metrics``. Derived names cannot be overridden, except
+    overall_confidence and hallucination_risk."""
+    _emit("metric", A.EVENT_METRIC, {"name": str(name), "value": value})
+
+
+def draft(text: str, **fields) -> None:
+    """The drafted response (scrubbed and truncated in the log; its length is a metric)."""
+    _emit("draft", A.EVENT_DRAFT, dict(text=text, **fields))
+
+
+def outcome(status: str = "SUCCESS", resolution_status: str | None = None, *,
+            overall_confidence: float | None = None, hallucination_risk: float | None = None,
+            **fields) -> None:
+    """How the ticket ended: status SUCCESS | PARTIAL | FAILED and a resolution status such
+    as resolved / escalated / unresolved. An exception escaping @workflow forces FAILED."""
+    st = str(status).upper()
+    if st not in ("SUCCESS", "PARTIAL", "FAILED"):
+        logger.warning("otel_bridge: record.outcome status %r is not SUCCESS|PARTIAL|FAILED; ignored", status)
+        st = None
+    _emit("outcome", A.EVENT_OUTCOME,
+          _clean(dict(status=st, resolution_status=resolution_status,
+                      overall_confidence=overall_confidence, hallucination_risk=hallucination_risk)) | fields)
