@@ -6,6 +6,7 @@ request unusable) or a per-record rejection with a reason a sender can act on.
 from __future__ import annotations
 
 import base64
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,17 @@ class RawRecord:
     document: dict | None
     trace_id: str | None
     reason: str | None = None
+
+
+def loads_lenient(text: str | bytes) -> object:
+    """orjson, falling back to the stdlib for NaN/Infinity (which Python's json.dumps writes): they become null."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as first:
+        try:
+            return json.loads(text, parse_constant=lambda _: None)
+        except (ValueError, RecursionError):
+            raise first from None
 
 
 def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
@@ -125,7 +137,7 @@ def _decode_record(index: int, record) -> RawRecord:
     kind = record.body.WhichOneof("value")
     try:
         if kind == "string_value":
-            document = orjson.loads(record.body.string_value)
+            document = loads_lenient(record.body.string_value)
         elif kind == "kvlist_value":
             document = any_value_to_python(record.body)
         else:
@@ -139,7 +151,7 @@ def _decode_record(index: int, record) -> RawRecord:
 
 def parse_legacy_json(body: bytes) -> dict:
     try:
-        document = orjson.loads(body)
+        document = loads_lenient(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):

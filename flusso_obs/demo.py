@@ -48,13 +48,5 @@ def run_demo(*, collector: str, api_key: str, tickets: int, rate: float = 0.0, s
                 bar.update(1)
 
     asyncio.run(drive())
-    delivered = otel_bridge.flush(timeout_millis=15000) if _flush_takes_timeout() else otel_bridge.flush()
-    return DemoSummary(len(batch), statuses, time.monotonic() - started, bool(delivered), collector)
-
-
-def _flush_takes_timeout() -> bool:
-    import inspect
-
-    import otel_bridge
-
-    return "timeout_millis" in inspect.signature(otel_bridge.flush).parameters
+    delivered = otel_bridge.shutdown(timeout_seconds=15.0)
+    return DemoSummary(len(batch), statuses, time.monotonic() - started, delivered, collector)

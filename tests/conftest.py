@@ -68,3 +68,48 @@ def db_dsn(pg_server_dsn, template_dsn):
     yield _with_database(pg_server_dsn, name)
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 running the whole app in a background thread."""
+
+    def __init__(self, dsn: str, settings=None):
+        import socket
+        import threading
+
+        import uvicorn
+
+        from config.server import ServerSettings
+        from flusso_obs.server import create_app
+
+        self.settings = settings or ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "LiveServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture()
+def live_server(db_dsn):
+    server = LiveServer(db_dsn).start()
+    yield server
+    server.stop()

@@ -1,0 +1,235 @@
+"""Every line of the OTLP/HTTP behaviour the collector promises, against a real PostgreSQL."""
+import gzip
+import json
+import socket
+import zlib
+
+import psycopg
+import pytest
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+
+from tests.collector.conftest import make_key
+from tests.collector.helpers import make_log, make_record, make_request
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def count_rows(dsn):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
+
+
+def post_pb(client, key, request, **headers):
+    return client.post("/v1/logs", content=request.SerializeToString(), headers={**PB, "X-API-Key": key, **headers})
+
+
+def test_empty_request_gets_200(client, acme_key):
+    r = post_pb(client, acme_key, make_request())
+    assert r.status_code == 200
+    assert ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records == 0
+
+
+def test_partial_success_stores_valid_records_and_names_the_first_failure(client, acme_key, db_dsn):
+    bad = make_log()
+    bad["outcome"]["status"] = "MAYBE"
+    r = post_pb(client, acme_key, make_request(make_record(make_log()), make_record(bad),
+                                               make_record(make_log(), event_name="something.else")))
+    assert r.status_code == 200
+    partial = ExportLogsServiceResponse.FromString(r.content).partial_success
+    assert partial.rejected_log_records == 2
+    assert "record 1" in partial.error_message and "outcome.status" in partial.error_message
+    assert count_rows(db_dsn) == 1
+
+
+def test_all_records_invalid_is_400_with_rpc_status(client, acme_key, db_dsn):
+    r = post_pb(client, acme_key, make_request(make_record(make_log(), event_name="app.log")))
+    assert r.status_code == 400
+    status = status_pb2.Status.FromString(r.content)
+    assert "not a workflow log" in status.message
+    assert count_rows(db_dsn) == 0
+
+
+def test_undecodable_protobuf_is_400(client, acme_key):
+    r = client.post("/v1/logs", content=b"\xff\xff\xff garbage", headers={**PB, "X-API-Key": acme_key})
+    assert r.status_code == 400
+    assert "protobuf" in status_pb2.Status.FromString(r.content).message
+
+
+def test_undecodable_json_is_400_in_json(client, acme_key):
+    r = client.post("/v1/logs", content=b"{not json", headers={"Content-Type": "application/json", "X-API-Key": acme_key})
+    assert r.status_code == 400
+    assert "not valid JSON" in r.json()["message"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "fo_wrong" + "x" * 40}, {"Authorization": "Bearer nope"}])
+def test_missing_or_wrong_key_is_401(client, headers):
+    r = client.post("/v1/logs", content=make_request().SerializeToString(), headers={**PB, **headers})
+    assert r.status_code == 401
+
+
+def test_bearer_key_works_and_revoked_key_is_401(client, db_dsn):
+    import asyncio
+
+    from collector_api.store.accounts import create_api_key, revoke_api_key
+    from collector_api.store.db import create_pool
+
+    async def setup():
+        async with create_pool(db_dsn) as pool:
+            new = await create_api_key(pool, "acme")
+            return new
+
+    new = asyncio.run(setup())
+    ok = client.post("/v1/logs", content=make_request(make_record(make_log())).SerializeToString(),
+                     headers={**PB, "Authorization": f"Bearer {new.secret}"})
+    assert ok.status_code == 200
+
+    async def revoke():
+        async with create_pool(db_dsn) as pool:
+            return await revoke_api_key(pool, new.key.key_id)
+
+    assert asyncio.run(revoke())
+    r = post_pb(client, new.secret, make_request(make_record(make_log())))
+    assert r.status_code == 401 and "revoked" in status_pb2.Status.FromString(r.content).message
+
+
+def test_read_scope_key_cannot_ingest(client, db_dsn):
+    key = make_key(db_dsn, "acme", scope="read")
+    assert post_pb(client, key, make_request()).status_code == 401
+
+
+def test_401_is_decided_before_the_body_is_read(live_server):
+    """A huge declared body with no key: the answer comes without sending a byte of it."""
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 500000000\r\n\r\n")
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 401")
+
+
+def test_413_from_content_length_without_reading(live_server, db_dsn):
+    key = make_key(db_dsn, "acme")
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"X-API-Key: " + key.encode() + b"\r\nContent-Length: 500000000\r\n\r\n")
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413")
+
+
+def test_gzip_bomb_is_413(client, acme_key):
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 200 * 1024
+    r = client.post("/v1/logs", content=bomb, headers={**PB, "X-API-Key": acme_key, "Content-Encoding": "gzip"})
+    assert r.status_code == 413
+    assert "decompressed" in status_pb2.Status.FromString(r.content).message
+
+
+@pytest.mark.parametrize("encoding,compress", [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_gzip_and_deflate_are_accepted(client, acme_key, db_dsn, encoding, compress):
+    body = compress(make_request(make_record(make_log())).SerializeToString())
+    r = client.post("/v1/logs", content=body, headers={**PB, "X-API-Key": acme_key, "Content-Encoding": encoding})
+    assert r.status_code == 200, r.content
+    assert count_rows(db_dsn) == 1
+
+
+def test_corrupt_gzip_is_400(client, acme_key):
+    r = client.post("/v1/logs", content=b"\x1f\x8b\x08garbage", headers={**PB, "X-API-Key": acme_key,
+                                                                          "Content-Encoding": "gzip"})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("headers", [{"Content-Type": "text/plain"}, {**PB, "Content-Encoding": "br"}])
+def test_unsupported_media_is_415(client, acme_key, headers):
+    r = client.post("/v1/logs", content=b"x", headers={"X-API-Key": acme_key, **headers})
+    assert r.status_code == 415
+
+
+def test_hand_written_otlp_json_is_accepted(client, acme_key, db_dsn):
+    log = make_log(ticket_id="JSON-1")
+    body = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "x"}}]},
+                              "scopeLogs": [{"scope": {"name": "hand"}, "logRecords": [{
+                                  "timeUnixNano": "1732500000000000000", "severityNumber": 9,
+                                  "eventName": "flusso.workflow_log", "traceId": log["trace_id"],
+                                  "spanId": "00f067aa0ba902b7", "body": {"stringValue": json.dumps(log)},
+                                  "attributes": [{"key": "flusso.ticket_id", "value": {"stringValue": "JSON-1"}}],
+                                  "someFutureField": {"ignored": True}}]}]}]}
+    r = client.post("/v1/logs", json=body, headers={"X-API-Key": acme_key})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT ticket_id, trace_id FROM workflow_logs").fetchone() == ("JSON-1", log["trace_id"])
+
+
+def test_kvlist_body_is_accepted(client, acme_key, db_dsn):
+    def to_any(v):
+        if isinstance(v, dict):
+            return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=to_any(x)) for k, x in v.items()]))
+        if isinstance(v, list):
+            from opentelemetry.proto.common.v1.common_pb2 import ArrayValue
+            return AnyValue(array_value=ArrayValue(values=[to_any(x) for x in v]))
+        if isinstance(v, bool):
+            return AnyValue(bool_value=v)
+        if isinstance(v, int):
+            return AnyValue(int_value=v)
+        if isinstance(v, float):
+            return AnyValue(double_value=v)
+        if v is None:
+            return AnyValue()
+        return AnyValue(string_value=str(v))
+
+    log = make_log(ticket_id="KV-1")
+    r = post_pb(client, acme_key, make_request(make_record(log, body=to_any(log))))
+    assert r.status_code == 200
+    assert ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records == 0
+    assert count_rows(db_dsn) == 1
+
+
+def test_replayed_request_stores_each_ticket_once(client, acme_key, db_dsn):
+    request = make_request(make_record(make_log(ticket_id="A")), make_record(make_log(ticket_id="B")))
+    for _ in range(3):
+        assert post_pb(client, acme_key, request).status_code == 200
+    assert count_rows(db_dsn) == 2
+
+
+def test_a_key_never_writes_into_another_tenant(client, acme_key, db_dsn):
+    r = post_pb(client, acme_key, make_request(make_record(make_log(client_id="globex"))))
+    assert r.status_code == 400
+    assert "does not match the API key's tenant" in status_pb2.Status.FromString(r.content).message
+    assert count_rows(db_dsn) == 0
+
+
+def test_log_without_client_id_gets_the_keys_tenant(client, acme_key, db_dsn):
+    assert post_pb(client, acme_key, make_request(make_record(make_log(client_id=None)))).status_code == 200
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT client_id, log_data->'identification'->>'client_id' FROM workflow_logs"
+                            ).fetchone() == ("acme", "acme")
+
+
+HOSTILE_BODIES = {
+    "nul": lambda log: json.dumps({**log, "trace": {**log["trace"], "note": "a\u0000b", "k\u0000ey": 1}}),
+    "nan": lambda log: json.dumps({**log, "metrics": {**log["metrics"], "overall_confidence": float("nan")}}),
+    "deep": lambda log: json.dumps({**log, "trace": {**log["trace"], "x": "PLACEHOLDER"}}).replace(
+        '"PLACEHOLDER"', "[" * 10000 + "]" * 10000),
+    "huge_string": lambda log: json.dumps({**log, "trace": {**log["trace"], "blob": "x" * 10_000_000}}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_BODIES))
+def test_hostile_input_never_gives_500(client, acme_key, kind):
+    log = make_log()
+    record = make_record(log, body=AnyValue(string_value=HOSTILE_BODIES[kind](log)))
+    r = post_pb(client, acme_key, make_request(record))
+    expected = 400 if kind == "deep" else 200  # too deep to be a workflow log; the rest is stored cleaned
+    assert r.status_code == expected, r.content[:200]
+    if expected == 200:
+        assert ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records == 0
+
+
+def test_invalid_utf8_never_gives_500(client, acme_key):
+    raw = make_request(make_record(make_log())).SerializeToString()
+    r = client.post("/v1/logs", content=raw.replace(b"SUCCESS", b"SUCC\xff\xfeS"), headers={**PB, "X-API-Key": acme_key})
+    assert r.status_code in (200, 400)
+    r = client.post("/v1/logs", content=b'{"resourceLogs": "\xff"}',
+                    headers={"Content-Type": "application/json", "X-API-Key": acme_key})
+    assert r.status_code == 400
