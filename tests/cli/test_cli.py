@@ -1,0 +1,88 @@
+"""`flusso-obs` as a user runs it: a real subprocess against a real PostgreSQL."""
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from collector_api.store.accounts import hash_api_key
+
+
+def cli(*args, dsn=None, stdin=None, env=None, timeout=60):
+    environment = {**os.environ, **(env or {})}
+    if dsn:
+        environment["DATABASE_URL"] = dsn
+    return subprocess.run([sys.executable, "-m", "flusso_obs.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, env=environment)
+
+
+COMMANDS = [[], ["serve"], ["run"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
+            ["users"], ["users", "create"], ["demo"], ["db"], ["db", "url"], ["retention"]]
+
+
+def test_every_command_has_help():
+    from flusso_obs.cli import build_parser
+
+    parser = build_parser()
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([*command, "--help"])
+        assert exit_.value.code == 0, command
+
+
+def test_keys_lifecycle(db_dsn):
+    created = cli("keys", "create", "--client", "acme", dsn=db_dsn)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("fo_") and len(secret) >= 43  # 256 random bits, url-safe
+    with psycopg.connect(db_dsn) as conn:
+        key_id, stored = conn.execute("SELECT key_id, key_hash FROM api_keys").fetchone()
+    assert bytes(stored) == hash_api_key(secret)  # only the hash is at rest
+    listed = cli("keys", "list", dsn=db_dsn)
+    assert key_id in listed.stdout and "active" in listed.stdout and secret not in listed.stdout
+    assert cli("keys", "revoke", key_id, dsn=db_dsn).returncode == 0
+    assert "revoked" in cli("keys", "list", "--client", "acme", dsn=db_dsn).stdout
+    again = cli("keys", "revoke", key_id, dsn=db_dsn)
+    assert again.returncode == 2 and "no active key" in again.stderr
+
+
+def test_read_scope_and_bad_client_id(db_dsn):
+    assert cli("keys", "create", "--client", "acme", "--scope", "read", dsn=db_dsn).returncode == 0
+    bad = cli("keys", "create", "--client", "no spaces!", dsn=db_dsn)
+    assert bad.returncode == 2 and "invalid client id" in bad.stderr
+
+
+def test_users_create_from_stdin(db_dsn):
+    ok = cli("users", "create", "--email", "Ops@Example.com", "--role", "client", "--client", "acme",
+             "--password-stdin", dsn=db_dsn, stdin="correct horse battery\n")
+    assert ok.returncode == 0, ok.stderr
+    with psycopg.connect(db_dsn) as conn:
+        email, digest, role, client = conn.execute("SELECT email, password_hash, role, client_id FROM users").fetchone()
+    assert (email, role, client) == ("ops@example.com", "client", "acme")
+    assert digest.startswith("$argon2id$")
+    dup = cli("users", "create", "--email", "ops@example.com", "--role", "provider", "--password-stdin",
+              dsn=db_dsn, stdin="another password\n")
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    short = cli("users", "create", "--email", "x@example.com", "--role", "provider", "--password-stdin",
+                dsn=db_dsn, stdin="short\n")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+
+def test_db_url_and_migrate(db_dsn):
+    assert cli("db", "url", dsn=db_dsn).stdout.strip() == db_dsn
+    assert cli("migrate", dsn=db_dsn).stdout.strip() == "schema is up to date"
+
+
+def test_embedded_database_when_no_database_url(tmp_path):
+    env = {"FLUSSO_DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
+    url = cli("db", "url", env=env)
+    assert url.returncode == 0, url.stderr
+    assert str(tmp_path) in url.stdout
+    created = cli("keys", "create", "--client", "acme", env=env)
+    assert created.returncode == 0, created.stderr
+    assert "acme" in cli("keys", "list", env=env).stdout
+    # The last CLI process using the embedded server stopped it on exit.
+    pidfile = tmp_path / "pg" / "postmaster.pid"
+    if pidfile.exists():
+        os.kill(int(pidfile.read_text().splitlines()[0]), 2)
