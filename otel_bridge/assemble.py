@@ -312,8 +312,11 @@ def _redact(log: dict, r: Redactor, raw_ticket: Mapping, marked: Sequence[str]) 
         else:
             ticket.update(r.scrub_value({k: v}, known))
     trace["ticket"] = ticket
-    for key in ("planning", "react", "retrieval", "evidence", "output", "llm_calls", "spans"):
+    for key in ("planning", "react", "retrieval", "evidence", "output", "llm_calls"):
         trace[key] = r.scrub_value(trace[key], known)
+    for entry in trace["spans"]:  # ids, offsets and status are structural: left as they are
+        entry["error"] = r.scrub_value(entry["error"], known)
+        entry["attributes"] = r.scrub_value(entry["attributes"], known)
     # Keys outside the six seed sections that callers may have added.
     for key in list(trace):
         if key not in ("ticket", "planning", "react", "retrieval", "evidence", "output", "llm_calls", "spans"):

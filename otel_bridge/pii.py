@@ -143,7 +143,8 @@ class Redactor:
             if not isinstance(text, str):
                 text = str(text)
             limit = self.max_string_chars
-            if len(text) > 4 * limit:
+            original_len = len(text)
+            if original_len > 4 * limit:  # bound the regex work; the tail is cut anyway
                 text = text[: 4 * limit]
             text = _SECRET_RE.sub(self._secret, text)
             text = _ASSIGN_RE.sub(self._assignment, text)
@@ -156,7 +157,9 @@ class Redactor:
                 text = _IBAN_RE.sub(self._iban, text)
                 text = _CARD_RE.sub(self._card, text)
                 text = _PHONE_RE.sub(self._phone, text)
-            return truncate(text, limit)
+            if len(text) <= limit and original_len <= 4 * limit:
+                return text
+            return f"{text[:limit]}…[truncated {max(0, original_len - limit)} chars]"
         except Exception:
             logger.exception("otel_bridge: scrubbing a string of %d chars failed", len(text) if isinstance(text, str) else -1)
             return REDACTION_FAILED

@@ -54,7 +54,10 @@ def _jsonable(value, depth: int = 0):
         return {str(k): _jsonable(v, depth + 1) for k, v in list(value.items())[:_MAX_ITEMS]}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
-    return _jsonable(repr(value), depth + 1)
+    try:
+        return _jsonable(repr(value), depth + 1)
+    except Exception:  # a value that cannot even be shown is never shipped
+        return "<redaction failed>"
 
 
 def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None = None) -> None:

@@ -1,0 +1,200 @@
+"""Fixtures of the bridge tests: a tiny real OTLP/HTTP receiver on 127.0.0.1 whose behaviour
+each test sets (status, delay, garbage, black hole), and a configured bridge."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fastjsonschema
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+import otel_bridge
+from config.bridge import BridgeSettings
+from otel_bridge import runtime
+
+_ENV_VARS = ("LOG_COLLECTOR_URL", "LOG_COLLECTOR_API_KEY", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+             "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "CLIENT_ID", "ENVIRONMENT",
+             "PII_HASH_KEY", "WORKFLOW_VERSION", "OTEL_SERVICE_NAME")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    otel_bridge.shutdown(timeout_seconds=1.0)
+
+
+@pytest.fixture(scope="session")
+def validate_log():
+    with open(otel_bridge.schema_path(), encoding="utf-8") as f:
+        return fastjsonschema.compile(json.load(f))
+
+
+class Receiver:
+    """OTLP/HTTP logs receiver. ``behaviour`` is read per request: status, delay_s,
+    body (bytes), headers (dict)."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.behaviour = {"status": 200, "delay_s": 0.0, "body": b"", "headers": {}}
+        self.script: list[dict] = []  # per-request behaviours used first, in order
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                data = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                with receiver.lock:
+                    b = dict(receiver.behaviour)
+                    if receiver.script:
+                        b.update(receiver.script.pop(0))
+                    receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": data,
+                                              "status": b["status"]})
+                if b["delay_s"]:
+                    time.sleep(b["delay_s"])
+                payload = b["body"]
+                self.send_response(b["status"])
+                for k, v in b["headers"].items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def records(self):
+        """(log record proto, workflow log dict) of every accepted (2xx) request."""
+        out = []
+        with self.lock:
+            reqs = list(self.requests)
+        for req in reqs:
+            if not 200 <= req["status"] < 300:
+                continue
+            msg = ExportLogsServiceRequest()
+            msg.ParseFromString(req["body"])
+            for rl in msg.resource_logs:
+                for sl in rl.scope_logs:
+                    for lr in sl.log_records:
+                        out.append((lr, json.loads(lr.body.string_value)))
+        return out
+
+    def wait_for(self, n: int, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recs = self.records()
+            if len(recs) >= n:
+                return recs
+            time.sleep(0.02)
+        return self.records()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture()
+def blackhole():
+    """A TCP socket that accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+                conns.append(c)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    t.join(1)
+    for c in conns:
+        c.close()
+    srv.close()
+
+
+@pytest.fixture()
+def refused_url():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return f"http://127.0.0.1:{port}"
+
+
+def settings(**kw) -> BridgeSettings:
+    base = dict(environment="test", pii_hash_key="test-key-0123456789", export_timeout_seconds=1.0,
+                log_batch_delay_millis=20, client_id="acme", workflow_version="2.3.0")
+    base.update(kw)
+    return BridgeSettings(_env_file=None, **base)
+
+
+@pytest.fixture()
+def make_settings():
+    return settings
+
+
+def bridge_configured(endpoint=None, exporter=None, **kw):
+    return otel_bridge.configure(settings(**kw), endpoint=endpoint, api_key="k-123", exporter=exporter)
+
+
+@pytest.fixture()
+def configure_bridge():
+    return bridge_configured
+
+
+@pytest.fixture()
+def memory_bridge():
+    """A bridge whose logs go to an in-memory exporter; yields a function returning the logs."""
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    exp = InMemoryLogRecordExporter()
+    bridge_configured(exporter=exp)
+
+    def logs(n: int = 1, timeout: float = 10.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = exp.get_finished_logs()
+            if len(got) >= n:
+                break
+            otel_bridge.flush(0.5)
+        return [json.loads(x.log_record.body) for x in exp.get_finished_logs()]
+
+    logs.exporter = exp
+    return logs
+
+
+def state():
+    return runtime.STATE
