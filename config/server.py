@@ -40,6 +40,12 @@ class ServerSettings(BaseSettings):
     )
     flusso_cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (set behind HTTPS).")
     flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per IP and per email.")
+    flusso_session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="Lifetime of a viewer session; after it the user signs in again."
+    )
+    flusso_export_max_rows: int = Field(
+        default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: str | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

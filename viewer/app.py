@@ -1,6 +1,79 @@
-"""Placeholder replaced by the viewer implementation."""
+"""Mount the viewer on the app: pages, JSON API, static files, security headers, error pages."""
 from __future__ import annotations
 
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
-def install_viewer(app, pool, settings) -> None:
-    return None
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.store.db import StoreUnavailable
+from config.server import ServerSettings
+
+from .auth import LoginLimiter, SessionCodec
+from .errors import LoginRequired, ViewerError
+from .render import create_environment, render
+from .security import SecurityHeaders
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@dataclass
+class ViewerContext:
+    pool: AsyncConnectionPool
+    settings: ServerSettings
+    codec: SessionCodec
+    limiter: LoginLimiter
+    env: object  # jinja2.Environment
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.settings.flusso_cookie_secure
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def handle_viewer_error(request: Request, exc: ViewerError) -> Response:
+    if _wants_json(request):
+        headers = {"WWW-Authenticate": 'Bearer realm="flusso"'} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+    if isinstance(exc, LoginRequired):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return render(request, "error.html", {"status": exc.status, "message": exc.message}, status=exc.status)
+
+
+async def handle_store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+    logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    return await handle_viewer_error(request, ViewerError("the database is unavailable; try again shortly", status=503))
+
+
+def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings) -> None:
+    """Add the viewer's routes, static files, security headers and error handlers to `app`."""
+    from .views import api, login, overview, ticket, tickets
+
+    secret = settings.flusso_session_secret
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        logger.warning("FLUSSO_SESSION_SECRET is unset: sessions end when this process stops")
+    app.state.viewer = ViewerContext(
+        pool=pool, settings=settings,
+        codec=SessionCodec(secret, settings.flusso_session_hours * 3600),
+        limiter=LoginLimiter(settings.flusso_login_attempts_per_minute),
+        env=create_environment(),
+    )
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(ViewerError, handle_viewer_error)
+    app.add_exception_handler(StoreUnavailable, handle_store_unavailable)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (login, overview, tickets, ticket, api):
+        app.include_router(module.router)

@@ -238,7 +238,7 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
             " avg(overall_confidence) AS avg_confidence, avg(hallucination_risk) AS avg_hallucination_risk,"
             " avg(execution_time_seconds) AS avg_execution_time_s,"
             " percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_seconds) AS p95_execution_time_s,"
-            " COALESCE(sum(input_tokens), 0) AS input_tokens, COALESCE(sum(output_tokens), 0) AS output_tokens,"
+            " COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(output_tokens), 0)::bigint AS output_tokens,"
             " COALESCE(sum(cost_usd), 0) AS cost_usd"
             f" FROM workflow_logs WHERE {where}", params)).fetchone()
         totals = dict(totals)

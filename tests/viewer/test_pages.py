@@ -1,0 +1,160 @@
+"""Search list, filters, pagination, ticket detail, exports and overview numbers."""
+from __future__ import annotations
+
+import csv
+import io
+
+from .conftest import login
+from .helpers import make_log, store_logs
+
+
+def _ticket_ids(html: str) -> list[str]:
+    return [part.split("</a>", 1)[0].split(">")[-1] for part in html.split('class="ticket-id"')[1:]]
+
+
+def test_filters_narrow_the_list(app_client):
+    login(app_client, "provider@example.com")
+    assert _ticket_ids(app_client.get("/tickets?status=FAILED").text) == ["G-2", "A-2"]  # same time: newest id first
+    assert _ticket_ids(app_client.get("/tickets?client=acme&environment=staging").text) == ["A-3"]
+    assert _ticket_ids(app_client.get("/tickets?client=acme&version=2.4.0").text) == ["A-4"]
+    assert _ticket_ids(app_client.get("/tickets?resolution=escalated&client=globex").text) == ["G-2"]
+    assert _ticket_ids(app_client.get("/tickets?min_confidence=0.8&max_confidence=0.9&client=acme").text) == ["A-1", "A-4"]
+    assert _ticket_ids(app_client.get("/tickets?min_duration=20").text) == ["G-2", "A-2"]
+    assert _ticket_ids(app_client.get("/tickets?ticket=G-").text) == ["G-1", "G-2", "G-3"]
+    assert _ticket_ids(app_client.get("/tickets?ticket=A-_").text) == []  # LIKE wildcards are literal
+    by_conf = _ticket_ids(app_client.get("/tickets?client=globex&sort=confidence&order=asc").text)
+    assert by_conf == ["G-2", "G-1", "G-3"]
+    by_duration = _ticket_ids(app_client.get("/tickets?client=globex&sort=duration").text)
+    assert by_duration == ["G-2", "G-1", "G-3"]
+
+
+def test_date_range_and_count(app_client):
+    from .helpers import NOW
+    from datetime import timedelta
+
+    login(app_client, "acme@example.com")
+    page = app_client.get("/tickets").text
+    assert 'id="result-count">6<' in page
+    start = (NOW - timedelta(days=30)).date().isoformat()
+    page = app_client.get(f"/tickets?start={start}").text
+    assert 'id="result-count">5<' in page and "A-OLD" not in page
+    # the form keeps the filters: the shareable URL round-trips
+    assert f'name="start" value="{start}"' in page
+
+
+def test_keyset_pagination_walks_every_row_once(app_client):
+    login(app_client, "provider@example.com")
+    for sort in ("time", "confidence", "duration"):
+        seen, url = [], f"/api/v1/tickets?limit=2&sort={sort}"
+        while url:
+            body = app_client.get(url).json()
+            seen += [t["ticket_id"] for t in body["tickets"]]
+            url = f"/api/v1/tickets?limit=2&sort={sort}&after={body['next_cursor']}" if body["next_cursor"] else None
+        assert sorted(seen) == sorted(["A-1", "A-2", "A-3", "A-4", "A-5", "A-OLD", "G-1", "G-2", "G-3"]), sort
+    page = app_client.get("/tickets?limit=2&status=SUCCESS").text
+    assert len(_ticket_ids(page)) == 2
+    next_link = page.split('id="next-page"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    assert "status=SUCCESS" in next_link and "limit=2" in next_link and "after=" in next_link
+    assert len(_ticket_ids(app_client.get(next_link).text)) == 2
+    api = app_client.get("/api/v1/tickets?limit=2&status=SUCCESS").json()
+    assert api["count"] == 6 and api["count_capped"] is False and api["next_cursor"]
+
+
+def test_bad_filter_values_give_a_clear_400(app_client):
+    login(app_client, "provider@example.com")
+    cases = {"status=DONE": "status", "start=yesterday": "start", "min_confidence=2": "min_confidence",
+             "min_confidence=abc": "min_confidence", "sort=cost": "sort", "after=garbage": "after",
+             "order=up": "order", "start=2026-02-01&end=2026-01-01": "start", "client=%3Cscript%3E": "client",
+             "min_duration=nan": "min_duration"}
+    for query, field in cases.items():
+        page = app_client.get(f"/tickets?{query}")
+        assert page.status_code == 400, query
+        assert field in page.text and 'id="error-message"' in page.text
+        api = app_client.get(f"/api/v1/tickets?{query}")
+        assert api.status_code == 400 and api.json()["detail"].startswith(field), query
+    assert app_client.get("/tickets/notanumber").status_code == 404
+    assert app_client.get("/tickets/99999999").status_code == 404
+    assert app_client.get("/?start=2026-13-01").status_code == 400
+
+
+def test_ticket_detail_shows_every_section(app_client, loaded_db):
+    _, _, ids = loaded_db
+    login(app_client, "acme@example.com")
+    page = app_client.get(f"/tickets/{ids['A-2']}").text
+    for section in ('id="waterfall"', 'id="react"', 'id="retrieval"', 'id="evidence"', 'id="decisions"',
+                    'id="draft"', 'id="metrics"', 'id="raw"'):
+        assert section in page
+    assert "Look up the order" in page and "order_lookup" in page  # ReACT iteration
+    assert "Printer error E4" in page and "Resetting error E4" in page  # retrieval
+    assert "prefer KB article (newer)" in page and "button location" in page  # evidence
+    assert "needs tool lookups" in page  # decision reasoning
+    assert "wf-row depth-1" in page  # planner nested under the workflow span
+    raw = app_client.get(f"/tickets/{ids['A-2']}/raw")
+    assert raw.headers["content-disposition"].startswith("attachment")
+    assert raw.json()["ticket_info"]["ticket_id"] == "A-2"
+    api = app_client.get(f"/api/v1/tickets/{ids['A-2']}").json()
+    assert api["ticket"]["status"] == "FAILED" and api["log"]["trace"]["react"]["iterations"][0]["n"] == 1
+
+
+def test_markup_in_a_log_is_escaped(app_client, loaded_db):
+    dsn, _, _ = loaded_db
+    doc = make_log("acme", "<script>alert(1)</script>")
+    doc["trace"]["react"]["iterations"][0]["thought"] = '<img src=x onerror="alert(2)">{{ 7*7 }}'
+    doc["trace"]["output"]["draft"] = '<a href="javascript:alert(3)">click</a>'
+    doc["trace"]["spans"][1]["attributes"] = {"<b>k</b>": "<svg onload=alert(4)>"}
+    [log_id] = store_logs(dsn, [doc])
+    login(app_client, "acme@example.com")
+    page = app_client.get(f"/tickets/{log_id}").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
+    assert '<a href="javascript' not in page and "{{ 7*7 }}" in page and "49" not in page.split("{{ 7*7 }}")[0][-5:]
+    assert "<svg onload" not in page
+    listing = app_client.get("/tickets").text
+    assert "<script>alert(1)" not in listing
+
+
+def test_exports_follow_filters_and_escape_formulas(app_client, loaded_db):
+    dsn, _, _ = loaded_db
+    store_logs(dsn, [make_log("acme", "=HYPERLINK(\"http://x\")", status="FAILED"),
+                     make_log("acme", "@SUM(A1)", status="FAILED")])
+    login(app_client, "acme@example.com")
+    response = app_client.get("/tickets/export.csv?status=FAILED")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted(r["ticket_id"] for r in rows) == sorted(["A-2", "'=HYPERLINK(\"http://x\")", "'@SUM(A1)"])
+    assert {r["client_id"] for r in rows} == {"acme"}
+    data = app_client.get("/tickets/export.json?status=FAILED").json()
+    assert len(data) == 3 and all(r["status"] == "FAILED" for r in data)
+    assert app_client.get("/tickets/export.csv?status=bad").status_code == 400
+
+
+def test_overview_numbers_match_the_stats_api(app_client):
+    login(app_client, "provider@example.com")
+    stats = app_client.get("/api/v1/stats").json()
+    t = stats["totals"]
+    assert t["tickets"] == 8  # A-OLD is older than 30 days
+    assert t["success"] == 5 and t["failed"] == 2 and t["partial"] == 1
+    assert abs(t["success_rate"] - 5 / 8) < 1e-9
+    assert len(stats["per_day"]) == 30
+    assert sum(d["success"] + d["partial"] + d["failed"] for d in stats["per_day"]) == 8
+    assert sum(b["tickets"] for b in stats["duration_histogram"]) == 8
+    assert {n["node"] for n in stats["node_durations"]} >= {"planner", "react_agent"}
+    assert {c["client_id"]: c["tickets"] for c in stats["per_client"]} == {"acme": 5, "globex": 3}
+    page = app_client.get("/").text
+    assert 'data-stat="tickets">8<' in page and "62.5 %" in page
+    acme = app_client.get("/api/v1/stats?client=acme").json()
+    assert acme["totals"]["tickets"] == 5 and acme["per_client"] == []
+    from datetime import timedelta
+
+    from .helpers import NOW
+    year = app_client.get(f"/api/v1/stats?start={(NOW - timedelta(days=365)).date()}").json()
+    assert year["totals"]["tickets"] == 9 and len(year["per_day"]) == 366
+    assert app_client.get("/api/v1/stats?start=2000-01-01").status_code == 400  # over 10 years
+
+
+def test_openapi_describes_the_viewer_api(app_client):
+    paths = app_client.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/tickets", "/api/v1/tickets/{log_id}", "/api/v1/stats"} <= set(paths)
+    params = {p["name"] for p in paths["/api/v1/tickets"]["get"]["parameters"]}
+    assert {"status", "client", "min_confidence", "after", "limit"} <= params
+    assert "/tickets" not in paths and "/login" not in paths

@@ -1,0 +1,174 @@
+"""Query-string parameters -> store filters. Every bad value is a BadRequest naming the field."""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta, timezone
+from urllib.parse import urlencode
+
+import orjson
+
+from collector_api.store.reads import SORTS, STATUSES, Cursor, TicketFilters
+
+from .auth import Principal
+from .errors import BadRequest
+
+# Query-string names, in the order the URL carries them.
+FILTER_PARAMS = ("client", "start", "end", "status", "resolution", "environment", "version", "ticket",
+                 "min_confidence", "max_confidence", "min_duration", "sort", "order", "limit")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_TEXT = 256
+DEFAULT_RANGE_DAYS = 30
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    filters: TicketFilters
+    sort: str = "time"
+    descending: bool = True
+    after: Cursor | None = None
+    limit: int = 50
+    params: dict[str, str] | None = None  # the accepted filter parameters, for links
+
+    def link(self, **overrides: str | None) -> str:
+        """The query string of this search with `overrides` (None drops a key)."""
+        params = dict(self.params or {})
+        for key, value in overrides.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        return urlencode(params)
+
+
+def _text(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{name}: at most {MAX_TEXT} characters")
+    return value
+
+
+def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
+    """YYYY-MM-DD (a whole UTC day; an end day is included) or an ISO 8601 date-time."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
+            return moment + timedelta(days=1) if end else moment
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time, got {value[:40]!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _number(params: Mapping[str, str], name: str, low: float, high: float) -> float | None:
+    value = _text(params, name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(f"{name}: expected a number between {low:g} and {high:g}, got {value[:40]!r}")
+    if not math.isfinite(number) or not low <= number <= high:
+        raise BadRequest(f"{name}: expected a number between {low:g} and {high:g}, got {value[:40]!r}")
+    return number
+
+
+def parse_client(params: Mapping[str, str], principal: Principal) -> str | None:
+    value = _text(params, "client")
+    if not principal.is_provider:
+        return None  # a client sees its own tenant only; the parameter means nothing to it
+    if value is not None and not _CLIENT_ID.match(value):
+        raise BadRequest("client: expected a client id (letters, digits, '_', '.', '-')")
+    return value
+
+
+def parse_range(params: Mapping[str, str], *, default_days: int | None) -> tuple[datetime | None, datetime | None]:
+    start_text, end_text = _text(params, "start"), _text(params, "end")
+    start = parse_moment("start", start_text) if start_text else None
+    end = parse_moment("end", end_text, end=True) if end_text else None
+    if default_days is not None:
+        if end is None:
+            end = datetime.combine(datetime.now(timezone.utc).date() + timedelta(days=1), time.min, tzinfo=timezone.utc)
+        if start is None:
+            start = end - timedelta(days=default_days)
+    if start and end and start >= end:
+        raise BadRequest("start: must be before end")
+    if start and end and end - start > timedelta(days=3660):
+        raise BadRequest("end: a range spans at most 10 years")
+    return start, end
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    value = cursor.value.isoformat() if isinstance(cursor.value, datetime) else cursor.value
+    raw = orjson.dumps([value, cursor.executed_at.isoformat(), cursor.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str, sort: str) -> Cursor:
+    problem = BadRequest("after: not a page cursor of this search (start again from the first page)")
+    if len(text) > 400:
+        raise problem
+    try:
+        value, executed_at, log_id = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        executed = datetime.fromisoformat(executed_at)
+        if sort == "time":
+            value = executed
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise problem
+        if isinstance(log_id, bool) or not isinstance(log_id, int) or executed.tzinfo is None:
+            raise problem
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise problem
+    return Cursor(value, executed, log_id)
+
+
+def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, default_limit: int = 50) -> TicketQuery:
+    """The search described by a query string, validated; see FILTER_PARAMS for the names."""
+    start, end = parse_range(params, default_days=None)
+    status = _text(params, "status")
+    if status is not None:
+        status = status.upper()
+        if status not in STATUSES:
+            raise BadRequest(f"status: expected one of {', '.join(STATUSES)}, got {status[:40]!r}")
+    min_conf = _number(params, "min_confidence", 0, 1)
+    max_conf = _number(params, "max_confidence", 0, 1)
+    if min_conf is not None and max_conf is not None and min_conf > max_conf:
+        raise BadRequest("min_confidence: must not exceed max_confidence")
+    filters = TicketFilters(
+        client_id=parse_client(params, principal), start=start, end=end, status=status,
+        resolution_status=_text(params, "resolution"), environment=_text(params, "environment"),
+        workflow_version=_text(params, "version"), ticket_id=_text(params, "ticket"),
+        min_confidence=min_conf, max_confidence=max_conf,
+        min_duration_s=_number(params, "min_duration", 0, 86_400 * 7),
+    )
+    sort = _text(params, "sort") or "time"
+    if sort not in SORTS:
+        raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort[:40]!r}")
+    order = _text(params, "order") or "desc"
+    if order not in ("asc", "desc"):
+        raise BadRequest(f"order: expected asc or desc, got {order[:40]!r}")
+    limit = default_limit
+    if _text(params, "limit") is not None:
+        limit = int(_number(params, "limit", 1, MAX_PAGE))
+    after_text = _text(params, "after")
+    after = decode_cursor(after_text, sort) if after_text else None
+    accepted = {name: params[name].strip() for name in FILTER_PARAMS
+                if _text(params, name) is not None and (name != "client" or principal.is_provider)}
+    if status:
+        accepted["status"] = status
+    return TicketQuery(filters, sort, order == "desc", after, limit, accepted)
+
+
+def without_cursor(query: TicketQuery) -> TicketQuery:
+    return replace(query, after=None)

@@ -1,0 +1,77 @@
+"""JSON API: the pages' data, for a session or a read-scope API key, tenant-scoped the same way."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from ..auth import Principal, api_principal
+from ..filters import parse_ticket_query
+from .overview import build_overview
+from .ticket import build_ticket_detail, parse_log_id
+from .tickets import build_ticket_list, export_csv, export_json, row_json
+
+router = APIRouter(prefix="/api/v1", tags=["viewer"])
+Auth = Annotated[Principal, Depends(api_principal)]
+Q = Annotated[str | None, Query()]
+_AUTH_DOC = {401: {"description": "No session and no valid read-scope API key"}}
+
+
+def _json(data, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+                    media_type="application/json")
+
+
+def _ticket_params(client: Q = None, start: Q = None, end: Q = None, status: Q = None, resolution: Q = None,
+                   environment: Q = None, version: Q = None, ticket: Q = None, min_confidence: Q = None,
+                   max_confidence: Q = None, min_duration: Q = None, sort: Q = None, order: Q = None,
+                   after: Q = None, limit: Q = None) -> None:
+    """Declares the filters for /openapi.json; values are read and validated from the query string."""
+
+
+_FILTER_DOC = (
+    "Filters: `client` (providers only), `start`/`end` (YYYY-MM-DD, end day included, or ISO 8601),"
+    " `status` (SUCCESS|PARTIAL|FAILED), `resolution`, `environment`, `version`, `ticket` (id prefix),"
+    " `min_confidence`/`max_confidence` (0-1), `min_duration` (seconds); `sort` time|confidence|duration,"
+    " `order` desc|asc. A bad value answers 400 with the field named in `detail`."
+)
+
+
+@router.get("/tickets", summary="Search tickets (keyset pages)", dependencies=[Depends(_ticket_params)],
+            description=_FILTER_DOC + " Pages: `limit` (1-500, default 50), `after` = the previous page's"
+            " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).", responses=_AUTH_DOC)
+async def get_api_tickets(request: Request, principal: Auth) -> Response:
+    query = parse_ticket_query(request.query_params, principal)
+    data = await build_ticket_list(request, principal, query)
+    data["tickets"] = [row_json(r) for r in data["tickets"]]
+    return _json(data)
+
+
+@router.get("/tickets/export.csv", summary="Export the filtered tickets as CSV", description=_FILTER_DOC,
+            dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
+async def get_api_tickets_csv(request: Request, principal: Auth) -> Response:
+    return await export_csv(request, principal)
+
+
+@router.get("/tickets/export.json", summary="Export the filtered tickets as a JSON array", description=_FILTER_DOC,
+            dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
+async def get_api_tickets_json(request: Request, principal: Auth) -> Response:
+    return await export_json(request, principal)
+
+
+@router.get("/tickets/{log_id}", summary="One ticket: its row and its full workflow log",
+            responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's"}})
+async def get_api_ticket(request: Request, log_id: str, principal: Auth) -> Response:
+    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+    return _json({"ticket": row_json(row), "log": row["log_data"]})
+
+
+@router.get("/stats", summary="Overview statistics for a date range (default: the last 30 days)",
+            description="`start`/`end` as for /tickets; `client` narrows a provider's view to one tenant.",
+            responses=_AUTH_DOC)
+async def get_api_stats(request: Request, principal: Auth, start: Q = None, end: Q = None,
+                        client: Q = None) -> Response:
+    data = await build_overview(request, principal, request.query_params)
+    return _json(data["stats"])

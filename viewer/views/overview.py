@@ -1,0 +1,47 @@
+"""Overview: totals and charts for a date range (default: the last 30 days)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from collector_api.store.accounts import list_tenants
+from collector_api.store.reads import get_stats
+
+from ..auth import Principal, page_principal
+from ..filters import DEFAULT_RANGE_DAYS, parse_client, parse_range
+from ..render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def stats_json(stats) -> dict[str, Any]:
+    """The stats as JSON-ready data: what /api/v1/stats answers and what the charts plot."""
+    return {
+        "start": stats.start.isoformat(), "end": stats.end.isoformat(),
+        "totals": stats.totals, "per_day": stats.per_day, "duration_histogram": stats.duration_histogram,
+        "node_durations": stats.node_durations,
+        "per_client": [{**c, "last_ticket_at": c["last_ticket_at"].isoformat() if c.get("last_ticket_at") else None}
+                       for c in stats.per_client],
+    }
+
+
+async def build_overview(request: Request, principal: Principal, params) -> dict[str, Any]:
+    """Parse the range (and client, for providers) from `params` and compute the stats once."""
+    start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
+    client = parse_client(params, principal)
+    stats = await get_stats(request.app.state.viewer.pool, principal.scope, start, end, client_id=client)
+    return {"stats": stats_json(stats), "client": client}
+
+
+@router.get("/")
+async def get_overview(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
+    data = await build_overview(request, principal, request.query_params)
+    tenants = await list_tenants(request.app.state.viewer.pool) if principal.is_provider else []
+    start = datetime.fromisoformat(data["stats"]["start"]).date()
+    last_day = (datetime.fromisoformat(data["stats"]["end"]) - timedelta(microseconds=1)).date()
+    return render(request, "overview.html", {"principal": principal, "stats": data["stats"], "client": data["client"],
+                                             "tenants": tenants, "start_day": start.isoformat(),
+                                             "end_day": last_day.isoformat()})

@@ -1,0 +1,148 @@
+"""One ticket: header, span waterfall, ReACT iterations, retrieval, evidence, decisions, raw JSON.
+
+Everything inside a log is untrusted model output: it only ever reaches the page through
+Jinja's autoescaping, never as markup, URL or script.
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from collector_api.store.reads import get_ticket
+
+from ..auth import Principal, page_principal
+from ..errors import NotFound
+from ..render import render
+
+router = APIRouter(include_in_schema=False)
+MAX_SPANS = 2000
+MAX_DEPTH = 12
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def parse_log_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound("no such ticket")
+    return int(text)
+
+
+def build_waterfall(spans: list) -> list[dict]:
+    """Spans ordered depth-first by start offset, each with its depth and bar position in % of the trace."""
+    spans = [s for s in spans[:MAX_SPANS] if isinstance(s, dict)]
+    total = max(((_float(s.get("start_offset_ms")) or 0) + (_float(s.get("duration_ms")) or 0) for s in spans),
+                default=0) or 1.0
+    ids = {s.get("span_id") for s in spans if s.get("span_id")}
+    children: dict[Any, list] = {}
+    for s in spans:
+        parent = s.get("parent_span_id")
+        children.setdefault(parent if parent in ids and parent != s.get("span_id") else None, []).append(s)
+    rows: list[dict] = []
+    seen: set[int] = set()
+
+    def visit(parent: Any, depth: int) -> None:
+        kids = sorted(children.get(parent, []), key=lambda s: _float(s.get("start_offset_ms")) or 0)
+        for s in kids:
+            if id(s) in seen:
+                continue
+            seen.add(id(s))
+            start = max(0.0, _float(s.get("start_offset_ms")) or 0)
+            duration = max(0.0, _float(s.get("duration_ms")) or 0)
+            error = s.get("error")
+            status = str(s.get("status") or "")
+            rows.append({
+                "name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": min(depth, MAX_DEPTH),
+                "start_ms": start, "duration_ms": duration, "status": status,
+                "error": error if error not in (None, "") else None,
+                "failed": bool(error) or status.upper() == "ERROR",
+                "x": round(min(start / total, 1) * 1000, 2), "w": round(max(min(duration / total, 1) * 1000, 2), 2),
+                "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"),
+            })
+            if s.get("span_id") is not None:
+                visit(s.get("span_id"), depth + 1)
+
+    visit(None, 0)
+    for s in spans:  # spans caught in a parent cycle still appear, at the top level
+        if id(s) not in seen:
+            seen.add(id(s))
+            rows.append({"name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": 0,
+                         "start_ms": _float(s.get("start_offset_ms")) or 0, "duration_ms": _float(s.get("duration_ms")) or 0,
+                         "status": str(s.get("status") or ""), "error": s.get("error"), "failed": bool(s.get("error")),
+                         "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id")})
+    return rows
+
+
+def _results(block: Any) -> dict:
+    block = _dict(block)
+    results = [r for r in _list(block.get("results")) if isinstance(r, dict)]
+    return {"query": block.get("query"), "results": results}
+
+
+async def build_ticket_detail(request: Request, principal: Principal, log_id: int) -> dict[str, Any]:
+    """The row and its document, or NotFound (also for another tenant's ticket: no existence leak)."""
+    row = await get_ticket(request.app.state.viewer.pool, principal.scope, log_id)
+    if row is None:
+        raise NotFound("no such ticket (or it belongs to another client)")
+    return row
+
+
+def detail_sections(row: dict) -> dict[str, Any]:
+    log = _dict(row["log_data"])
+    trace = _dict(log.get("trace"))
+    evidence = _dict(trace.get("evidence"))
+    output = _dict(trace.get("output"))
+    retrieval = _dict(trace.get("retrieval"))
+    decisions = [d for d in _list(_dict(trace.get("planning")).get("decisions")) + _list(output.get("decisions"))
+                 if isinstance(d, dict)]
+    metrics = _dict(log.get("metrics"))
+    return {
+        "log": log,
+        "identification": _dict(log.get("identification")),
+        "outcome": _dict(log.get("outcome")),
+        "ticket": _dict(trace.get("ticket")),
+        "waterfall": build_waterfall(_list(trace.get("spans"))),
+        "iterations": [i for i in _list(_dict(trace.get("react")).get("iterations")) if isinstance(i, dict)],
+        "vision": _results(retrieval.get("vision")),
+        "text": _results(retrieval.get("text")),
+        "evidence_items": [i for i in _list(evidence.get("items")) if isinstance(i, dict)],
+        "conflicts": _list(evidence.get("conflicts")),
+        "resolution": evidence.get("resolution"),
+        "decisions": decisions,
+        "draft": output.get("draft"),
+        "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+        "node_durations": _dict(metrics.get("node_durations_ms")),
+        "raw_json": orjson.dumps(log, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode(),
+    }
+
+
+@router.get("/tickets/{log_id}")
+async def get_ticket_page(request: Request, log_id: str,
+                          principal: Annotated[Principal, Depends(page_principal)]) -> Response:
+    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+    return render(request, "ticket.html", {"principal": principal, "row": row, **detail_sections(row)})
+
+
+@router.get("/tickets/{log_id}/raw")
+async def get_ticket_raw(request: Request, log_id: str,
+                         principal: Annotated[Principal, Depends(page_principal)]) -> Response:
+    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+    body = orjson.dumps(row["log_data"], option=orjson.OPT_INDENT_2)
+    name = f"ticket-{row['id']}.json"
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
