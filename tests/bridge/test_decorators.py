@@ -223,3 +223,17 @@ def test_record_never_raises_on_odd_values(memory_bridge, validate_log):
     assert log["metrics"]["react_iterations"] == 0
     assert "nan_metric" not in log["metrics"]
     assert log["trace"]["ticket"]["blob"].startswith("[bytes:sha256=")
+
+
+def test_caught_node_error_without_outcome_is_partial(memory_bridge, validate_log):
+    @workflow("t")
+    def handle(ticket):
+        try:
+            boom()
+        except KeyError:
+            pass
+
+    handle({"ticket_id": "T-P"})
+    (log,) = memory_bridge(1)
+    validate_log(log)
+    assert log["outcome"]["status"] == "PARTIAL" and log["outcome"]["error"] is None

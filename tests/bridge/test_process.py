@@ -1,0 +1,135 @@
+"""Process-level behaviour, each in a fresh interpreter: joining the host's TracerProvider,
+fork safety, the exit hook."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOG_COLLECTOR"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+COMMON = """
+import sys, json, os, time
+import otel_bridge
+from otel_bridge import workflow, node, record
+from config.bridge import BridgeSettings
+S = dict(_env_file=None, environment="test", pii_hash_key="k", log_batch_delay_millis=20, export_timeout_seconds=1)
+"""
+
+
+def test_joins_an_existing_sdk_provider_whatever_its_sampler():
+    r = run(COMMON + """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, ALWAYS_OFF
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+host = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+host_exp = InMemorySpanExporter()
+host.add_span_processor(SimpleSpanProcessor(host_exp))
+trace.set_tracer_provider(host)
+exp = InMemoryLogRecordExporter()
+st = otel_bridge.configure(BridgeSettings(**S), exporter=exp)
+assert st.joined_host_provider and trace.get_tracer_provider() is host
+host_tracer = trace.get_tracer("host-lib")
+
+@workflow("flusso_ticket")
+def handle(t):
+    with host_tracer.start_as_current_span("http.get", kind=trace.SpanKind.CLIENT):
+        pass
+
+with host_tracer.start_as_current_span("web-request"):  # unsampled by the host
+    handle({"ticket_id": "T-1"})
+otel_bridge.flush(5)
+logs = [json.loads(x.log_record.body) for x in exp.get_finished_logs()]
+assert len(logs) == 1, logs
+names = {s["name"]: s for s in logs[0]["trace"]["spans"]}
+assert set(names) == {"flusso_ticket", "http.get"}, names
+assert names["http.get"]["kind"] == "otel.client"
+print("OK")
+""")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+
+
+def test_sets_its_own_provider_when_none_is_set():
+    r = run(COMMON + """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+st = otel_bridge.configure(BridgeSettings(**S))
+assert not st.joined_host_provider and isinstance(trace.get_tracer_provider(), TracerProvider)
+print("OK")
+""")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+
+
+def test_fork_child_ships_its_own_tickets(receiver):
+    r = run(COMMON + """
+otel_bridge.configure(BridgeSettings(**S), endpoint=sys.argv[1])
+
+@workflow("flusso_ticket")
+def handle(t):
+    record.ticket(t["ticket_id"])
+
+handle({"ticket_id": "parent-1"})
+pid = os.fork()
+if pid == 0:
+    handle({"ticket_id": "child-1"})
+    ok = otel_bridge.flush(5)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+handle({"ticket_id": "parent-2"})
+assert otel_bridge.flush(5)
+print("OK", os.waitstatus_to_exitcode(status))
+""", receiver.url)
+    assert r.returncode == 0 and "OK 0" in r.stdout, r.stderr
+    recs = receiver.wait_for(3)
+    ids = sorted(log["ticket_info"]["ticket_id"] for _, log in recs)
+    assert ids == ["child-1", "parent-1", "parent-2"]
+
+
+def test_exit_hook_delivers_pending_logs(receiver):
+    r = run(COMMON + """
+S["log_batch_delay_millis"] = 60000
+otel_bridge.configure(BridgeSettings(**S), endpoint=sys.argv[1])
+
+@workflow("flusso_ticket")
+def handle(t):
+    pass
+
+for i in range(3):
+    handle({"ticket_id": f"T-{i}"})
+print("exiting")
+""", receiver.url)
+    assert r.returncode == 0, r.stderr
+    assert len(receiver.wait_for(3, timeout=2)) == 3
+
+
+def test_exit_is_bounded_when_the_collector_is_black_holed(blackhole):
+    t0 = time.monotonic()
+    r = run(COMMON + """
+S.update(export_timeout_seconds=30, shutdown_timeout_seconds=1.0)
+otel_bridge.configure(BridgeSettings(**S), endpoint=sys.argv[1])
+
+@workflow("flusso_ticket")
+def handle(t):
+    pass
+
+for i in range(3):
+    handle({"ticket_id": f"T-{i}"})
+time.sleep(0.2)
+""", blackhole, timeout=25)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 8  # interpreter start + 1 s deadline, not the 30 s exporter timeout
