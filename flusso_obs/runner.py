@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -26,9 +27,16 @@ def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
     return settings.model_copy(update={"flusso_session_secret": session_secret(settings)})
 
 
+def _exit_on_sigterm() -> None:
+    """uvicorn re-raises the signal it caught after a graceful shutdown; for SIGTERM the default
+    action would kill the process before `finally` blocks stop the embedded PostgreSQL."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn.Server:
     from .server import create_app
 
+    _exit_on_sigterm()
     config = uvicorn.Config(create_app(settings, dsn), host=host, port=port, log_level="info",
                             proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
     return uvicorn.Server(config)

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x50617274  # "Part"
 PARTITIONED_TABLES = ("workflow_logs", "workflow_node_durations")
+_LZ4_MISSING_LOGGED = False
 
 
 class Partition(NamedTuple):
@@ -73,7 +74,10 @@ def _set_lz4(conn: psycopg.Connection, part: sql.Identifier) -> None:
         with conn.transaction():
             conn.execute(sql.SQL("ALTER TABLE {p} ALTER COLUMN log_data SET COMPRESSION lz4").format(p=part))
     except psycopg.errors.FeatureNotSupported:
-        logger.info("this PostgreSQL was built without lz4; log_data keeps the default compression")
+        global _LZ4_MISSING_LOGGED
+        if not _LZ4_MISSING_LOGGED:
+            _LZ4_MISSING_LOGGED = True
+            logger.info("this PostgreSQL was built without lz4; log_data keeps the default compression (pglz)")
 
 
 def list_partitions(conn: psycopg.Connection) -> list[Partition]:

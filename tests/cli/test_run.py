@@ -1,0 +1,72 @@
+"""`flusso-obs run` (what `make run` calls) on a fresh data dir, Ctrl-C, and a second run."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_run(data_dir, port, tickets):
+    env = {**os.environ, "FLUSSO_DATA_DIR": str(data_dir), "DATABASE_URL": "", "FLUSSO_PORT": str(port)}
+    return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "run", "--demo-tickets", str(tickets)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout=45):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def stored_count(data_dir) -> int:
+    import psycopg
+
+    dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            return conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
+    except psycopg.Error:
+        return -1
+
+
+def stop(proc) -> str:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    out, _ = proc.communicate(timeout=30)
+    return out
+
+
+def test_run_serves_demo_data_stops_postgres_and_reuses_data(tmp_path):
+    port = free_port()
+    proc = start_run(tmp_path, port, tickets=6)
+    try:
+        assert wait_for(lambda: stored_count(tmp_path) >= 6), "demo tickets did not arrive"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        out = stop(proc)
+    assert f"flusso-obs is running at http://127.0.0.1:{port}" in out
+    creds = json.loads((tmp_path / "demo-credentials.json").read_text())
+    assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
+    assert f"provider login: {creds['provider_email']} / {creds['provider_password']}" in out
+    assert wait_for(lambda: not (tmp_path / "pg" / "postmaster.pid").exists(), 15), "PostgreSQL still running"
+
+    proc = start_run(tmp_path, port, tickets=3)
+    try:
+        assert wait_for(lambda: stored_count(tmp_path) >= 9), "second run did not keep and add data"
+    finally:
+        out = stop(proc)
+    assert creds["provider_password"] in out  # same credentials, printed again
+    assert wait_for(lambda: not (tmp_path / "pg" / "postmaster.pid").exists(), 15)
