@@ -31,3 +31,100 @@ def login(client: TestClient, email: str, password: str = PASSWORD):
     page = client.get("/login")
     token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
+
+
+# --- browser tests: a real uvicorn server on loopback and Debian's headless Chromium --------
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_server_dsn, template_dsn):
+    """A migrated database shared by one module's browser tests, loaded with the standard data set."""
+    from tests.conftest import TEMPLATE_DB, _with_database
+
+    name = f"flusso_b_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+    dsn = _with_database(pg_server_dsn, name)
+    accounts = create_accounts(dsn)
+    docs = standard_logs()
+    ids = store_logs(dsn, docs)
+    yield dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids)}
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(module_db):
+    """Base URL of the app served by uvicorn in a thread on 127.0.0.1."""
+    import uvicorn
+
+    dsn = module_db[0]
+    settings = ServerSettings(flusso_session_secret="browser-secret-" + "y" * 20, flusso_login_attempts_per_minute=100)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, dsn), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def viewer_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def viewer_page(viewer_browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = viewer_browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.dialogs = []
+    page.console_errors = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def browser_login(page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")

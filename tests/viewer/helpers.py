@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import json
 import uuid
@@ -46,9 +47,16 @@ async def _store(dsn: str, docs: list[dict]) -> list[int]:
     return ids
 
 
+def run_async(coro):
+    """Run `coro` on a fresh loop in another thread: safe even where a loop already runs
+    (sync Playwright keeps one in the test thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def store_logs(dsn: str, docs: list[dict]) -> list[int]:
     """Store `docs` (each under its own client_id) and return their ids, in order."""
-    return asyncio.run(_store(dsn, docs))
+    return run_async(_store(dsn, docs))
 
 
 async def _accounts(dsn: str) -> dict:
@@ -64,7 +72,7 @@ async def _accounts(dsn: str) -> dict:
 
 def create_accounts(dsn: str) -> dict:
     """A provider, a user of acme and one of globex (password PASSWORD), and acme's read/ingest keys."""
-    return asyncio.run(_accounts(dsn))
+    return run_async(_accounts(dsn))
 
 
 def standard_logs() -> list[dict]:
