@@ -1,0 +1,32 @@
+"""The README's client example, run as written, lands in PostgreSQL with its PII hashed."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.collector.conftest import make_key
+from tests.e2e.test_end_to_end import poll_rows
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_client_example_ships_a_redacted_log(live_server, db_dsn, tmp_path):
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = {**os.environ, "LOG_COLLECTOR_URL": live_server.url, "LOG_COLLECTOR_API_KEY": make_key(db_dsn, "acme"),
+           "ENVIRONMENT": "test", "PII_HASH_KEY": "k" * 32}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = poll_rows(db_dsn, 1)
+    assert len(rows) == 1
+    log = rows[0][4]
+    text = json.dumps(log)
+    assert log["ticket_info"]["ticket_id"] == "T-1" and log["outcome"]["status"] == "SUCCESS"
+    for raw in ("Ann Rossi", "ann@example.com", "Where is my order?"):
+        assert raw not in text, f"{raw!r} was shipped in clear text"
+    assert log["trace"]["react"]["iterations"][0]["action"] == "order_lookup"
+    assert log["metrics"]["react_iterations"] == 1
