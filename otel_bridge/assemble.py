@@ -32,7 +32,13 @@ DERIVED_METRICS = (
 OVERRIDABLE_METRICS = {"overall_confidence", "hallucination_risk"}
 VALID_STATUSES = ("SUCCESS", "PARTIAL", "FAILED")
 _MAX_SPAN_ATTRIBUTES = 32
-_DEFAULT_REDACTOR_NONE = None
+# Attributes the bridge itself writes from code (names, kinds, counts): never personal data,
+# so not scanned (this keeps per-ticket work in the worker small).
+_SAFE_ATTRIBUTES = frozenset({
+    A.KIND, A.WORKFLOW_NAME, A.NODE_NAME, A.TICKET_ID, A.GEN_AI_OPERATION_NAME, A.GEN_AI_AGENT_NAME,
+    A.GEN_AI_TOOL_NAME, A.GEN_AI_REQUEST_MODEL, A.GEN_AI_USAGE_INPUT_TOKENS, A.GEN_AI_USAGE_OUTPUT_TOKENS,
+    A.GEN_AI_DATA_SOURCE_ID,
+})
 
 
 def build_workflow_log(
@@ -180,7 +186,7 @@ def build_workflow_log(
     }
     if redactor is not None:
         log = _redact(log, redactor, ticket, marked)
-    return _finite(log)
+    return log
 
 
 # --- sections ---
@@ -278,12 +284,18 @@ def _evidence(items: list) -> dict:
 
 def _span_entry(s, t0: int) -> dict:
     attrs = {}
-    for i, (k, v) in enumerate((s.attributes or {}).items()):
+    source = s.attributes or {}
+    for i, (k, v) in enumerate(source.items()):
         if i >= _MAX_SPAN_ATTRIBUTES:
-            attrs["flusso.attributes_dropped"] = len(s.attributes) - _MAX_SPAN_ATTRIBUTES
+            attrs["flusso.attributes_dropped"] = len(source) - _MAX_SPAN_ATTRIBUTES
             break
-        attrs[k] = list(v) if isinstance(v, tuple) else v
-    kind = _attr(s, A.KIND) or ("otel." + s.kind.name.lower() if getattr(s, "kind", None) is not None else None)
+        if isinstance(v, tuple):
+            v = [None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = None
+        attrs[k] = v
+    kind = source.get(A.KIND) or ("otel." + s.kind.name.lower() if getattr(s, "kind", None) is not None else None)
+    status = _status(s)
     return {
         "name": s.name,
         "kind": kind,
@@ -291,8 +303,8 @@ def _span_entry(s, t0: int) -> dict:
         "parent_span_id": _hex(s.parent.span_id, 16) if s.parent is not None else None,
         "start_offset_ms": round((s.start_time - t0) / 1e6, 3),
         "duration_ms": round(_dur_ms(s), 3),
-        "status": "OK" if _status(s) == "UNSET" else _status(s),
-        "error": _error_text(s),
+        "status": "OK" if status == "UNSET" else status,
+        "error": _error_text(s) if status == "ERROR" else None,
         "attributes": attrs,
     }
 
@@ -316,7 +328,13 @@ def _redact(log: dict, r: Redactor, raw_ticket: Mapping, marked: Sequence[str]) 
         trace[key] = r.scrub_value(trace[key], known)
     for entry in trace["spans"]:  # ids, offsets and status are structural: left as they are
         entry["error"] = r.scrub_value(entry["error"], known)
-        entry["attributes"] = r.scrub_value(entry["attributes"], known)
+        attrs = entry["attributes"]
+        if not _SAFE_ATTRIBUTES.issuperset(attrs):
+            entry["attributes"] = {
+                k: v for k, v in (
+                    (k, v) if k in _SAFE_ATTRIBUTES else (r.scrub_text(k, known), r.scrub_value(v, known))
+                    for k, v in attrs.items())
+            }
     # Keys outside the six seed sections that callers may have added.
     for key in list(trace):
         if key not in ("ticket", "planning", "react", "retrieval", "evidence", "output", "llm_calls", "spans"):
@@ -386,12 +404,12 @@ def _ratio(v):
     return min(1.0, max(0.0, float(v)))
 
 
-def _finite(value):
+def finite(value):
     """Replace NaN/inf (not valid JSON) with None, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value

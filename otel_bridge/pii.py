@@ -80,6 +80,13 @@ _PHONE_RE = _scanner(
 _DATE_LIKE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$|^\d{2}:\d{2}")
 
 
+_DIGIT_RE = re.compile(r"\d")
+# Cheap pre-check: the secret patterns cannot match a string with none of these.
+_SECRET_HINT_RE = re.compile(r"-----BEGIN|eyJ|(?i:bearer|basic)\s|sk-|AKIA|ASIA|gh[pousr]_|xox|AIza")
+_CACHE_MAX_LEN = 256
+_CACHE_MAX_ENTRIES = 8192
+
+
 def luhn_ok(digits: str) -> bool:
     total, parity = 0, len(digits) % 2
     for i, ch in enumerate(digits):
@@ -111,6 +118,7 @@ class Redactor:
         self._key = key.encode() if isinstance(key, str) else bytes(key)
         self.hex_chars = max(12, int(hex_chars))
         self.max_string_chars = max(64, int(max_string_chars))
+        self._cache: dict[str, str] = {}
 
     # --- tokens ---
     def token(self, kind: str, value: object) -> str:
@@ -136,9 +144,10 @@ class Redactor:
             return REDACTION_FAILED
 
     # --- free text ---
-    def scrub_text(self, text: str, known: Iterable[tuple[str, str]] = ()) -> str:
-        """Replace known values, secrets, emails, IBANs, Luhn-valid cards and phone numbers
-        with tokens, then truncate. ``known`` is (raw value, kind) pairs, longest first."""
+    def scrub_text(self, text: str, known: "KnownValues | None" = None) -> str:
+        """Replace secrets, emails, IBANs, Luhn-valid cards and phone numbers with tokens,
+        then the ticket's known values (``known``: (raw value, kind) pairs, longest first),
+        then truncate."""
         try:
             if not isinstance(text, str):
                 text = str(text)
@@ -146,36 +155,52 @@ class Redactor:
             original_len = len(text)
             if original_len > 4 * limit:  # bound the regex work; the tail is cut anyway
                 text = text[: 4 * limit]
-            text = _SECRET_RE.sub(self._secret, text)
-            text = _ASSIGN_RE.sub(self._assignment, text)
-            if "@" in text:
-                text = _EMAIL_RE.sub(self._email, text)
-            known = list(known)
+            text = self._scrub_patterns(text)
             if known:
                 text = self._replace_known(text, known)
-            if any(c.isdigit() for c in text):
-                text = _IBAN_RE.sub(self._iban, text)
-                text = _CARD_RE.sub(self._card, text)
-                text = _PHONE_RE.sub(self._phone, text)
             if len(text) <= limit and original_len <= 4 * limit:
                 return text
             return f"{text[:limit]}…[truncated {max(0, original_len - limit)} chars]"
         except Exception:
-            logger.exception("otel_bridge: scrubbing a string of %d chars failed", len(text) if isinstance(text, str) else -1)
+            logger.exception("otel_bridge: scrubbing a string of %d chars failed",
+                             len(text) if isinstance(text, str) else -1)
             return REDACTION_FAILED
 
-    def _replace_known(self, text: str, known: list[tuple[str, str]]) -> str:
-        lowered = text.lower()
-        present = [(raw, kind) for raw, kind in known if raw.lower() in lowered]
-        if not present:
+    def _scrub_patterns(self, text: str) -> str:
+        # Node names, attribute keys and other short strings recur in every ticket: memoize.
+        cached = self._cache.get(text) if len(text) <= _CACHE_MAX_LEN else None
+        if cached is not None:
+            return cached
+        out = text
+        if len(out) >= 6:
+            if _SECRET_HINT_RE.search(out):
+                out = _SECRET_RE.sub(self._secret, out)
+            if "=" in out or ":" in out:
+                out = _ASSIGN_RE.sub(self._assignment, out)
+            if "@" in out:
+                out = _EMAIL_RE.sub(self._email, out)
+            if _DIGIT_RE.search(out):
+                out = _IBAN_RE.sub(self._iban, out)
+                out = _CARD_RE.sub(self._card, out)
+                out = _PHONE_RE.sub(self._phone, out)
+        if len(text) <= _CACHE_MAX_LEN:
+            if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[text] = out
+        return out
+
+    def _replace_known(self, text: str, known: "KnownValues") -> str:
+        if not known.lows:
             return text
-        kinds = {raw.lower(): kind for raw, kind in present}
-        alts = "|".join(
-            rf"\b{re.escape(raw)}\b" if raw[:1].isalnum() and raw[-1:].isalnum() else re.escape(raw)
-            for raw, _ in present
-        )
-        rx = re.compile(f"{_TOKEN}|(?i:{alts})")
-        return rx.sub(lambda m: m.group(0) if m.group("tok") else self.token(kinds.get(m.group(0).lower(), "text"), m.group(0)), text)
+        lowered = text.lower()
+        for low in known.lows:
+            if low in lowered:
+                break
+        else:
+            return text
+        return known.rx.sub(
+            lambda m: m.group(0) if m.group("tok") else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
+            text)
 
     def _secret(self, m: re.Match) -> str:
         return m.group(0) if m.group("tok") else self.token("secret", m.group(0))
@@ -215,7 +240,7 @@ class Redactor:
         return self.token("phone", digits)
 
     # --- whole structures ---
-    def scrub_value(self, value: object, known: Iterable[tuple[str, str]] = (), depth: int = 0) -> object:
+    def scrub_value(self, value: object, known: "KnownValues | None" = None, depth: int = 0) -> object:
         """Scrub a JSON-like structure: strings scanned, dict keys too, known PII field names
         hashed, bytes -> digest + size. Numbers, booleans and None pass through."""
         try:
@@ -266,15 +291,37 @@ def describe_bytes(value: bytes | bytearray | memoryview) -> str:
     return f"[bytes:sha256={hashlib.sha256(data).hexdigest()[:16]} size={len(data)}]"
 
 
-def known_values(fields: Mapping[str, object], marked: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(raw value, kind) pairs from a ticket's PII fields, to replace wherever they recur in
-    free text (a requester's name in a draft). Longest first; name parts are included."""
+class KnownValues:
+    """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
+
+    __slots__ = ("pairs", "lows", "kinds", "rx")
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self.pairs = pairs
+        self.lows = tuple(raw.lower() for raw, _ in pairs)
+        self.kinds = {raw.lower(): kind for raw, kind in pairs}
+        alts = "|".join(
+            rf"\b{re.escape(raw)}\b" if raw[:1].isalnum() and raw[-1:].isalnum() else re.escape(raw)
+            for raw, _ in pairs
+        )
+        self.rx = re.compile(f"{_TOKEN}|(?i:{alts})") if pairs else None
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def __iter__(self):
+        return iter(self.pairs)
+
+
+def known_values(fields: Mapping[str, object], marked: Iterable[str] = ()) -> KnownValues:
+    """Raw values of a ticket's PII fields, to replace wherever they recur in free text (a
+    requester's name in a draft). Longest first; the parts of a name are included."""
     pairs: dict[str, str] = {}
     marked_set = {m.lower() for m in marked}
     for key, value in fields.items():
         lk = str(key).lower()
         kind = PII_FIELD_TYPES.get(lk) or ("text" if lk in marked_set else None)
-        if kind is None or kind == "text" and lk not in marked_set:
+        if kind is None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
@@ -285,4 +332,4 @@ def known_values(fields: Mapping[str, object], marked: Iterable[str] = ()) -> li
                 for part in v.split():
                     if len(part) >= 3:
                         pairs.setdefault(part, "name")
-    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+    return KnownValues(sorted(pairs.items(), key=lambda kv: -len(kv[0])))

@@ -145,15 +145,19 @@ class Worker:
                 item.done.set()
                 continue
             try:
-                self._add(item)
+                if self._add(item):
+                    # Hand the GIL back between tickets so the workflow's threads never wait
+                    # behind a burst of log building.
+                    time.sleep(0)
             except Exception:
                 logger.exception("otel_bridge: handling span %s failed", getattr(item, "name", "?"))
 
-    def _add(self, span) -> None:
+    def _add(self, span) -> bool:
+        """Buffer one span; True when it was a root and its log was built."""
         trace_id = span.context.trace_id
         if trace_id in self._done:
             self.stats["late_spans"] += 1
-            return
+            return False
         buf = self._buffers.get(trace_id)
         if buf is None:
             if len(self._buffers) >= self.max_open_traces:
@@ -181,6 +185,8 @@ class Worker:
             except Exception:
                 self.stats["trace_errors"] += 1
                 logger.exception("otel_bridge: building the log of trace %032x failed", trace_id)
+            return True
+        return False
 
     def _sweep(self, now: float) -> None:
         ttl = self.trace_ttl_seconds

@@ -20,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_bridge import attributes as A
+from otel_bridge.assemble import finite
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,10 @@ class Shipper:
         self.emitted = 0
 
     def emit(self, log: dict, root) -> None:
-        body = json.dumps(log, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        try:
+            body = json.dumps(log, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # NaN/inf from an odd attribute: not JSON, so null it
+            body = json.dumps(finite(log), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         sc = root.context
         ctx = trace.set_span_in_context(
             NonRecordingSpan(SpanContext(sc.trace_id, sc.span_id, is_remote=False, trace_flags=TraceFlags(1)))
