@@ -71,8 +71,11 @@ class BridgeSettings(BaseSettings):
     log_batch_delay_millis: int = Field(
         200, ge=1, validation_alias=_env("FLUSSO_LOG_BATCH_DELAY_MILLIS", "log_batch_delay_millis")
     )
+    worker_poll_millis: int = Field(
+        100, ge=1, le=5000, validation_alias=_env("FLUSSO_WORKER_POLL_MILLIS", "worker_poll_millis")
+    )
     log_queue_size: int = Field(
-        2048, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
+        1024, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
     )
     max_queued_spans: int = Field(
         20000, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")

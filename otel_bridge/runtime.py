@@ -125,7 +125,8 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
         shipper.emit(log, root)
 
     worker = Worker(handle_trace, max_queued_spans=s.max_queued_spans, max_open_traces=s.max_open_traces,
-                    max_spans_per_trace=s.max_spans_per_trace, trace_ttl_seconds=s.trace_ttl_seconds)
+                    max_spans_per_trace=s.max_spans_per_trace, trace_ttl_seconds=s.trace_ttl_seconds,
+                    idle_wait_seconds=s.worker_poll_millis / 1000)
 
     with _lock:
         previous = STATE
