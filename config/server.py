@@ -43,6 +43,11 @@ class ServerSettings(BaseSettings):
     flusso_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Lifetime of a viewer session; after it the user signs in again."
     )
+    flusso_rollup_refresh_seconds: float = Field(
+        default=30.0, ge=0.0,
+        description="How often the overview's daily rollups of past days are refreshed (in the background);"
+        " 0 turns rollups off and aggregates raw logs on every request.",
+    )
     flusso_export_max_rows: int = Field(
         default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +32,9 @@ class ViewerContext:
     codec: SessionCodec
     limiter: LoginLimiter
     env: object  # jinja2.Environment
+    menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
+    rollups_refreshed_at: float | None = None  # monotonic time of this process's last rollup refresh
+    rollup_task: object = None  # the background refresh in flight, if any
 
     @property
     def cookie_secure(self) -> bool:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
+from .stats import DURATION_BUCKETS, Stats, get_stats, refresh_rollups  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ SORTS = {
     "confidence": ("COALESCE(overall_confidence, -1)", -1.0),
     "duration": ("COALESCE(execution_time_seconds, -1)", -1.0),
 }
-# Upper bounds (seconds) of the execution-time histogram's buckets; the last is open.
-DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 
 LIST_COLUMNS = ("id, client_id, ticket_id, status, executed_at, trace_id, environment, workflow_version,"
                 " resolution_status, overall_confidence, hallucination_risk, react_iterations,"
@@ -69,17 +68,6 @@ class TicketCount:
 
     def __str__(self) -> str:
         return f"{COUNT_CAP:,}+" if self.capped else f"{self.value:,}"
-
-
-@dataclass
-class Stats:
-    start: datetime
-    end: datetime
-    totals: dict[str, Any]
-    per_day: list[dict] = field(default_factory=list)
-    duration_histogram: list[dict] = field(default_factory=list)
-    node_durations: list[dict] = field(default_factory=list)
-    per_client: list[dict] = field(default_factory=list)
 
 
 def _escape_like(text: str) -> str:
@@ -213,78 +201,7 @@ async def list_filter_values(pool: AsyncConnectionPool, scope: Scope, since: dat
             # A loose index scan would be faster at scale; a bounded sample keeps this cheap.
             rows = await (await conn.execute(
                 f"SELECT DISTINCT {column} AS v FROM (SELECT {column} FROM workflow_logs WHERE {where}"
-                f" ORDER BY executed_at DESC LIMIT 20000) s WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 100",
+                f" ORDER BY executed_at DESC LIMIT 5000) s WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 100",
                 params)).fetchall()
             result[column] = [r["v"] for r in rows]
     return result
-
-
-async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
-                    client_id: str | None = None) -> Stats:
-    """Aggregates over [start, end) for the overview and `/api/v1/stats`.
-
-    Days are UTC calendar days; every day of the range appears in `per_day`, zeros included.
-    """
-    filters = TicketFilters(client_id=client_id, start=start, end=end)
-    clauses, params = _where(scope, filters)
-    where = " AND ".join(clauses)
-    scope = _scope_for(scope, filters)
-    async with scoped_transaction(pool, scope) as conn:
-        totals = await (await conn.execute(
-            "SELECT count(*) AS tickets,"
-            " count(*) FILTER (WHERE status = 'SUCCESS') AS success,"
-            " count(*) FILTER (WHERE status = 'PARTIAL') AS partial,"
-            " count(*) FILTER (WHERE status = 'FAILED') AS failed,"
-            " avg(overall_confidence) AS avg_confidence, avg(hallucination_risk) AS avg_hallucination_risk,"
-            " avg(execution_time_seconds) AS avg_execution_time_s,"
-            " percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_seconds) AS p95_execution_time_s,"
-            " COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(output_tokens), 0)::bigint AS output_tokens,"
-            " COALESCE(sum(cost_usd), 0) AS cost_usd"
-            f" FROM workflow_logs WHERE {where}", params)).fetchone()
-        totals = dict(totals)
-        totals["success_rate"] = totals["success"] / totals["tickets"] if totals["tickets"] else None
-        totals["total_tokens"] = totals["input_tokens"] + totals["output_tokens"]
-        day_rows = await (await conn.execute(
-            "SELECT (executed_at AT TIME ZONE 'UTC')::date AS day,"
-            " count(*) FILTER (WHERE status = 'SUCCESS') AS success,"
-            " count(*) FILTER (WHERE status = 'PARTIAL') AS partial,"
-            " count(*) FILTER (WHERE status = 'FAILED') AS failed,"
-            " avg(overall_confidence) AS avg_confidence, avg(hallucination_risk) AS avg_hallucination_risk,"
-            " COALESCE(sum(cost_usd), 0) AS cost_usd"
-            f" FROM workflow_logs WHERE {where} GROUP BY 1", params)).fetchall()
-        bounds = list(DURATION_BUCKETS)
-        hist_rows = await (await conn.execute(
-            "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS b, count(*) AS n"
-            f" FROM workflow_logs WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1",
-            [bounds] + params)).fetchall()
-        node_rows = await (await conn.execute(
-            "SELECT node, avg(duration_ms) AS avg_ms, count(*) AS n FROM workflow_node_durations"
-            f" WHERE {where} GROUP BY node ORDER BY avg(duration_ms) DESC LIMIT 50", params)).fetchall()
-        per_client = []
-        if scope.all_tenants and not client_id:
-            per_client = [dict(r) for r in await (await conn.execute(
-                "SELECT client_id, count(*) AS tickets,"
-                " count(*) FILTER (WHERE status = 'SUCCESS')::float8 / count(*) AS success_rate,"
-                " avg(overall_confidence) AS avg_confidence, avg(hallucination_risk) AS avg_hallucination_risk,"
-                " avg(execution_time_seconds) AS avg_execution_time_s, COALESCE(sum(cost_usd), 0) AS cost_usd,"
-                " max(executed_at) AS last_ticket_at"
-                f" FROM workflow_logs WHERE {where} GROUP BY client_id ORDER BY count(*) DESC LIMIT 500",
-                params)).fetchall()]
-    by_day = {r["day"]: r for r in day_rows}
-    per_day = []
-    day = start.astimezone(timezone.utc).date()
-    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
-    while day <= last:
-        r = by_day.get(day)
-        per_day.append({"day": day.isoformat(),
-                        "success": r["success"] if r else 0, "partial": r["partial"] if r else 0,
-                        "failed": r["failed"] if r else 0,
-                        "avg_confidence": r["avg_confidence"] if r else None,
-                        "avg_hallucination_risk": r["avg_hallucination_risk"] if r else None,
-                        "cost_usd": r["cost_usd"] if r else 0.0})
-        day += timedelta(days=1)
-    counts = {r["b"]: r["n"] for r in hist_rows}
-    labels = [f"< {bounds[0]} s"] + [f"{lo}–{hi} s" for lo, hi in zip(bounds, bounds[1:])] + [f"≥ {bounds[-1]} s"]
-    histogram = [{"bucket": label, "tickets": counts.get(i, 0)} for i, label in enumerate(labels)]
-    nodes = [{"node": r["node"], "avg_ms": r["avg_ms"], "samples": r["n"]} for r in node_rows]
-    return Stats(start, end, totals, per_day, histogram, nodes, per_client)

@@ -1,6 +1,9 @@
 """Overview: totals and charts for a date range (default: the last 30 days)."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -8,13 +11,38 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from collector_api.store.accounts import list_tenants
-from collector_api.store.reads import get_stats
+from collector_api.store.reads import get_stats, refresh_rollups
 
 from ..auth import Principal, page_principal
 from ..filters import DEFAULT_RANGE_DAYS, parse_client, parse_range
 from ..render import render
 
+logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+
+
+async def _refresh_in_background(ctx) -> None:
+    try:
+        await refresh_rollups(ctx.pool)
+        ctx.rollups_refreshed_at = time.monotonic()
+    except Exception:  # noqa: BLE001 - retried on a later request; the overview keeps serving
+        logger.exception("background rollup refresh failed")
+    finally:
+        ctx.rollup_task = None
+
+
+async def ensure_rollups(ctx) -> bool:
+    """Whether the overview may read rollups. The first call of a process refreshes them inline
+    (they may never have been built); later ones refresh in the background when stale."""
+    interval = ctx.settings.flusso_rollup_refresh_seconds
+    if interval <= 0:
+        return False
+    if ctx.rollups_refreshed_at is None:
+        await refresh_rollups(ctx.pool)
+        ctx.rollups_refreshed_at = time.monotonic()
+    elif time.monotonic() - ctx.rollups_refreshed_at > interval and ctx.rollup_task is None:
+        ctx.rollup_task = asyncio.create_task(_refresh_in_background(ctx))
+    return True
 
 
 def stats_json(stats) -> dict[str, Any]:
@@ -32,7 +60,9 @@ async def build_overview(request: Request, principal: Principal, params) -> dict
     """Parse the range (and client, for providers) from `params` and compute the stats once."""
     start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
     client = parse_client(params, principal)
-    stats = await get_stats(request.app.state.viewer.pool, principal.scope, start, end, client_id=client)
+    ctx = request.app.state.viewer
+    use_rollups = await ensure_rollups(ctx)
+    stats = await get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups)
     return {"stats": stats_json(stats), "client": client}
 
 

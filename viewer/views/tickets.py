@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -40,13 +41,28 @@ async def build_ticket_list(request: Request, principal: Principal, query: Ticke
             "next_cursor": next_cursor, "filters": query.params or {}}
 
 
+MENU_TTL_S = 300.0
+
+
+async def filter_menus(request: Request, principal: Principal) -> dict[str, list[str]]:
+    """Values offered in the filter menus, cached per tenant for MENU_TTL_S (they change rarely)."""
+    ctx = request.app.state.viewer
+    key = "*" if principal.is_provider else principal.client_id
+    hit = ctx.menu_cache.get(key)
+    if hit and time.monotonic() - hit[0] < MENU_TTL_S:
+        return hit[1]
+    since = datetime.now(timezone.utc) - timedelta(days=90)
+    menus = await list_filter_values(ctx.pool, principal.scope, since)
+    ctx.menu_cache[key] = (time.monotonic(), menus)
+    return menus
+
+
 @router.get("/tickets")
 async def get_tickets(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
     ctx = request.app.state.viewer
     query = parse_ticket_query(request.query_params, principal)
     data = await build_ticket_list(request, principal, query)
-    since = datetime.now(timezone.utc) - timedelta(days=90)
-    menus = await list_filter_values(ctx.pool, principal.scope, since)
+    menus = await filter_menus(request, principal)
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
     return render(request, "tickets.html", {
         "principal": principal, "data": data, "query": query, "params": query.params or {}, "menus": menus,

@@ -1,0 +1,293 @@
+"""Viewer latency over HTTP on a loaded store.
+
+Loads realistic workflow logs (several tenants, 90 days, skewed volumes) with binary-free
+text COPY and a progress bar, starts the real app (collector + viewer) under uvicorn in a
+child process, and times sequential requests over loopback for each page and API call.
+
+    .venv/bin/python bench/bench_viewer.py [--logs 100000] [--dsn postgresql://...] [--smoke]
+
+Without --dsn an embedded PostgreSQL is started in a temporary directory (removed at exit).
+Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
+BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
+NODES = ("fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", "evidence_resolution",
+         "draft_response", "audit_log")
+PASSWORD = "bench-password-123"
+COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
+           "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
+           "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "log_data")
+
+
+def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple[tuple, list[tuple]]:
+    """One realistic log as a workflow_logs row (without id) and its node-duration rows."""
+    doc = copy.deepcopy(EXAMPLE)
+    roll = rng.random()
+    status = "SUCCESS" if roll < 0.82 else ("PARTIAL" if roll < 0.93 else "FAILED")
+    resolution = {"SUCCESS": "resolved", "PARTIAL": rng.choice(("escalated", "unresolved")),
+                  "FAILED": "unresolved"}[status]
+    confidence = round(min(0.99, max(0.05, rng.gauss(0.8 if status == "SUCCESS" else 0.45, 0.12))), 3)
+    risk = round(min(0.99, max(0.01, 1 - confidence + rng.gauss(0, 0.05))), 3)
+    iterations = rng.randint(1, 6)
+    nodes = {n: round(rng.lognormvariate(5.5, 0.7), 1) for n in NODES}
+    nodes["react_agent"] = round(nodes["react_agent"] * iterations, 1)
+    duration = round(sum(nodes.values()) / 1000, 3)
+    tokens_in, tokens_out = rng.randint(1500, 12000), rng.randint(200, 2000)
+    cost = round(tokens_in * 2.5e-6 + tokens_out * 1e-5, 6)
+    trace_id = uuid.UUID(int=rng.getrandbits(128)).hex
+    ticket_id = f"T-{seq:07d}"
+    env = "production" if rng.random() < 0.85 else "staging"
+    version = rng.choice(("2.3.0", "2.3.1", "2.4.0"))
+    doc["trace_id"] = trace_id
+    doc["identification"].update(client_id=tenant, environment=env, workflow_version=version)
+    doc["ticket_info"].update(ticket_id=ticket_id, executed_at=executed.isoformat(), execution_time_seconds=duration)
+    doc["outcome"].update(status=status, resolution_status=resolution)
+    doc["metrics"].update(react_iterations=iterations, overall_confidence=confidence, hallucination_risk=risk,
+                          execution_time_seconds=duration, node_durations_ms=nodes, input_tokens=tokens_in,
+                          output_tokens=tokens_out, total_tokens=tokens_in + tokens_out, cost_usd=cost)
+    doc["trace"]["ticket"]["ticket_id"] = ticket_id
+    template = doc["trace"]["react"]["iterations"][0]
+    doc["trace"]["react"]["iterations"] = [{**template, "n": i + 1} for i in range(iterations)]
+    root = doc["trace"]["spans"][0]
+    spans, offset = [dict(root, duration_ms=duration * 1000)], 0.0
+    for i, (name, ms) in enumerate(nodes.items()):
+        spans.append({"name": name, "kind": name, "span_id": f"{i + 1:016x}", "parent_span_id": root["span_id"],
+                      "start_offset_ms": offset, "duration_ms": ms,
+                      "status": "ERROR" if status == "FAILED" and i == 5 else "OK",
+                      "error": "tool timeout" if status == "FAILED" and i == 5 else None, "attributes": {}})
+        offset += ms
+    doc["trace"]["spans"] = spans
+    row = (tenant, ticket_id, status, executed, trace_id, env, version, resolution, confidence, risk, iterations,
+           duration, tokens_in, tokens_out, cost, True, orjson.dumps(doc).decode())
+    return row, [(n, ms) for n, ms in nodes.items()]
+
+
+def check_disk(path: str, logs: int) -> None:
+    need = logs * BYTES_PER_LOG
+    free = shutil.disk_usage(path).free
+    if free < need * 1.2:
+        sys.exit(f"not enough free disk at {path}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
+
+
+def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
+    """COPY `logs` logs spread over `days` days and `tenants` tenants (Zipf-like volumes)."""
+    from collector_api.store.partitions import ensure_partitions
+
+    rng = random.Random(seed)
+    names = [f"client-{i:02d}" for i in range(tenants)]
+    weights = [1 / (i + 1) for i in range(tenants)]
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ensure_partitions(conn, first=(now - timedelta(days=days)).date().replace(day=1))
+        for name in names:
+            conn.execute("INSERT INTO tenants (client_id) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+        first_id = conn.execute("SELECT nextval('workflow_logs_id_seq')").fetchone()[0]
+        conn.execute("SELECT setval('workflow_logs_id_seq', %s)", (first_id + logs,))
+        batch = 5000
+        with tqdm(total=logs, unit="log", desc="loading", file=sys.stderr) as bar:
+            for start in range(0, logs, batch):
+                n = min(batch, logs - start)
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        node_rows = []
+                        with cur.copy(f"COPY workflow_logs ({', '.join(COLUMNS)}) FROM STDIN") as copy_in:
+                            for k in range(n):
+                                seq = start + k
+                                tenant = rng.choices(names, weights)[0]
+                                executed = now - timedelta(seconds=rng.random() * days * 86400)
+                                row, nodes = make_document(rng, tenant, seq, executed)
+                                log_id = first_id + seq
+                                copy_in.write_row((log_id, *row))
+                                node_rows += [(log_id, tenant, executed, node, ms) for node, ms in nodes]
+                        with cur.copy("COPY workflow_node_durations (log_id, client_id, executed_at, node, duration_ms)"
+                                      " FROM STDIN") as copy_in:
+                            for r in node_rows:
+                                copy_in.write_row(r)
+                bar.update(n)
+        # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
+        conn.execute("VACUUM ANALYZE workflow_logs")
+        conn.execute("VACUUM ANALYZE workflow_node_durations")
+
+
+async def _users(dsn: str) -> None:
+    from collector_api.store.accounts import create_user
+    from collector_api.store.db import create_pool
+    from viewer.auth import hash_password
+
+    async with create_pool(dsn, max_size=1) as pool:
+        hashed = hash_password(PASSWORD)
+        for email, role, client in (("provider@bench", "provider", None), ("client@bench", "client", "client-00")):
+            try:
+                await create_user(pool, email, hashed, role, client)
+            except Exception:  # noqa: BLE001 - already there from an earlier run on this DSN
+                pass
+
+
+def serve(dsn: str, port: int) -> None:
+    import uvicorn
+
+    from config.server import ServerSettings
+    from flusso_obs.server import create_app
+
+    settings = ServerSettings(flusso_session_secret="bench-" + "z" * 30, flusso_login_attempts_per_minute=1000)
+    uvicorn.run(create_app(settings, dsn), host="127.0.0.1", port=port, log_level="warning")
+
+
+def login(client: httpx.Client, email: str) -> None:
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/"})
+    assert response.status_code == 303, response.text[:300]
+
+
+def measure(client: httpx.Client, urls: list[str], warmup: int = 2) -> list[float]:
+    for url in urls[:warmup]:
+        client.get(url)
+    times = []
+    for url in urls:
+        t0 = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--logs", type=int, default=None, help="logs to load (default 100,000; smoke 2,000)")
+    ap.add_argument("--tenants", type=int, default=8)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--requests", type=int, default=None, help="timed requests per row (default 40; smoke 8)")
+    ap.add_argument("--dsn", help="PostgreSQL DSN of an EMPTY migrated database (default: embedded, temporary)")
+    ap.add_argument("--no-load", action="store_true", help="reuse the logs already in --dsn")
+    ap.add_argument("--smoke", action="store_true", help="small and fast (< 60 s): for CI")
+    ap.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
+    logs = args.logs or (2_000 if args.smoke else 100_000)
+    requests = args.requests or (8 if args.smoke else 40)
+
+    handle, tmp = None, None
+    dsn = args.dsn
+    if dsn is None:
+        from flusso_obs.embedded import start_embedded
+
+        tmp = Path(tempfile.mkdtemp(prefix="flusso-bench-viewer-"))
+        check_disk(str(tmp), logs)
+        handle = start_embedded(tmp)
+        dsn = handle.get_uri("postgres")
+    server = None
+    try:
+        from collector_api.store.migrate import apply_migrations
+
+        apply_migrations(dsn)
+        if not args.no_load:
+            t0 = time.perf_counter()
+            load(dsn, logs, args.tenants, args.days)
+            load_s = time.perf_counter() - t0
+            print(f"loaded {logs:,} logs in {load_s:.1f} s ({logs / load_s:,.0f} logs/s)")
+        asyncio.run(_users(dsn))
+        with psycopg.connect(dsn) as conn:
+            total = conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM workflow_logs TABLESAMPLE SYSTEM (1) LIMIT 500").fetchall()] or \
+                [r[0] for r in conn.execute("SELECT id FROM workflow_logs LIMIT 500").fetchall()]
+        port = 18000 + os.getpid() % 1000
+        server = subprocess.Popen([sys.executable, __file__, "--serve", dsn, str(port)])
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("server did not start")
+            time.sleep(0.2)
+
+        rng = random.Random(1)
+        today = date.today()
+        week = (today - timedelta(days=6)).isoformat()
+        rows: list[tuple[str, str, list[float]]] = []
+        with httpx.Client(base_url=base, timeout=60) as provider, httpx.Client(base_url=base, timeout=60) as client:
+            login(provider, "provider@bench")
+            login(client, "client@bench")
+            plan = [
+                ("provider", "overview (30 days, all tenants)", provider, ["/"]),
+                ("provider", "overview (90 days, all tenants)", provider, [f"/?start={today - timedelta(days=89)}"]),
+                ("client", "overview (30 days, own tenant)", client, ["/"]),
+                ("provider", "GET /api/v1/stats (30 days)", provider, ["/api/v1/stats"]),
+                ("provider", "search: no filter", provider, ["/tickets"]),
+                ("provider", "search: status=FAILED, client", provider, ["/tickets?status=FAILED&client=client-01"]),
+                ("provider", "search: confidence>=0.9, sort=confidence", provider,
+                 ["/tickets?min_confidence=0.9&sort=confidence"]),
+                ("provider", "search: last 7 days, min_duration=6", provider,
+                 [f"/tickets?start={week}&min_duration=6"]),
+                ("provider", "search: ticket id prefix", provider, ["/tickets?ticket=T-00012"]),
+                ("client", "search: own tenant, no filter", client, ["/tickets"]),
+                ("provider", "search page 2 (keyset)", provider, None),
+                ("provider", "GET /api/v1/tickets", provider, ["/api/v1/tickets?status=PARTIAL"]),
+                ("provider", "ticket detail", provider, [f"/tickets/{i}" for i in ids]),
+                ("provider", "GET /api/v1/tickets/{id}", provider, [f"/api/v1/tickets/{i}" for i in ids]),
+            ]
+            for who, label, session, urls in plan:
+                if urls is None:
+                    cursor = provider.get("/api/v1/tickets").json()["next_cursor"]
+                    urls = [f"/tickets?after={cursor}"]
+                urls = [rng.choice(urls) if len(urls) > 1 else urls[0] for _ in range(requests)]
+                rows.append((who, label, measure(session, urls)))
+        print(f"\nviewer latency over HTTP, {total:,} logs, {args.tenants} tenants, {args.days} days,"
+              f" {requests} sequential requests per row (ms, client-side on loopback)")
+        print(f"{'as':<9} {'request':<42} {'p50':>8} {'p95':>8} {'max':>8}")
+        for who, label, times in rows:
+            print(f"{who:<9} {label:<42} {statistics.median(times):8.1f} {pct(times, 0.95):8.1f} {max(times):8.1f}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        if handle is not None:
+            handle.cleanup()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Overview statistics: daily rollups for past days, live aggregation for the rest.
+
+Past UTC days are summed from `viewer_daily_*rollup` (migration 0002), which
+`refresh_rollups` keeps current: it recomputes every day touched by logs stored since its
+last run (found through `created_at`) and every past day not rolled up yet. Today, and any
+range not aligned on UTC days, is aggregated from `workflow_logs` directly. Both paths yield
+the same per-(tenant, day) shape, merged in Python, so the numbers agree whichever path ran.
+"""
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from .db import Scope, scoped_transaction
+
+logger = logging.getLogger(__name__)
+
+# Display buckets (upper bounds, seconds) of the execution-time histogram; the last is open.
+DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
+
+
+def _fine_edges() -> list[float]:
+    """Fine histogram edges: every display edge, each interval cut in 20 (<= 5 % wide), then to 1 h."""
+    edges = [round(0.05 * i, 4) for i in range(1, 20)]
+    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:]):
+        edges += [round(lo + (hi - lo) * j / 20, 4) for j in range(20)]
+    edges += [round(300 * 12 ** (j / 40), 4) for j in range(41)]
+    return sorted(set(edges))
+
+
+FINE_EDGES = _fine_edges()
+ROLLUP_LOCK = 0x526F6C6C  # "Roll"
+LATE_COMMIT_SLACK = "2 minutes"  # a log's created_at is its transaction's start; allow for slow commits
+
+
+@dataclass
+class Stats:
+    start: datetime
+    end: datetime
+    totals: dict[str, Any]
+    per_day: list[dict] = field(default_factory=list)
+    duration_histogram: list[dict] = field(default_factory=list)
+    node_durations: list[dict] = field(default_factory=list)
+    per_client: list[dict] = field(default_factory=list)
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def _is_midnight(moment: datetime) -> bool:
+    return moment.astimezone(timezone.utc).timetz().replace(tzinfo=None) == time.min
+
+
+_DAILY_LIVE = (
+    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,"
+    " count(*) FILTER (WHERE status = 'SUCCESS') AS success,"
+    " count(*) FILTER (WHERE status = 'PARTIAL') AS partial,"
+    " count(*) FILTER (WHERE status = 'FAILED') AS failed,"
+    " COALESCE(sum(overall_confidence), 0) AS conf_sum, count(overall_confidence) AS conf_n,"
+    " COALESCE(sum(hallucination_risk), 0) AS risk_sum, count(hallucination_risk) AS risk_n,"
+    " COALESCE(sum(execution_time_seconds), 0) AS exec_sum, count(execution_time_seconds) AS exec_n,"
+    " COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(output_tokens), 0)::bigint AS output_tokens,"
+    " COALESCE(sum(cost_usd), 0) AS cost_usd, max(executed_at) AS last_ticket_at"
+    " FROM workflow_logs WHERE {where} GROUP BY 1, 2"
+)
+_DURATION_LIVE = (
+    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,"
+    " width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n"
+    " FROM workflow_logs WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1, 2, 3"
+)
+_NODE_LIVE = (
+    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, node, sum(duration_ms) AS ms_sum, count(*) AS n"
+    " FROM workflow_node_durations WHERE {where} GROUP BY 1, 2, 3"
+)
+
+
+def _range_where(tenant: str | None, start: datetime, end: datetime, restricted: bool) -> tuple[str, list]:
+    clauses, params = ["executed_at >= %s", "executed_at < %s"], [start, end]
+    if restricted and not tenant:
+        clauses.append("false")
+    if tenant:
+        clauses.insert(0, "client_id = %s")
+        params.insert(0, tenant)
+    return " AND ".join(clauses), params
+
+
+async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]:
+    where, params = _range_where(tenant, start, end, restricted)
+    daily = await (await conn.execute(_DAILY_LIVE.format(where=where), params)).fetchall()
+    durations = await (await conn.execute(_DURATION_LIVE.format(where=where), [FINE_EDGES] + params)).fetchall()
+    nodes = await (await conn.execute(_NODE_LIVE.format(where=where), params)).fetchall()
+    return daily, durations, nodes
+
+
+async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[list, list, list]:
+    clauses, params = ["day >= %s", "day < %s"], [first, stop]
+    if restricted and not tenant:
+        clauses.append("false")
+    if tenant:
+        clauses.append("client_id = %s")
+        params.append(tenant)
+    where = " AND ".join(clauses)
+    daily = await (await conn.execute(f"SELECT * FROM viewer_daily_rollup WHERE {where}", params)).fetchall()
+    durations = await (await conn.execute(
+        f"SELECT client_id, day, bucket, n FROM viewer_daily_duration_rollup WHERE {where}", params)).fetchall()
+    nodes = await (await conn.execute(
+        f"SELECT client_id, day, node, ms_sum, n FROM viewer_daily_node_rollup WHERE {where}", params)).fetchall()
+    return daily, durations, nodes
+
+
+async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None) -> int:
+    """Bring the daily rollups of past days up to date; returns the number of days recomputed.
+
+    Safe to call from many processes: one refresh runs at a time (advisory lock), the others
+    return 0 at once. A log committed more than LATE_COMMIT_SLACK after its transaction began
+    may be missed until its day is touched again.
+    """
+    today = today or datetime.now(timezone.utc).date()
+    async with scoped_transaction(pool, Scope.provider()) as conn:
+        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (ROLLUP_LOCK,))).fetchone()
+        if not locked["ok"]:
+            return 0
+        state = await (await conn.execute(
+            "SELECT watermark, now() AS now FROM viewer_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
+        bounds = await (await conn.execute(
+            "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
+        first = bounds["first"]
+        dirty: set[date] = set()
+        if first is not None and first < today:
+            if state["watermark"] is not None:
+                rows = await (await conn.execute(
+                    "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
+                    f" WHERE created_at > %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
+                    (state["watermark"], _utc_midnight(today)))).fetchall()
+                dirty |= {r["day"] for r in rows}
+            done = {r["day"] for r in await (await conn.execute(
+                "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, today))).fetchall()}
+            day = first
+            while day < today:
+                if day not in done:
+                    dirty.add(day)
+                day += timedelta(days=1)
+        dirty = {d for d in dirty if d < today}
+        if dirty:
+            days = sorted(dirty)
+            lo, hi = _utc_midnight(days[0]), _utc_midnight(days[-1] + timedelta(days=1))
+            day_filter = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME ZONE 'UTC')::date = ANY(%s)"
+            params = [lo, hi, days]
+            for table in ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup"):
+                await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s)", (days,))
+            await conn.execute(
+                "INSERT INTO viewer_daily_rollup (client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum,"
+                " risk_n, exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at) "
+                + _DAILY_LIVE.format(where=day_filter), params)
+            await conn.execute("INSERT INTO viewer_daily_duration_rollup (client_id, day, bucket, n) "
+                               + _DURATION_LIVE.format(where=day_filter), [FINE_EDGES] + params)
+            await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
+                               + _NODE_LIVE.format(where=day_filter), params)
+            await conn.execute(
+                "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
+                " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
+        if first is not None:  # retention dropped older partitions: forget their days too
+            for table in ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
+                          "viewer_rollup_days"):
+                await conn.execute(f"DELETE FROM {table} WHERE day < %s", (first,))
+        await conn.execute("UPDATE viewer_rollup_state SET watermark = %s WHERE id = 1", (state["now"],))
+    if dirty:
+        logger.info("rolled up %d day(s) of workflow logs", len(dirty))
+    return len(dirty)
+
+
+def _quantile(counts: dict[int, int], q: float) -> float | None:
+    """Quantile (percentile_cont semantics) from fine-bucket counts, linear within a bucket."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    rank = q * (total - 1)
+    seen = 0
+    for bucket in sorted(counts):
+        n = counts[bucket]
+        if seen + n > rank:
+            lo = 0.0 if bucket == 0 else FINE_EDGES[bucket - 1]
+            hi = FINE_EDGES[bucket] if bucket < len(FINE_EDGES) else lo
+            return lo + (hi - lo) * ((rank - seen + 0.5) / n)
+        seen += n
+    return FINE_EDGES[-1]
+
+
+def _display_bucket(fine: int) -> int:
+    """Index of the display bucket holding fine bucket `fine` (by its lower edge)."""
+    lower = 0.0 if fine == 0 else FINE_EDGES[fine - 1]
+    return bisect_right(DURATION_BUCKETS, lower)
+
+
+def _avg(total: float, n: int) -> float | None:
+    return total / n if n else None
+
+
+def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: list, with_clients: bool) -> Stats:
+    sums = ("success", "partial", "failed", "conf_sum", "conf_n", "risk_sum", "risk_n", "exec_sum", "exec_n",
+            "input_tokens", "output_tokens", "cost_usd")
+    by_day: dict[date, dict] = {}
+    by_client: dict[str, dict] = {}
+    total = dict.fromkeys(sums, 0)
+    for r in daily:
+        for target in (by_day.setdefault(r["day"], dict.fromkeys(sums, 0)),
+                       by_client.setdefault(r["client_id"], {**dict.fromkeys(sums, 0), "last_ticket_at": None}), total):
+            for k in sums:
+                target[k] += r[k]
+        c = by_client[r["client_id"]]
+        if r["last_ticket_at"] and (c["last_ticket_at"] is None or r["last_ticket_at"] > c["last_ticket_at"]):
+            c["last_ticket_at"] = r["last_ticket_at"]
+    fine: dict[int, int] = {}
+    for r in durations:
+        fine[r["bucket"]] = fine.get(r["bucket"], 0) + r["n"]
+    node_sum: dict[str, list] = {}
+    for r in nodes:
+        acc = node_sum.setdefault(r["node"], [0.0, 0])
+        acc[0] += r["ms_sum"]
+        acc[1] += r["n"]
+    tickets = total["success"] + total["partial"] + total["failed"]
+    totals = {
+        "tickets": tickets, "success": total["success"], "partial": total["partial"], "failed": total["failed"],
+        "success_rate": total["success"] / tickets if tickets else None,
+        "avg_confidence": _avg(total["conf_sum"], total["conf_n"]),
+        "avg_hallucination_risk": _avg(total["risk_sum"], total["risk_n"]),
+        "avg_execution_time_s": _avg(total["exec_sum"], total["exec_n"]),
+        "p95_execution_time_s": _quantile(fine, 0.95),
+        "input_tokens": total["input_tokens"], "output_tokens": total["output_tokens"],
+        "total_tokens": total["input_tokens"] + total["output_tokens"], "cost_usd": total["cost_usd"],
+    }
+    per_day = []
+    day = start.astimezone(timezone.utc).date()
+    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    while day <= last:
+        r = by_day.get(day)
+        per_day.append({"day": day.isoformat(),
+                        "success": r["success"] if r else 0, "partial": r["partial"] if r else 0,
+                        "failed": r["failed"] if r else 0,
+                        "avg_confidence": _avg(r["conf_sum"], r["conf_n"]) if r else None,
+                        "avg_hallucination_risk": _avg(r["risk_sum"], r["risk_n"]) if r else None,
+                        "cost_usd": r["cost_usd"] if r else 0.0})
+        day += timedelta(days=1)
+    coarse = [0] * (len(DURATION_BUCKETS) + 1)
+    for bucket, n in fine.items():
+        coarse[_display_bucket(bucket)] += n
+    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:])]
+              + [f"≥ {DURATION_BUCKETS[-1]} s"])
+    histogram = [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse)]
+    node_rows = sorted(({"node": k, "avg_ms": v[0] / v[1], "samples": v[1]} for k, v in node_sum.items() if v[1]),
+                       key=lambda n: -n["avg_ms"])[:50]
+    per_client = []
+    if with_clients:
+        for client_id, c in sorted(by_client.items(), key=lambda kv: -(kv[1]["success"] + kv[1]["partial"]
+                                                                         + kv[1]["failed"])):
+            n = c["success"] + c["partial"] + c["failed"]
+            per_client.append({"client_id": client_id, "tickets": n, "success_rate": c["success"] / n if n else None,
+                               "avg_confidence": _avg(c["conf_sum"], c["conf_n"]),
+                               "avg_hallucination_risk": _avg(c["risk_sum"], c["risk_n"]),
+                               "avg_execution_time_s": _avg(c["exec_sum"], c["exec_n"]),
+                               "cost_usd": c["cost_usd"], "last_ticket_at": c["last_ticket_at"]})
+    return Stats(start, end, totals, per_day, histogram, node_rows, per_client)
+
+
+async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
+                    client_id: str | None = None, *, use_rollups: bool = True) -> Stats:
+    """Aggregates over [start, end) for the overview and `/api/v1/stats`.
+
+    Days are UTC calendar days; every day of the range appears in `per_day`, zeros included.
+    p95 comes from a fine histogram (buckets <= 5 % wide, interpolated). With `use_rollups`,
+    whole past days are read from the rollups (call `refresh_rollups` first for fresh data).
+    """
+    tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
+    restricted = not scope.all_tenants
+    run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
+    today = _utc_midnight(datetime.now(timezone.utc).date())
+    live_ranges = [(start, end)]
+    rolled = None
+    if use_rollups and _is_midnight(start) and _is_midnight(end) and start < today:
+        rolled = (start.astimezone(timezone.utc).date(), min(end, today).astimezone(timezone.utc).date())
+        live_ranges = [(today, end)] if end > today else []
+    daily, durations, nodes = [], [], []
+    async with scoped_transaction(pool, run_scope) as conn:
+        if rolled:
+            d, h, n = await _rolled(conn, tenant, restricted, *rolled)
+            daily += d
+            durations += h
+            nodes += n
+        for lo, hi in live_ranges:
+            d, h, n = await _live(conn, tenant, restricted, lo, hi)
+            daily += d
+            durations += h
+            nodes += n
+    return _merge(start, end, daily, durations, nodes, with_clients=scope.all_tenants and not tenant)
