@@ -150,6 +150,14 @@ async def _users(dsn: str) -> None:
                 pass
 
 
+async def _refresh(dsn: str) -> int:
+    from collector_api.store.db import create_pool
+    from collector_api.store.stats import refresh_rollups
+
+    async with create_pool(dsn, max_size=1) as pool:
+        return await refresh_rollups(pool)
+
+
 def serve(dsn: str, port: int) -> None:
     import uvicorn
 
@@ -223,6 +231,9 @@ def main() -> int:
             load_s = time.perf_counter() - t0
             print(f"loaded {logs:,} logs in {load_s:.1f} s ({logs / load_s:,.0f} logs/s)")
         asyncio.run(_users(dsn))
+        t0 = time.perf_counter()
+        days = asyncio.run(_refresh(dsn))
+        print(f"rollup refresh: {days} day(s) in {time.perf_counter() - t0:.1f} s")
         with psycopg.connect(dsn) as conn:
             total = conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
             ids = [r[0] for r in conn.execute(

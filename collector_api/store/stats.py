@@ -93,8 +93,12 @@ def _range_where(tenant: str | None, start: datetime, end: datetime, restricted:
 async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]:
     where, params = _range_where(tenant, start, end, restricted)
     daily = await (await conn.execute(_DAILY_LIVE.format(where=where), params)).fetchall()
-    durations = await (await conn.execute(_DURATION_LIVE.format(where=where), [FINE_EDGES] + params)).fetchall()
-    nodes = await (await conn.execute(_NODE_LIVE.format(where=where), params)).fetchall()
+    durations = await (await conn.execute(
+        "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n FROM workflow_logs"
+        f" WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1", [FINE_EDGES] + params)).fetchall()
+    nodes = await (await conn.execute(
+        "SELECT node, sum(duration_ms) AS ms_sum, count(*) AS n FROM workflow_node_durations"
+        f" WHERE {where} GROUP BY 1", params)).fetchall()
     return daily, durations, nodes
 
 
@@ -108,9 +112,11 @@ async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[li
     where = " AND ".join(clauses)
     daily = await (await conn.execute(f"SELECT * FROM viewer_daily_rollup WHERE {where}", params)).fetchall()
     durations = await (await conn.execute(
-        f"SELECT client_id, day, bucket, n FROM viewer_daily_duration_rollup WHERE {where}", params)).fetchall()
+        f"SELECT bucket, sum(n)::bigint AS n FROM viewer_daily_duration_rollup WHERE {where} GROUP BY 1",
+        params)).fetchall()
     nodes = await (await conn.execute(
-        f"SELECT client_id, day, node, ms_sum, n FROM viewer_daily_node_rollup WHERE {where}", params)).fetchall()
+        f"SELECT node, sum(ms_sum) AS ms_sum, sum(n)::bigint AS n FROM viewer_daily_node_rollup WHERE {where}"
+        " GROUP BY 1", params)).fetchall()
     return daily, durations, nodes
 
 
@@ -274,7 +280,8 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
 
     Days are UTC calendar days; every day of the range appears in `per_day`, zeros included.
     p95 comes from a fine histogram (buckets <= 5 % wide, interpolated). With `use_rollups`,
-    whole past days are read from the rollups (call `refresh_rollups` first for fresh data).
+    whole past days already rolled up are read from the rollups (as fresh as the last
+    `refresh_rollups`); from the first day not rolled up on, rows are aggregated live.
     """
     tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
     restricted = not scope.all_tenants
@@ -288,6 +295,14 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     daily, durations, nodes = [], [], []
     async with scoped_transaction(pool, run_scope) as conn:
         if rolled:
+            # Days not rolled up yet (a new day, a first start) are aggregated live instead.
+            gap = await (await conn.execute(
+                "SELECT min(d)::date AS gap FROM generate_series(%s::date, %s::date - 1, interval '1 day') d"
+                " WHERE NOT EXISTS (SELECT 1 FROM viewer_rollup_days r WHERE r.day = d::date)", rolled)).fetchone()
+            if gap["gap"] is not None:
+                rolled = (rolled[0], gap["gap"])
+                live_ranges = [(_utc_midnight(gap["gap"]), end)]
+        if rolled and rolled[0] < rolled[1]:
             d, h, n = await _rolled(conn, tenant, restricted, *rolled)
             daily += d
             durations += h

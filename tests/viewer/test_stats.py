@@ -76,3 +76,16 @@ def test_ranges_not_aligned_on_days_are_aggregated_live(loaded_db):
     start = datetime.now(timezone.utc) - timedelta(days=2, hours=12)
     stats = _stats(dsn, Scope.provider(), rollups=True, refresh=True, start=start, end=datetime.now(timezone.utc))
     assert stats.totals["tickets"] == 4  # A-1, A-2, G-1, G-2
+
+
+def test_days_not_rolled_up_yet_are_aggregated_live(loaded_db):
+    """Before any refresh (or right after midnight) the numbers are already right."""
+    dsn = loaded_db[0]
+    live = _stats(dsn, Scope.provider(), rollups=False)
+    _assert_equal(live, _stats(dsn, Scope.provider(), rollups=True))  # nothing rolled up yet
+
+    async def partial_refresh():
+        async with create_pool(dsn, max_size=1) as pool:
+            await refresh_rollups(pool, today=(TODAY - timedelta(days=3)).date())  # rolls up to 4 days ago
+    run_async(partial_refresh())
+    _assert_equal(live, _stats(dsn, Scope.provider(), rollups=True))

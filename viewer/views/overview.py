@@ -32,15 +32,16 @@ async def _refresh_in_background(ctx) -> None:
 
 
 async def ensure_rollups(ctx) -> bool:
-    """Whether the overview may read rollups. The first call of a process refreshes them inline
-    (they may never have been built); later ones refresh in the background when stale."""
+    """Whether the overview may read rollups; starts a background refresh when they are stale.
+
+    Never waits: days not rolled up yet are aggregated live by get_stats, so the numbers are
+    right from the first request on, only slower until the first refresh has run.
+    """
     interval = ctx.settings.flusso_rollup_refresh_seconds
     if interval <= 0:
         return False
-    if ctx.rollups_refreshed_at is None:
-        await refresh_rollups(ctx.pool)
-        ctx.rollups_refreshed_at = time.monotonic()
-    elif time.monotonic() - ctx.rollups_refreshed_at > interval and ctx.rollup_task is None:
+    stale = ctx.rollups_refreshed_at is None or time.monotonic() - ctx.rollups_refreshed_at > interval
+    if stale and ctx.rollup_task is None:
         ctx.rollup_task = asyncio.create_task(_refresh_in_background(ctx))
     return True
 
