@@ -75,10 +75,13 @@ class BridgeSettings(BaseSettings):
         100, ge=1, le=5000, validation_alias=_env("FLUSSO_WORKER_POLL_MILLIS", "worker_poll_millis")
     )
     log_queue_size: int = Field(
-        1024, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
+        512, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
     )
     max_queued_spans: int = Field(
-        20000, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")
+        4096, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")
+    )
+    max_buffered_spans: int = Field(
+        8192, ge=10, validation_alias=_env("FLUSSO_MAX_BUFFERED_SPANS", "max_buffered_spans")
     )
     max_open_traces: int = Field(
         1000, ge=1, validation_alias=_env("FLUSSO_MAX_OPEN_TRACES", "max_open_traces")

@@ -28,6 +28,8 @@ def stats() -> dict:
         return {}
     out = dict(st.worker.stats)
     out["logs_emitted"] = st.shipper.emitted if st.shipper is not None else 0
+    out["logs_exported"] = st.shipper.exporter.exported if st.shipper is not None else 0
+    out["export_failures"] = st.shipper.exporter.failures if st.shipper is not None else 0
     out["queued_spans"] = len(st.worker._queue)
     out["open_traces"] = len(st.worker.active)
     return out

@@ -2,8 +2,9 @@
 groups spans by trace, builds the workflow log, redacts it and hands it to the shipper.
 
 Bounds: ``max_queued_spans`` spans waiting for the worker (a root span may exceed it by a
-headroom so a ticket's log survives a burst), ``max_open_traces`` traces buffered,
-``max_spans_per_trace`` spans per trace, ``trace_ttl_seconds`` for roots that never end.
+headroom so a ticket's log survives a burst), ``max_buffered_spans`` spans held for tickets
+still running, ``max_open_traces`` traces buffered, ``max_spans_per_trace`` spans per trace,
+``trace_ttl_seconds`` for roots that never end.
 Every drop is counted in ``Worker.stats`` and logged (rate-limited).
 """
 
@@ -47,11 +48,13 @@ class Worker:
 
     def __init__(self, handle_trace: Callable[[list, int], None], *, max_queued_spans: int = 20000,
                  max_open_traces: int = 1000, max_spans_per_trace: int = 500,
+                 max_buffered_spans: int = 10000,
                  trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.1):
         self._handle_trace = handle_trace
         self.max_queued_spans = max_queued_spans
         self.max_open_traces = max_open_traces
         self.max_spans_per_trace = max_spans_per_trace
+        self.max_buffered_spans = max_buffered_spans
         self.trace_ttl_seconds = trace_ttl_seconds
         self.idle_wait_seconds = idle_wait_seconds
         self._wake_at = max(1, max_queued_spans // 4)
@@ -71,6 +74,7 @@ class Worker:
         self.active: dict[int, float] = {}
         self._incomplete: dict[int, int] = {}
         self._buffers: dict[int, _TraceBuffer] = {}
+        self._buffered = 0  # spans held in all buffers
         self._done: collections.OrderedDict = collections.OrderedDict()
         self._last_sweep = time.monotonic()
         self._pid = os.getpid()
@@ -167,17 +171,23 @@ class Worker:
             if len(self._buffers) >= self.max_open_traces:
                 old_id, old = next(iter(self._buffers.items()))
                 del self._buffers[old_id]
+                self._buffered -= len(old.spans)
                 self.active.pop(old_id, None)
                 self._drop("dropped_traces_too_many_open", len(old.spans), old_id)
             buf = self._buffers[trace_id] = _TraceBuffer(time.monotonic())
         is_root = span.parent is None
-        if len(buf.spans) >= self.max_spans_per_trace and not is_root:
+        if not is_root and len(buf.spans) >= self.max_spans_per_trace:
             buf.dropped += 1
             self.stats["dropped_spans_per_trace_limit"] += 1
+        elif not is_root and self._buffered >= self.max_buffered_spans:
+            buf.dropped += 1
+            self.stats["dropped_spans_buffer_full"] += 1
         else:
             buf.spans.append(span)
+            self._buffered += 1
         if is_root:
             del self._buffers[trace_id]
+            self._buffered -= len(buf.spans)
             self.active.pop(trace_id, None)
             self._done[trace_id] = None
             if len(self._done) > _RECENT_DONE:
@@ -197,6 +207,7 @@ class Worker:
         for trace_id, buf in list(self._buffers.items()):
             if now - buf.created > ttl:
                 del self._buffers[trace_id]
+                self._buffered -= len(buf.spans)
                 self.active.pop(trace_id, None)
                 self._drop("dropped_traces_ttl", len(buf.spans), trace_id)
         for trace_id, started in list(self.active.items()):

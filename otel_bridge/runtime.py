@@ -125,11 +125,14 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
         shipper.emit(log, root)
 
     worker = Worker(handle_trace, max_queued_spans=s.max_queued_spans, max_open_traces=s.max_open_traces,
+                    max_buffered_spans=s.max_buffered_spans,
                     max_spans_per_trace=s.max_spans_per_trace, trace_ttl_seconds=s.trace_ttl_seconds,
                     idle_wait_seconds=s.worker_poll_millis / 1000)
 
     with _lock:
         previous = STATE
+        if previous is not None:  # tickets in flight keep their log
+            worker.active.update(previous.worker.active)
         tracer, joined = _setup_tracing(resource)
         PROCESSOR.worker = worker
         STATE = BridgeState(settings=s, tracer=tracer, worker=worker, shipper=shipper, redactor=redactor,
@@ -169,8 +172,9 @@ def _setup_tracing(resource: Resource) -> tuple[trace.Tracer, bool]:
 
 
 def flush(timeout_seconds: float | None = None) -> bool:
-    """Deliver what is pending (built and exported) within the deadline; True if all done.
-    Never raises; never waits longer than ``timeout_seconds`` (default: the setting)."""
+    """Deliver what is pending (built and exported) within the deadline. True when all of it
+    was exported and no export failed since the previous flush. Never raises; never waits
+    longer than ``timeout_seconds`` (default: FLUSSO_SHUTDOWN_TIMEOUT_SECONDS)."""
     state = STATE
     if state is None:
         return True

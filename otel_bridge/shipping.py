@@ -83,6 +83,44 @@ def resolve_headers(explicit_key: str | None, settings) -> dict[str, str]:
     return headers
 
 
+class CountingExporter:
+    """Wraps the real exporter: counts exported logs and failed exports (for stats() and
+    for flush()/shutdown() to say whether everything was delivered). Never raises."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.exported = 0
+        self.failures = 0
+
+    def export(self, batch):
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        try:
+            result = self.inner.export(batch)
+        except Exception:
+            logger.exception("otel_bridge: the log exporter raised; %d logs dropped", len(batch))
+            result = LogRecordExportResult.FAILURE
+        if result == LogRecordExportResult.SUCCESS:
+            self.exported += len(batch)
+        else:
+            self.failures += 1
+            logger.warning("otel_bridge: exporting %d workflow logs failed; they are dropped", len(batch))
+        return result
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return self.inner.force_flush(timeout_millis)
+        except Exception:
+            logger.exception("otel_bridge: exporter force_flush failed")
+            return False
+
+    def shutdown(self) -> None:
+        try:
+            self.inner.shutdown()
+        except Exception:
+            logger.exception("otel_bridge: exporter shutdown failed")
+
+
 class Shipper:
     """Emits one OTel LogRecord per workflow log. ``emit`` runs on the bridge worker thread:
     it only serializes and enqueues (the batch processor's thread does the HTTP)."""
@@ -90,9 +128,11 @@ class Shipper:
     def __init__(self, exporter, *, resource: Resource, schedule_delay_millis: int,
                  max_queue_size: int, client_id: str | None):
         self.client_id = client_id
+        self.exporter = CountingExporter(exporter)
+        self._failures_checkpoint = 0
         self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         self.processor = BatchLogRecordProcessor(
-            exporter,
+            self.exporter,
             schedule_delay_millis=schedule_delay_millis,
             max_queue_size=max_queue_size,
             max_export_batch_size=min(512, max_queue_size),
@@ -132,13 +172,20 @@ class Shipper:
         self.emitted += 1
 
     def force_flush(self, timeout_seconds: float) -> bool:
-        """Export what is queued; returns False if the deadline passed first (a black-holed
-        collector keeps the export thread busy; we never wait past the deadline)."""
-        return _run_with_deadline(self.processor.force_flush, timeout_seconds, "flush")
+        """Export what is queued. False if the deadline passed first (a black-holed collector
+        keeps the export thread busy; we never wait past the deadline) or if an export
+        failed since the previous flush."""
+        return _run_with_deadline(self.processor.force_flush, timeout_seconds, "flush") and self._no_new_failures()
 
     def shutdown(self, timeout_seconds: float) -> bool:
         # The SDK's shutdown has no deadline of its own (it waits on a busy export): ours does.
-        return _run_with_deadline(self.processor.shutdown, timeout_seconds, "shutdown")
+        return _run_with_deadline(self.processor.shutdown, timeout_seconds, "shutdown") and self._no_new_failures()
+
+    def _no_new_failures(self) -> bool:
+        failures = self.exporter.failures
+        ok = failures == self._failures_checkpoint
+        self._failures_checkpoint = failures
+        return ok
 
 
 def _run_with_deadline(fn, timeout_seconds: float, what: str) -> bool:
@@ -152,7 +199,10 @@ def _run_with_deadline(fn, timeout_seconds: float, what: str) -> bool:
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"otel-bridge-{what}", daemon=True).start()
+    try:
+        threading.Thread(target=target, name=f"otel-bridge-{what}", daemon=True).start()
+    except RuntimeError:  # interpreter shutting down: no new threads; do it inline
+        target()
     ok = done.wait(max(0.0, timeout_seconds))
     if not ok:
         logger.warning("otel_bridge: log exporter %s did not finish within %.1fs; pending logs may be lost",

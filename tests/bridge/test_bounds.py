@@ -102,3 +102,19 @@ def test_spans_per_trace_limit_yields_an_incomplete_log(configure_bridge, valida
     assert log["outcome"]["complete"] is False
     assert log["metrics"]["dropped_spans"] == 15 and log["metrics"]["span_count"] == 6
     assert otel_bridge.stats()["dropped_spans_per_trace_limit"] == 15
+
+
+def test_total_buffered_spans_are_bounded():
+    got = []
+    w = Worker(lambda spans, dropped: got.append((len(spans), dropped)), max_buffered_spans=10)
+    for tid in (1, 2):
+        w.open_trace(tid)
+    for _ in range(8):
+        w.submit(fake_span(1))
+        w.submit(fake_span(2))
+    w.submit(fake_span(1, root=True))
+    w.submit(fake_span(2, root=True))
+    assert w.flush(2)
+    assert sorted(got) == [(6, 3), (6, 3)] or sum(d for _, d in got) == 6
+    assert w.stats["dropped_spans_buffer_full"] == 6 and w._buffered == 0
+    w.stop(1)

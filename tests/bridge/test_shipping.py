@@ -160,3 +160,17 @@ def test_shutdown_delivers_pending_logs(receiver, configure_bridge):
     assert otel_bridge.shutdown(timeout_seconds=5.0)
     assert len(receiver.records()) == 2
     assert handle({"ticket_id": "after"}) == "after"  # decorators keep working, without telemetry
+
+
+def test_flush_reports_whether_logs_were_delivered(receiver, configure_bridge):
+    configure_bridge(endpoint=receiver.url)
+    run_tickets(2)
+    assert otel_bridge.flush(5.0) is True
+    receiver.behaviour.update(status=401, body=b"bad key")
+    run_tickets(2)
+    assert otel_bridge.flush(5.0) is False
+    stats = otel_bridge.stats()
+    assert stats["logs_exported"] == 2 and stats["export_failures"] >= 1
+    receiver.behaviour.update(status=200, body=b"")
+    run_tickets(1)
+    assert otel_bridge.flush(5.0) is True
