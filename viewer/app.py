@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from collector_api.store.db import StoreUnavailable
 from config.server import ServerSettings
 
-from .auth import LoginLimiter, SessionCodec
+from .auth import LoginLimiter, SessionCodec, session_principal
 from .errors import LoginRequired, ViewerError
 from .render import create_environment, render
 from .security import SecurityHeaders
@@ -52,7 +52,14 @@ async def handle_viewer_error(request: Request, exc: ViewerError) -> Response:
     if isinstance(exc, LoginRequired):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    return render(request, "error.html", {"status": exc.status, "message": exc.message}, status=exc.status)
+    principal = None
+    if exc.status != 503:
+        try:
+            principal = await session_principal(request)  # keeps the navigation on error pages
+        except StoreUnavailable:
+            pass
+    return render(request, "error.html", {"status": exc.status, "message": exc.message, "principal": principal},
+                  status=exc.status)
 
 
 async def handle_store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
