@@ -58,6 +58,7 @@ class Worker:
         self.trace_ttl_seconds = trace_ttl_seconds
         self.idle_wait_seconds = idle_wait_seconds
         self._wake_at = max(1, max_queued_spans // 4)
+        self._yield_below = max(1, max_queued_spans // 8)
         self.stats = collections.Counter()
         self._last_drop_log = 0.0
         self._stopped = False
@@ -153,9 +154,10 @@ class Worker:
                 item.done.set()
                 continue
             try:
-                if self._add(item):
+                if self._add(item) and len(q) < self._yield_below:
                     # Hand the GIL back between tickets so the workflow's threads never wait
-                    # behind a burst of log building.
+                    # behind a burst of log building. When the queue backs up (the process
+                    # is saturated), drain at full speed instead so spans are not dropped.
                     time.sleep(0)
             except Exception:
                 logger.exception("otel_bridge: handling span %s failed", getattr(item, "name", "?"))
