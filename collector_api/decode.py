@@ -33,6 +33,7 @@ class RawRecord:
     document: dict | None
     trace_id: str | None
     reason: str | None = None
+    may_hold_nul: bool = True  # False when the JSON text has no \u0000 escape: no need to walk it
 
 
 def loads_lenient(text: str | bytes) -> object:
@@ -146,7 +147,8 @@ def _decode_record(index: int, record) -> RawRecord:
         return RawRecord(index, None, trace_id, f"body is not valid JSON: {exc}")
     if not isinstance(document, dict):
         return RawRecord(index, None, trace_id, "body must be a JSON object")
-    return RawRecord(index, document, trace_id)
+    may_hold_nul = kind != "string_value" or "\\u0000" in record.body.string_value
+    return RawRecord(index, document, trace_id, may_hold_nul=may_hold_nul)
 
 
 def parse_legacy_json(body: bytes) -> dict:

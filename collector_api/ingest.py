@@ -69,9 +69,12 @@ def legacy_trace_id(client_id: str, ticket_id: str, executed_at: str, idempotenc
 
 
 def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | None, *,
-                legacy_key: str | None = None, legacy: bool = False) -> LogRow | Rejected:
-    """Validate one document for `tenant`; the row to store, or why it is refused."""
-    document = strip_nul(document)
+                legacy_key: str | None = None, legacy: bool = False, may_hold_nul: bool = True) -> LogRow | Rejected:
+    """Validate one document for `tenant`; the row to store, or why it is refused.
+
+    `may_hold_nul=False` (the JSON text had no \\u0000 escape) skips the walk that removes NULs."""
+    if may_hold_nul:
+        document = strip_nul(document)
     error = schema_error(document)
     if error:
         return Rejected(index, error)

@@ -39,7 +39,8 @@ def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRo
         if record.document is None:
             rejected.append(Rejected(record.index, record.reason or "unreadable record"))
             continue
-        result = prepare_row(record.index, record.document, tenant, record.trace_id)
+        result = prepare_row(record.index, record.document, tenant, record.trace_id,
+                             may_hold_nul=record.may_hold_nul)
         (rejected if isinstance(result, Rejected) else rows).append(result)
     return len(records), rows, rejected
 
@@ -74,17 +75,19 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
     state.admit()
     try:
         body = await read_body(request, state.settings.flusso_max_body_bytes)
-        try:
-            total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
-        except DecodeError as exc:
-            state.metrics.rejected.labels("undecodable", key.client_id).inc()
-            raise CollectorError(str(exc)) from None
-        state.metrics.received.labels("otlp").inc(total)
-        state.metrics.batch_size.observe(total)
-        _count_rejections(state, key.client_id, rejected)
-        if rows:
-            await _store(state, key.client_id, rows)
-        elif rejected:
+        async with state.work_slots:
+            try:
+                total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
+            except DecodeError as exc:
+                state.metrics.rejected.labels("undecodable", key.client_id).inc()
+                raise CollectorError(str(exc)) from None
+            del body
+            state.metrics.received.labels("otlp").inc(total)
+            state.metrics.batch_size.observe(total)
+            _count_rejections(state, key.client_id, rejected)
+            if rows:
+                await _store(state, key.client_id, rows)
+        if not rows and rejected:
             first = rejected[0]
             raise CollectorError(f"all {total} log records rejected; record {first.index}: {first.reason}")
         response = ExportLogsServiceResponse()
@@ -118,13 +121,15 @@ async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -
         except DecodeError as exc:
             state.metrics.rejected.labels("undecodable", key.client_id).inc()
             raise CollectorError(str(exc)) from None
-        result = await run_in_threadpool(prepare_row, 0, document, key.client_id, None,
-                                         legacy_key=request.headers.get("idempotency-key"), legacy=True)
-        if isinstance(result, Rejected):
-            _count_rejections(state, key.client_id, [result])
-            raise CollectorError(f"invalid workflow log: {result.reason}",
-                                 status=403 if result.tenant_mismatch else 422)
-        stored = (await _store(state, key.client_id, [result]))[0]
+        async with state.work_slots:
+            result = await run_in_threadpool(prepare_row, 0, document, key.client_id, None,
+                                             legacy_key=request.headers.get("idempotency-key"), legacy=True,
+                                             may_hold_nul=b"\\u0000" in body)
+            if isinstance(result, Rejected):
+                _count_rejections(state, key.client_id, [result])
+                raise CollectorError(f"invalid workflow log: {result.reason}",
+                                     status=403 if result.tenant_mismatch else 422)
+            stored = (await _store(state, key.client_id, [result]))[0]
         state.metrics.latency.labels("legacy", "200").observe(time.perf_counter() - started)
         return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
                              "trace_id": stored.trace_id, "duplicate": stored.duplicate})

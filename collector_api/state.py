@@ -44,7 +44,9 @@ class CollectorState:
 
     def __post_init__(self):
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
-        self._lock = asyncio.Lock()
+        # Decoding and storing are CPU- and memory-heavy (~40 MB per 512-record request): only a
+        # few run at once; admitted requests beyond them wait here instead of piling up in memory.
+        self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)
 
     def admit(self) -> None:
         """Count one more ingest request in flight, or refuse it with 503 when at the bound."""

@@ -27,6 +27,10 @@ class ServerSettings(BaseSettings):
     flusso_max_inflight_requests: int = Field(
         default=64, ge=1, description="Ingest requests processed at once; beyond it the collector answers 503."
     )
+    flusso_ingest_concurrency: int = Field(
+        default=2, ge=1, le=64,
+        description="Requests decoded and stored at once (the rest wait, bodies read): bounds CPU and memory.",
+    )
     flusso_tenant_rate_limit_per_s: float = Field(
         default=0.0, ge=0.0, description="Per-tenant ingest requests per second (0 = off); over it: 429."
     )

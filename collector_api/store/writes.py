@@ -52,17 +52,17 @@ _TYPES = ("text", "text", "text", "timestamptz", "text", "text", "text", "text",
 _INSERT = (
     f"INSERT INTO workflow_logs ({', '.join(_COLUMNS)})"
     f" SELECT {', '.join(c if c != 'log_data' else 'log_data::jsonb' for c in _COLUMNS)}"
-    f" FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
+    f" FROM unnest({', '.join(f'%b::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
     " ON CONFLICT (client_id, trace_id, executed_at) DO NOTHING RETURNING id, trace_id, executed_at"
 )
 _EXISTING = (
     "SELECT w.id, w.trace_id, w.executed_at FROM workflow_logs w"
-    " JOIN unnest(%s::text[], %s::timestamptz[]) AS k(trace_id, executed_at)"
+    " JOIN unnest(%b::text[], %b::timestamptz[]) AS k(trace_id, executed_at)"
     " ON w.trace_id = k.trace_id AND w.executed_at = k.executed_at WHERE w.client_id = %s"
 )
 _INSERT_NODES = (
     "INSERT INTO workflow_node_durations (log_id, client_id, executed_at, node, duration_ms)"
-    " SELECT * FROM unnest(%s::int8[], %s::text[], %s::timestamptz[], %s::text[], %s::float8[])"
+    " SELECT * FROM unnest(%b::int8[], %b::text[], %b::timestamptz[], %b::text[], %b::float8[])"
 )
 
 
