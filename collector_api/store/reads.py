@@ -101,8 +101,10 @@ def _where(scope: Scope, filters: TicketFilters) -> tuple[list[str], list[Any]]:
             clauses.append(clause)
             params.append(value)
     if filters.ticket_id:
-        clauses.append("ticket_id LIKE %s")
-        params.append(_escape_like(filters.ticket_id) + "%")
+        # Row-level security lets only leakproof operators reach an index: LIKE is not, the
+        # text_pattern_ops comparisons are. The range finds the candidates, LIKE rechecks them.
+        clauses.append("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s")
+        params += [filters.ticket_id, filters.ticket_id + "\U0010ffff", _escape_like(filters.ticket_id) + "%"]
     return clauses, params
 
 

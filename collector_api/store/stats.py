@@ -1,9 +1,10 @@
 """Overview statistics: daily rollups for past days, live aggregation for the rest.
 
-Past UTC days are summed from `viewer_daily_*rollup` (migration 0002), which
+UTC days up to today are summed from `viewer_daily_*rollup` (migration 0002), which
 `refresh_rollups` keeps current: it recomputes every day touched by logs stored since its
-last run (found through `created_at`) and every past day not rolled up yet. Today, and any
-range not aligned on UTC days, is aggregated from `workflow_logs` directly. Both paths yield
+last run (found through `created_at`) and every day not rolled up yet. Days not rolled up
+yet, later days, and any range not aligned on UTC days are aggregated from `workflow_logs`
+directly. The overview is thus at most one refresh interval behind for days already rolled up. Both paths yield
 the same per-(tenant, day) shape, merged in Python, so the numbers agree whichever path ran.
 """
 from __future__ import annotations
@@ -121,13 +122,14 @@ async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[li
 
 
 async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None) -> int:
-    """Bring the daily rollups of past days up to date; returns the number of days recomputed.
+    """Bring the daily rollups up to date (up to `today`, UTC); returns the days recomputed.
 
     Safe to call from many processes: one refresh runs at a time (advisory lock), the others
     return 0 at once. A log committed more than LATE_COMMIT_SLACK after its transaction began
     may be missed until its day is touched again.
     """
     today = today or datetime.now(timezone.utc).date()
+    stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
     async with scoped_transaction(pool, Scope.provider()) as conn:
         locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (ROLLUP_LOCK,))).fetchone()
         if not locked["ok"]:
@@ -138,21 +140,21 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
             "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
         first = bounds["first"]
         dirty: set[date] = set()
-        if first is not None and first < today:
+        if first is not None and first < stop:
             if state["watermark"] is not None:
                 rows = await (await conn.execute(
                     "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
                     f" WHERE created_at > %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
-                    (state["watermark"], _utc_midnight(today)))).fetchall()
+                    (state["watermark"], _utc_midnight(stop)))).fetchall()
                 dirty |= {r["day"] for r in rows}
             done = {r["day"] for r in await (await conn.execute(
-                "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, today))).fetchall()}
+                "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, stop))).fetchall()}
             day = first
-            while day < today:
+            while day < stop:
                 if day not in done:
                     dirty.add(day)
                 day += timedelta(days=1)
-        dirty = {d for d in dirty if d < today}
+        dirty = {d for d in dirty if d < stop}
         if dirty:
             days = sorted(dirty)
             lo, hi = _utc_midnight(days[0]), _utc_midnight(days[-1] + timedelta(days=1))
@@ -280,18 +282,18 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
 
     Days are UTC calendar days; every day of the range appears in `per_day`, zeros included.
     p95 comes from a fine histogram (buckets <= 5 % wide, interpolated). With `use_rollups`,
-    whole past days already rolled up are read from the rollups (as fresh as the last
+    whole days already rolled up are read from the rollups (as fresh as the last
     `refresh_rollups`); from the first day not rolled up on, rows are aggregated live.
     """
     tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
     restricted = not scope.all_tenants
     run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
-    today = _utc_midnight(datetime.now(timezone.utc).date())
+    stop = _utc_midnight(datetime.now(timezone.utc).date() + timedelta(days=1))
     live_ranges = [(start, end)]
     rolled = None
-    if use_rollups and _is_midnight(start) and _is_midnight(end) and start < today:
-        rolled = (start.astimezone(timezone.utc).date(), min(end, today).astimezone(timezone.utc).date())
-        live_ranges = [(today, end)] if end > today else []
+    if use_rollups and _is_midnight(start) and _is_midnight(end) and start < stop:
+        rolled = (start.astimezone(timezone.utc).date(), min(end, stop).astimezone(timezone.utc).date())
+        live_ranges = [(stop, end)] if end > stop else []
     daily, durations, nodes = [], [], []
     async with scoped_transaction(pool, run_scope) as conn:
         if rolled:

@@ -2,13 +2,15 @@
 
 -- Ticket id prefix search (LIKE 'x%') whatever the database collation.
 CREATE INDEX workflow_logs_ticket_prefix_idx ON workflow_logs (ticket_id text_pattern_ops);
+-- A tenant's tickets of one status, newest first (and their capped count, index-only).
+CREATE INDEX workflow_logs_client_status_time_idx ON workflow_logs (client_id, status, executed_at DESC, id DESC);
 -- Sorting by confidence or duration pages through these (keyset: value, executed_at, id).
 CREATE INDEX workflow_logs_confidence_idx ON workflow_logs ((COALESCE(overall_confidence, -1)), executed_at, id);
 CREATE INDEX workflow_logs_duration_idx ON workflow_logs ((COALESCE(execution_time_seconds, -1)), executed_at, id);
 -- Finds the days touched by logs stored since the last rollup refresh.
 CREATE INDEX workflow_logs_created_idx ON workflow_logs (created_at) INCLUDE (executed_at);
 
--- Per tenant and UTC day, for days before today (today is always aggregated live).
+-- Per tenant and UTC day, up to today (refreshed in the background; see store.stats).
 CREATE TABLE viewer_daily_rollup (
     client_id       text NOT NULL,
     day             date NOT NULL,
