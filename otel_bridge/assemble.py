@@ -83,10 +83,13 @@ def build_workflow_log(
     for _, _, p in events.get(A.EVENT_METRIC, []):
         custom[str(p.get("name"))] = p.get("value")
 
-    children = [s for s in spans if s is not root]
-    root_error = S.error_text(root)
-    node_errors = sum(1 for s in children if S.span_status(s) == "ERROR")
-    tools = [s for s in children if S.attr(s, A.KIND) == "tool"]
+    # One pass over the spans; everything below reads these entries.
+    entries = [S.span_entry(s, t0) for s in spans]
+    root_entry = entries[next(i for i, s in enumerate(spans) if s is root)]
+    children = [e for e in entries if e is not root_entry]
+    root_error = root_entry["error"]
+    node_errors = sum(1 for e in children if e["status"] == "ERROR")
+    tools = [e for e in children if e["kind"] == "tool"]
 
     status = str(outcome_rec.pop("status", "") or "").upper()
     if root_error is not None:
@@ -103,9 +106,9 @@ def build_workflow_log(
     input_tokens = sum(S.to_int(p.get("input_tokens")) for p in llm)
     output_tokens = sum(S.to_int(p.get("output_tokens")) for p in llm)
     node_durations: dict[str, float] = {}
-    for s in children:
-        if S.attr(s, A.NODE_NAME) is not None or S.attr(s, A.KIND) is not None:
-            node_durations[s.name] = round(node_durations.get(s.name, 0.0) + S.dur_ms(s), 3)
+    for e in children:
+        if A.NODE_NAME in e["attributes"] or A.KIND in e["attributes"]:
+            node_durations[e["name"]] = round(node_durations.get(e["name"], 0.0) + e["duration_ms"], 3)
 
     metrics = {
         "react_iterations": len(iterations),
@@ -119,7 +122,7 @@ def build_workflow_log(
         "total_tokens": input_tokens + output_tokens,
         "cost_usd": round(sum(S.num(p.get("cost_usd")) for p in llm), 8),
         "tool_calls": len(tools),
-        "tool_errors": sum(1 for s in tools if S.span_status(s) == "ERROR"),
+        "tool_errors": sum(1 for e in tools if e["status"] == "ERROR"),
         "vision_results": len(retrieval.get("vision", {}).get("results", [])),
         "text_results": len(retrieval.get("text", {}).get("results", [])),
         "retrieval_top_score": round(max(all_scores), 6) if all_scores else None,
@@ -179,7 +182,7 @@ def build_workflow_log(
                 "decisions": output_decisions,
             },
             "llm_calls": llm,
-            "spans": [S.span_entry(s, t0) for s in spans],
+            "spans": entries,
         },
     }
     if redactor is not None:

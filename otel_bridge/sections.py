@@ -108,32 +108,36 @@ def evidence_section(items: list) -> dict:
     return ev
 
 
+def _clean_attribute(v):
+    if isinstance(v, tuple):
+        return [None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
 def span_entry(s, t0: int) -> dict:
-    attrs = {}
     source = s.attributes or {}
-    for i, (k, v) in enumerate(source.items()):
-        if i >= MAX_SPAN_ATTRIBUTES:
-            attrs["flusso.attributes_dropped"] = len(source) - MAX_SPAN_ATTRIBUTES
-            break
-        if isinstance(v, tuple):
-            v = [None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
-        elif isinstance(v, float) and not math.isfinite(v):
-            v = None
-        attrs[k] = v
+    items = source.items()
+    if len(source) > MAX_SPAN_ATTRIBUTES:
+        items = list(items)[:MAX_SPAN_ATTRIBUTES]
+    attrs = {k: (_clean_attribute(v) if type(v) in (tuple, float) else v) for k, v in items}
+    if len(source) > MAX_SPAN_ATTRIBUTES:
+        attrs["flusso.attributes_dropped"] = len(source) - MAX_SPAN_ATTRIBUTES
     kind = source.get(A.KIND) or ("otel." + s.kind.name.lower() if getattr(s, "kind", None) is not None else None)
     status = span_status(s)
+    parent = s.parent
     return {
         "name": s.name,
         "kind": kind,
-        "span_id": hex_id(s.context.span_id, 16),
-        "parent_span_id": hex_id(s.parent.span_id, 16) if s.parent is not None else None,
+        "span_id": format(s.context.span_id, "016x"),
+        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
         "start_offset_ms": round((s.start_time - t0) / 1e6, 3),
-        "duration_ms": round(dur_ms(s), 3),
+        "duration_ms": round(max(0, s.end_time - s.start_time) / 1e6, 3),
         "status": "OK" if status == "UNSET" else status,
         "error": error_text(s) if status == "ERROR" else None,
         "attributes": attrs,
     }
-
 
 
 # --- small helpers ---

@@ -31,10 +31,19 @@ def _clean_env(monkeypatch):
     otel_bridge.shutdown(timeout_seconds=1.0)
 
 
+_compiled = []
+
+
+def _validator():
+    if not _compiled:
+        with open(otel_bridge.schema_path(), encoding="utf-8") as f:
+            _compiled.append(fastjsonschema.compile(json.load(f)))
+    return _compiled[0]
+
+
 @pytest.fixture(scope="session")
 def validate_log():
-    with open(otel_bridge.schema_path(), encoding="utf-8") as f:
-        return fastjsonschema.compile(json.load(f))
+    return _validator()
 
 
 class Receiver:
@@ -81,7 +90,8 @@ class Receiver:
         self.thread.start()
 
     def records(self):
-        """(log record proto, workflow log dict) of every accepted (2xx) request."""
+        """(log record proto, workflow log dict) of every accepted (2xx) request. Every log is
+        validated against the packaged schema on the way."""
         out = []
         with self.lock:
             reqs = list(self.requests)
@@ -93,7 +103,9 @@ class Receiver:
             for rl in msg.resource_logs:
                 for sl in rl.scope_logs:
                     for lr in sl.log_records:
-                        out.append((lr, json.loads(lr.body.string_value)))
+                        log = json.loads(lr.body.string_value)
+                        _validator()(log)
+                        out.append((lr, log))
         return out
 
     def wait_for(self, n: int, timeout: float = 10.0):
@@ -190,7 +202,10 @@ def memory_bridge():
             if len(got) >= n:
                 break
             otel_bridge.flush(0.5)
-        return [json.loads(x.log_record.body) for x in exp.get_finished_logs()]
+        out = [json.loads(x.log_record.body) for x in exp.get_finished_logs()]
+        for log in out:  # every log the bridge emits validates against the schema
+            _validator()(log)
+        return out
 
     logs.exporter = exp
     return logs
