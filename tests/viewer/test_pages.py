@@ -158,3 +158,39 @@ def test_openapi_describes_the_viewer_api(app_client):
     params = {p["name"] for p in paths["/api/v1/tickets"]["get"]["parameters"]}
     assert {"status", "client", "min_confidence", "after", "limit"} <= params
     assert "/tickets" not in paths and "/login" not in paths
+
+
+def test_waterfall_nests_spans_and_highlights_errors(app_client, loaded_db):
+    dsn = loaded_db[0]
+    doc = make_log("acme", "W-1", status="FAILED")
+    root = doc["trace"]["spans"][0]["span_id"]
+    doc["trace"]["spans"] += [
+        {"name": "react_agent", "kind": "agent", "span_id": "aa00000000000001", "parent_span_id": root,
+         "start_offset_ms": 900.0, "duration_ms": 2000.0, "status": "OK", "error": None, "attributes": {}},
+        {"name": "tool_call", "kind": "tool", "span_id": "aa00000000000002", "parent_span_id": "aa00000000000001",
+         "start_offset_ms": 1000.0, "duration_ms": 300.0, "status": "ERROR", "error": "TimeoutError: 30 s",
+         "attributes": {"tool.name": "order_lookup"}},
+        {"name": "orphan", "kind": "x", "span_id": "aa00000000000003", "parent_span_id": "ffffffffffffffff",
+         "start_offset_ms": None, "duration_ms": None, "status": "OK", "error": None, "attributes": {}},
+    ]
+    [log_id] = store_logs(dsn, [doc])
+    login(app_client, "acme@example.com")
+    page = app_client.get(f"/tickets/{log_id}").text
+    waterfall = page.split('id="waterfall"', 1)[1].split("</section>", 1)[0]
+    rows = waterfall.split('<details class="wf-row ')[1:]
+    names = [r.split('class="wf-name">', 1)[1].split("<", 1)[0].strip() for r in rows]
+    assert names == ["flusso_ticket", "planner", "react_agent", "tool_call", "orphan"]
+    assert rows[3].startswith("depth-2 failed") and "TimeoutError: 30 s" in rows[3] and "order_lookup" in rows[3]
+    assert rows[4].startswith("depth-0")  # unknown parent: shown at the top level, not lost
+
+
+def test_templates_have_no_inline_script_or_style():
+    from pathlib import Path
+    import re
+
+    folder = Path(__file__).resolve().parents[2] / "viewer" / "templates"
+    for template in folder.glob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\b(src|type=\"application/json\"))[^>]*>", text), template.name
+        assert not re.search(r"\sstyle=|<style|\son[a-z]+=", text), template.name
+        assert "|safe" not in text.replace(" ", ""), template.name
