@@ -228,6 +228,14 @@ def main() -> int:
         from collector_api.store.migrate import apply_migrations
 
         apply_migrations(dsn)
+        if not args.no_load and args.dsn:
+            with psycopg.connect(dsn) as conn:
+                try:
+                    data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+                except psycopg.Error:
+                    data_dir = None  # not allowed to see it: the server is not ours to check
+            if data_dir and Path(data_dir).exists():
+                check_disk(data_dir, logs)
         if not args.no_load:
             t0 = time.perf_counter()
             load(dsn, logs, args.tenants, args.days)

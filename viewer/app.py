@@ -42,7 +42,10 @@ class ViewerContext:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    """HTML error pages for the viewer's pages only; JSON for its API and anything else."""
+    path = request.url.path
+    is_page = path in ("/", "/login", "/logout") or path == "/tickets" or path.startswith("/tickets/")
+    return not is_page
 
 
 async def handle_viewer_error(request: Request, exc: ViewerError) -> Response:
