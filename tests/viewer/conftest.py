@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 import uuid
+import os
 from pathlib import Path
 
 import psycopg
@@ -99,7 +100,10 @@ def live_server(module_db):
 @pytest.fixture(scope="session")
 def viewer_browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+        message = f"{CHROMIUM} is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI"):  # CI installs it: a missing browser there is a failure, not a skip
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
