@@ -89,8 +89,10 @@ def build_waterfall(spans: list) -> list[dict]:
 
 
 def _results(block: Any) -> dict:
+    """Query and results ranked by score, highest first (results without a score last, in order)."""
     block = _dict(block)
     results = [r for r in _list(block.get("results")) if isinstance(r, dict)]
+    results.sort(key=lambda r: -(_float(r.get("score")) if _float(r.get("score")) is not None else -math.inf))
     return {"query": block.get("query"), "results": results}
 
 
