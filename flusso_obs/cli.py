@@ -127,7 +127,7 @@ def cmd_demo(args, settings):
     if not args.api_key:
         raise CliError("--api-key is required (or set LOG_COLLECTOR_API_KEY); create one with `flusso-obs keys create`")
     summary = run_demo(collector=args.collector, api_key=args.api_key, tickets=args.tickets, rate=args.rate,
-                       seed=args.seed, progress=not args.quiet)
+                       seed=args.seed, progress=not args.quiet, speed=args.speed, concurrency=args.concurrency)
     print(summary)
 
 
@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ingest key; the tickets go to its tenant (default LOG_COLLECTOR_API_KEY)")
     p.add_argument("--rate", type=float, default=0.0, help="tickets per second (default: as fast as possible)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--concurrency", type=int, default=16, help="tickets in flight at once (default 16)")
+    p.add_argument("--speed", type=float, default=50.0,
+                   help="scale of simulated latencies: 50 = tickets of ~1-5 s (default), 0 = no waiting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     db = sub.add_parser("db", help="database helpers", description="Database helpers.")

@@ -71,7 +71,8 @@ def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list
             logger.error("server did not become ready; no demo tickets sent")
             return
         tenants = list(creds.ingest_keys.items())
-        for i, (tenant, key) in enumerate(tenants):
+        running = []
+        for i, (tenant, key) in enumerate(tenants):  # one sender per tenant, in parallel
             share = tickets // len(tenants) + (1 if i < tickets % len(tenants) else 0)
             if share <= 0 or done.is_set():
                 continue
@@ -79,6 +80,8 @@ def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list
                                      "--collector", url, "--api-key", key, "--quiet"],
                                     stdout=subprocess.PIPE, text=True)
             procs.append(proc)
+            running.append((tenant, proc))
+        for tenant, proc in running:
             out, _ = proc.communicate()
             logger.info("demo tenant %s: %s", tenant, out.strip().splitlines()[-1] if out.strip() else "no output")
         _print_banner(url, creds)

@@ -25,7 +25,7 @@ def test_demo_workflow_reaches_postgres_through_real_otlp(live_server, db_dsn):
     key = make_key(db_dsn, "acme")
     env = {**os.environ, "ENVIRONMENT": "test"}
     out = subprocess.run(
-        [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", "4", "--seed", "7", "--quiet",
+        [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", "4", "--seed", "7", "--quiet", "--speed", "1",
          "--collector", live_server.url, "--api-key", key],
         capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
@@ -52,7 +52,7 @@ def test_viewer_lists_and_shows_the_delivered_tickets(live_server, db_dsn):
 
     key = make_key(db_dsn, "acme")
     out = subprocess.run(
-        [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", "3", "--seed", "11", "--quiet",
+        [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", "3", "--seed", "11", "--quiet", "--speed", "1",
          "--collector", live_server.url, "--api-key", key],
         capture_output=True, text=True, timeout=60, env={**os.environ, "ENVIRONMENT": "test"})
     assert out.returncode == 0, out.stderr
