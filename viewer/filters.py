@@ -6,7 +6,7 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -168,7 +168,3 @@ def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, defau
     if status:
         accepted["status"] = status
     return TicketQuery(filters, sort, order == "desc", after, limit, accepted)
-
-
-def without_cursor(query: TicketQuery) -> TicketQuery:
-    return replace(query, after=None)

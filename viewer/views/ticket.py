@@ -118,7 +118,9 @@ def detail_sections(row: dict) -> dict[str, Any]:
         "identification": _dict(log.get("identification")),
         "outcome": _dict(log.get("outcome")),
         "ticket": _dict(trace.get("ticket")),
-        "waterfall": build_waterfall(_list(trace.get("spans"))),
+        "waterfall": (waterfall := build_waterfall(_list(trace.get("spans")))),
+        "waterfall_ticks": [round(max((r["start_ms"] + r["duration_ms"] for r in waterfall), default=0) * f, 1)
+                            for f in (0, 0.25, 0.5, 0.75, 1)],
         "iterations": [i for i in _list(_dict(trace.get("react")).get("iterations")) if isinstance(i, dict)],
         "vision": _results(retrieval.get("vision")),
         "text": _results(retrieval.get("text")),
