@@ -25,7 +25,7 @@ DERIVED_METRICS = (
     "cost_usd", "tool_calls", "tool_errors", "vision_results", "text_results",
     "retrieval_top_score", "retrieval_mean_score", "evidence_items", "evidence_conflicts",
     "node_errors", "decisions", "draft_length_chars", "span_count", "dropped_spans",
-    "retrieval_calls", "mean_react_iteration_ms",
+    "retrieval_calls", "mean_react_iteration_ms", "dropped_events",
 )
 # Derived metrics a caller may override through record.metric() / record.outcome().
 OVERRIDABLE_METRICS = {"overall_confidence", "hallucination_risk"}
@@ -56,7 +56,9 @@ def build_workflow_log(
     if not spans:
         raise ValueError("build_workflow_log needs at least one finished span")
     root = S.find_root(spans)
-    complete = dropped_spans == 0 and S.attr(root, A.KIND) == A.KIND_WORKFLOW
+    # The SDK drops events beyond its per-span limit (record.* data): that is a partial log too.
+    dropped_events = sum(int(getattr(s, "dropped_events", 0) or 0) for s in spans)
+    complete = dropped_spans == 0 and dropped_events == 0 and S.attr(root, A.KIND) == A.KIND_WORKFLOW
     t0 = root.start_time
     events = S.collect_events(spans)
 
@@ -134,6 +136,7 @@ def build_workflow_log(
         "draft_length_chars": len(draft) if draft is not None else 0,
         "span_count": len(spans),
         "dropped_spans": int(dropped_spans),
+        "dropped_events": dropped_events,
         "retrieval_calls": retrieval_calls,
         "mean_react_iteration_ms": (
             round(sum(S.num(i.get("duration_ms")) for i in iterations) / len(iterations), 3) if iterations else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from config.bridge import BridgeSettings
@@ -157,7 +157,12 @@ def _root_of(spans):
 def _setup_tracing(resource: Resource) -> tuple[trace.Tracer, bool]:
     global _private_provider
     if _private_provider is None:
-        _private_provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, shutdown_on_exit=False)
+        # record.* payloads are events carrying one JSON string: no length cap (a host's
+        # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT would cut the JSON), and room for long ReACT loops.
+        limits = SpanLimits(max_events=1024, max_attribute_length=SpanLimits.UNSET,
+                            max_span_attribute_length=SpanLimits.UNSET, max_event_attributes=SpanLimits.UNSET)
+        _private_provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, shutdown_on_exit=False,
+                                           span_limits=limits)
         _private_provider.add_span_processor(PROCESSOR)
     joined = False
     host = trace.get_tracer_provider()

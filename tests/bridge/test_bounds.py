@@ -118,3 +118,18 @@ def test_total_buffered_spans_are_bounded():
     assert sorted(got) == [(6, 3), (6, 3)] or sum(d for _, d in got) == 6
     assert w.stats["dropped_spans_buffer_full"] == 6 and w._buffered == 0
     w.stop(1)
+
+
+def test_too_many_events_on_one_span_yield_an_incomplete_log(memory_bridge):
+    from otel_bridge import record
+
+    @workflow("t")
+    def handle(ticket):
+        for i in range(1100):
+            record.react_iteration(thought="x" * 300, action="a")  # the SDK keeps 1024 per span
+
+    handle({"ticket_id": "T-loop"})
+    (log,) = memory_bridge(1)
+    assert log["metrics"]["react_iterations"] == 1024
+    assert log["metrics"]["dropped_events"] == 76 and log["outcome"]["complete"] is False
+    assert log["trace"]["react"]["iterations"][0]["thought"] == "x" * 300  # not cut by span limits
