@@ -237,3 +237,45 @@ def test_caught_node_error_without_outcome_is_partial(memory_bridge, validate_lo
     (log,) = memory_bridge(1)
     validate_log(log)
     assert log["outcome"]["status"] == "PARTIAL" and log["outcome"]["error"] is None
+
+
+def test_telemetry_failures_never_reach_the_workflow(memory_bridge, monkeypatch):
+    from otel_bridge import runtime
+
+    def broken(*a, **k):
+        raise RuntimeError("tracer bug")
+
+    monkeypatch.setattr(runtime.STATE.tracer, "start_span", broken)
+
+    @workflow("t")
+    async def handle(ticket):
+        record.ticket("T-x")
+        return plain(2) + await aplain(1) + sum(gen(3))
+
+    assert asyncio.run(handle({"ticket_id": "T-x"})) == 4 + 2 + 3
+
+
+def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
+    from otel_bridge import runtime
+
+    worker = runtime.STATE.worker
+    real = worker._handle_trace
+    calls = []
+
+    def flaky(spans, dropped):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("assembler bug")
+        real(spans, dropped)
+
+    monkeypatch.setattr(worker, "_handle_trace", flaky)
+
+    @workflow("t")
+    def handle(ticket):
+        return ticket["ticket_id"]
+
+    assert handle({"ticket_id": "T-1"}) == "T-1"
+    assert handle({"ticket_id": "T-2"}) == "T-2"
+    logs = memory_bridge(1)
+    assert [l["ticket_info"]["ticket_id"] for l in logs] == ["T-2"]
+    assert worker.stats["trace_errors"] == 1

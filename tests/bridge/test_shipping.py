@@ -174,3 +174,14 @@ def test_flush_reports_whether_logs_were_delivered(receiver, configure_bridge):
     receiver.behaviour.update(status=200, body=b"")
     run_tickets(1)
     assert otel_bridge.flush(5.0) is True
+
+
+def test_no_client_id_means_no_client_attribute(receiver, validate_log):
+    from tests.bridge.conftest import settings
+
+    otel_bridge.configure(settings(client_id=None), endpoint=receiver.url + "/api/v1/logs", api_key="k")
+    run_tickets(1)
+    ((lr, log),) = receiver.wait_for(1)
+    assert receiver.requests[0]["path"] == "/v1/logs"  # the seed's URL form is understood
+    assert "client_id" not in log["identification"]
+    assert "flusso.client_id" not in {kv.key for kv in lr.attributes}
