@@ -65,3 +65,24 @@ def test_public_api_is_documented():
     for name in ("configure", "workflow", "node", "record", "build_workflow_log", "flush", "shutdown", "stats"):
         assert hasattr(otel_bridge, name)
         assert re.search(rf"`@?{name}", CLIENT_DOC), name
+
+
+def test_the_client_doc_example_runs_and_ships_a_valid_log(receiver, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = re.search(r"```python\n(.*?)```", CLIENT_DOC, re.S).group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOG_COLLECTOR", "PII_"))}
+    env.update(PYTHONPATH=str(ROOT), LOG_COLLECTOR_URL=receiver.url, LOG_COLLECTOR_API_KEY="k",
+               ENVIRONMENT="test", FLUSSO_LOG_BATCH_DELAY_MILLIS="20")
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    ((lr, log),) = receiver.wait_for(1)
+    assert log["ticket_info"]["ticket_id"] == "T-10042"
+    assert log["outcome"]["status"] == "SUCCESS"
+    assert set(log["trace"]["retrieval"]) == {"vision", "text"}
+    assert "Ann Lee" not in lr.body.string_value and "ann@example.com" not in lr.body.string_value
