@@ -189,14 +189,17 @@ def build_workflow_log(
         },
     }
     if redactor is not None:
-        log = _redact(log, redactor, ticket, marked)
+        extra = [(str(v), str(p.get("kind") or "text"))
+                 for _, _, p in events.get(A.EVENT_PII, []) for v in (p.get("values") or [])]
+        log = _redact(log, redactor, ticket, marked, extra)
     return log
 
 
 # --- redaction ---
 
-def _redact(log: dict, r: Redactor, raw_ticket: Mapping, marked: Sequence[str]) -> dict:
-    known = known_values(raw_ticket, marked)
+def _redact(log: dict, r: Redactor, raw_ticket: Mapping, marked: Sequence[str],
+            extra: Sequence[tuple[str, str]] = ()) -> dict:
+    known = known_values(raw_ticket, marked, extra)
     marked_l = {str(m).lower() for m in marked}
     trace = log["trace"]
     ticket = {}

@@ -38,6 +38,7 @@ EVENT_LLM_CALL = "flusso.llm_call"
 EVENT_METRIC = "flusso.metric"
 EVENT_DRAFT = "flusso.draft"
 EVENT_OUTCOME = "flusso.outcome"
+EVENT_PII = "flusso.pii"  # values to redact wherever they occur; never copied into the log
 
 # The OTel log record the bridge emits.
 LOG_EVENT_NAME = "flusso.workflow_log"

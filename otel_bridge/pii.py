@@ -57,7 +57,7 @@ _SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{30,}",
 ]
 # Every scanner first matches an existing token so that it is skipped, never re-tokenized.
-_TOKEN = r"(?P<tok>\[(?:email|name|phone|card|iban|secret|text|bytes)[:=][^\]\s]{1,80}\])"
+_TOKEN = r"(?P<tok>\[[a-z_]{2,24}[:=][^\]\s]{1,80}\])"
 
 
 def _scanner(pattern: str) -> re.Pattern:
@@ -323,10 +323,19 @@ class KnownValues:
         return iter(self.pairs)
 
 
-def known_values(fields: Mapping[str, object], marked: Iterable[str] = ()) -> KnownValues:
-    """Raw values of a ticket's PII fields, to replace wherever they recur in free text (a
-    requester's name in a draft). Longest first; the parts of a name are included."""
+def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
+                 extra: Iterable[tuple[str, str]] = ()) -> KnownValues:
+    """Raw values of a ticket's PII fields (plus ``extra`` (value, kind) pairs from
+    record.pii), to replace wherever they recur in free text (a requester's name in a
+    draft). Longest first; the parts of a name are included."""
     pairs: dict[str, str] = {}
+    for v, kind in extra:
+        if isinstance(v, str) and len(v.strip()) >= 3:
+            pairs[v.strip()] = kind
+            if kind == "name":
+                for part in v.split():
+                    if len(part) >= 3:
+                        pairs.setdefault(part, "name")
     marked_set = {m.lower() for m in marked}
     for key, value in fields.items():
         lk = str(key).lower()

@@ -164,6 +164,14 @@ def draft(text: str, **fields) -> None:
     _emit("draft", A.EVENT_DRAFT, dict(text=text, **fields))
 
 
+def pii(*values: str, kind: str = "name") -> None:
+    """Values to redact wherever they occur in this ticket's log (a third party's name in a
+    tool result, an account number with no pattern). They become ``[kind:hex]`` tokens; the
+    values themselves are never part of the log."""
+    kind = "".join(c for c in str(kind).lower() if c.isalpha() or c == "_")[:24] or "text"
+    _emit("pii", A.EVENT_PII, {"values": [str(v) for v in values if v is not None], "kind": kind})
+
+
 def outcome(status: str = "SUCCESS", resolution_status: str | None = None, *,
             overall_confidence: float | None = None, hallucination_risk: float | None = None,
             **fields) -> None:

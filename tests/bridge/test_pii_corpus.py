@@ -11,6 +11,7 @@ import pytest
 from otel_bridge import node, record, workflow
 
 NAMES = ["Giulia Bianchi", "Jürgen Müller", "Aisha Khan", "Peter Parker"]
+THIRD_PARTY = ["Bruce Wayne", "ACC-778812-ZZ"]  # no pattern: registered with record.pii()
 EMAILS = ["giulia.bianchi@example.com", "j.mueller+support@mail.example.org", "aisha_k@acme-corp.example"]
 PHONES = ["+39 345 678 9012", "(415) 555-0134", "+44 20 7946 0958", "0049 30 1234 5678"]
 IBANS = ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "IT60 X054 2811 1010 0000 0123 456"]
@@ -27,7 +28,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgO
 
 
 def raw_values():
-    vals = NAMES + EMAILS + PHONES + IBANS + CARDS + SECRETS + ["MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"]
+    vals = NAMES + THIRD_PARTY + EMAILS + PHONES + IBANS + CARDS + SECRETS + ["MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"]
     # Also the digit-only / compact forms a leak could take.
     vals += [c.replace(" ", "").replace("-", "") for c in CARDS]
     vals += [i.replace(" ", "") for i in IBANS]
@@ -62,11 +63,13 @@ def handle(ticket, explode_workflow=False):
                   contact_person=NAMES[3], messages=[f"I am {NAMES[0]}", f"reach me at {PHONES[1]}"],
                   cc=[NAMES[1], NAMES[2]], pii=["contact_person", "cc"])
     plan(ticket)
+    record.pii(THIRD_PARTY[0])
+    record.pii(THIRD_PARTY[1], kind="account")
     record.react_iteration(
         thought=f"{NAMES[0]} ({EMAILS[0]}) pasted {SECRETS[1]} and {SECRETS[2]}",
         action="lookup",
         action_input={EMAILS[2]: {"card": CARDS[2], "auth": f"Bearer {SECRETS[3]}"}, "password": SECRETS[5]},
-        observation=lookup({}),
+        observation=lookup({}) + f" (colleague {THIRD_PARTY[0]}, Wayne, account {THIRD_PARTY[1]})",
     )
     try:
         lookup({"explode": True})
