@@ -137,8 +137,13 @@ async def list_tickets(pool: AsyncConnectionPool, scope: Scope, filters: TicketF
     order = (f"executed_at {direction}, id {direction}" if sort == "time"
              else f"{expr} {direction}, executed_at {direction}, id {direction}")
     where = " AND ".join(clauses) or "true"
-    query = f"SELECT {LIST_COLUMNS} FROM workflow_logs WHERE {where} ORDER BY {order} LIMIT %s"
-    params.append(limit + 1)
+    # Two steps: the page's keys first (an index-only walk of a covering index where the
+    # filters allow), then the rows. Under RLS the planner underestimates how many rows match
+    # and would otherwise fetch every candidate's wide heap row and sort them.
+    query = (f"WITH page AS (SELECT id, executed_at FROM workflow_logs WHERE {where} ORDER BY {order} LIMIT %s)"
+             f" SELECT {LIST_COLUMNS} FROM workflow_logs JOIN page USING (id, executed_at)"
+             f" WHERE {where} ORDER BY {order}")
+    params = params + [limit + 1] + params
     async with scoped_transaction(pool, _scope_for(scope, filters)) as conn:
         rows = await (await conn.execute(query, params)).fetchall()
     next_cursor = None

@@ -2,6 +2,15 @@
 
 -- Ticket id prefix search (LIKE 'x%') whatever the database collation.
 CREATE INDEX workflow_logs_ticket_prefix_idx ON workflow_logs (ticket_id text_pattern_ops);
+-- The two time indexes of 0001, made covering: the viewer's filters on status, confidence and
+-- duration, and its capped counts, run as index-only scans instead of visiting the wide heap
+-- rows (log_data is mostly stored inline). 1M logs, 7 days + duration filter: 30 -> 12 ms.
+DROP INDEX workflow_logs_time_idx;
+CREATE INDEX workflow_logs_time_idx ON workflow_logs (executed_at DESC, id DESC)
+    INCLUDE (client_id, status, overall_confidence, execution_time_seconds);
+DROP INDEX workflow_logs_client_time_idx;
+CREATE INDEX workflow_logs_client_time_idx ON workflow_logs (client_id, executed_at DESC, id DESC)
+    INCLUDE (status, overall_confidence, execution_time_seconds);
 -- A tenant's tickets of one status, newest first (and their capped count, index-only).
 CREATE INDEX workflow_logs_client_status_time_idx ON workflow_logs (client_id, status, executed_at DESC, id DESC);
 -- Sorting by confidence or duration pages through these (keyset: value, executed_at, id).
