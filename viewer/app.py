@@ -53,6 +53,8 @@ async def handle_viewer_error(request: Request, exc: ViewerError) -> Response:
         headers = {"WWW-Authenticate": 'Bearer realm="flusso"'} if exc.status == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
     if isinstance(exc, LoginRequired):
+        if request.method != "GET":  # a form posted after the session ended: no way back to it
+            return RedirectResponse("/login", status_code=303)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     principal = None

@@ -150,3 +150,14 @@ def test_api_key_authentication(app_client, loaded_db):
     stats = app_client.get("/api/v1/stats?client=globex", headers={"X-API-Key": accounts["read_key"]}).json()
     assert "per_client" in stats and stats["per_client"] == []
     assert stats["totals"]["tickets"] == 5  # acme's within 30 days, whatever `client` says
+
+
+def test_logout_without_a_session_goes_to_the_login_page(app_client):
+    response = app_client.post("/logout", data={"csrf_token": "x"})
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+def test_collector_paths_keep_json_errors(app_client):
+    response = app_client.get("/api/v1/stats")
+    assert response.status_code == 401 and response.headers["content-type"].startswith("application/json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
