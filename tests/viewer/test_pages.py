@@ -194,3 +194,15 @@ def test_templates_have_no_inline_script_or_style():
         assert not re.search(r"<script(?![^>]*\b(src|type=\"application/json\"))[^>]*>", text), template.name
         assert not re.search(r"\sstyle=|<style|\son[a-z]+=", text), template.name
         assert "|safe" not in text.replace(" ", ""), template.name
+
+
+def test_count_is_capped(app_client, monkeypatch):
+    from collector_api.store import reads
+
+    monkeypatch.setattr(reads, "COUNT_CAP", 4)
+    login(app_client, "provider@example.com")
+    page = app_client.get("/tickets").text
+    assert 'id="result-count">4+<' in page
+    body = app_client.get("/api/v1/tickets").json()
+    assert body["count"] == 4 and body["count_capped"] is True and body["count_text"] == "4+"
+    assert app_client.get("/api/v1/tickets?client=globex").json()["count_capped"] is False
