@@ -78,6 +78,9 @@ def build_workflow_log(
     llm = [p for _, _, p in events.get(A.EVENT_LLM_CALL, [])]
     drafts = [p for _, _, p in events.get(A.EVENT_DRAFT, [])]
     draft = str(drafts[-1].get("text", "")) if drafts else None
+    draft_length = drafts[-1].get("length_chars") if drafts else None
+    if not isinstance(draft_length, int) or isinstance(draft_length, bool):
+        draft_length = len(draft) if draft is not None else 0
     outcome_rec: dict = {}
     for _, _, p in events.get(A.EVENT_OUTCOME, []):
         outcome_rec.update(p)
@@ -133,7 +136,7 @@ def build_workflow_log(
         "evidence_conflicts": len(evidence.get("conflicts", [])),
         "node_errors": node_errors,
         "decisions": len(planning_decisions) + len(output_decisions),
-        "draft_length_chars": len(draft) if draft is not None else 0,
+        "draft_length_chars": draft_length,
         "span_count": len(spans),
         "dropped_spans": int(dropped_spans),
         "dropped_events": dropped_events,

@@ -60,6 +60,37 @@ def _jsonable(value, depth: int = 0):
         return "<redaction failed>"
 
 
+try:  # optional: ~5x faster serialization of record payloads on the workflow's thread
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+_FAST_BODY_MAX_CHARS = 64 * 1024
+
+
+def _default(value):
+    if isinstance(value, (bytes, bytearray, memoryview, set, frozenset, tuple)):
+        return _jsonable(value)
+    try:
+        return repr(value)
+    except Exception:
+        return "<redaction failed>"
+
+
+def _encode(payload: dict) -> str:
+    """The payload as JSON. Fast path: the C encoder; anything odd (NaN, odd keys, a huge
+    value to cut) takes the careful path through _jsonable."""
+    try:
+        if _orjson is not None:
+            body = _orjson.dumps(payload, default=_default, option=_orjson.OPT_NON_STR_KEYS).decode("utf-8")
+        else:
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default)
+        if len(body) <= _FAST_BODY_MAX_CHARS:
+            return body
+    except (TypeError, ValueError):
+        pass
+    return json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None = None) -> None:
     try:
         root = current_root.get()
@@ -69,8 +100,7 @@ def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None 
         span = trace.get_current_span()
         if not span.is_recording() or span.get_span_context().trace_id != root.get_span_context().trace_id:
             span = root
-        body = json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        span.add_event(event, {A.PAYLOAD: body})
+        span.add_event(event, {A.PAYLOAD: _encode(payload)})
         if span_attributes:
             span.set_attributes(span_attributes)
     except Exception:
@@ -161,7 +191,8 @@ def metric(name: str, value) -> None:
 
 def draft(text: str, **fields) -> None:
     """The drafted response (scrubbed and truncated in the log; its length is a metric)."""
-    _emit("draft", A.EVENT_DRAFT, dict(text=text, **fields))
+    length = len(text) if isinstance(text, str) else None
+    _emit("draft", A.EVENT_DRAFT, dict(text=text, length_chars=length, **fields))
 
 
 def pii(*values: str, kind: str = "name") -> None:

@@ -279,3 +279,17 @@ def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
     logs = memory_bridge(1)
     assert [l["ticket_info"]["ticket_id"] for l in logs] == ["T-2"]
     assert worker.stats["trace_errors"] == 1
+
+
+def test_huge_values_are_cut_but_lengths_stay_true(memory_bridge):
+    @workflow("t")
+    def handle(ticket):
+        record.draft("y" * 100_000)
+        record.react_iteration(thought="z" * 50_000, action="a", observation=["w" * 100] * 1000)
+
+    handle({"ticket_id": "T-big"})
+    (log,) = memory_bridge(1)
+    assert log["metrics"]["draft_length_chars"] == 100_000
+    assert len(log["trace"]["output"]["draft"]) < 5000 and "truncated" in log["trace"]["output"]["draft"]
+    it = log["trace"]["react"]["iterations"][0]
+    assert len(it["thought"]) < 5000 and len(it["observation"]) == 200
