@@ -44,7 +44,7 @@ class ViewerContext:
 def _wants_json(request: Request) -> bool:
     """HTML error pages for the viewer's pages only; JSON for its API and anything else."""
     path = request.url.path
-    is_page = path in ("/", "/login", "/logout") or path == "/tickets" or path.startswith("/tickets/")
+    is_page = path in ("/", "/login", "/logout", "/api/docs") or path == "/tickets" or path.startswith("/tickets/")
     return not is_page
 
 
@@ -92,3 +92,4 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (login, overview, tickets, ticket, api):
         app.include_router(module.router)
+    app.include_router(api.docs_router)

@@ -117,3 +117,16 @@ def test_markup_in_a_log_runs_no_script(viewer_page, live_server, module_db):
     assert viewer_page.locator("#react img, #draft script, #draft iframe, #waterfall svg[onload], #react a").count() == 0
     assert "{{ 7*7 }}" in viewer_page.text_content("#react")
     viewer_page.screenshot(path=str(ARTIFACTS / "viewer-markup.png"), full_page=True)
+
+
+def test_api_docs_run_from_vendored_assets(viewer_page, live_server):
+    browser_login(viewer_page, live_server, "provider@example.com")
+    requested = []
+    viewer_page.on("request", lambda r: requested.append(r.url))
+    viewer_page.goto(f"{live_server}/api/docs")
+    viewer_page.wait_for_selector(".swagger-ui .opblock", timeout=15000)
+    paths = viewer_page.locator(".opblock-summary-path").all_text_contents()
+    assert {"/api/v1/tickets", "/api/v1/stats"} <= {p.replace("\u200b", "") for p in paths}
+    assert all(url.startswith(live_server) for url in requested), requested  # nothing from a CDN
+    viewer_page.screenshot(path=str(ARTIFACTS / "viewer-api-docs.png"))
+    assert not viewer_page.console_errors, viewer_page.console_errors

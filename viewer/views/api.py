@@ -7,7 +7,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from ..auth import Principal, api_principal
+from ..auth import Principal, api_principal, page_principal
+from ..render import render
 from ..filters import parse_ticket_query
 from .overview import build_overview
 from .ticket import build_ticket_detail, parse_log_id
@@ -75,3 +76,12 @@ async def get_api_stats(request: Request, principal: Auth, start: Q = None, end:
                         client: Q = None) -> Response:
     data = await build_overview(request, principal, request.query_params)
     return _json(data["stats"])
+
+
+docs_router = APIRouter(include_in_schema=False)
+
+
+@docs_router.get("/api/docs")
+async def get_api_docs(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
+    """Swagger UI from vendored static files (FastAPI's /docs would load a CDN and an inline script)."""
+    return render(request, "api_docs.html", {"principal": principal})
