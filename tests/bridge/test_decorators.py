@@ -293,3 +293,19 @@ def test_huge_values_are_cut_but_lengths_stay_true(memory_bridge):
     assert len(log["trace"]["output"]["draft"]) < 5000 and "truncated" in log["trace"]["output"]["draft"]
     it = log["trace"]["react"]["iterations"][0]
     assert len(it["thought"]) < 5000 and len(it["observation"]) == 200
+
+
+def test_asyncio_to_thread_nests(memory_bridge):
+    @node("blocking_io", kind="tool")
+    def blocking():
+        record.react_iteration(thought="in a worker thread", action="io")
+        return 5
+
+    @workflow("t")
+    async def handle(ticket):
+        return await asyncio.to_thread(blocking)
+
+    assert asyncio.run(handle({"ticket_id": "T-th"})) == 5
+    (log,) = memory_bridge(1)
+    assert {s["name"] for s in log["trace"]["spans"]} == {"t", "blocking_io"}
+    assert log["metrics"]["react_iterations"] == 1
