@@ -218,6 +218,8 @@ def _redact(log: dict, r: Redactor, raw_ticket: Mapping, marked: Sequence[str],
         trace[key] = r.scrub_value(trace[key], known)
     for entry in trace["spans"]:  # ids, offsets and status are structural: left as they are
         entry["error"] = r.scrub_value(entry["error"], known)
+        if str(entry["kind"] or "").startswith("otel."):  # host spans: names like "GET /u/a@b.c"
+            entry["name"] = r.scrub_text(entry["name"], known)
         attrs = entry["attributes"]
         if not _SAFE_ATTRIBUTES.issuperset(attrs):
             entry["attributes"] = {
