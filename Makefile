@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO_TICKETS ?= 50
+
 run: $(STAMP)
-	$(BIN)/flusso-obs run
+	$(BIN)/flusso-obs run --demo-tickets $(DEMO_TICKETS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

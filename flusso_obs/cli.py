@@ -11,11 +11,10 @@ from typing import Iterator
 
 from config.server import ServerSettings
 
+from .errors import CliError
+
 logger = logging.getLogger("flusso_obs")
 
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback, exit code 2."""
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,11 +43,25 @@ def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn
     return uvicorn.Server(config)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything starts when the address is taken (e.g. a second `make run`)."""
+    from .errors import CliError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror} (is flusso-obs already running? "
+                           f"choose another port with --port or FLUSSO_PORT)") from None
+
+
 def serve(settings: ServerSettings, *, host: str | None = None, port: int | None = None) -> None:
     """Migrate, then serve until SIGINT/SIGTERM; an embedded PostgreSQL stops with it."""
     from .cli import database
 
     host, port = host or settings.flusso_host, port or settings.flusso_port
+    check_port_free(host, port)
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)
         _server(settings, dsn, host, port).run()
@@ -104,6 +119,7 @@ def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: i
     from .cli import database
 
     host, port = host or settings.flusso_host, port or settings.flusso_port
+    check_port_free(host, port)
     url = f"http://{host}:{port}"
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)

@@ -70,3 +70,15 @@ def test_run_serves_demo_data_stops_postgres_and_reuses_data(tmp_path):
         out = stop(proc)
     assert creds["provider_password"] in out  # same credentials, printed again
     assert wait_for(lambda: not (tmp_path / "pg" / "postmaster.pid").exists(), 15)
+
+
+def test_run_refuses_a_port_in_use_before_starting_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start_run(tmp_path, port, tickets=1)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in out and "FLUSSO_PORT" in out
+    assert not (tmp_path / "pg").exists(), "nothing was started"

@@ -21,6 +21,7 @@ def test_readme_client_example_ships_a_redacted_log(live_server, db_dsn, tmp_pat
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "delivered"
     rows = poll_rows(db_dsn, 1)
     assert len(rows) == 1
     log = rows[0][4]
