@@ -8,9 +8,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector_api.store.db import StoreUnavailable
 from config.server import ServerSettings
@@ -67,6 +69,31 @@ async def handle_viewer_error(request: Request, exc: ViewerError) -> Response:
                   status=exc.status)
 
 
+# Paths whose errors stay machine-readable (JSON, OTLP status) whatever the client accepts.
+MACHINE_PREFIXES = ("/api/", "/v1/", "/healthz", "/readyz", "/metrics")
+
+
+def _browser_wants_html(request: Request) -> bool:
+    """A browser navigating to a page: not an API or collector path, and text/html accepted."""
+    path = request.url.path
+    if path == "/api" or path.startswith(MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "").lower()
+
+
+async def handle_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    """Unknown pages get the viewer's 404 page in a browser; everything else keeps FastAPI's JSON."""
+    if exc.status_code == 404 and _browser_wants_html(request):
+        principal = None
+        try:
+            principal = await session_principal(request)  # keeps the navigation for a signed-in user
+        except StoreUnavailable:
+            pass
+        return render(request, "error.html", {"status": 404, "message": "there is no page at this address",
+                                              "principal": principal}, status=404)
+    return await http_exception_handler(request, exc)
+
+
 async def handle_store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
     logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
     return await handle_viewer_error(request, ViewerError("the database is unavailable; try again shortly", status=503))
@@ -89,6 +116,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ViewerError, handle_viewer_error)
     app.add_exception_handler(StoreUnavailable, handle_store_unavailable)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (login, overview, tickets, ticket, api):
         app.include_router(module.router)

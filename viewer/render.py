@@ -9,6 +9,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from .formatting import compact, duration_ms, duration_s
+
 
 def _num(value: Any, digits: int = 2) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -30,6 +32,14 @@ def _when(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
+def _when_parts(value: Any) -> tuple[str, str]:
+    """(date, time) of a moment, so a page can keep each part unbroken."""
+    if isinstance(value, datetime):
+        moment = value.astimezone(timezone.utc)
+        return moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M:%S UTC")
+    return ("–" if value is None else str(value)), ""
+
+
 def _money(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "–"
@@ -44,7 +54,8 @@ def create_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, pct=_pct, when=_when, money=_money)
+    env.filters.update(num=_num, pct=_pct, when=_when, when_parts=_when_parts, money=_money,
+                       ms=duration_ms, secs=duration_s, compact=compact)
     return env
 
 

@@ -206,3 +206,47 @@ def test_count_is_capped(app_client, monkeypatch):
     body = app_client.get("/api/v1/tickets").json()
     assert body["count"] == 4 and body["count_capped"] is True and body["count_text"] == "4+"
     assert app_client.get("/api/v1/tickets?client=globex").json()["count_capped"] is False
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_unknown_page_in_a_browser_gets_the_friendly_404(app_client):
+    anonymous = app_client.get("/nonexistent", headers=HTML)
+    assert anonymous.status_code == 404 and anonymous.headers["content-type"].startswith("text/html")
+    assert 'id="error-message"' in anonymous.text and "Not found" in anonymous.text
+    assert "Sign out" not in anonymous.text  # no session: no navigation
+    assert "content-security-policy" in anonymous.headers
+    login(app_client, "acme@example.com")
+    page = app_client.get("/nonexistent/deeper?x=<b>", headers=HTML)
+    assert page.status_code == 404 and 'id="error-message"' in page.text
+    assert 'href="/tickets"' in page.text and "Sign out" in page.text and "acme@example.com" in page.text
+    assert "<b>" not in page.text
+
+
+def test_api_and_collector_paths_keep_machine_errors(app_client):
+    login(app_client, "acme@example.com")
+    for path in ("/api/nope", "/api/v1/nope", "/v1/nope", "/healthz/nope", "/readyz/x", "/metrics/x"):
+        response = app_client.get(path, headers=HTML)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"].startswith("application/json"), path
+        assert response.json() == {"detail": "Not Found"}, path
+    plain = app_client.get("/nonexistent")  # a client that does not ask for HTML
+    assert plain.status_code == 404 and plain.json() == {"detail": "Not Found"}
+    assert app_client.get("/docs", headers={"Accept": "application/json"}).json() == {"detail": "Not Found"}
+
+
+def test_ticket_header_and_metrics_read_well(app_client, loaded_db):
+    _, _, ids = loaded_db
+    login(app_client, "acme@example.com")
+    page = app_client.get(f"/tickets/{ids['A-2']}").text
+    head = page.split('class="ticket-head', 1)[1].split("</header>", 1)[0]
+    assert '<span class="nowrap">' in head and " UTC</span>" in head  # date and time never split inside
+    assert 'class="trace-id"' in head and 'title="' in head
+    metrics = page.split('id="metrics"', 1)[1].split("</section>", 1)[0]
+    keys = [part.split("</dt>", 1)[0] for part in metrics.split("<dt>")[1:]]
+    assert keys[:4] == ["overall_confidence", "hallucination_risk", "execution_time_seconds", "react_iterations"]
+    assert keys.index("cost_usd") < keys.index("evidence_items")
+    assert 'class="section-gap">Ticket</h2>' in metrics
+    axis = page.split('class="wf-axis"', 1)[1].split("</div>", 1)[0]
+    assert 'class="last"' in axis and ">0<" in axis

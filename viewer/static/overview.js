@@ -16,6 +16,30 @@
   }
   function pick(key) { return stats.per_day.map(function (d) { return d[key]; }); }
 
+  // Day axis: short labels ("Nov 24"), thinned evenly counting back from the last day so the
+  // last day of the range always has its label. Tooltips keep the full date.
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  var oneYear = days.length > 0 && days[0].slice(0, 4) === days[days.length - 1].slice(0, 4);
+  function shortDay(day) {
+    var label = MONTHS[parseInt(day.slice(5, 7), 10) - 1] + " " + parseInt(day.slice(8, 10), 10);
+    return oneYear ? label : label + " " + day.slice(0, 4);
+  }
+  function dayAxis(extra) {
+    var axis = {
+      ticks: {
+        autoSkip: false, maxRotation: 0,
+        callback: function (value, index) {
+          var room = Math.max(2, Math.floor((this.width || this.chart.width) / (oneYear ? 52 : 84)));
+          var every = Math.max(1, Math.ceil(days.length / room));
+          return (days.length - 1 - index) % every === 0 ? shortDay(days[index]) : null;
+        }
+      }
+    };
+    for (var key in extra) { if (Object.prototype.hasOwnProperty.call(extra, key)) { axis[key] = extra[key]; } }
+    return axis;
+  }
+  function usd(value) { return "$" + Number(value).toLocaleString("en-US", { maximumFractionDigits: 4 }); }
+
   make("chart-status", {
     type: "bar",
     data: { labels: days, datasets: [
@@ -23,7 +47,7 @@
       { label: "PARTIAL", data: pick("partial"), backgroundColor: colors.partial },
       { label: "FAILED", data: pick("failed"), backgroundColor: colors.failed }
     ] },
-    options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } }
+    options: { scales: { x: dayAxis({ stacked: true }), y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } }
   });
   make("chart-quality", {
     type: "line",
@@ -31,23 +55,33 @@
       { label: "avg confidence", data: pick("avg_confidence"), borderColor: colors.blue, backgroundColor: colors.blue, spanGaps: true },
       { label: "avg hallucination risk", data: pick("avg_hallucination_risk"), borderColor: colors.failed, backgroundColor: colors.failed, spanGaps: true }
     ] },
-    options: { scales: { y: { min: 0, max: 1 } } }
+    options: { scales: { x: dayAxis({}), y: { min: 0, max: 1 } } }
   });
   make("chart-duration", {
     type: "bar",
     data: { labels: stats.duration_histogram.map(function (b) { return b.bucket; }),
             datasets: [{ label: "tickets", data: stats.duration_histogram.map(function (b) { return b.tickets; }), backgroundColor: colors.violet }] },
-    options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
+    options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
   });
   make("chart-nodes", {
     type: "bar",
     data: { labels: stats.node_durations.map(function (n) { return n.node; }),
             datasets: [{ label: "avg ms", data: stats.node_durations.map(function (n) { return n.avg_ms; }), backgroundColor: colors.blue }] },
-    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true } } }
+    options: {
+      indexAxis: "y",
+      plugins: { legend: { display: false },
+                 tooltip: { callbacks: { label: function (item) { return "avg " + Number(item.parsed.x).toLocaleString("en-US", { maximumFractionDigits: 1 }) + " ms"; } } } },
+      scales: { x: { beginAtZero: true, title: { display: true, text: "average duration (ms)" },
+                     ticks: { callback: function (value) { return Number(value).toLocaleString("en-US") + " ms"; } } } }
+    }
   });
   make("chart-cost", {
     type: "line",
     data: { labels: days, datasets: [{ label: "cost USD", data: pick("cost_usd"), borderColor: colors.success, backgroundColor: colors.success, fill: false }] },
-    options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } }
+    options: {
+      plugins: { legend: { display: false },
+                 tooltip: { callbacks: { label: function (item) { return "cost " + usd(item.parsed.y); } } } },
+      scales: { x: dayAxis({}), y: { beginAtZero: true, ticks: { callback: usd } } }
+    }
   });
 })();

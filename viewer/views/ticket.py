@@ -16,6 +16,7 @@ from collector_api.store.reads import get_ticket
 
 from ..auth import Principal, page_principal
 from ..errors import NotFound
+from ..formatting import nice_axis, ordered_metrics
 from ..render import render
 
 router = APIRouter(include_in_schema=False)
@@ -43,11 +44,23 @@ def parse_log_id(text: str) -> int:
     return int(text)
 
 
-def build_waterfall(spans: list) -> list[dict]:
-    """Spans ordered depth-first by start offset, each with its depth and bar position in % of the trace."""
+def _trace_end(spans: list) -> float:
+    return max((max(0.0, _float(s.get("start_offset_ms")) or 0) + max(0.0, _float(s.get("duration_ms")) or 0)
+                for s in spans if isinstance(s, dict)), default=0.0)
+
+
+def waterfall_axis(spans: list) -> tuple[float, list[str]]:
+    """(axis end in ms, tick labels): even round steps from 0 to just past the trace's end."""
+    return nice_axis(_trace_end([s for s in spans[:MAX_SPANS] if isinstance(s, dict)]))
+
+
+def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
+    """Spans ordered depth-first by start offset, each with its depth and bar position (0-1000) on the axis.
+
+    The axis runs from 0 to `axis_end` ms (default: the end of the trace).
+    """
     spans = [s for s in spans[:MAX_SPANS] if isinstance(s, dict)]
-    total = max(((_float(s.get("start_offset_ms")) or 0) + (_float(s.get("duration_ms")) or 0) for s in spans),
-                default=0) or 1.0
+    total = axis_end if axis_end and axis_end > 0 else (_trace_end(spans) or 1.0)
     ids = {s.get("span_id") for s in spans if s.get("span_id")}
     children: dict[Any, list] = {}
     for s in spans:
@@ -113,14 +126,15 @@ def detail_sections(row: dict) -> dict[str, Any]:
     decisions = [d for d in _list(_dict(trace.get("planning")).get("decisions")) + _list(output.get("decisions"))
                  if isinstance(d, dict)]
     metrics = _dict(log.get("metrics"))
+    spans = _list(trace.get("spans"))
+    axis_end, ticks = waterfall_axis(spans)
     return {
         "log": log,
         "identification": _dict(log.get("identification")),
         "outcome": _dict(log.get("outcome")),
         "ticket": _dict(trace.get("ticket")),
-        "waterfall": (waterfall := build_waterfall(_list(trace.get("spans")))),
-        "waterfall_ticks": [round(max((r["start_ms"] + r["duration_ms"] for r in waterfall), default=0) * f, 1)
-                            for f in (0, 0.25, 0.5, 0.75, 1)],
+        "waterfall": build_waterfall(spans, axis_end),
+        "waterfall_ticks": ticks,
         "iterations": [i for i in _list(_dict(trace.get("react")).get("iterations")) if isinstance(i, dict)],
         "vision": _results(retrieval.get("vision")),
         "text": _results(retrieval.get("text")),
@@ -129,7 +143,7 @@ def detail_sections(row: dict) -> dict[str, Any]:
         "resolution": evidence.get("resolution"),
         "decisions": decisions,
         "draft": output.get("draft"),
-        "metrics": {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))},
+        "metrics": ordered_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}),
         "node_durations": _dict(metrics.get("node_durations_ms")),
         "raw_json": orjson.dumps(log, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode(),
     }
