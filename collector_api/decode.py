@@ -36,13 +36,15 @@ class RawRecord:
     may_hold_nul: bool = True  # False when the JSON text has no \u0000 escape: no need to walk it
 
 
-def loads_lenient(text: str | bytes) -> object:
-    """orjson, falling back to the stdlib for NaN/Infinity (which Python's json.dumps writes): they become null."""
+def loads_lenient(text: str | bytes) -> tuple[object, bool]:
+    """(value, strict): orjson, else the stdlib, which also reads NaN/Infinity (Python's json.dumps
+    writes them; they become null) and lone surrogate escapes (`strict` is then False: the value
+    needs cleaning before it can be stored)."""
     try:
-        return orjson.loads(text)
+        return orjson.loads(text), True
     except orjson.JSONDecodeError as first:
         try:
-            return json.loads(text, parse_constant=lambda _: None)
+            return json.loads(text, parse_constant=lambda _: None), False
         except (ValueError, RecursionError):
             raise first from None
 
@@ -136,9 +138,10 @@ def _decode_record(index: int, record) -> RawRecord:
     if name != EVENT_NAME:
         return RawRecord(index, None, trace_id, f"not a workflow log (event_name {name!r}, expected {EVENT_NAME!r})")
     kind = record.body.WhichOneof("value")
+    strict = True
     try:
         if kind == "string_value":
-            document = loads_lenient(record.body.string_value)
+            document, strict = loads_lenient(record.body.string_value)
         elif kind == "kvlist_value":
             document = any_value_to_python(record.body)
         else:
@@ -147,13 +150,13 @@ def _decode_record(index: int, record) -> RawRecord:
         return RawRecord(index, None, trace_id, f"body is not valid JSON: {exc}")
     if not isinstance(document, dict):
         return RawRecord(index, None, trace_id, "body must be a JSON object")
-    may_hold_nul = kind != "string_value" or "\\u0000" in record.body.string_value
+    may_hold_nul = kind != "string_value" or not strict or "\\u0000" in record.body.string_value
     return RawRecord(index, document, trace_id, may_hold_nul=may_hold_nul)
 
 
 def parse_legacy_json(body: bytes) -> dict:
     try:
-        document = loads_lenient(body)
+        document, _ = loads_lenient(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -14,6 +14,7 @@ from .store.writes import LogRow
 from .validate import schema_error
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TICKET_ID = 256
 
 
@@ -24,10 +25,23 @@ class Rejected:
     tenant_mismatch: bool = False
 
 
+def clean_text(value: str) -> str:
+    """Text PostgreSQL can store: no U+0000 (jsonb refuses it), no lone UTF-16 surrogates
+    (a JSON `\\ud800` escape is not text; it becomes U+FFFD)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
 def strip_nul(value: Any) -> Any:
-    """PostgreSQL's jsonb cannot hold U+0000: drop it from every string and key."""
+    """Every string and key through clean_text; non-finite numbers become null."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return clean_text(value)
     if isinstance(value, dict):
         return {strip_nul(k): strip_nul(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -72,7 +86,8 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
                 legacy_key: str | None = None, legacy: bool = False, may_hold_nul: bool = True) -> LogRow | Rejected:
     """Validate one document for `tenant`; the row to store, or why it is refused.
 
-    `may_hold_nul=False` (the JSON text had no \\u0000 escape) skips the walk that removes NULs."""
+    `may_hold_nul=False` (the JSON text had no \\u0000 escape and orjson parsed it, so it holds
+    no lone surrogate either) skips the cleaning walk."""
     if may_hold_nul:
         document = strip_nul(document)
     error = schema_error(document)

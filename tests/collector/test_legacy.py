@@ -1,4 +1,6 @@
 """POST /api/v1/logs: the seed's hand-written shipper keeps working."""
+import json
+
 import psycopg
 
 from tests.collector.conftest import make_key
@@ -90,3 +92,14 @@ def test_metrics_token_is_required_when_set(db_dsn):
 
 def test_metrics_refused_to_remote_peer_without_token(client):
     assert client.get("/metrics").status_code == 403  # TestClient's peer is "testclient", not loopback
+
+
+def test_legacy_lone_surrogates_and_nul_are_stored_cleaned(client, acme_key, db_dsn):
+    log = legacy_log(ticket_id="S-\ud800")
+    log["trace"]["note"] = "a\u0000b\udfff"
+    body = json.dumps(log).encode()  # ensure_ascii: the surrogates travel as \\ud800 escapes
+    r = client.post("/api/v1/logs", content=body, headers={"X-API-Key": acme_key, "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    with psycopg.connect(db_dsn) as conn:
+        ticket, note = conn.execute("SELECT ticket_id, log_data->'trace'->>'note' FROM workflow_logs").fetchone()
+    assert ticket == "S-\ufffd" and note == "ab\ufffd"

@@ -211,6 +211,8 @@ HOSTILE_BODIES = {
     "nan": lambda log: json.dumps({**log, "metrics": {**log["metrics"], "overall_confidence": float("nan")}}),
     "deep": lambda log: json.dumps({**log, "trace": {**log["trace"], "x": "PLACEHOLDER"}}).replace(
         '"PLACEHOLDER"', "[" * 10000 + "]" * 10000),
+    "surrogate": lambda log: json.dumps({**log, "ticket_info": {**log["ticket_info"], "ticket_id": "T-\ud800"},
+                                         "trace": {**log["trace"], "\udfff": "x\ud800y"}}),
     "huge_string": lambda log: json.dumps({**log, "trace": {**log["trace"], "blob": "x" * 10_000_000}}),
 }
 
