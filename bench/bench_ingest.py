@@ -283,14 +283,15 @@ async def new_key(dsn: str) -> str:
         return (await create_api_key(pool, TENANT)).secret
 
 
-def start_server(dsn: str, workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=dsn, FLUSSO_DATA_DIR=str(workdir / "data"),
                FLUSSO_SESSION_SECRET="bench-" + "x" * 40, PYTHONPATH=str(ROOT))
     log = workdir / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", str(workers)],
                             cwd=workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -306,11 +307,25 @@ def start_server(dsn: str, workdir: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("FAILED: server not ready within 60 s")
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn workers when --workers > 1)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            pids += _tree(int(child))
+    return pids
+
+
 def vm_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+    """`field` of /proc/PID/status summed over the process tree."""
+    total = 0
+    for member in _tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in lines if line.startswith(field + ":")), 0)
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -327,6 +342,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=512, help="log records per request (the exporter sends up to 512)")
     ap.add_argument("--copy-streams", type=int, default=2, help="parallel COPY streams of the baseline")
     ap.add_argument("--live-logs", type=int, default=None, help="logs sent through live exporters (default logs/4)")
+    ap.add_argument("--workers", type=int, default=1, help="collector worker processes (serve --workers)")
     ap.add_argument("--dsn", help="PostgreSQL maintenance DSN (default: embedded server in a temp dir)")
     ap.add_argument("--smoke", action="store_true", help="small run that finishes in < 60 s")
     args = ap.parse_args()
@@ -361,7 +377,7 @@ def main() -> int:
         print(f"prepared {args.logs} logs (~{doc_kb:.1f} KB each) in {len(BODIES)} requests "
               f"({wire_mb:.1f} MiB gzipped) in {time.perf_counter() - t:.1f} s", flush=True)
 
-        server, port = start_server(collector_dsn, workdir)
+        server, port = start_server(collector_dsn, workdir, args.workers)
         base_rss = vm_kib(server.pid, "VmRSS") / 1024
         query(admin, "CHECKPOINT")
         shares = [list(range(p, len(BODIES), args.procs)) for p in range(args.procs)]

@@ -146,7 +146,7 @@ def cmd_retention(args, settings):
 def cmd_serve(args, settings):
     from .runner import serve
 
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_run(args, settings):
@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, fn, help_)
         p.add_argument("--host", default=None, help="interface to bind (default FLUSSO_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port (default FLUSSO_PORT or 8000)")
+        if name == "serve":
+            p.add_argument("--workers", type=int, default=1,
+                           help="worker processes (default 1; e.g. the number of cores on a busy collector)")
         if name == "run":
             p.add_argument("--demo-tickets", type=int, default=50, help="demo tickets to send at start (default 50)")
     add("migrate", cmd_migrate, "apply pending database migrations")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -56,15 +57,26 @@ def check_port_free(host: str, port: int) -> None:
                            f"choose another port with --port or FLUSSO_PORT)") from None
 
 
-def serve(settings: ServerSettings, *, host: str | None = None, port: int | None = None) -> None:
-    """Migrate, then serve until SIGINT/SIGTERM; an embedded PostgreSQL stops with it."""
+def serve(settings: ServerSettings, *, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Migrate, then serve until SIGINT/SIGTERM; an embedded PostgreSQL stops with it.
+
+    `workers` > 1 runs that many uvicorn worker processes (decoding is CPU-bound and Python has
+    one GIL per process); each has its own pool, in-flight bound and /metrics counters."""
     from .cli import database
 
     host, port = host or settings.flusso_host, port or settings.flusso_port
     check_port_free(host, port)
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)
-        _server(settings, dsn, host, port).run()
+        if workers <= 1:
+            _server(settings, dsn, host, port).run()
+            return
+        from .asgi import RESOLVED_DSN_ENV
+
+        os.environ[RESOLVED_DSN_ENV] = dsn
+        os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
+        uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
 
 
 def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:

@@ -82,3 +82,35 @@ def test_run_refuses_a_port_in_use_before_starting_anything(tmp_path):
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in out and "FLUSSO_PORT" in out
     assert not (tmp_path / "pg").exists(), "nothing was started"
+
+
+def test_serve_with_two_worker_processes(db_dsn, tmp_path):
+    import psycopg
+
+    from tests.collector.conftest import make_key
+    from tests.collector.helpers import make_log
+
+    key = make_key(db_dsn, "acme")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_dsn, "FLUSSO_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--port", str(port), "--workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def ready():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+        assert wait_for(ready, 30)
+        for i in range(4):  # spread over both workers by the kernel
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/logs", method="POST",
+                                         data=json.dumps(make_log(ticket_id=f"W-{i}")).encode(),
+                                         headers={"X-API-Key": key, "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 200
+    finally:
+        out = stop(proc)
+    assert proc.returncode in (0, 130), out[-2000:]
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0] == 4
