@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,9 +41,23 @@ async def handle_collector_error(request: Request, exc: CollectorError) -> Respo
     return response
 
 
+_TIMED = {"/v1/logs": "otlp", "/api/v1/logs": "legacy"}
+
+
 def install_collector(app: FastAPI, state: CollectorState) -> None:
-    """Mount the collector's routes and error handling on `app`."""
+    """Mount the collector's routes, error handling and request timing on `app`."""
     app.state.collector = state
     app.add_exception_handler(CollectorError, handle_collector_error)
+
+    @app.middleware("http")
+    async def time_ingest(request: Request, call_next):
+        endpoint = _TIMED.get(request.url.path)
+        if endpoint is None or request.method != "POST":
+            return await call_next(request)
+        started = time.perf_counter()
+        response = await call_next(request)
+        state.metrics.latency.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
     app.include_router(ingest_router)
     app.include_router(health_router)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -67,7 +66,6 @@ def _count_rejections(state: CollectorState, tenant: str, rejected: list[Rejecte
 @router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
 async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Response:
     state = get_state(request)
-    started = time.perf_counter()
     mtype = media_type(request)
     if mtype not in (PROTOBUF, JSON):
         raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: use {PROTOBUF} or {JSON}")
@@ -96,7 +94,6 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
             response.partial_success.rejected_log_records = len(rejected)
             response.partial_success.error_message = (
                 f"{len(rejected)} of {total} log records rejected; first: record {first.index}: {first.reason}")
-        state.metrics.latency.labels("otlp", "200").observe(time.perf_counter() - started)
         if mtype == PROTOBUF:
             return Response(response.SerializeToString(), media_type=PROTOBUF)
         return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
@@ -107,7 +104,6 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
 @router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
 async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -> JSONResponse:
     state = get_state(request)
-    started = time.perf_counter()
     mtype = media_type(request)
     if mtype not in (JSON, ""):
         raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: send the workflow log as {JSON}")
@@ -130,7 +126,6 @@ async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -
                 raise CollectorError(f"invalid workflow log: {result.reason}",
                                      status=403 if result.tenant_mismatch else 422)
             stored = (await _store(state, key.client_id, [result]))[0]
-        state.metrics.latency.labels("legacy", "200").observe(time.perf_counter() - started)
         return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
                              "trace_id": stored.trace_id, "duplicate": stored.duplicate})
     finally:

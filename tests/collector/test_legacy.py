@@ -74,7 +74,8 @@ def test_metrics_on_loopback_count_stored_and_rejected(live_server, db_dsn):
         text = http.get("/metrics").text
     assert 'flusso_logs_stored_total{client_id="acme"} 1.0' in text
     assert 'flusso_logs_rejected_total{client_id="",reason="missing_key"} 1.0' in text
-    assert "flusso_request_seconds_bucket" in text
+    assert 'flusso_request_seconds_count{endpoint="legacy",status="200"} 1.0' in text
+    assert 'flusso_request_seconds_count{endpoint="legacy",status="401"} 1.0' in text
 
 
 def test_metrics_token_is_required_when_set(db_dsn):
