@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ import orjson
 from .store.writes import LogRow
 from .validate import schema_error
 
+logger = logging.getLogger(__name__)
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
 MAX_TICKET_ID = 256
 
 
@@ -48,13 +51,23 @@ def strip_nul(value: Any) -> Any:
         return [strip_nul(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value <= _UINT_MAX:
+        return _to_float(value)  # the stdlib parser reads 1e400-sized integers; orjson can't write them
     return value
+
+
+def _to_float(value: int) -> float | None:
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    number = _to_float(value) if isinstance(value, int) else value
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _integer(value: Any) -> int | None:
@@ -82,6 +95,18 @@ def legacy_trace_id(client_id: str, ticket_id: str, executed_at: str, idempotenc
     return "legacy:" + hashlib.sha256(f"{client_id}\x1f{ticket_id}\x1f{executed_at}".encode()).hexdigest()
 
 
+def prepare_row_safely(index: int, document: dict, tenant: str, record_trace_id: str | None,
+                       **options) -> LogRow | Rejected:
+    """prepare_row, but a value it did not foresee rejects this record instead of failing the
+    whole request (and with it every valid record of the batch)."""
+    try:
+        return prepare_row(index, document, tenant, record_trace_id, **options)
+    except (ValueError, TypeError, OverflowError, RecursionError, KeyError) as exc:
+        logger.warning("record %d of tenant %s (trace %s) refused: %s: %s", index, tenant, record_trace_id,
+                       type(exc).__name__, exc)
+        return Rejected(index, f"unusable value in the log ({type(exc).__name__}: {str(exc)[:120]})")
+
+
 def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | None, *,
                 legacy_key: str | None = None, legacy: bool = False, may_hold_nul: bool = True) -> LogRow | Rejected:
     """Validate one document for `tenant`; the row to store, or why it is refused.
@@ -105,7 +130,7 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
         return Rejected(index, f"ticket_info.ticket_id must be 1-{MAX_TICKET_ID} characters")
     try:
         executed_at = parse_executed_at(info["executed_at"])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # year 1 at +05:00 overflows in UTC
         return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r} is not an ISO 8601 date-time")
     trace_id = document.get("trace_id") or record_trace_id
     if isinstance(trace_id, str):

@@ -13,7 +13,7 @@ from .body import read_body
 from .decode import DecodeError, extract_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
 from .deps import get_state, ingest_key
 from .errors import CollectorError, Unavailable, UnsupportedMedia
-from .ingest import Rejected, prepare_row
+from .ingest import Rejected, prepare_row_safely
 from .state import CollectorState
 from .store.accounts import ApiKey
 from .store.db import StoreUnavailable
@@ -38,7 +38,7 @@ def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRo
         if record.document is None:
             rejected.append(Rejected(record.index, record.reason or "unreadable record"))
             continue
-        result = prepare_row(record.index, record.document, tenant, record.trace_id,
+        result = prepare_row_safely(record.index, record.document, tenant, record.trace_id,
                              may_hold_nul=record.may_hold_nul)
         (rejected if isinstance(result, Rejected) else rows).append(result)
     return len(records), rows, rejected
@@ -118,7 +118,7 @@ async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -
             state.metrics.rejected.labels("undecodable", key.client_id).inc()
             raise CollectorError(str(exc)) from None
         async with state.work_slots:
-            result = await run_in_threadpool(prepare_row, 0, document, key.client_id, None,
+            result = await run_in_threadpool(prepare_row_safely, 0, document, key.client_id, None,
                                              legacy_key=request.headers.get("idempotency-key"), legacy=True,
                                              may_hold_nul=True)  # low volume: always clean
             if isinstance(result, Rejected):

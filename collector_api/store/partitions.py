@@ -58,9 +58,13 @@ def ensure_partitions(conn: psycopg.Connection, *, first: date | None = None, mo
 
 def _create_partition(conn: psycopg.Connection, table: str, name: str, start: date, end: date) -> None:
     parent, part, default = sql.Identifier(table), sql.Identifier(name), sql.Identifier(f"{table}_default")
-    # A new range may not overlap rows sitting in DEFAULT: detach-free move via a temp table.
-    conn.execute(sql.SQL("CREATE TEMP TABLE _moved ON COMMIT DROP AS SELECT * FROM {d} WHERE executed_at >= %s AND executed_at < %s").format(d=default), (start, end))
-    conn.execute(sql.SQL("DELETE FROM {d} WHERE executed_at >= %s AND executed_at < %s").format(d=default), (start, end))
+    # A new range may not overlap rows sitting in DEFAULT, so they move into the new partition.
+    # EXCLUSIVE blocks concurrent inserts into DEFAULT (reads go on) until COMMIT: no row can
+    # land there between the move and the CREATE, so nothing acknowledged is lost.
+    conn.execute(sql.SQL("LOCK TABLE {d} IN EXCLUSIVE MODE").format(d=default))
+    conn.execute(sql.SQL("CREATE TEMP TABLE _moved ON COMMIT DROP AS SELECT * FROM {d} WITH NO DATA").format(d=default))
+    conn.execute(sql.SQL("WITH m AS (DELETE FROM {d} WHERE executed_at >= %s AND executed_at < %s RETURNING *)"
+                         " INSERT INTO _moved SELECT * FROM m").format(d=default), (start, end))
     conn.execute(sql.SQL("CREATE TABLE {p} PARTITION OF {t} FOR VALUES FROM ({s}) TO ({e})").format(
         p=part, t=parent, s=sql.Literal(start.isoformat()), e=sql.Literal(end.isoformat())))
     conn.execute(sql.SQL("INSERT INTO {t} SELECT * FROM _moved").format(t=parent))

@@ -235,3 +235,27 @@ def test_invalid_utf8_never_gives_500(client, acme_key):
     r = client.post("/v1/logs", content=b'{"resourceLogs": "\xff"}',
                     headers={"Content-Type": "application/json", "X-API-Key": acme_key})
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("mutation", ["early_year", "late_year", "huge_node_ms", "huge_metric"])
+def test_one_unusable_record_never_sinks_the_batch(client, acme_key, db_dsn, mutation):
+    """Values the schema allows but Python can't represent reject that record only."""
+    bad = make_log(ticket_id="BAD")
+    text = None
+    if mutation == "early_year":
+        bad["ticket_info"]["executed_at"] = "0001-01-01T00:00:00+05:00"
+    elif mutation == "late_year":
+        bad["ticket_info"]["executed_at"] = "9999-12-31T23:00:00-05:00"
+    else:
+        key = ("node_durations_ms", "planner") if mutation == "huge_node_ms" else ("cost_usd", None)
+        text = json.dumps(bad).replace('"planner": 700.1' if key[1] else '"cost_usd": 0.0231', (
+            '"planner": 1' if key[1] else '"cost_usd": 1') + "0" * 400)
+        assert text != json.dumps(bad)
+    records = [make_record(make_log(ticket_id="GOOD")),
+               make_record(bad, body=AnyValue(string_value=text) if text else None)]
+    r = post_pb(client, acme_key, make_request(*records))
+    assert r.status_code == 200, r.content[:300]
+    with psycopg.connect(db_dsn) as conn:
+        tickets = sorted(t for (t,) in conn.execute("SELECT ticket_id FROM workflow_logs"))
+    rejected = ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records
+    assert "GOOD" in tickets and (rejected == 1 or tickets == ["BAD", "GOOD"])
