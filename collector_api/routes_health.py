@@ -31,6 +31,10 @@ async def get_readyz(request: Request) -> JSONResponse:
 
 
 def _is_loopback(request: Request) -> bool:
+    """A loopback peer that did not come through a proxy: a request relayed by a reverse proxy on
+    the same host carries forwarding headers and is treated as remote."""
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
     try:
         return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
     except ValueError:

@@ -35,6 +35,10 @@ class ServerSettings(BaseSettings):
         default=0.0, ge=0.0, description="Per-tenant ingest requests per second (0 = off); over it: 429."
     )
     flusso_retry_after_seconds: int = Field(default=2, ge=1, le=3600, description="Retry-After sent with 503/429.")
+    flusso_forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Proxies whose X-Forwarded-For/-Proto are trusted (e.g. 127.0.0.1); unset: none.",
+    )
     flusso_metrics_token: str | None = Field(
         default=None, description="Bearer token for /metrics; without it /metrics answers only loopback clients."
     )

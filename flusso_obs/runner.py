@@ -35,12 +35,18 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def _proxy_options(settings: ServerSettings) -> dict:
+    """Trust X-Forwarded-* only from the configured proxies; by default from nobody."""
+    allowed = settings.flusso_forwarded_allow_ips
+    return {"proxy_headers": True, "forwarded_allow_ips": allowed} if allowed else {"proxy_headers": False}
+
+
 def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn.Server:
     from .server import create_app
 
     _exit_on_sigterm()
     config = uvicorn.Config(create_app(settings, dsn), host=host, port=port, log_level="info",
-                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                            server_header=False, timeout_graceful_shutdown=10, **_proxy_options(settings))
     return uvicorn.Server(config)
 
 
@@ -76,7 +82,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         os.environ[RESOLVED_DSN_ENV] = dsn
         os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                    log_level="info", server_header=False, timeout_graceful_shutdown=10, **_proxy_options(settings))
 
 
 def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:

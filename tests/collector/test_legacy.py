@@ -104,3 +104,21 @@ def test_legacy_lone_surrogates_and_nul_are_stored_cleaned(client, acme_key, db_
     with psycopg.connect(db_dsn) as conn:
         ticket, note = conn.execute("SELECT ticket_id, log_data->'trace'->>'note' FROM workflow_logs").fetchone()
     assert ticket == "S-\ufffd" and note == "ab\ufffd"
+
+
+def test_metrics_relayed_by_a_local_proxy_are_not_loopback(live_server):
+    import httpx
+
+    with httpx.Client(base_url=live_server.url) as http:
+        assert http.get("/metrics").status_code == 200
+        assert http.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
+        assert http.get("/metrics", headers={"Forwarded": "for=203.0.113.9"}).status_code == 403
+
+
+def test_forwarded_headers_are_trusted_only_from_configured_proxies():
+    from config.server import ServerSettings
+    from flusso_obs.runner import _proxy_options
+
+    assert _proxy_options(ServerSettings(_env_file=None)) == {"proxy_headers": False}
+    assert _proxy_options(ServerSettings(_env_file=None, flusso_forwarded_allow_ips="127.0.0.1")) == {
+        "proxy_headers": True, "forwarded_allow_ips": "127.0.0.1"}
