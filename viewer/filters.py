@@ -64,11 +64,12 @@ def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
             moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
             return moment + timedelta(days=1) if end else moment
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time, got {value[:40]!r}")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: 9999-12-31 + 1 day, year 1 at +05:00
+        raise BadRequest(f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time between the years "
+                         f"1 and 9999, got {value[:40]!r}") from None
 
 
 def _number(params: Mapping[str, str], name: str, low: float, high: float) -> float | None:

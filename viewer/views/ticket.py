@@ -33,13 +33,17 @@ def _list(value: Any) -> list:
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_log_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²".isdigit() is True
         raise NotFound("no such ticket")
     return int(text)
 
@@ -69,28 +73,32 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
     rows: list[dict] = []
     seen: set[int] = set()
 
-    def visit(parent: Any, depth: int) -> None:
-        kids = sorted(children.get(parent, []), key=lambda s: _float(s.get("start_offset_ms")) or 0)
-        for s in kids:
-            if id(s) in seen:
-                continue
-            seen.add(id(s))
-            start = max(0.0, _float(s.get("start_offset_ms")) or 0)
-            duration = max(0.0, _float(s.get("duration_ms")) or 0)
-            error = s.get("error")
-            status = str(s.get("status") or "")
-            rows.append({
-                "name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": min(depth, MAX_DEPTH),
-                "start_ms": start, "duration_ms": duration, "status": status,
-                "error": error if error not in (None, "") else None,
-                "failed": bool(error) or status.upper() == "ERROR",
-                "x": round(min(start / total, 1) * 1000, 2), "w": round(max(min(duration / total, 1) * 1000, 2), 2),
-                "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"),
-            })
-            if s.get("span_id") is not None:
-                visit(s.get("span_id"), depth + 1)
+    def kids_of(parent: Any) -> list:
+        return sorted(children.get(parent, []), key=lambda s: _float(s.get("start_offset_ms")) or 0)
 
-    visit(None, 0)
+    # Depth-first with an explicit stack: a chain of thousands of nested spans must not hit
+    # Python's recursion limit (anyone with an ingest key can store such a log).
+    stack = [(s, 0) for s in reversed(kids_of(None))]
+    while stack:
+        s, depth = stack.pop()
+        if id(s) in seen:
+            continue
+        seen.add(id(s))
+        start = max(0.0, _float(s.get("start_offset_ms")) or 0)
+        duration = max(0.0, _float(s.get("duration_ms")) or 0)
+        error = s.get("error")
+        status = str(s.get("status") or "")
+        rows.append({
+            "name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": min(depth, MAX_DEPTH),
+            "start_ms": start, "duration_ms": duration, "status": status,
+            "error": error if error not in (None, "") else None,
+            "failed": bool(error) or status.upper() == "ERROR",
+            "x": round(min(start / total, 1) * 1000, 2), "w": round(max(min(duration / total, 1) * 1000, 2), 2),
+            "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"),
+        })
+        if s.get("span_id") is not None:
+            stack.extend((kid, depth + 1) for kid in reversed(kids_of(s.get("span_id"))))
+
     for s in spans:  # spans caught in a parent cycle still appear, at the top level
         if id(s) not in seen:
             seen.add(id(s))
