@@ -49,8 +49,14 @@ class Worker:
     def __init__(self, handle_trace: Callable[[list, int], None], *, max_queued_spans: int = 20000,
                  max_open_traces: int = 1000, max_spans_per_trace: int = 500,
                  max_buffered_spans: int = 10000,
-                 trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.1):
+                 trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.1,
+                 held: bool = False):
         self._handle_trace = handle_trace
+        # A held worker queues spans but processes nothing until release(): configure() holds
+        # the new worker while it takes over the tickets in flight of the one it replaces.
+        self._released = threading.Event()
+        if not held:
+            self._released.set()
         self.max_queued_spans = max_queued_spans
         self.max_open_traces = max_open_traces
         self.max_spans_per_trace = max_spans_per_trace
@@ -88,6 +94,7 @@ class Worker:
         # The parent's buffers belong to the parent's tickets; the child starts clean.
         self._init_state()
         self.stats = collections.Counter()
+        self._released.set()
         if not self._stopped:
             self._start_thread()
 
@@ -129,11 +136,48 @@ class Worker:
             return
         self.flush(timeout_seconds)
         self._stopped = True
+        self._released.set()
         self._wake.set()
         self._thread.join(max(0.0, timeout_seconds))
 
+    def release(self) -> None:
+        self._released.set()
+
+    def adopt(self, old: "Worker") -> None:
+        """Take over the tickets in flight of ``old`` (already stopped), before release():
+        their buffered spans, drop counts and start times, so their logs stay complete. When
+        ``old``'s thread did not stop in time its buffers are not touched; their spans are
+        counted as dropped instead (those logs say complete: false)."""
+        done_before = set(old._done)
+        for trace_id in done_before:
+            self.active.pop(trace_id, None)
+            self._done[trace_id] = None
+        while len(self._done) > _RECENT_DONE:
+            self._done.popitem(last=False)
+        for trace_id, started in list(old.active.items()):
+            if trace_id not in done_before:
+                self.active.setdefault(trace_id, started)
+        for trace_id, n in list(old._incomplete.items()):
+            self._incomplete[trace_id] = self._incomplete.get(trace_id, 0) + n
+        if old._thread.is_alive():  # cannot safely take its buffers: count them as dropped
+            for trace_id, buf in list(old._buffers.items()):
+                self._incomplete[trace_id] = self._incomplete.get(trace_id, 0) + len(buf.spans) + buf.dropped
+                self.stats["dropped_spans_reconfigure"] += len(buf.spans)
+            return
+        for trace_id, buf in old._buffers.items():
+            self._buffers[trace_id] = buf
+            self._buffered += len(buf.spans)
+        old._buffers = {}
+        old._buffered = 0
+        # Spans that reached ``old`` after its last drain go first, in order.
+        leftover = [item for item in old._queue if not isinstance(item, _Flush)]
+        old._queue.clear()
+        self._queue.extendleft(reversed(leftover))
+
     # --- worker thread ---
     def _run(self) -> None:
+        while not self._released.wait(self.idle_wait_seconds):
+            pass
         while not self._stopped:
             self._wake.wait(self.idle_wait_seconds)
             self._wake.clear()

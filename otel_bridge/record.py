@@ -8,7 +8,9 @@ here raises because of telemetry: a failure is logged and the workflow goes on.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -28,7 +30,64 @@ current_root: contextvars.ContextVar = contextvars.ContextVar("otel_bridge_root"
 # the final limit (max_string_chars) is applied when the log is built.
 RECORD_MAX_STRING_CHARS = 16000
 _MAX_ITEMS = 200
+_MAX_LIST_ITEMS = 10000  # an endless iterator passed as results never hangs the workflow
 _warned_outside = False
+_warned_failed: set[str] = set()
+
+
+def _guarded(fn):
+    """A public helper never raises: any failure (odd arguments included) is logged once per
+    helper as a warning and the call returns None."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            try:
+                if fn.__name__ not in _warned_failed:
+                    _warned_failed.add(fn.__name__)
+                    logger.warning("otel_bridge: record.%s() failed (%s); ignored (warned once)",
+                                   fn.__name__, type(exc).__name__)
+            except Exception:  # pragma: no cover - logging itself broken
+                pass
+            return None
+
+    return wrapper
+
+
+def _as_list(value) -> list:
+    """Any iterable (list, generator, numpy array, DataFrame rows), a single mapping or a
+    scalar as a list, without asking the truth value of arbitrary objects."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value[:_MAX_LIST_ITEMS] if len(value) > _MAX_LIST_ITEMS else list(value)
+    if isinstance(value, (str, bytes, bytearray, memoryview, Mapping)):
+        return [value]
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)[:_MAX_LIST_ITEMS]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and hasattr(value, "columns"):  # a pandas DataFrame: one dict per row
+        try:
+            rows = to_dict(orient="records")
+            if isinstance(rows, list):
+                return rows[:_MAX_LIST_ITEMS]
+        except Exception:
+            pass
+    tolist = getattr(value, "tolist", None)  # numpy arrays, pandas Series
+    if callable(tolist):
+        try:
+            out = tolist()
+            return out[:_MAX_LIST_ITEMS] if isinstance(out, list) else [out]
+        except Exception:
+            pass
+    if isinstance(value, Iterable):
+        try:
+            return list(itertools.islice(iter(value), _MAX_LIST_ITEMS))
+        except Exception:
+            pass
+    return [value]
 
 
 def _warn_outside(what: str) -> None:
@@ -111,6 +170,7 @@ def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
+@_guarded
 def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name=None,
            channel=None, priority=None, pii: Iterable[str] = (), **fields) -> None:
     """The ticket being handled. requester_* / subject / description / messages are hashed;
@@ -118,8 +178,9 @@ def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name
     payload = _clean(dict(ticket_id=None if ticket_id is None else str(ticket_id), subject=subject,
                           requester_email=requester_email, requester_name=requester_name,
                           channel=channel, priority=priority, **fields))
-    if pii:
-        payload["_pii"] = [str(p) for p in pii]
+    pii_names = [str(p) for p in _as_list(pii)]
+    if pii_names:
+        payload["_pii"] = pii_names
     _emit("ticket", A.EVENT_TICKET, payload)
     if ticket_id is not None:
         try:
@@ -130,6 +191,7 @@ def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name
             logger.exception("otel_bridge: setting the ticket id failed; ignored")
 
 
+@_guarded
 def react_iteration(thought=None, action=None, action_input=None, observation=None, *,
                     duration_ms: float | None = None, **fields) -> None:
     """One ReACT step. ``duration_ms`` defaults to the time since the previous step (or the
@@ -139,20 +201,23 @@ def react_iteration(thought=None, action=None, action_input=None, observation=No
                duration_ms=duration_ms, **fields))
 
 
+@_guarded
 def retrieval(source: str, query=None, results=(), **fields) -> None:
     """Results of one search; ``source`` is "vision" or "text" (others allowed). Each result
     is a dict such as {"id", "score", "title"}."""
     _emit("retrieval", A.EVENT_RETRIEVAL,
-          dict(source=str(source), query=query, results=list(results or ()), **fields),
+          {**fields, "source": str(source), "query": query, "results": _as_list(results)},
           {A.GEN_AI_DATA_SOURCE_ID: str(source)})
 
 
+@_guarded
 def evidence(items=(), conflicts=(), resolution=None, **fields) -> None:
     """Evidence gathered, conflicts found between sources and how they were resolved."""
     _emit("evidence", A.EVENT_EVIDENCE,
-          dict(items=list(items or ()), conflicts=list(conflicts or ()), resolution=resolution, **fields))
+          {**fields, "items": _as_list(items), "conflicts": _as_list(conflicts), "resolution": resolution})
 
 
+@_guarded
 def decision(name: str, choice=None, reasoning=None, confidence: float | None = None, *,
              stage: str | None = None, **fields) -> None:
     """A decision. It lands in ``trace.planning`` when made inside a planner node (or with
@@ -162,6 +227,7 @@ def decision(name: str, choice=None, reasoning=None, confidence: float | None = 
           | fields)
 
 
+@_guarded
 def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
              cost_usd: float = 0.0, **fields) -> None:
     """One LLM request. Also sets gen_ai.request.model / gen_ai.usage.* on the current span
@@ -183,18 +249,25 @@ def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int
           attrs)
 
 
+@_guarded
 def metric(name: str, value) -> None:
     """A named number for ``metrics``. Derived names cannot be overridden, except
     overall_confidence and hallucination_risk."""
     _emit("metric", A.EVENT_METRIC, {"name": str(name), "value": value})
 
 
+@_guarded
 def draft(text: str, **fields) -> None:
     """The drafted response (scrubbed and truncated in the log; its length is a metric)."""
-    length = len(text) if isinstance(text, str) else None
-    _emit("draft", A.EVENT_DRAFT, dict(text=text, length_chars=length, **fields))
+    payload = {**fields, "text": text}
+    if isinstance(text, str):
+        payload["length_chars"] = len(text)  # the true length wins over a length_chars keyword
+    else:
+        payload.setdefault("length_chars", None)
+    _emit("draft", A.EVENT_DRAFT, payload)
 
 
+@_guarded
 def pii(*values: str, kind: str = "name") -> None:
     """Values to redact wherever they occur in this ticket's log (a third party's name in a
     tool result, an account number with no pattern). They become ``[kind:hex]`` tokens; the
@@ -203,6 +276,7 @@ def pii(*values: str, kind: str = "name") -> None:
     _emit("pii", A.EVENT_PII, {"values": [str(v) for v in values if v is not None], "kind": kind})
 
 
+@_guarded
 def outcome(status: str = "SUCCESS", resolution_status: str | None = None, *,
             overall_confidence: float | None = None, hallucination_risk: float | None = None,
             **fields) -> None:

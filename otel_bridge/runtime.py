@@ -127,7 +127,7 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
     worker = Worker(handle_trace, max_queued_spans=s.max_queued_spans, max_open_traces=s.max_open_traces,
                     max_buffered_spans=s.max_buffered_spans,
                     max_spans_per_trace=s.max_spans_per_trace, trace_ttl_seconds=s.trace_ttl_seconds,
-                    idle_wait_seconds=s.worker_poll_millis / 1000)
+                    idle_wait_seconds=s.worker_poll_millis / 1000, held=True)
 
     with _lock:
         previous = STATE
@@ -140,8 +140,21 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
         if not _atexit_registered:
             _atexit_registered = True
             atexit.register(_at_exit)
-    if previous is not None:
-        _shutdown_state(previous, min(2.0, previous.settings.shutdown_timeout_seconds))
+    if previous is None:
+        worker.release()
+    else:
+        # Tickets in flight keep their spans: the old worker drains what it was handed (logs
+        # of tickets that ended go out through the old shipper), then the new, still-held
+        # worker takes over its buffers before it processes anything.
+        timeout = min(2.0, previous.settings.shutdown_timeout_seconds)
+        try:
+            previous.worker.stop(timeout)
+            worker.adopt(previous.worker)
+        except Exception:
+            logger.exception("otel_bridge: taking over the tickets in flight failed")
+        finally:
+            worker.release()
+        _shutdown_state(previous, timeout)
     logger.info("otel_bridge: configured (endpoint %s from %s, environment %s, host provider joined: %s)",
                 ep.url, ep.source, s.environment, joined)
     return STATE
