@@ -7,7 +7,15 @@ from fastapi.testclient import TestClient
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
-from tests.collector.conftest import make_key
+from tests.collector.conftest import make_key as _make_key
+
+
+def make_key(dsn, client, scope="ingest"):
+    """In a thread: a session-wide Playwright loop may own this thread's event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_make_key, dsn, client, scope).result()
 from tests.collector.helpers import make_log, make_record, make_request
 
 
