@@ -81,9 +81,9 @@ class SessionCodec:
         self._login = URLSafeTimedSerializer(secret, salt="flusso.viewer.login-csrf")
         self.max_age_s = max_age_s
 
-    def new_session(self, user_id: int) -> tuple[str, str]:
+    def new_session(self, user_id: int, epoch: int = 0) -> tuple[str, str]:
         csrf = secrets.token_urlsafe(24)
-        return self._sessions.dumps({"uid": user_id, "csrf": csrf}), csrf
+        return self._sessions.dumps({"uid": user_id, "csrf": csrf, "ep": epoch}), csrf
 
     def read_session(self, cookie: str | None) -> dict | None:
         if not cookie or len(cookie) > 4096:
@@ -156,7 +156,7 @@ async def session_principal(request: Request) -> Principal | None:
     if data is None:
         return None
     user = await get_user(ctx.pool, data["uid"])  # a deleted user loses access at once
-    if user is None:
+    if user is None or data.get("ep", 0) != user.session_epoch:  # signed out since: void
         return None
     return Principal(role=user.role, client_id=user.client_id, email=user.email, user_id=user.id, csrf=data["csrf"])
 

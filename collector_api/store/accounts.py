@@ -43,6 +43,7 @@ class User:
     role: str
     client_id: str | None
     password_hash: str
+    session_epoch: int = 0  # sessions issued in an older epoch are void (sign-out everywhere)
 
 
 def hash_api_key(secret: str) -> bytes:
@@ -139,7 +140,7 @@ async def create_user(pool: AsyncConnectionPool, email: str, password_hash: str,
         try:
             cur = await conn.execute(
                 "INSERT INTO users (email, password_hash, role, client_id) VALUES (%s, %s, %s, %s)"
-                " RETURNING id, email, role, client_id, password_hash", (email, password_hash, role, client_id))
+                " RETURNING id, email, role, client_id, password_hash, session_epoch", (email, password_hash, role, client_id))
         except psycopg.errors.UniqueViolation as exc:
             raise AccountError(f"a user with email {email} already exists") from exc
         return User(**await cur.fetchone())
@@ -148,7 +149,7 @@ async def create_user(pool: AsyncConnectionPool, email: str, password_hash: str,
 async def find_user(pool: AsyncConnectionPool, email: str) -> User | None:
     async with owner_connection(pool) as conn:
         cur = await conn.execute(
-            "SELECT id, email, role, client_id, password_hash FROM users WHERE email = %s", (email.strip().lower(),))
+            "SELECT id, email, role, client_id, password_hash, session_epoch FROM users WHERE email = %s", (email.strip().lower(),))
         row = await cur.fetchone()
     return User(**row) if row else None
 
@@ -156,12 +157,18 @@ async def find_user(pool: AsyncConnectionPool, email: str) -> User | None:
 async def get_user(pool: AsyncConnectionPool, user_id: int) -> User | None:
     async with owner_connection(pool) as conn:
         cur = await conn.execute(
-            "SELECT id, email, role, client_id, password_hash FROM users WHERE id = %s", (user_id,))
+            "SELECT id, email, role, client_id, password_hash, session_epoch FROM users WHERE id = %s", (user_id,))
         row = await cur.fetchone()
     return User(**row) if row else None
 
 
 async def list_users(pool: AsyncConnectionPool) -> list[User]:
     async with owner_connection(pool) as conn:
-        cur = await conn.execute("SELECT id, email, role, client_id, password_hash FROM users ORDER BY id")
+        cur = await conn.execute("SELECT id, email, role, client_id, password_hash, session_epoch FROM users ORDER BY id")
         return [User(**r) for r in await cur.fetchall()]
+
+
+async def end_sessions(pool: AsyncConnectionPool, user_id: int) -> None:
+    """Void every session of the user (sessions are signed cookies that carry their epoch)."""
+    async with owner_connection(pool) as conn:
+        await conn.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = %s", (user_id,))

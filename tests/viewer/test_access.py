@@ -59,6 +59,20 @@ def test_logout_needs_csrf_and_ends_the_session(app_client):
     assert app_client.get("/tickets").status_code == 303
 
 
+def test_logout_voids_copies_of_the_session_cookie(app_client):
+    login(app_client, "provider@example.com")
+    stolen = app_client.cookies.get("flusso_session")
+    assert stolen
+    page = app_client.get("/tickets")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert app_client.post("/logout", data={"csrf_token": token}).status_code == 303
+    app_client.cookies.set("flusso_session", stolen)
+    assert app_client.get("/tickets").status_code == 303  # the copy died with the sign-out
+    app_client.cookies.clear()
+    login(app_client, "provider@example.com")
+    assert app_client.get("/tickets").status_code == 200  # a new sign-in works again
+
+
 def test_tampered_session_cookie_is_refused(app_client):
     login(app_client, "acme@example.com")
     value = app_client.cookies.get("flusso_session")

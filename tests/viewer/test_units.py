@@ -78,7 +78,7 @@ def test_login_redirects_only_to_local_paths(target, expected):
 def test_session_cookie_is_signed_and_expires():
     codec = SessionCodec("k" * 32, max_age_s=60)
     cookie, csrf = codec.new_session(7)
-    assert codec.read_session(cookie) == {"uid": 7, "csrf": csrf}
+    assert codec.read_session(cookie) == {"uid": 7, "csrf": csrf, "ep": 0}
     assert codec.read_session(cookie + "x") is None
     assert SessionCodec("other" * 8, 60).read_session(cookie) is None
     assert SessionCodec("k" * 32, max_age_s=-1).read_session(cookie) is None

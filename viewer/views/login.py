@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.accounts import find_user
+from collector_api.store.accounts import end_sessions, find_user
 
 from ..auth import (LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, csrf_matches, page_principal, session_principal,
                     verify_login)
@@ -63,7 +63,7 @@ async def post_login(request: Request, email: Annotated[str, Form(max_length=320
     if not verify_login(user.password_hash if user else None, password):
         return _login_page(request, next_path=next_path, status=401, email=email,
                            error="Unknown email or wrong password.")
-    cookie, _ = ctx.codec.new_session(user.id)
+    cookie, _ = ctx.codec.new_session(user.id, user.session_epoch)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=ctx.codec.max_age_s, httponly=True, samesite="lax",
                         secure=ctx.cookie_secure, path="/")
@@ -78,6 +78,7 @@ async def post_logout(request: Request, principal: Annotated[Principal, Depends(
     if not csrf_matches(principal.csrf, csrf_token):
         raise BadRequest("the sign-out form expired; reload the page and try again")
     ctx = request.app.state.viewer
+    await end_sessions(ctx.pool, principal.user_id)  # a copied cookie dies with this one
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.cookie_secure)
     return response
