@@ -42,14 +42,14 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from collector_api.store.writes import _COLUMNS, _TYPES  # noqa: E402  (the collector's promoted columns)
+from collector_api.store.writes import _COLUMNS, _JSONB, _TYPES, row_values  # noqa: E402  (the collector's columns)
 
 TENANT = "bench"
 EVENT_NAME = "flusso.workflow_log"
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 NODES = ["fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", "evidence_resolution", "draft_response"]
 COPY_COLUMNS = _COLUMNS
-COPY_TYPES = tuple("jsonb" if c == "log_data" else t for c, t in zip(_COLUMNS, _TYPES))
+COPY_TYPES = tuple("jsonb" if c in _JSONB else t for c, t in zip(_COLUMNS, _TYPES))
 BODIES: list[bytes] = []  # pre-encoded requests, inherited by forked senders
 ROWS: list[tuple] = []     # COPY rows, inherited by forked COPY streams
 
@@ -138,7 +138,7 @@ def copy_rows(docs: list[dict]) -> list[tuple]:
     for i, doc in enumerate(docs):
         row = prepare_row(i, json.loads(json.dumps(doc)), TENANT, None)
         assert not hasattr(row, "reason"), row
-        rows.append(tuple(getattr(row, c if c != "log_data" else "log_json") for c in COPY_COLUMNS))
+        rows.append(row_values(row))
     return rows
 
 

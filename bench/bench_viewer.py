@@ -43,11 +43,11 @@ NODES = ("fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", 
 PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
-           "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "log_data")
+           "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations", "log_data")
 
 
-def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple[tuple, list[tuple]]:
-    """One realistic log as a workflow_logs row (without id) and its node-duration rows."""
+def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple:
+    """One realistic log as a workflow_logs row (without id)."""
     doc = copy.deepcopy(EXAMPLE)
     roll = rng.random()
     status = "SUCCESS" if roll < 0.82 else ("PARTIAL" if roll < 0.93 else "FAILED")
@@ -85,8 +85,8 @@ def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime)
         offset += ms
     doc["trace"]["spans"] = spans
     row = (tenant, ticket_id, status, executed, trace_id, env, version, resolution, confidence, risk, iterations,
-           duration, tokens_in, tokens_out, cost, True, orjson.dumps(doc).decode())
-    return row, [(n, ms) for n, ms in nodes.items()]
+           duration, tokens_in, tokens_out, cost, True, orjson.dumps(nodes).decode(), orjson.dumps(doc).decode())
+    return row
 
 
 def check_disk(path: str, logs: int) -> None:
@@ -116,24 +116,15 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
                 n = min(batch, logs - start)
                 with conn.transaction():
                     with conn.cursor() as cur:
-                        node_rows = []
                         with cur.copy(f"COPY workflow_logs ({', '.join(COLUMNS)}) FROM STDIN") as copy_in:
                             for k in range(n):
                                 seq = start + k
                                 tenant = rng.choices(names, weights)[0]
                                 executed = now - timedelta(seconds=rng.random() * days * 86400)
-                                row, nodes = make_document(rng, tenant, seq, executed)
-                                log_id = first_id + seq
-                                copy_in.write_row((log_id, *row))
-                                node_rows += [(log_id, tenant, executed, node, ms) for node, ms in nodes]
-                        with cur.copy("COPY workflow_node_durations (log_id, client_id, executed_at, node, duration_ms)"
-                                      " FROM STDIN") as copy_in:
-                            for r in node_rows:
-                                copy_in.write_row(r)
+                                copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed)))
                 bar.update(n)
         # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
         conn.execute("VACUUM ANALYZE workflow_logs")
-        conn.execute("VACUUM ANALYZE workflow_node_durations")
 
 
 async def _users(dsn: str) -> None:

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from starlette.concurrency import run_in_threadpool
 
 from .body import read_body
-from .decode import DecodeError, extract_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
+from .decode import DecodeError, iter_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
 from .deps import get_state, ingest_key
 from .errors import CollectorError, Unavailable, UnsupportedMedia
 from .ingest import Rejected, prepare_row_safely
@@ -32,16 +32,16 @@ def media_type(request: Request) -> str:
 
 def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRow], list[Rejected]]:
     request = parse_otlp_protobuf(body) if mtype == PROTOBUF else parse_otlp_json(body)
-    rows, rejected = [], []
-    records = extract_records(request)
-    for record in records:
+    rows, rejected, total = [], [], 0
+    for record in iter_records(request):  # each parsed document is dropped once its row is built
+        total += 1
         if record.document is None:
             rejected.append(Rejected(record.index, record.reason or "unreadable record"))
             continue
         result = prepare_row_safely(record.index, record.document, tenant, record.trace_id,
-                             may_hold_nul=record.may_hold_nul)
+                                    may_hold_nul=record.may_hold_nul)
         (rejected if isinstance(result, Rejected) else rows).append(result)
-    return len(records), rows, rejected
+    return total, rows, rejected
 
 
 async def _store(state: CollectorState, tenant: str, rows: list[LogRow]) -> list[StoredLog]:

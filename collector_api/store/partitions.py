@@ -1,4 +1,4 @@
-"""Monthly partitions of workflow_logs and workflow_node_durations, and retention by partition."""
+"""Monthly partitions of workflow_logs, and retention by partition."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,7 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 _LOCK_ID = 0x50617274  # "Part"
-PARTITIONED_TABLES = ("workflow_logs", "workflow_node_durations")
+PARTITIONED_TABLES = ("workflow_logs",)
 _LZ4_MISSING_LOGGED = False
 
 

@@ -75,9 +75,11 @@ _DURATION_LIVE = (
     " width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n"
     " FROM workflow_logs WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1, 2, 3"
 )
+# Per-node durations live in each row's small `node_durations` jsonb ({"node": ms}), not in log_data.
+_NODES_FROM = "workflow_logs CROSS JOIN LATERAL jsonb_each(node_durations) AS nd(node, ms)"
 _NODE_LIVE = (
-    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, node, sum(duration_ms) AS ms_sum, count(*) AS n"
-    " FROM workflow_node_durations WHERE {where} GROUP BY 1, 2, 3"
+    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, nd.node, sum(nd.ms::float8) AS ms_sum,"
+    " count(*) AS n FROM " + _NODES_FROM + " WHERE {where} AND jsonb_typeof(nd.ms) = 'number' GROUP BY 1, 2, 3"
 )
 
 
@@ -98,8 +100,8 @@ async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]
         "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n FROM workflow_logs"
         f" WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1", [FINE_EDGES] + params)).fetchall()
     nodes = await (await conn.execute(
-        "SELECT node, sum(duration_ms) AS ms_sum, count(*) AS n FROM workflow_node_durations"
-        f" WHERE {where} GROUP BY 1", params)).fetchall()
+        "SELECT nd.node, sum(nd.ms::float8) AS ms_sum, count(*) AS n FROM " + _NODES_FROM
+        + f" WHERE {where} AND jsonb_typeof(nd.ms) = 'number' GROUP BY 1", params)).fetchall()
     return daily, durations, nodes
 
 

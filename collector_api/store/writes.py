@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
@@ -45,13 +46,15 @@ class StoredLog:
 
 _COLUMNS = ("client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
             "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
-            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "log_data")
+            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
+            "log_data")
 _TYPES = ("text", "text", "text", "timestamptz", "text", "text", "text", "text", "float8", "float8", "int4",
-          "float8", "int8", "int8", "float8", "bool", "text")
+          "float8", "int8", "int8", "float8", "bool", "text", "text")
+_JSONB = ("node_durations", "log_data")  # sent as JSON text, cast on the server
 
 _INSERT = (
     f"INSERT INTO workflow_logs ({', '.join(_COLUMNS)})"
-    f" SELECT {', '.join(c if c != 'log_data' else 'log_data::jsonb' for c in _COLUMNS)}"
+    f" SELECT {', '.join(c if c not in _JSONB else f'{c}::jsonb' for c in _COLUMNS)}"
     f" FROM unnest({', '.join(f'%b::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
     " ON CONFLICT (client_id, trace_id, executed_at) DO NOTHING RETURNING id, trace_id, executed_at"
 )
@@ -60,10 +63,15 @@ _EXISTING = (
     " JOIN unnest(%b::text[], %b::timestamptz[]) AS k(trace_id, executed_at)"
     " ON w.trace_id = k.trace_id AND w.executed_at = k.executed_at WHERE w.client_id = %s"
 )
-_INSERT_NODES = (
-    "INSERT INTO workflow_node_durations (log_id, client_id, executed_at, node, duration_ms)"
-    " SELECT * FROM unnest(%b::int8[], %b::text[], %b::timestamptz[], %b::text[], %b::float8[])"
-)
+
+
+def row_values(row: LogRow) -> tuple:
+    """The row's values in `_COLUMNS` order, JSON columns as text (also what a COPY would send)."""
+    nodes = orjson.dumps(row.node_durations).decode() if row.node_durations else None
+    return (row.client_id, row.ticket_id, row.status, row.executed_at, row.trace_id, row.environment,
+            row.workflow_version, row.resolution_status, row.overall_confidence, row.hallucination_risk,
+            row.react_iterations, row.execution_time_seconds, row.input_tokens, row.output_tokens, row.cost_usd,
+            row.complete, nodes, row.log_json)
 
 
 async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
@@ -76,28 +84,16 @@ async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: 
         return []
     if any(r.client_id != client_id for r in rows):
         raise ValueError("every row must belong to the transaction's tenant")
-    columns = [[getattr(r, c if c != "log_data" else "log_json") for r in rows] for c in _COLUMNS]
+    columns = [list(col) for col in zip(*map(row_values, rows))]
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
         cur = await conn.execute(_INSERT, columns)
         inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
-        keys = {(r.trace_id, r.executed_at) for r in rows}
-        missing = keys - inserted.keys()
+        missing = {(r.trace_id, r.executed_at) for r in rows} - inserted.keys()
         existing = {}
         if missing:
             traces, times = zip(*missing)
             cur = await conn.execute(_EXISTING, (list(traces), list(times), client_id))
             existing = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
-        node_cols: list[list] = [[], [], [], [], []]
-        seen: set = set()
-        for r in rows:
-            key = (r.trace_id, r.executed_at)
-            if key in inserted and key not in seen:
-                seen.add(key)
-                for node, ms in r.node_durations.items():
-                    for col, value in zip(node_cols, (inserted[key], client_id, r.executed_at, node, ms)):
-                        col.append(value)
-        if node_cols[0]:
-            await conn.execute(_INSERT_NODES, node_cols)
     result, first_seen = [], set()
     for r in rows:
         key = (r.trace_id, r.executed_at)
