@@ -44,20 +44,34 @@ async def handle_collector_error(request: Request, exc: CollectorError) -> Respo
 _TIMED = {"/v1/logs": "otlp", "/api/v1/logs": "legacy"}
 
 
+class IngestTiming:
+    """Ingest request latency by endpoint and status, as pure ASGI: Starlette's BaseHTTPMiddleware
+    (`@app.middleware`) re-streams every body chunk through an extra task and queue."""
+
+    def __init__(self, app, state: CollectorState):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        endpoint = _TIMED.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if endpoint is None or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def send_and_note(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            self.state.metrics.latency.labels(endpoint, str(status[0])).observe(time.perf_counter() - started)
+
+
 def install_collector(app: FastAPI, state: CollectorState) -> None:
     """Mount the collector's routes, error handling and request timing on `app`."""
     app.state.collector = state
     app.add_exception_handler(CollectorError, handle_collector_error)
-
-    @app.middleware("http")
-    async def time_ingest(request: Request, call_next):
-        endpoint = _TIMED.get(request.url.path)
-        if endpoint is None or request.method != "POST":
-            return await call_next(request)
-        started = time.perf_counter()
-        response = await call_next(request)
-        state.metrics.latency.labels(endpoint, str(response.status_code)).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(IngestTiming, state=state)
     app.include_router(ingest_router)
     app.include_router(health_router)

@@ -35,6 +35,7 @@ class RawRecord:
     trace_id: str | None
     reason: str | None = None
     may_hold_nul: bool = True  # False when the JSON text has no \u0000 escape: no need to walk it
+    text: str | None = None  # the JSON text itself, when it needs no cleaning (then it may be stored as sent)
 
 
 def loads_lenient(text: str | bytes) -> tuple[object, bool]:
@@ -142,10 +143,11 @@ def _decode_record(index: int, record) -> RawRecord:
     if name != EVENT_NAME:
         return RawRecord(index, None, trace_id, f"not a workflow log (event_name {name!r}, expected {EVENT_NAME!r})")
     kind = record.body.WhichOneof("value")
-    strict = True
+    strict, text = True, None
     try:
         if kind == "string_value":
-            document, strict = loads_lenient(record.body.string_value)
+            text = record.body.string_value
+            document, strict = loads_lenient(text)
         elif kind == "kvlist_value":
             document = any_value_to_python(record.body)
         else:
@@ -154,8 +156,8 @@ def _decode_record(index: int, record) -> RawRecord:
         return RawRecord(index, None, trace_id, f"body is not valid JSON: {exc}")
     if not isinstance(document, dict):
         return RawRecord(index, None, trace_id, "body must be a JSON object")
-    may_hold_nul = kind != "string_value" or not strict or "\\u0000" in record.body.string_value
-    return RawRecord(index, document, trace_id, may_hold_nul=may_hold_nul)
+    may_hold_nul = text is None or not strict or "\\u0000" in text
+    return RawRecord(index, document, trace_id, may_hold_nul=may_hold_nul, text=None if may_hold_nul else text)
 
 
 def parse_legacy_json(body: bytes) -> dict:

@@ -39,7 +39,7 @@ def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRo
             rejected.append(Rejected(record.index, record.reason or "unreadable record"))
             continue
         result = prepare_row_safely(record.index, record.document, tenant, record.trace_id,
-                                    may_hold_nul=record.may_hold_nul)
+                                    may_hold_nul=record.may_hold_nul, source_text=record.text)
         (rejected if isinstance(result, Rejected) else rows).append(result)
     return total, rows, rejected
 

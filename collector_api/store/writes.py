@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
@@ -15,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LogRow:
-    """A validated workflow log ready to store; `log_json` is the document as JSON text."""
+    """A validated workflow log ready to store; `log_json` is the document as JSON text.
+
+    `log_json_canonical` is False when `log_json` is the text as the sender wrote it (valid JSON
+    that PostgreSQL may still refuse, e.g. a number like 1e-20000 beyond `numeric`)."""
 
     client_id: str
     ticket_id: str
@@ -35,6 +39,7 @@ class LogRow:
     cost_usd: float | None = None
     complete: bool = True
     node_durations: dict[str, float] = field(default_factory=dict)
+    log_json_canonical: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,23 @@ async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: 
         return []
     if any(r.client_id != client_id for r in rows):
         raise ValueError("every row must belong to the transaction's tenant")
+    try:
+        return await _insert(pool, client_id, rows)
+    except psycopg.DataError as exc:  # SQLSTATE class 22: PostgreSQL refused a value
+        if all(r.log_json_canonical for r in rows):
+            raise
+        logger.info("a sender's JSON text was refused (%s); storing our own serialization instead", exc)
+        return await _insert(pool, client_id, [canonical(r) for r in rows])
+
+
+def canonical(row: LogRow) -> LogRow:
+    """The row with its document re-serialized by orjson (numbers as doubles, compact)."""
+    if row.log_json_canonical:
+        return row
+    return replace(row, log_json=orjson.dumps(orjson.loads(row.log_json)).decode(), log_json_canonical=True)
+
+
+async def _insert(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
     columns = [list(col) for col in zip(*map(row_values, rows))]
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
         cur = await conn.execute(_INSERT, columns)

@@ -259,3 +259,51 @@ def test_one_unusable_record_never_sinks_the_batch(client, acme_key, db_dsn, mut
         tickets = sorted(t for (t,) in conn.execute("SELECT ticket_id FROM workflow_logs"))
     rejected = ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records
     assert "GOOD" in tickets and (rejected == 1 or tickets == ["BAD", "GOOD"])
+
+
+def _stored(dsn):
+    with psycopg.connect(dsn) as conn:
+        return {r[0]: r[1] for r in conn.execute("SELECT ticket_id, log_data FROM workflow_logs")}
+
+
+def test_json_text_is_stored_as_sent_unless_postgres_refuses_it(client, acme_key, db_dsn):
+    """The sender's JSON text is stored without re-serializing it when nothing had to change; a
+    text PostgreSQL refuses (1e-20000 is beyond `numeric`) falls back to our own serialization,
+    and the other records of the batch are stored with it."""
+    exact = make_log(ticket_id="T-exact")
+    exact["trace"]["big"] = 0  # placeholder replaced in the text below
+    tiny = make_log(ticket_id="T-tiny")
+    tiny["trace"]["tiny"] = 0
+    exact_text = json.dumps(exact).replace('"big": 0', '"big": 123456789012345678901234567890')
+    tiny_text = json.dumps(tiny).replace('"tiny": 0', '"tiny": 1e-20000')
+    records = [make_record(None, body=AnyValue(string_value=text)) for text in (exact_text, tiny_text)]
+    for record, log in zip(records, (exact, tiny)):
+        record.trace_id = bytes.fromhex(log["trace_id"])
+    r = post_pb(client, acme_key, make_request(*records))
+    assert r.status_code == 200, r.text
+    assert ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records == 0
+    stored = _stored(db_dsn)
+    assert stored["T-tiny"]["trace"]["tiny"] == 0.0
+    assert stored["T-exact"]["trace"]["big"] == 123456789012345680000000000000  # via a double, like the fallback
+
+    # alone, the exact text is stored as sent: the 30-digit integer survives intact
+    exact["ticket_info"]["ticket_id"] = "T-exact-2"
+    exact["trace_id"] = "ab" * 16
+    text = json.dumps(exact).replace('"big": 0', '"big": 123456789012345678901234567890')
+    r = post_pb(client, acme_key, make_request(make_record(None, body=AnyValue(string_value=text))))
+    assert r.status_code == 200, r.text
+    assert _stored(db_dsn)["T-exact-2"]["trace"]["big"] == 123456789012345678901234567890
+
+
+def test_a_changed_document_is_reserialized(client, acme_key, db_dsn):
+    """client_id filled in from the key, trace_id taken from the log record: what is stored is
+    the completed document, not the text as sent."""
+    log = make_log(client_id=None, ticket_id="T-fixed")
+    trace_id = log.pop("trace_id")
+    record = make_record(None, body=AnyValue(string_value=json.dumps(log)))
+    record.trace_id = bytes.fromhex(trace_id)
+    r = post_pb(client, acme_key, make_request(record))
+    assert r.status_code == 200, r.text
+    stored = _stored(db_dsn)["T-fixed"]
+    assert stored["identification"]["client_id"] == "acme"
+    assert stored["trace_id"] == trace_id
