@@ -26,7 +26,7 @@ class DecodeError(Exception):
     """The request body as a whole cannot be decoded; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawRecord:
     """One OTLP LogRecord: its position in the request, and the document or why it was refused."""
 

@@ -75,7 +75,8 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
         body = await read_body(request, state.settings.flusso_max_body_bytes)
         async with state.work_slots:
             try:
-                total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
+                async with state.decode_slot:
+                    total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
             except DecodeError as exc:
                 state.metrics.rejected.labels("undecodable", key.client_id).inc()
                 raise CollectorError(str(exc)) from None

@@ -44,9 +44,13 @@ class CollectorState:
 
     def __post_init__(self):
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
-        # Decoding and storing are CPU- and memory-heavy (~40 MB per 512-record request): only a
-        # few run at once; admitted requests beyond them wait here instead of piling up in memory.
+        # Decoded requests cost memory (~15 MB per 512-record request, held until COMMIT): only a
+        # few are in the decode+store stage at once; admitted requests beyond them wait here with
+        # their compressed bodies instead of piling up in memory.
         self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)
+        # Decoding is pure Python (GIL-bound): one at a time, so it runs while the database writes
+        # the requests decoded before it, and the database always has the next batch waiting.
+        self.decode_slot = asyncio.Semaphore(1)
 
     def admit(self) -> None:
         """Count one more ingest request in flight, or refuse it with 503 when at the bound."""

@@ -28,8 +28,9 @@ class ServerSettings(BaseSettings):
         default=64, ge=1, description="Ingest requests processed at once; beyond it the collector answers 503."
     )
     flusso_ingest_concurrency: int = Field(
-        default=2, ge=1, le=64,
-        description="Requests decoded and stored at once (the rest wait, bodies read): bounds CPU and memory.",
+        default=4, ge=1, le=64,
+        description="Requests in the decode+store stage at once (one decodes, the others are written; the rest"
+                    " wait with their compressed bodies): bounds memory, ~15 MB per 512-log request.",
     )
     flusso_tenant_rate_limit_per_s: float = Field(
         default=0.0, ge=0.0, description="Per-tenant ingest requests per second (0 = off); over it: 429."
