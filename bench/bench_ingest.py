@@ -332,10 +332,17 @@ def vm_kib(pid: int, field: str) -> int:
 
 
 def postgres_pids(dsn: str) -> list[int]:
-    """The postmaster of the server behind `dsn` and all its processes, if it runs on this machine."""
+    """The postmaster of the server behind `dsn` and all its processes; [] unless it runs here."""
     with psycopg.connect(dsn, autocommit=True) as conn:  # the backend lives as long as its connection
+        if conn.info.host and not conn.info.host.startswith("/") and conn.info.host not in ("localhost", "127.0.0.1"):
+            return []
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        status = Path(f"/proc/{backend}/status").read_text()
+        try:
+            status = Path(f"/proc/{backend}/status").read_text()
+        except OSError:
+            return []
+    if "postgres" not in status.splitlines()[0]:  # "Name:" of a backend process
+        return []
     postmaster = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
     return _tree(postmaster)
 
@@ -474,7 +481,8 @@ def main() -> int:
                                                       f"{'PASS' if ratio >= 0.7 else 'MISS'})"),
             ("collector peak RSS (VmHWM)", f"{hwm:.0f} MB  (idle {base_rss:.0f} MB; target <= 200 MB: "
                                            f"{'PASS' if hwm <= 200 else 'MISS'})"),
-            *([] if split is None else [
+            *([("ratio collector / COPY (split cores)", "skipped (--no-split, fewer than 2 cores, "
+                                                         "or a server on another machine)")] if split is None else [
                 (f"split: PostgreSQL on {split[5]} core(s), rest on {split[6]}",
                  f"collector {split[0]:,.0f} logs/s (p50 {split[3] * 1000:,.0f} ms, p99 {split[4] * 1000:,.0f} ms), "
                  f"COPY {split[1]:,.0f} logs/s"),

@@ -18,6 +18,7 @@ def test_bench_ingest_smoke():
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     out = proc.stdout
     for row in ("logs sent = rows stored", "request latency p50 / p99", "raw binary COPY",
-                "ratio collector / COPY", "collector peak RSS (VmHWM)", "live OTLPLogExporter"):
+                "ratio collector / COPY (shared cores)", "ratio collector / COPY (split cores)",
+                "collector peak RSS (VmHWM)", "live OTLPLogExporter"):
         assert row in out, f"missing table row {row!r}:\n{out}"
     assert "(durable, verified)" in out
