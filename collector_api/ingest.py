@@ -6,12 +6,12 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from .store.writes import LogRow
+from .timestamps import parse_executed_at
 from .validate import schema_error
 
 logger = logging.getLogger(__name__)
@@ -79,13 +79,6 @@ def _integer(value: Any) -> int | None:
 
 def _text(value: Any, limit: int = 200) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
-
-
-def parse_executed_at(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def legacy_trace_id(client_id: str, ticket_id: str, executed_at: str, idempotency_key: str | None) -> str:

@@ -11,6 +11,8 @@ from importlib import resources
 
 import jsonschema_rs
 
+from .timestamps import is_date_time
+
 SCHEMA_FILE = "workflow-log.v1.json"
 MAX_MESSAGE = 200
 
@@ -21,8 +23,10 @@ def schema_text() -> str:
 
 @lru_cache(maxsize=1)
 def _validator():
-    # Draft 7 (the schema's $schema): "format" is asserted, so a bad executed_at is refused here.
-    return jsonschema_rs.validator_for(json.loads(schema_text()), validate_formats=True)
+    # Draft 7 (the schema's $schema): "format" is asserted, so a bad executed_at is refused here,
+    # by the same rule the collector parses it with (RFC 3339, also "+0530" offsets).
+    return jsonschema_rs.validator_for(json.loads(schema_text()), validate_formats=True,
+                                       formats={"date-time": is_date_time})
 
 
 def _describe(error: jsonschema_rs.ValidationError) -> str:

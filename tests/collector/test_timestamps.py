@@ -1,0 +1,43 @@
+"""executed_at: the schema's "date-time" format and the parser agree, and keep accepting what
+senders write (strftime's "+0000" offsets included)."""
+from datetime import datetime, timezone
+
+import pytest
+
+from collector_api.timestamps import is_date_time, parse_executed_at
+from collector_api.validate import schema_error
+from tests.collector.helpers import make_log
+
+
+@pytest.mark.parametrize("value, utc", [
+    ("2026-11-25T10:00:00Z", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),
+    ("2026-11-25T10:00:00.123456+00:00", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=timezone.utc)),
+    ("2026-11-25T15:30:00+0530", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),  # strftime("%z")
+    ("2026-11-25t10:00:00z", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),  # RFC 3339 allows lower case
+    ("2026-11-25T10:00:00.123456789-02:00", datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
+])
+def test_accepted_and_parsed_to_utc(value, utc):
+    assert is_date_time(value)
+    assert parse_executed_at(value) == utc
+    log = make_log()
+    log["ticket_info"]["executed_at"] = value
+    assert schema_error(log) is None
+
+
+@pytest.mark.parametrize("value", [
+    "2026-11-25T10:00:00",        # no offset: the moment is unknown
+    "2026-11-25 10:00:00+00:00",  # space instead of T
+    "2026-02-30T10:00:00Z",       # no such day
+    "2026-11-25T23:59:60Z",       # leap second: Python cannot represent it
+    "0001-01-01T00:00:00+05:00",  # before year 1 in UTC
+    "2026-11-25",
+    "20261125T100000Z",
+    "yesterday",
+])
+def test_refused_with_the_field_named(value):
+    assert not is_date_time(value)
+    with pytest.raises(ValueError):
+        parse_executed_at(value)
+    log = make_log()
+    log["ticket_info"]["executed_at"] = value
+    assert schema_error(log).startswith("ticket_info.executed_at: ")
