@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 _ROOT_HEADROOM = 1000
 _RECENT_DONE = 4096
+_STRAGGLER_SECONDS = 5.0  # how long a successor keeps emptying the replaced worker's queue
 
 
 class _Flush:
@@ -68,6 +69,12 @@ class Worker:
         self.stats = collections.Counter()
         self._last_drop_log = 0.0
         self._stopped = False
+        # After configure() replaced this worker: where spans still handed to it go (a thread
+        # that read the processor's worker just before the swap), and, on the successor, the
+        # replaced worker whose queue it keeps emptying for a while in case one slipped in.
+        self._successor: Worker | None = None
+        self._predecessor: Worker | None = None
+        self._predecessor_until = 0.0
         self._init_state()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork_in_child)
@@ -103,6 +110,10 @@ class Worker:
         self.active[trace_id] = time.monotonic()
 
     def submit(self, span) -> None:
+        successor = self._successor
+        if successor is not None:
+            successor.submit(span)
+            return
         try:
             trace_id = span.context.trace_id
             if trace_id not in self.active:
@@ -147,7 +158,12 @@ class Worker:
         """Take over the tickets in flight of ``old`` (already stopped), before release():
         their buffered spans, drop counts and start times, so their logs stay complete. When
         ``old``'s thread did not stop in time its buffers are not touched; their spans are
-        counted as dropped instead (those logs say complete: false)."""
+        counted as dropped instead (those logs say complete: false).
+
+        From here on, spans still handed to ``old`` are forwarded to this worker; one that
+        slipped into ``old``'s queue while the forwarding was being set up is picked up by this
+        worker's next drains (for _STRAGGLER_SECONDS)."""
+        old._successor = self
         done_before = set(old._done)
         for trace_id in done_before:
             self.active.pop(trace_id, None)
@@ -170,9 +186,8 @@ class Worker:
         old._buffers = {}
         old._buffered = 0
         # Spans that reached ``old`` after its last drain go first, in order.
-        leftover = [item for item in old._queue if not isinstance(item, _Flush)]
-        old._queue.clear()
-        self._queue.extendleft(reversed(leftover))
+        self._queue.extendleft(reversed(_take_all(old._queue)))
+        self._predecessor, self._predecessor_until = old, time.monotonic() + _STRAGGLER_SECONDS
 
     # --- worker thread ---
     def _run(self) -> None:
@@ -191,8 +206,17 @@ class Worker:
                 logger.exception("otel_bridge: worker iteration failed; continuing")
 
     def _drain(self) -> None:
+        previous = self._predecessor
+        if previous is not None and time.monotonic() > self._predecessor_until:
+            self._predecessor = None
         q = self._queue
-        while q:
+        while True:
+            # A span that slipped into the replaced worker's queue was submitted before the
+            # spans queued here after it: it goes first, before its ticket's root span.
+            if previous is not None and previous._queue:
+                q.extendleft(reversed(_take_all(previous._queue)))
+            if not q:
+                break
             item = q.popleft()
             if isinstance(item, _Flush):
                 item.done.set()
@@ -271,6 +295,16 @@ class Worker:
             self._last_drop_log = now
             logger.warning("otel_bridge: dropped trace %032x (%s, %d spans); totals %s",
                            trace_id, reason, n_spans, dict(self.stats))
+
+
+def _take_all(queue: collections.deque) -> list:
+    """Empty `queue` (safe against concurrent appends): its spans and flush markers, in order."""
+    items = []
+    while True:
+        try:
+            items.append(queue.popleft())
+        except IndexError:
+            return items
 
 
 class BridgeSpanProcessor(SpanProcessor):

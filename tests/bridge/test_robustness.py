@@ -170,3 +170,36 @@ def test_configure_again_counts_buffers_it_cannot_take_as_dropped(configure_brid
     validate_log(log)
     assert log["outcome"]["complete"] is False
     assert log["metrics"]["dropped_spans"] == 1 and log["metrics"]["span_count"] == 1
+
+
+def test_a_span_handed_to_the_replaced_worker_is_not_lost(configure_bridge, validate_log):
+    """A thread that read the processor's worker just before configure() swapped it hands its
+    span to the replaced, stopped worker: the span still reaches the ticket's log, whether it
+    is forwarded or slipped into the old queue before the forwarding was in place."""
+    first, second = InMemoryLogRecordExporter(), InMemoryLogRecordExporter()
+    configure_bridge(exporter=first)
+    old = runtime.STATE.worker
+
+    @node("step")
+    def step():
+        pass
+
+    @workflow("t")
+    def handle(ticket):
+        step()
+        configure_bridge(exporter=second)
+        new = runtime.STATE.worker
+        runtime.PROCESSOR.worker = old  # the stale read, frozen in time
+        try:
+            step()  # forwarded by the old worker to its successor
+            old._successor = None  # the same read, a moment earlier: past the forwarding check
+            step()  # appended to the old, stopped worker's queue
+        finally:
+            old._successor = new
+            runtime.PROCESSOR.worker = new
+
+    handle({"ticket_id": "T-race"})
+    (log,) = _logs(second)
+    validate_log(log)
+    assert log["outcome"]["complete"] is True
+    assert log["metrics"]["span_count"] == 4 and log["metrics"]["dropped_spans"] == 0
