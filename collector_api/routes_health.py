@@ -6,7 +6,7 @@ import ipaddress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from .deps import get_state
 from .errors import CollectorError, Unauthorized
@@ -52,4 +52,4 @@ async def get_metrics(request: Request) -> Response:
     elif not _is_loopback(request):
         raise CollectorError("metrics are served to loopback clients only unless FLUSSO_METRICS_TOKEN is set",
                              status=403)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,9 +1,21 @@
-"""The collector's own Prometheus metrics, on a registry per app (no global state)."""
+"""The collector's own Prometheus metrics, on a registry per app (no global state).
+
+With several worker processes (`flusso-obs serve --workers N`) the parent sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: prometheus-client then keeps every value in
+a shared directory and `/metrics`, whichever worker answers, reports the sum over all of them.
+"""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
 
 
 @dataclass
@@ -33,5 +45,20 @@ class CollectorMetrics:
                               buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)),
             batch_size=Histogram("flusso_batch_records", "Log records per ingest request", registry=registry,
                                  buckets=(1, 2, 5, 10, 25, 50, 100, 250, 512, 1024, 4096)),
-            inflight=Gauge("flusso_requests_in_flight", "Ingest requests being processed", registry=registry),
+            inflight=Gauge("flusso_requests_in_flight", "Ingest requests being processed", registry=registry,
+                           multiprocess_mode="livesum"),
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of every worker process in multiprocess mode."""
+        if not multiprocess_mode():
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+
+    @staticmethod
+    def process_exiting() -> None:
+        """In multiprocess mode, drop this process's live gauges (its counters stay counted)."""
+        if multiprocess_mode():
+            multiprocess.mark_process_dead(os.getpid())

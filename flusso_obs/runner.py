@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,9 +12,11 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import uvicorn
 
+from collector_api.telemetry import MULTIPROC_ENV
 from config.server import ServerSettings
 
 from .bootstrap import bootstrap_from_settings, ensure_demo_credentials, session_secret
@@ -67,7 +70,8 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
     """Migrate, then serve until SIGINT/SIGTERM; an embedded PostgreSQL stops with it.
 
     `workers` > 1 runs that many uvicorn worker processes (decoding is CPU-bound and Python has
-    one GIL per process); each has its own pool, in-flight bound and /metrics counters."""
+    one GIL per process); each has its own pool, in-flight bound and rate limiter, and /metrics
+    reports the sum over all of them (prometheus-client's multiprocess mode)."""
     from .cli import database
 
     host, port = host or settings.flusso_host, port or settings.flusso_port
@@ -81,8 +85,19 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
 
         os.environ[RESOLVED_DSN_ENV] = dsn
         os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
+        os.environ[MULTIPROC_ENV] = str(_metrics_dir(settings))
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
                     log_level="info", server_header=False, timeout_graceful_shutdown=10, **_proxy_options(settings))
+
+
+def _metrics_dir(settings: ServerSettings) -> Path:
+    """An empty directory for the workers' shared metric files (values of an earlier run would
+    otherwise be added to this one's)."""
+    folder = Path(settings.flusso_data_dir).resolve() / "metrics"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, mode=0o700)
+    return folder
 
 
 def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:

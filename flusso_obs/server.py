@@ -38,6 +38,8 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     """The collector + viewer app. Nothing connects until the app starts (lifespan)."""
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
+    state = CollectorState(settings=settings, pool=pool)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await pool.open(wait=False)
@@ -53,8 +55,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await task
             await pool.close()
+            state.metrics.process_exiting()
 
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
-    install_collector(app, CollectorState(settings=settings, pool=pool))
+    install_collector(app, state)
     install_viewer(app, pool, settings)
     return app
