@@ -307,3 +307,31 @@ def test_a_changed_document_is_reserialized(client, acme_key, db_dsn):
     stored = _stored(db_dsn)["T-fixed"]
     assert stored["identification"]["client_id"] == "acme"
     assert stored["trace_id"] == trace_id
+
+
+ODD_JSON_VALUES = [
+    "1e-400", "-0", "1E+308", "-1.7976931348623157e308", "123456789012345678901234567890",
+    "-9223372036854775809", "18446744073709551616", "0.000000000000000000000000000001", "1e-16383",
+    '"\\ud83d\\ude00"', '"\\u00e9\\u2028\\/"', '{"a": 1, "a": 2}', "[" * 900 + "1" + "]" * 900,
+    '"' + "\\n" * 5000 + '"', '{"' + "k" * 10000 + '": true}',
+]
+
+
+def test_odd_but_valid_json_texts_are_stored_as_sent_or_reserialized_never_a_5xx(client, acme_key, db_dsn):
+    """Texts stored as sent must never turn an unusual JSON value into a 500: each is stored
+    (PostgreSQL's jsonb reads it, or the collector's own serialization is used instead)."""
+    records = []
+    for i, value in enumerate(ODD_JSON_VALUES):
+        log = make_log(ticket_id=f"T-odd-{i}")
+        log["trace"]["odd"] = "@@ODD@@"
+        text = json.dumps(log).replace('"@@ODD@@"', value)
+        record = make_record(None, body=AnyValue(string_value=text))
+        record.trace_id = bytes.fromhex(log["trace_id"])
+        records.append(record)
+    r = post_pb(client, acme_key, make_request(*records))
+    assert r.status_code == 200, r.text
+    assert ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records == 0
+    stored = _stored(db_dsn)
+    assert len(stored) == len(ODD_JSON_VALUES)
+    assert stored["T-odd-11"]["trace"]["odd"] == {"a": 2}  # duplicate keys: the last wins, as orjson read it
+    assert stored["T-odd-9"]["trace"]["odd"] == "\U0001F600"
