@@ -347,6 +347,19 @@ def postgres_pids(dsn: str) -> list[int]:
     return _tree(postmaster)
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of `root`'s process tree, including children it has reaped
+    (PostgreSQL backends that ended count through the postmaster's cutime/cstime)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in _tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if pid == root else 0)
+    return total / tick
+
+
 def set_cpus(pids: list[int], cpus: set[int]) -> None:
     """Confine every thread of `pids` to `cpus`; processes and threads they start later inherit it."""
     for pid in pids:
@@ -412,10 +425,23 @@ def main() -> int:
         base_rss = vm_kib(server.pid, "VmRSS") / 1024
         bounds = [(i, min(i + args.batch, len(ROWS))) for i in range(0, len(ROWS), args.batch)]
 
+        postmaster = (postgres_pids(admin) or [None])[0]
+        cpu_per_log: dict[str, float] = {}  # ms of CPU per log, by phase and process
+
+        def cpu_mark() -> tuple[float, float]:
+            return (tree_cpu_seconds(postmaster) if postmaster else float("nan"), tree_cpu_seconds(server.pid))
+
+        def cpu_note(phase: str, before: tuple[float, float]) -> None:
+            after = cpu_mark()
+            cpu_per_log[phase + " pg"] = (after[0] - before[0]) * 1000 / args.logs
+            cpu_per_log[phase + " collector"] = (after[1] - before[1]) * 1000 / args.logs
+
         def collector_phase(cpus: set[int] | None) -> tuple[float, float, list, int]:
             query(admin, "CHECKPOINT")
             shares = [list(range(p, len(BODIES), args.procs)) for p in range(args.procs)]
+            before = cpu_mark()
             elapsed, results = run_workers(ctx, [(sender, (s, port, key)) for s in shares], timeout=1800, cpus=cpus)
+            cpu_note("collector" if cpus is None else "split collector", before)
             stored = query(collector_dsn, "SELECT count(*), count(DISTINCT trace_id) FROM workflow_logs")
             if tuple(stored) != (args.logs, args.logs):
                 raise SystemExit(f"FAILED: sent {args.logs} logs, stored {stored[0]} rows ({stored[1]} distinct ids)")
@@ -423,8 +449,10 @@ def main() -> int:
 
         def copy_phase(cpus: set[int] | None) -> tuple[float, float]:
             query(admin, "CHECKPOINT")
+            before = cpu_mark()
             copy_elapsed, _ = run_workers(ctx, [(copier, (bounds[s::args.copy_streams], copy_dsn))
                                                 for s in range(args.copy_streams)], timeout=1800, cpus=cpus)
+            cpu_note("copy" if cpus is None else "split copy", before)
             copied = query(copy_dsn, "SELECT count(*) FROM workflow_logs")[0]
             if copied != args.logs:
                 raise SystemExit(f"FAILED: COPY baseline stored {copied} of {args.logs} rows")
@@ -479,6 +507,9 @@ def main() -> int:
                                                              f"txn per {args.batch} rows)"),
             ("ratio collector / COPY (shared cores)", f"{ratio:.2f}x  (target >= 0.7x: "
                                                       f"{'PASS' if ratio >= 0.7 else 'MISS'})"),
+            ("CPU per log (shared run)", f"PostgreSQL {cpu_per_log['collector pg']:.3f} ms + collector "
+                                         f"{cpu_per_log['collector collector']:.3f} ms; COPY run: PostgreSQL "
+                                         f"{cpu_per_log['copy pg']:.3f} ms"),
             ("collector peak RSS (VmHWM)", f"{hwm:.0f} MB  (idle {base_rss:.0f} MB; target <= 200 MB: "
                                            f"{'PASS' if hwm <= 200 else 'MISS'})"),
             *([("ratio collector / COPY (split cores)", "skipped (--no-split, fewer than 2 cores, "
