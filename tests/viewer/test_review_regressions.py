@@ -53,3 +53,29 @@ def test_a_deep_chain_of_nested_spans_renders(reader, db_dsn):
     from viewer.views.ticket import build_waterfall
     rows = build_waterfall(json.loads(json.dumps(spans)))
     assert len(rows) == 1900 and rows[0]["name"] == "s0" and rows[-1]["name"] == "s1899"
+
+
+def test_numbers_beyond_64_bits_display_and_export(reader, db_dsn):
+    """jsonb returns 1e20 or a 30-digit id as a Python int beyond 64 bits; the ticket API, the
+    ticket page and the raw download still answer 200 with the exact number."""
+    from tests.collector.helpers import AnyValue
+
+    log = make_log(ticket_id="BIG")
+    log["metrics"]["custom_count"] = 0
+    log["trace"]["external_id"] = 0
+    text = (json.dumps(log).replace('"custom_count": 0', '"custom_count": 1e20')
+            .replace('"external_id": 0', '"external_id": 123456789012345678901234567890'))
+    record = make_record(None, body=AnyValue(string_value=text))
+    record.trace_id = bytes.fromhex(log["trace_id"])
+    ingest = make_key(db_dsn, "acme")
+    r = reader.post("/v1/logs", content=make_request(record).SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf", "X-API-Key": ingest})
+    assert r.status_code == 200, r.content[:200]
+    with psycopg.connect(db_dsn) as conn:
+        log_id = conn.execute("SELECT id FROM workflow_logs WHERE ticket_id = 'BIG'").fetchone()[0]
+    api = reader.get(f"/api/v1/tickets/{log_id}")
+    assert api.status_code == 200, api.text[:300]
+    assert "123456789012345678901234567890" in api.text
+    from viewer.jsonout import dumps
+    assert json.loads(dumps({"n": 10**30, "s": "é"})) == {"n": 10**30, "s": "é"}
+    assert dumps({"a": [1, {"b": 10**25}]}, indent=True).decode().startswith("{\n  ")

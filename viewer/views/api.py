@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..auth import Principal, api_principal, page_principal
 from ..render import render
 from ..filters import parse_ticket_query
+from ..jsonout import dumps
 from .overview import build_overview
 from .ticket import build_ticket_detail, parse_log_id
 from .tickets import build_ticket_list, export_csv, export_json, row_json
@@ -21,7 +21,7 @@ _AUTH_DOC = {401: {"description": "No session and no valid read-scope API key"}}
 
 
 def _json(data, status: int = 200) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+    return Response(dumps(data), status_code=status,
                     media_type="application/json")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -17,6 +16,7 @@ from collector_api.store.reads import get_ticket
 from ..auth import Principal, page_principal
 from ..errors import NotFound
 from ..formatting import nice_axis, ordered_metrics
+from ..jsonout import dumps
 from ..render import render
 
 router = APIRouter(include_in_schema=False)
@@ -153,7 +153,7 @@ def detail_sections(row: dict) -> dict[str, Any]:
         "draft": output.get("draft"),
         "metrics": ordered_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}),
         "node_durations": _dict(metrics.get("node_durations_ms")),
-        "raw_json": orjson.dumps(log, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode(),
+        "raw_json": dumps(log, indent=True, sort_keys=True).decode(),
     }
 
 
@@ -168,7 +168,7 @@ async def get_ticket_page(request: Request, log_id: str,
 async def get_ticket_raw(request: Request, log_id: str,
                          principal: Annotated[Principal, Depends(page_principal)]) -> Response:
     row = await build_ticket_detail(request, principal, parse_log_id(log_id))
-    body = orjson.dumps(row["log_data"], option=orjson.OPT_INDENT_2)
+    body = dumps(row["log_data"], indent=True)
     name = f"ticket-{row['id']}.json"
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

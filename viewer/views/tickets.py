@@ -8,7 +8,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -17,6 +16,7 @@ from collector_api.store.reads import STATUSES, count_tickets, iter_ticket_rows,
 
 from ..auth import Principal, page_principal
 from ..filters import TicketQuery, encode_cursor, parse_ticket_query
+from ..jsonout import dumps
 from ..render import render
 
 router = APIRouter(include_in_schema=False)
@@ -128,7 +128,7 @@ async def export_json(request: Request, principal: Principal) -> Response:
         yield b"["
         first = True
         async for row in rows:
-            yield (b"" if first else b",\n") + orjson.dumps(row_json(row))
+            yield (b"" if first else b",\n") + dumps(row_json(row))
             first = False
         yield b"]\n"
 
