@@ -70,9 +70,13 @@ def _number(value: Any) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 
-def _integer(value: Any) -> int | None:
+INT4_MAX, INT8_SAFE = 2**31 - 1, 2**62
+
+
+def _integer(value: Any, limit: int = INT8_SAFE) -> int | None:
+    """An integer column's value: None unless a finite number within +-`limit` (the column's type)."""
     number = _number(value)
-    if number is None or abs(number) > 2**62:
+    if number is None or abs(number) > limit:
         return None
     return int(number)
 
@@ -163,11 +167,12 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
         resolution_status=_text(outcome.get("resolution_status")),
         overall_confidence=_number(metrics.get("overall_confidence")),
         hallucination_risk=_number(metrics.get("hallucination_risk")),
-        react_iterations=_integer(metrics.get("react_iterations")),
+        react_iterations=_integer(metrics.get("react_iterations"), INT4_MAX),  # an int4 column
         execution_time_seconds=exec_seconds,
         input_tokens=_integer(metrics.get("input_tokens")),
         output_tokens=_integer(metrics.get("output_tokens")),
         cost_usd=_number(metrics.get("cost_usd")),
         complete=outcome.get("complete") is not False,
         node_durations=node_durations,
+        index=index,
     )

@@ -17,7 +17,7 @@ from .ingest import Rejected, prepare_row_safely
 from .state import CollectorState
 from .store.accounts import ApiKey
 from .store.db import StoreUnavailable
-from .store.writes import LogRow, StoredLog, insert_workflow_logs
+from .store.writes import LogRow, StoredLog, insert_isolating
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -44,18 +44,24 @@ def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRo
     return total, rows, rejected
 
 
-async def _store(state: CollectorState, tenant: str, rows: list[LogRow]) -> list[StoredLog]:
+async def _store(state: CollectorState, tenant: str, rows: list[LogRow]) -> tuple[list[StoredLog], list[Rejected]]:
+    """The stored logs, and the rows PostgreSQL refused a value of (as rejections: the others
+    are stored all the same)."""
     try:
-        stored = await insert_workflow_logs(state.pool, tenant, rows)
+        stored, refused = await insert_isolating(state.pool, tenant, rows)
     except StoreUnavailable as exc:
         logger.warning("database unavailable while storing %d logs for %s: %s", len(rows), tenant, exc)
         state.metrics.rejected.labels("db_unavailable", tenant).inc(len(rows))
-        raise Unavailable("database unavailable; nothing was stored, retry later",
+        raise Unavailable("database unavailable; retry later (logs already stored are not stored twice)",
                           retry_after=state.settings.flusso_retry_after_seconds) from None
     new = sum(not s.duplicate for s in stored)
     state.metrics.stored.labels(tenant).inc(new)
     state.metrics.duplicates.labels(tenant).inc(len(stored) - new)
-    return stored
+    for row, reason in refused:
+        logger.warning("record %d of tenant %s (trace %s) refused by PostgreSQL: %s", row.index, tenant,
+                       row.trace_id, reason)
+        state.metrics.rejected.labels("refused_by_database", tenant).inc()
+    return stored, [Rejected(row.index, f"PostgreSQL refused a value of this log: {reason}") for row, reason in refused]
 
 
 def _count_rejections(state: CollectorState, tenant: str, rejected: list[Rejected]) -> None:
@@ -85,7 +91,10 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
             state.metrics.batch_size.observe(total)
             _count_rejections(state, key.client_id, rejected)
             if rows:
-                await _store(state, key.client_id, rows)
+                stored, refused = await _store(state, key.client_id, rows)
+                if refused:
+                    rejected = sorted(rejected + refused, key=lambda r: r.index)
+                    rows = stored
         if not rows and rejected:
             first = rejected[0]
             raise CollectorError(f"all {total} log records rejected; record {first.index}: {first.reason}")
@@ -126,7 +135,10 @@ async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -
                 _count_rejections(state, key.client_id, [result])
                 raise CollectorError(f"invalid workflow log: {result.reason}",
                                      status=403 if result.tenant_mismatch else 422)
-            stored = (await _store(state, key.client_id, [result]))[0]
+            stored, refused = await _store(state, key.client_id, [result])
+            if refused:
+                raise CollectorError(f"invalid workflow log: {refused[0].reason}", status=422)
+            stored = stored[0]
         return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
                              "trace_id": stored.trace_id, "duplicate": stored.duplicate})
     finally:

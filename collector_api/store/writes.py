@@ -1,6 +1,7 @@
 """The write path: one request's workflow logs in one transaction, idempotent."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -40,6 +41,7 @@ class LogRow:
     complete: bool = True
     node_durations: dict[str, float] = field(default_factory=dict)
     log_json_canonical: bool = True
+    index: int = 0  # the record's position in its request, for error messages
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,27 @@ async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: 
         if all(r.log_json_canonical for r in rows):
             raise
         logger.info("a sender's JSON text was refused (%s); storing our own serialization instead", exc)
-        return await _insert(pool, client_id, [canonical(r) for r in rows])
+        rows = await asyncio.to_thread(lambda: [canonical(r) for r in rows])  # up to 20 MB of JSON: off the loop
+        return await _insert(pool, client_id, rows)
+
+
+async def insert_isolating(pool: AsyncConnectionPool, client_id: str,
+                           rows: list[LogRow]) -> tuple[list[StoredLog], list[tuple[LogRow, str]]]:
+    """insert_workflow_logs, except that a row PostgreSQL refuses (even in our own serialization)
+    does not take the others down with it: the batch is then written row by row, each in its own
+    transaction, and the refused rows come back with PostgreSQL's reason."""
+    try:
+        return await insert_workflow_logs(pool, client_id, rows), []
+    except psycopg.DataError as exc:
+        if len(rows) == 1:
+            return [], [(rows[0], str(exc).splitlines()[0][:200])]
+    stored, refused = [], []
+    for row in rows:
+        try:
+            stored += await insert_workflow_logs(pool, client_id, [row])
+        except psycopg.DataError as exc:
+            refused.append((row, str(exc).splitlines()[0][:200]))
+    return stored, refused
 
 
 def canonical(row: LogRow) -> LogRow:

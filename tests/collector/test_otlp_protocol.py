@@ -335,3 +335,35 @@ def test_odd_but_valid_json_texts_are_stored_as_sent_or_reserialized_never_a_5xx
     assert len(stored) == len(ODD_JSON_VALUES)
     assert stored["T-odd-11"]["trace"]["odd"] == {"a": 2}  # duplicate keys: the last wins, as orjson read it
     assert stored["T-odd-9"]["trace"]["odd"] == "\U0001F600"
+
+
+def test_a_value_postgres_refuses_rejects_that_record_only(client, acme_key, db_dsn):
+    """A class-22 error from PostgreSQL on one row (here raised by a trigger the test installs)
+    rejects that record by name; the others of the batch are stored; never a 500."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("""CREATE FUNCTION refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN IF NEW.ticket_id = 'EVIL' THEN
+                          RAISE EXCEPTION 'ticket id EVIL is refused' USING ERRCODE = '22023'; END IF;
+                        RETURN NEW; END $$""")
+        conn.execute("CREATE TRIGGER refuse_evil BEFORE INSERT ON workflow_logs FOR EACH ROW EXECUTE FUNCTION refuse_evil()")
+    r = post_pb(client, acme_key, make_request(*(make_record(make_log(ticket_id=t)) for t in ("OK-1", "EVIL", "OK-2"))))
+    assert r.status_code == 200, r.text
+    partial = ExportLogsServiceResponse.FromString(r.content).partial_success
+    assert partial.rejected_log_records == 1
+    assert "record 1" in partial.error_message and "ticket id EVIL is refused" in partial.error_message
+    assert sorted(_stored(db_dsn)) == ["OK-1", "OK-2"]
+    r = client.post("/api/v1/logs", json=make_log(ticket_id="EVIL"), headers={"X-API-Key": acme_key})
+    assert r.status_code == 422 and "EVIL is refused" in r.json()["detail"]
+    r = post_pb(client, acme_key, make_request(make_record(make_log(ticket_id="EVIL"))))
+    assert r.status_code == 400 and "EVIL is refused" in status_pb2.Status.FromString(r.content).message
+
+
+def test_counts_beyond_the_column_type_are_stored_without_the_promoted_value(client, acme_key, db_dsn):
+    log = make_log(ticket_id="T-many")
+    log["metrics"]["react_iterations"] = 3_000_000_000  # beyond int4
+    r = post_pb(client, acme_key, make_request(make_record(log)))
+    assert r.status_code == 200, r.text
+    with psycopg.connect(db_dsn) as conn:
+        column, in_doc = conn.execute("SELECT react_iterations, log_data->'metrics'->>'react_iterations'"
+                                      " FROM workflow_logs WHERE ticket_id = 'T-many'").fetchone()
+    assert column is None and in_doc == "3000000000"
