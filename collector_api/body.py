@@ -28,32 +28,41 @@ def content_encoding(request: Request) -> str:
     return encoding
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The decompressed body; 413 as soon as either the wire bytes or the inflated bytes pass `limit`.
+async def read_wire(request: Request, limit: int) -> tuple[bytes, str]:
+    """The body as sent (still compressed) and its encoding; 413 once the wire bytes pass `limit`.
 
-    Decompression streams chunk by chunk and never inflates more than `limit` + 1 bytes, so a
-    compression bomb costs bounded memory. It uses ISA-L (python-isal, zlib's API), which inflates
-    ~1.7x faster than zlib here: ~4 MB a request at thousands of logs a second.
-    """
+    Ingest requests wait for their turn holding only this, ~0.4 MB for 512 gzipped logs; they
+    are inflated when their turn comes (`inflate`)."""
     encoding = content_encoding(request)
     check_declared_size(request, limit)
-    inflater = None
-    if encoding == "gzip":
-        inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        inflater = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 32)  # zlib or gzip header, auto-detected
-    wire = 0
+    wire, parts = 0, []
+    async for chunk in request.stream():
+        wire += len(chunk)
+        if wire > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts), encoding
+
+
+_STEP = 256 * 1024  # compressed bytes fed to the inflater at a time
+
+
+def inflate(raw: bytes, encoding: str, limit: int) -> bytes:
+    """The decompressed body; 413 as soon as the inflated bytes pass `limit`, 400 if corrupt.
+
+    Decompression streams and never inflates more than `limit` + 1 bytes, so a compression bomb
+    costs bounded memory. It uses ISA-L (python-isal, zlib's API), which inflates ~1.7x faster
+    than zlib here: ~4 MB a request at thousands of logs a second.
+    """
+    if encoding in ("identity", ""):
+        return raw
+    wbits = 16 + isal_zlib.MAX_WBITS if encoding == "gzip" else isal_zlib.MAX_WBITS | 32  # deflate: zlib or gzip header
+    inflater = isal_zlib.decompressobj(wbits)
     parts: list[bytes] = []
     produced = 0
     try:
-        async for chunk in request.stream():
-            wire += len(chunk)
-            if wire > limit:
-                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-            if inflater is None:
-                parts.append(chunk)
-                continue
-            data = chunk
+        for start in range(0, len(raw), _STEP):
+            data = raw[start:start + _STEP]
             while data:
                 out = inflater.decompress(data, limit + 1 - produced)
                 produced += len(out)
@@ -63,9 +72,16 @@ async def read_body(request: Request, limit: int) -> bytes:
                 data = inflater.unconsumed_tail
                 if inflater.eof:
                     break
-        if inflater is not None:
-            if not inflater.eof:
-                raise CollectorError(f"{encoding} body is truncated or not {encoding}-compressed")
+            if inflater.eof:
+                break
+        if not inflater.eof:
+            raise CollectorError(f"{encoding} body is truncated or not {encoding}-compressed")
     except isal_zlib.error as exc:
         raise CollectorError(f"body is not valid {encoding} data: {exc}") from None
     return b"".join(parts)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The decompressed body, within `limit` on the wire and after decompression."""
+    raw, encoding = await read_wire(request, limit)
+    return inflate(raw, encoding, limit)

@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from starlette.concurrency import run_in_threadpool
 
-from .body import read_body
+from .body import inflate, read_body, read_wire
 from .decode import DecodeError, iter_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
 from .deps import get_state, ingest_key
 from .errors import CollectorError, Unavailable, UnsupportedMedia
@@ -30,8 +30,11 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _prepare_otlp(body: bytes, mtype: str, tenant: str) -> tuple[int, list[LogRow], list[Rejected]]:
+def _prepare_otlp(raw: bytes, encoding: str, limit: int, mtype: str,
+                  tenant: str) -> tuple[int, list[LogRow], list[Rejected]]:
+    body = inflate(raw, encoding, limit)
     request = parse_otlp_protobuf(body) if mtype == PROTOBUF else parse_otlp_json(body)
+    del body
     rows, rejected, total = [], [], 0
     for record in iter_records(request):  # each parsed document is dropped once its row is built
         total += 1
@@ -78,15 +81,17 @@ async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Re
     state.limiter.check(key.client_id, state.settings.flusso_retry_after_seconds)
     state.admit()
     try:
-        body = await read_body(request, state.settings.flusso_max_body_bytes)
+        limit = state.settings.flusso_max_body_bytes
+        raw, encoding = await read_wire(request, limit)  # waits for its turn still compressed
         async with state.work_slots:
             try:
                 async with state.decode_slot:
-                    total, rows, rejected = await run_in_threadpool(_prepare_otlp, body, mtype, key.client_id)
+                    total, rows, rejected = await run_in_threadpool(_prepare_otlp, raw, encoding, limit, mtype,
+                                                                    key.client_id)
             except DecodeError as exc:
                 state.metrics.rejected.labels("undecodable", key.client_id).inc()
                 raise CollectorError(str(exc)) from None
-            del body
+            del raw
             state.metrics.received.labels("otlp").inc(total)
             state.metrics.batch_size.observe(total)
             _count_rejections(state, key.client_id, rejected)
