@@ -75,6 +75,9 @@ class Worker:
         self._successor: Worker | None = None
         self._predecessor: Worker | None = None
         self._predecessor_until = 0.0
+        # The replaced worker's open tickets, read live until the straggler window ends: a
+        # ticket opened on it by a thread that read the old state just before the swap.
+        self._previous_active: dict[int, float] | None = None
         self._init_state()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork_in_child)
@@ -107,7 +110,18 @@ class Worker:
 
     # --- called on application threads: no I/O, no building, never raises ---
     def open_trace(self, trace_id: int) -> None:
+        successor = self._successor
+        if successor is not None:
+            successor.open_trace(trace_id)
+            return
         self.active[trace_id] = time.monotonic()
+
+    def follow(self, old: "Worker") -> None:
+        """Called by configure() before this worker replaces ``old``: know its open tickets now,
+        and those opened on it until the hand-off is complete."""
+        self.active.update(old.active)
+        self._previous_active = old.active
+        self._predecessor_until = time.monotonic() + _STRAGGLER_SECONDS
 
     def submit(self, span) -> None:
         successor = self._successor
@@ -117,7 +131,10 @@ class Worker:
         try:
             trace_id = span.context.trace_id
             if trace_id not in self.active:
-                return
+                previous = self._previous_active
+                if previous is None or trace_id not in previous or trace_id in self._done:
+                    return
+                self.active.setdefault(trace_id, previous[trace_id])  # opened on the replaced worker
             is_root = span.parent is None
             limit = self.max_queued_spans + (_ROOT_HEADROOM if is_root else 0)
             if len(self._queue) >= limit:
@@ -188,6 +205,7 @@ class Worker:
         # Spans that reached ``old`` after its last drain go first, in order.
         self._queue.extendleft(reversed(_take_all(old._queue)))
         self._predecessor, self._predecessor_until = old, time.monotonic() + _STRAGGLER_SECONDS
+        self._previous_active = old.active
 
     # --- worker thread ---
     def _run(self) -> None:
@@ -207,8 +225,8 @@ class Worker:
 
     def _drain(self) -> None:
         previous = self._predecessor
-        if previous is not None and time.monotonic() > self._predecessor_until:
-            self._predecessor = None
+        if time.monotonic() > self._predecessor_until:
+            self._predecessor = self._previous_active = None
         q = self._queue
         while True:
             # A span that slipped into the replaced worker's queue was submitted before the

@@ -132,7 +132,7 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
     with _lock:
         previous = STATE
         if previous is not None:  # tickets in flight keep their log
-            worker.active.update(previous.worker.active)
+            worker.follow(previous.worker)
         tracer, joined = _setup_tracing(resource)
         PROCESSOR.worker = worker
         STATE = BridgeState(settings=s, tracer=tracer, worker=worker, shipper=shipper, redactor=redactor,

@@ -203,3 +203,32 @@ def test_a_span_handed_to_the_replaced_worker_is_not_lost(configure_bridge, vali
     validate_log(log)
     assert log["outcome"]["complete"] is True
     assert log["metrics"]["span_count"] == 4 and log["metrics"]["dropped_spans"] == 0
+
+
+def test_a_ticket_opened_on_the_replaced_worker_keeps_its_log(configure_bridge, validate_log):
+    """A thread read the bridge's state just before configure() swapped it and opens its ticket
+    on the replaced worker: the ticket's spans, handed to the new worker, still make its log."""
+    first, second = InMemoryLogRecordExporter(), InMemoryLogRecordExporter()
+    configure_bridge(exporter=first)
+    old_state = runtime.STATE
+    configure_bridge(exporter=second)
+    new_state = runtime.STATE
+
+    @node("step")
+    def step():
+        pass
+
+    @workflow("t")
+    def handle(ticket):
+        runtime.STATE = new_state  # the stale read only affected the start of the ticket
+        step()
+
+    runtime.STATE = old_state  # the stale read, frozen in time
+    try:
+        handle({"ticket_id": "T-open-race"})
+    finally:
+        runtime.STATE = new_state
+    (log,) = _logs(second)
+    validate_log(log)
+    assert log["ticket_info"]["ticket_id"] == "T-open-race"
+    assert log["metrics"]["span_count"] == 2 and log["outcome"]["complete"] is True
