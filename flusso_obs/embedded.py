@@ -32,7 +32,7 @@ def embedded_dsn(handle: Any, database: str = "postgres") -> str:
     return handle.get_uri(database)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -50,7 +50,7 @@ def _forget_dead_users(pgdata: Path) -> None:
         pids = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and process_alive(pid)]
     if alive != pids:
         logger.info("forgetting %d dead users of the embedded server", len(pids) - len(alive))
         path.write_text(json.dumps(alive))

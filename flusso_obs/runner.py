@@ -20,6 +20,7 @@ from collector_api.telemetry import MULTIPROC_ENV
 from config.server import ServerSettings
 
 from .bootstrap import bootstrap_from_settings, ensure_demo_credentials, session_secret
+from .embedded import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +92,18 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
 
 
 def _metrics_dir(settings: ServerSettings) -> Path:
-    """An empty directory for the workers' shared metric files (values of an earlier run would
-    otherwise be added to this one's)."""
-    folder = Path(settings.flusso_data_dir).resolve() / "metrics"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, mode=0o700)
+    """An empty directory of this `serve` for its workers' shared metric files: values of an
+    earlier run would otherwise be added to this one's. Folders of `serve` processes that are no
+    longer running are removed; a second `serve` on the same data directory keeps its own."""
+    parent = Path(settings.flusso_data_dir).resolve() / "metrics"
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in parent.iterdir():
+        if old.is_dir() and (not old.name.isdigit() or not process_alive(int(old.name)) or int(old.name) == os.getpid()):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = parent / str(os.getpid())
+    folder.mkdir(mode=0o700)
     return folder
+
 
 
 def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:

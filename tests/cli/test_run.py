@@ -116,7 +116,7 @@ def test_serve_with_two_worker_processes(db_dsn, tmp_path):
             assert 'flusso_logs_received_total{endpoint="legacy"} 12.0' in text, text[:3000]
             assert 'flusso_logs_stored_total{client_id="acme"} 12.0' in text
             assert "flusso_requests_in_flight 0.0" in text
-        pids = {f.stem.rsplit("_", 1)[-1] for f in (tmp_path / "metrics").glob("*.db")}
+        pids = {f.stem.rsplit("_", 1)[-1] for f in (tmp_path / "metrics").glob("*/*.db")}
         assert len(pids) == 2, pids  # one set of metric files per worker process
     finally:
         out = stop(proc)
