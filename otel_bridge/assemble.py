@@ -17,7 +17,7 @@ from typing import Any
 
 from otel_bridge import attributes as A
 from otel_bridge import sections as S
-from otel_bridge.pii import KnownValues, Redactor, known_values
+from otel_bridge.pii import REDACTION_FAILED, KnownValues, Redactor, known_values
 from otel_bridge.sections import EventItem
 from otel_bridge.spanrecord import SpanRecord, from_sdk_span
 
@@ -270,7 +270,8 @@ def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], mar
         if key not in ("status", "complete"):
             out[key] = r.scrub_value(out[key], known)
     log["metrics"] = {
-        (k if k in DERIVED_METRICS else r.scrub_text(k, known)): (r.scrub_value(v, known) if k == "node_durations_ms" else v)
+        (k if k in DERIVED_METRICS else r.scrub_text(k, known)):
+            (r.scrub_value(v, known) if k == "node_durations_ms" else v)
         for k, v in log["metrics"].items()
     }
     return log
@@ -284,7 +285,9 @@ def _redact_ticket(ticket: Mapping[str, Any], r: Redactor, known: KnownValues, m
         elif str(k).lower() in marked:
             out[r.scrub_text(str(k), known)] = r.hash_field("text", v)
         else:
-            out.update(r.scrub_value({k: v}, known))  # type: ignore[arg-type]  # a dict in, a dict out
+            scrubbed = r.scrub_value({k: v}, known)
+            # A mapping in gives a mapping out, or the failure marker (the raw key is not kept).
+            out.update(scrubbed if isinstance(scrubbed, dict) else {REDACTION_FAILED: scrubbed})
     return out
 
 

@@ -25,8 +25,9 @@ from otel_bridge.record import current_root
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
-_Tokens = tuple[object | None, contextvars.Token[Any] | None]
+_Tokens = tuple[contextvars.Token[Context] | None, contextvars.Token[Any] | None]
 _Start = Callable[[str, dict[str, Any], tuple[Any, ...], dict[str, Any]], "_Handle | None"]
+_Fn = Callable[..., Any]
 _warned_unconfigured = False
 _EMPTY_CONTEXT = otel_context.Context()
 
@@ -149,7 +150,7 @@ def _wrap(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any], start
     return _wrap_function(fn, name, static_attrs, start)
 
 
-def _wrap_function(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any], start: _Start) -> Callable[..., Any]:
+def _wrap_function(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         h = start(name, static_attrs, args, kwargs)
@@ -160,7 +161,7 @@ def _wrap_function(fn: Callable[..., Any], name: str, static_attrs: dict[str, An
     return wrapper
 
 
-def _wrap_coroutine(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any], start: _Start) -> Callable[..., Any]:
+def _wrap_coroutine(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
     @functools.wraps(fn)
     async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
         h = start(name, static_attrs, args, kwargs)
@@ -171,7 +172,7 @@ def _wrap_coroutine(fn: Callable[..., Any], name: str, static_attrs: dict[str, A
     return async_wrapper
 
 
-def _wrap_generator(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any], start: _Start) -> Callable[..., Any]:
+def _wrap_generator(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
     """The span is current only while the generator runs (each step), not between steps."""
     @functools.wraps(fn)
     def gen_wrapper(*args: Any, **kwargs: Any) -> Any:

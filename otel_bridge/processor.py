@@ -91,7 +91,6 @@ class Worker:
         self._buffered = 0  # spans held in all buffers
         self._done: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._last_sweep = time.monotonic()
-        self._pid = os.getpid()
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="otel-bridge-worker", daemon=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge import attributes as A
@@ -101,8 +101,9 @@ def retrieval_sections(items: list[EventItem]) -> tuple[dict[str, dict[str, Any]
             if key not in ("source", "query", "results"):
                 sec[key] = value
         for r in results:
-            if isinstance(r, dict) and isinstance(r.get("score"), (int, float)) and not isinstance(r.get("score"), bool):
-                scores.append(float(r["score"]))
+            score = r.get("score") if isinstance(r, dict) else None
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                scores.append(float(score))
     return out, scores, len(items)
 
 
@@ -179,7 +180,7 @@ def hex_id(value: int, width: int) -> str:
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def num(v: Any) -> float:

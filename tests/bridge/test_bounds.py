@@ -79,8 +79,9 @@ def test_spans_of_unknown_or_finished_traces_are_ignored():
 
 
 def test_spans_per_trace_limit_yields_an_incomplete_log(configure_bridge, validate_log):
-    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
     import json
+
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
     exp = InMemoryLogRecordExporter()
     configure_bridge(exporter=exp, max_spans_per_trace=5)
@@ -125,7 +126,7 @@ def test_too_many_events_on_one_span_yield_an_incomplete_log(memory_bridge):
 
     @workflow("t")
     def handle(ticket):
-        for i in range(1100):
+        for _ in range(1100):
             record.react_iteration(thought="x" * 300, action="a")  # the SDK keeps 1024 per span
 
     handle({"ticket_id": "T-loop"})

@@ -3,7 +3,7 @@ failing) run through the bridge, and every log passes the collector's own schema
 and its executed_at rule (collector_api/validate.py, collector_api/timestamps.py)."""
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from collector_api.timestamps import parse_executed_at
 from collector_api.validate import schema_error
@@ -19,7 +19,7 @@ async def run_all(tickets):
 def test_every_log_the_bridge_emits_passes_the_collectors_checks(memory_bridge):
     tickets = generate_tickets(TICKETS, seed=3)
     tickets[0]["simulate"] = {"fail": True}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     results = asyncio.run(run_all(tickets))
     assert isinstance(results[0], RuntimeError)
     logs = memory_bridge(TICKETS)

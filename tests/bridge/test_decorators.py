@@ -26,8 +26,7 @@ async def aplain(x):
 
 @node("gen", kind="retriever")
 def gen(n):
-    for i in range(n):
-        yield i
+    yield from range(n)
     return "done"
 
 
@@ -144,7 +143,7 @@ def test_each_call_is_a_new_trace_linked_to_the_caller(memory_bridge):
     assert a != b
     assert req.get_span_context().trace_id not in (a, b)
     logs = memory_bridge(2)
-    assert {l["trace_id"] for l in logs} == {format(a, "032x"), format(b, "032x")}
+    assert {log["trace_id"] for log in logs} == {format(a, "032x"), format(b, "032x")}
 
 
 def test_many_tickets_in_flight_never_mix(memory_bridge):
@@ -277,7 +276,7 @@ def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
     assert handle({"ticket_id": "T-1"}) == "T-1"
     assert handle({"ticket_id": "T-2"}) == "T-2"
     logs = memory_bridge(1)
-    assert [l["ticket_info"]["ticket_id"] for l in logs] == ["T-2"]
+    assert [log["ticket_info"]["ticket_id"] for log in logs] == ["T-2"]
     assert otel_bridge.stats()["trace_errors"] == 1
 
 
