@@ -32,9 +32,10 @@ def rss_mb() -> float:
 
 
 def child(scenario: str, tickets: int) -> dict:
+    from flusso_obs.examples import support_workflow as wf
+
     import otel_bridge
     from config.bridge import BridgeSettings
-    from flusso_obs.examples import support_workflow as wf
 
     wf.SPEED = 0.0
     hole = None

@@ -1,4 +1,5 @@
-"""The workflow-log JSON Schema (a byte-identical copy of the bridge's), compiled once.
+"""The workflow-log JSON Schema, compiled once. The one schema file is the bridge's
+(``otel_bridge/schemas/workflow-log.v1.json``, a pure data package): both sides read it.
 
 jsonschema-rs (Rust) validates an ~8 KB log in ~9 µs, six times faster than fastjsonschema
 here; on an ingest path that is CPU-bound it is the difference measured in docs/benchmarks-ingest.md.
@@ -13,12 +14,13 @@ import jsonschema_rs
 
 from .timestamps import is_date_time
 
+SCHEMA_PACKAGE = "otel_bridge.schemas"
 SCHEMA_FILE = "workflow-log.v1.json"
 MAX_MESSAGE = 200
 
 
 def schema_text() -> str:
-    return (resources.files("collector_api.schemas") / SCHEMA_FILE).read_text(encoding="utf-8")
+    return (resources.files(SCHEMA_PACKAGE) / SCHEMA_FILE).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)

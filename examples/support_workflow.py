@@ -26,7 +26,8 @@ _LAST = ["Rossi", "Bianchi", "Smith", "Ferrari", "Müller", "Esposito", "Romano"
 _DOMAINS = ["example.com", "mail.example.org", "acme-corp.example", "posta.example.it"]
 _ISSUES = [
     ("Printer shows error E4", "printer", "My printer {model} shows error E4 after the update. Call me at {phone}."),
-    ("Refund for order {order}", "billing", "I was charged twice for order {order}. My card ends with 4242, IBAN {iban}."),
+    ("Refund for order {order}", "billing",
+     "I was charged twice for order {order}. My card ends with 4242, IBAN {iban}."),
     ("Cannot log in", "account", "Password reset link never arrives at {email}. Please help, {name}."),
     ("Delivery late", "shipping", "Order {order} should have arrived last week. Tracking says nothing."),
     ("Screen flickers", "hardware", "The screen of my {model} flickers when charging. Photo attached."),

@@ -6,37 +6,59 @@
     async def handle_ticket(ticket): ...
 
 See docs/client.md.
+
+The public names are imported on first use (PEP 562), so importing a pure module of the
+package (``otel_bridge.assemble``, ``sections``, ``spanrecord``, ``pii``, ``attributes``,
+``schemas``) loads no OpenTelemetry SDK and starts nothing: the collector imports those.
 """
 
-from otel_bridge import record
-from otel_bridge.assemble import build_workflow_log
-from otel_bridge.decorators import node, workflow
-from otel_bridge.runtime import BridgeError, ConfigurationError, configure, flush, shutdown
+from __future__ import annotations
+
+import importlib
+from importlib.abc import Traversable
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otel_bridge import record
+    from otel_bridge.assemble import build_workflow_log
+    from otel_bridge.decorators import node, workflow
+    from otel_bridge.runtime import BridgeError, ConfigurationError, configure, flush, shutdown, stats
 
 __all__ = [
     "configure", "workflow", "node", "record", "build_workflow_log", "flush", "shutdown",
     "BridgeError", "ConfigurationError", "stats", "schema_path",
 ]
 
-
-def stats() -> dict:
-    """Counters of the running bridge (drops, traces handled, logs emitted)."""
-    from otel_bridge import runtime
-
-    st = runtime.STATE
-    if st is None:
-        return {}
-    out = dict(st.worker.stats)
-    out["logs_emitted"] = st.shipper.emitted if st.shipper is not None else 0
-    out["logs_exported"] = st.shipper.exporter.exported if st.shipper is not None else 0
-    out["export_failures"] = st.shipper.exporter.failures if st.shipper is not None else 0
-    out["queued_spans"] = len(st.worker._queue)
-    out["open_traces"] = len(st.worker.active)
-    return out
+# public name -> module that defines it
+_LAZY = {
+    "record": "otel_bridge.record",
+    "build_workflow_log": "otel_bridge.assemble",
+    "node": "otel_bridge.decorators",
+    "workflow": "otel_bridge.decorators",
+    "BridgeError": "otel_bridge.runtime",
+    "ConfigurationError": "otel_bridge.runtime",
+    "configure": "otel_bridge.runtime",
+    "flush": "otel_bridge.runtime",
+    "shutdown": "otel_bridge.runtime",
+    "stats": "otel_bridge.runtime",
+}
 
 
-def schema_path():
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_bridge' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if name == "record" else getattr(loaded, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def schema_path() -> Traversable:
     """Path of the packaged workflow-log JSON Schema (workflow-log.v1.json)."""
-    from importlib.resources import files
-
     return files("otel_bridge.schemas") / "workflow-log.v1.json"

@@ -7,33 +7,43 @@ are recorded and re-raised unchanged; telemetry failures are logged, never raise
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from otel_bridge import attributes as A
 from otel_bridge import runtime
 from otel_bridge.record import current_root
 
 logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+_Tokens = tuple[contextvars.Token[Context] | None, contextvars.Token[Any] | None]
+_Start = Callable[[str, dict[str, Any], tuple[Any, ...], dict[str, Any]], "_Handle | None"]
+_Fn = Callable[..., Any]
 _warned_unconfigured = False
 _EMPTY_CONTEXT = otel_context.Context()
 
 
 class _Handle:
-    """One live span plus what is needed to make it current around each step."""
+    """One live span plus what is needed to make it current around each step. As a context
+    manager: the span is current inside the block and ends with it (the block's exception,
+    if any, is recorded and propagates)."""
 
-    __slots__ = ("span", "ctx", "is_root")
+    __slots__ = ("span", "ctx", "is_root", "_tokens")
 
-    def __init__(self, span, ctx, is_root: bool):
+    def __init__(self, span: Span, ctx: Context, is_root: bool):
         self.span, self.ctx, self.is_root = span, ctx, is_root
+        self._tokens: _Tokens = (None, None)
 
-    def attach(self):
+    def attach(self) -> _Tokens:
         try:
             tok = otel_context.attach(self.ctx)
             rtok = current_root.set(self.span) if self.is_root else None
@@ -42,7 +52,7 @@ class _Handle:
             logger.exception("otel_bridge: attaching span context failed")
             return None, None
 
-    def detach(self, tokens) -> None:
+    def detach(self, tokens: _Tokens) -> None:
         tok, rtok = tokens
         try:
             if rtok is not None:
@@ -61,6 +71,13 @@ class _Handle:
         except Exception:
             logger.exception("otel_bridge: ending span failed")
 
+    def __enter__(self) -> None:
+        self._tokens = self.attach()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.detach(self._tokens)
+        self.end(exc)
+
 
 def _warn_unconfigured() -> None:
     global _warned_unconfigured
@@ -69,7 +86,7 @@ def _warn_unconfigured() -> None:
         logger.warning("otel_bridge: @workflow called before configure(); running without telemetry")
 
 
-def _ticket_id_from(args, kwargs):
+def _ticket_id_from(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     candidates = list(args[:3])
     if "ticket" in kwargs:
         candidates.insert(0, kwargs["ticket"])
@@ -85,7 +102,8 @@ def _ticket_id_from(args, kwargs):
     return None
 
 
-def _start_workflow(name: str, static_attrs: dict, args, kwargs):
+def _start_workflow(name: str, static_attrs: dict[str, Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> _Handle | None:
     state = runtime.STATE
     if state is None:
         _warn_unconfigured()
@@ -99,15 +117,16 @@ def _start_workflow(name: str, static_attrs: dict, args, kwargs):
             attrs = dict(static_attrs)
             attrs[A.TICKET_ID] = tid
         # An empty parent context: every ticket is a NEW trace (linked to the caller's span).
+        # The span processor registers the ticket in on_start (a parentless workflow span).
         span = state.tracer.start_span(name, context=_EMPTY_CONTEXT, attributes=attrs, links=links)
-        state.worker.open_trace(span.get_span_context().trace_id)
         return _Handle(span, trace.set_span_in_context(span), True)
     except Exception:
         logger.exception("otel_bridge: starting workflow span %s failed; running without telemetry", name)
         return None
 
 
-def _start_node(name: str, static_attrs: dict, args, kwargs):
+def _start_node(name: str, static_attrs: dict[str, Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> _Handle | None:
     if current_root.get() is None:
         return None
     state = runtime.STATE
@@ -121,113 +140,117 @@ def _start_node(name: str, static_attrs: dict, args, kwargs):
         return None
 
 
-def _wrap(fn, name: str, static_attrs: dict, start):
+def _wrap(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any], start: _Start) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(fn):
-        @functools.wraps(fn)
-        async def agen_wrapper(*args, **kwargs):
-            h = start(name, static_attrs, args, kwargs)
-            agen = fn(*args, **kwargs)
-            if h is None:
-                async for item in agen:
-                    yield item
-                return
-            send_value, throw_exc = None, None
-            try:
-                while True:
-                    tokens = h.attach()
-                    try:
-                        if throw_exc is not None:
-                            exc, throw_exc = throw_exc, None
-                            item = await agen.athrow(exc)
-                        else:
-                            item = await agen.asend(send_value)
-                    finally:
-                        h.detach(tokens)
-                    try:
-                        send_value = yield item
-                    except GeneratorExit:
-                        await agen.aclose()
-                        raise
-                    except BaseException as e:  # thrown in by the consumer: forward it
-                        throw_exc = e
-            except StopAsyncIteration:
-                h.end(None)
-            except BaseException as e:
-                h.end(e)
-                raise
-        return agen_wrapper
-
+        return _wrap_async_generator(fn, name, static_attrs, start)
     if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen_wrapper(*args, **kwargs):
-            h = start(name, static_attrs, args, kwargs)
-            gen = fn(*args, **kwargs)
-            if h is None:
-                return (yield from gen)
-            send_value, throw_exc = None, None
-            try:
-                while True:
-                    tokens = h.attach()
-                    try:
-                        if throw_exc is not None:
-                            exc, throw_exc = throw_exc, None
-                            item = gen.throw(exc)
-                        else:
-                            item = gen.send(send_value)
-                    finally:
-                        h.detach(tokens)
-                    try:
-                        send_value = yield item
-                    except GeneratorExit:
-                        gen.close()
-                        raise
-                    except BaseException as e:
-                        throw_exc = e
-            except StopIteration as stop:
-                h.end(None)
-                return stop.value
-            except BaseException as e:
-                h.end(e)
-                raise
-        return gen_wrapper
-
+        return _wrap_generator(fn, name, static_attrs, start)
     if inspect.iscoroutinefunction(fn):
-        @functools.wraps(fn)
-        async def async_wrapper(*args, **kwargs):
-            h = start(name, static_attrs, args, kwargs)
-            if h is None:
-                return await fn(*args, **kwargs)
-            tokens = h.attach()
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as e:
-                h.detach(tokens)
-                h.end(e)
-                raise
-            h.detach(tokens)
-            h.end(None)
-            return result
-        return async_wrapper
+        return _wrap_coroutine(fn, name, static_attrs, start)
+    return _wrap_function(fn, name, static_attrs, start)
 
+
+def _wrap_function(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         h = start(name, static_attrs, args, kwargs)
         if h is None:
             return fn(*args, **kwargs)
-        tokens = h.attach()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as e:
-            h.detach(tokens)
-            h.end(e)
-            raise
-        h.detach(tokens)
-        h.end(None)
-        return result
+        with h:
+            return fn(*args, **kwargs)
     return wrapper
 
 
-def workflow(name=None):
+def _wrap_coroutine(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
+    @functools.wraps(fn)
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        h = start(name, static_attrs, args, kwargs)
+        if h is None:
+            return await fn(*args, **kwargs)
+        with h:
+            return await fn(*args, **kwargs)
+    return async_wrapper
+
+
+def _wrap_generator(fn: _Fn, name: str, static_attrs: dict[str, Any], start: _Start) -> _Fn:
+    """The span is current only while the generator runs (each step), not between steps."""
+    @functools.wraps(fn)
+    def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        h = start(name, static_attrs, args, kwargs)
+        gen = fn(*args, **kwargs)
+        if h is None:
+            return (yield from gen)
+        send_value, throw_exc = None, None
+        try:
+            while True:
+                tokens = h.attach()
+                try:
+                    if throw_exc is not None:
+                        exc, throw_exc = throw_exc, None
+                        item = gen.throw(exc)
+                    else:
+                        item = gen.send(send_value)
+                finally:
+                    h.detach(tokens)
+                try:
+                    send_value = yield item
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as e:  # thrown in by the consumer: forward it
+                    throw_exc = e
+        except StopIteration as stop:
+            h.end(None)
+            return stop.value
+        except BaseException as e:
+            h.end(e)
+            raise
+    return gen_wrapper
+
+
+def _wrap_async_generator(fn: Callable[..., Any], name: str, static_attrs: dict[str, Any],
+                          start: _Start) -> Callable[..., Any]:
+    """As _wrap_generator, for ``async def`` generators."""
+    @functools.wraps(fn)
+    async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+        h = start(name, static_attrs, args, kwargs)
+        agen = fn(*args, **kwargs)
+        if h is None:
+            async for item in agen:
+                yield item
+            return
+        send_value, throw_exc = None, None
+        try:
+            while True:
+                tokens = h.attach()
+                try:
+                    if throw_exc is not None:
+                        exc, throw_exc = throw_exc, None
+                        item = await agen.athrow(exc)
+                    else:
+                        item = await agen.asend(send_value)
+                finally:
+                    h.detach(tokens)
+                try:
+                    send_value = yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as e:  # thrown in by the consumer: forward it
+                    throw_exc = e
+        except StopAsyncIteration:
+            h.end(None)
+        except BaseException as e:
+            h.end(e)
+            raise
+    return agen_wrapper
+
+
+@overload
+def workflow(name: F) -> F: ...
+@overload
+def workflow(name: str | None = None) -> Callable[[F], F]: ...
+def workflow(name: str | Callable[..., Any] | None = None) -> Any:
     """Decorate the function that handles one ticket. Each call starts a NEW trace (a root
     span linked to the caller's span, if any) and, when it returns or raises, yields exactly
     one workflow log. The ticket id is taken from record.ticket(), else from a ``ticket_id``
@@ -235,28 +258,32 @@ def workflow(name=None):
     if callable(name):
         return workflow(None)(name)
 
-    def decorate(fn):
+    def decorate(fn: F) -> F:
         wf_name = name or fn.__name__
-        attrs = {
+        attrs: dict[str, Any] = {
             A.KIND: A.KIND_WORKFLOW,
             A.WORKFLOW_NAME: wf_name,
             A.GEN_AI_OPERATION_NAME: A.OPERATION_BY_KIND["workflow"],
             A.GEN_AI_AGENT_NAME: wf_name,
         }
-        return _wrap(fn, wf_name, attrs, _start_workflow)
+        return _wrap(fn, wf_name, attrs, _start_workflow)  # type: ignore[return-value]
     return decorate
 
 
-def node(name=None, *, kind: str = "chain"):
+@overload
+def node(name: F, *, kind: str = "chain") -> F: ...
+@overload
+def node(name: str | None = None, *, kind: str = "chain") -> Callable[[F], F]: ...
+def node(name: str | Callable[..., Any] | None = None, *, kind: str = "chain") -> Any:
     """Decorate one step of the workflow. ``kind`` is planner, agent, tool, retriever, llm,
     chain, ... (free text; tool/agent/retriever/llm map to gen_ai.operation.name). Outside a
     @workflow the function runs without a span."""
     if callable(name):
         return node(None, kind=kind)(name)
 
-    def decorate(fn):
+    def decorate(fn: F) -> F:
         node_name = name or fn.__name__
-        attrs = {A.KIND: str(kind), A.NODE_NAME: node_name}
+        attrs: dict[str, Any] = {A.KIND: str(kind), A.NODE_NAME: node_name}
         op = A.OPERATION_BY_KIND.get(kind)
         if op:
             attrs[A.GEN_AI_OPERATION_NAME] = op
@@ -264,5 +291,5 @@ def node(name=None, *, kind: str = "chain"):
             attrs[A.GEN_AI_TOOL_NAME] = node_name
         elif kind == "agent":
             attrs[A.GEN_AI_AGENT_NAME] = node_name
-        return _wrap(fn, node_name, attrs, _start_node)
+        return _wrap(fn, node_name, attrs, _start_node)  # type: ignore[return-value]
     return decorate

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Redactor:
             return REDACTION_FAILED
 
     # --- free text ---
-    def scrub_text(self, text: str, known: "KnownValues | None" = None) -> str:
+    def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
         """Replace secrets, emails, IBANs, Luhn-valid cards and phone numbers with tokens,
         then the ticket's known values (``known``: (raw value, kind) pairs, longest first),
         then truncate."""
@@ -198,7 +198,7 @@ class Redactor:
             self._cache[text] = out
         return out
 
-    def _replace_known(self, text: str, known: "KnownValues") -> str:
+    def _replace_known(self, text: str, known: KnownValues) -> str:
         if not known.lows:
             return text
         lowered = text.lower()
@@ -207,8 +207,11 @@ class Redactor:
                 break
         else:
             return text
+        if known.rx is None:  # no values: nothing to replace
+            return text
         return known.rx.sub(
-            lambda m: m.group(0) if m.group("tok") else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
+            lambda m: m.group(0) if m.group("tok")
+            else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
             text)
 
     def _secret(self, m: re.Match) -> str:
@@ -249,7 +252,7 @@ class Redactor:
         return self.token("phone", digits)
 
     # --- whole structures ---
-    def scrub_value(self, value: object, known: "KnownValues | None" = None, depth: int = 0) -> object:
+    def scrub_value(self, value: object, known: KnownValues | None = None, depth: int = 0) -> object:
         """Scrub a JSON-like structure: strings scanned, dict keys too, known PII field names
         hashed, bytes -> digest + size. Numbers, booleans and None pass through."""
         try:
@@ -319,7 +322,7 @@ class KnownValues:
     def __bool__(self) -> bool:
         return bool(self.pairs)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.pairs)
 
 
@@ -329,11 +332,11 @@ def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
     record.pii), to replace wherever they recur in free text (a requester's name in a
     draft). Longest first; the parts of a name are included."""
     pairs: dict[str, str] = {}
-    for v, kind in extra:
-        if isinstance(v, str) and len(v.strip()) >= 3:
-            pairs[v.strip()] = kind
-            if kind == "name":
-                for part in v.split():
+    for raw, raw_kind in extra:
+        if isinstance(raw, str) and len(raw.strip()) >= 3:
+            pairs[raw.strip()] = raw_kind
+            if raw_kind == "name":
+                for part in raw.split():
                     if len(part) >= 3:
                         pairs.setdefault(part, "name")
     marked_set = {m.lower() for m in marked}

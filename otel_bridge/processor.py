@@ -17,47 +17,61 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
-from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otel_bridge import attributes as A
 
 logger = logging.getLogger(__name__)
 
 _ROOT_HEADROOM = 1000
 _RECENT_DONE = 4096
-_STRAGGLER_SECONDS = 5.0  # how long a successor keeps emptying the replaced worker's queue
 
 
 class _Flush:
     __slots__ = ("done",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = threading.Event()
 
 
 class _TraceBuffer:
     __slots__ = ("spans", "created", "dropped")
 
-    def __init__(self, now: float):
-        self.spans: list = []
+    def __init__(self, now: float) -> None:
+        self.spans: list[Any] = []
         self.created = now
         self.dropped = 0
 
 
 class Worker:
     """Owns the span queue and the per-trace buffers. ``handle_trace(spans, dropped)`` is
-    called on the worker thread with the finished spans of one ticket."""
+    called on the worker thread with the finished spans of one ticket. One worker lives as
+    long as the bridge is configured: configure() changes what ``handle_trace`` builds with
+    (the pipeline) and the limits (``apply_limits``), never the worker."""
 
-    def __init__(self, handle_trace: Callable[[list, int], None], *, max_queued_spans: int = 20000,
+    def __init__(self, handle_trace: Callable[[list[Any], int], None], *, max_queued_spans: int = 20000,
                  max_open_traces: int = 1000, max_spans_per_trace: int = 500,
                  max_buffered_spans: int = 10000,
-                 trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.1,
-                 held: bool = False):
+                 trace_ttl_seconds: float = 600.0, idle_wait_seconds: float = 0.1):
         self._handle_trace = handle_trace
-        # A held worker queues spans but processes nothing until release(): configure() holds
-        # the new worker while it takes over the tickets in flight of the one it replaces.
-        self._released = threading.Event()
-        if not held:
-            self._released.set()
+        self.apply_limits(max_queued_spans=max_queued_spans, max_open_traces=max_open_traces,
+                          max_spans_per_trace=max_spans_per_trace, max_buffered_spans=max_buffered_spans,
+                          trace_ttl_seconds=trace_ttl_seconds, idle_wait_seconds=idle_wait_seconds)
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._last_drop_log = 0.0
+        self._stopped = False
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork_in_child)
+            os.register_at_fork(after_in_child=lambda: _call_if_alive(ref))
+        self._start_thread()
+
+    def apply_limits(self, *, max_queued_spans: int, max_open_traces: int, max_spans_per_trace: int,
+                     max_buffered_spans: int, trace_ttl_seconds: float, idle_wait_seconds: float) -> None:
+        """Set the bounds (each is one attribute write: safe while spans flow)."""
         self.max_queued_spans = max_queued_spans
         self.max_open_traces = max_open_traces
         self.max_spans_per_trace = max_spans_per_trace
@@ -66,35 +80,17 @@ class Worker:
         self.idle_wait_seconds = idle_wait_seconds
         self._wake_at = max(1, max_queued_spans // 4)
         self._yield_below = max(1, max_queued_spans // 8)
-        self.stats = collections.Counter()
-        self._last_drop_log = 0.0
-        self._stopped = False
-        # After configure() replaced this worker: where spans still handed to it go (a thread
-        # that read the processor's worker just before the swap), and, on the successor, the
-        # replaced worker whose queue it keeps emptying for a while in case one slipped in.
-        self._successor: Worker | None = None
-        self._predecessor: Worker | None = None
-        self._predecessor_until = 0.0
-        # The replaced worker's open tickets, read live until the straggler window ends: a
-        # ticket opened on it by a thread that read the old state just before the swap.
-        self._previous_active: dict[int, float] | None = None
-        self._init_state()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
-        self._start_thread()
 
     def _init_state(self) -> None:
-        self._queue: collections.deque = collections.deque()
+        self._queue: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
         # trace_id -> monotonic start; read on span-ending threads (dict lookups are atomic).
         self.active: dict[int, float] = {}
         self._incomplete: dict[int, int] = {}
         self._buffers: dict[int, _TraceBuffer] = {}
         self._buffered = 0  # spans held in all buffers
-        self._done: collections.OrderedDict = collections.OrderedDict()
+        self._done: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._last_sweep = time.monotonic()
-        self._pid = os.getpid()
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="otel-bridge-worker", daemon=True)
@@ -104,37 +100,31 @@ class Worker:
         # The parent's buffers belong to the parent's tickets; the child starts clean.
         self._init_state()
         self.stats = collections.Counter()
-        self._released.set()
         if not self._stopped:
             self._start_thread()
 
+    # --- read by stats() and tests ---
+    def counters(self) -> dict[str, int]:
+        """Drop and progress counters, plus what is queued and open right now."""
+        out = dict(self.stats)
+        out["queued_spans"] = len(self._queue)
+        out["open_traces"] = len(self.active)
+        out["buffered_spans"] = self._buffered
+        return out
+
+    def buffered_traces(self) -> set[int]:
+        """Trace ids whose spans are buffered, waiting for their root."""
+        return set(self._buffers)
+
     # --- called on application threads: no I/O, no building, never raises ---
     def open_trace(self, trace_id: int) -> None:
-        successor = self._successor
-        if successor is not None:
-            successor.open_trace(trace_id)
-            return
         self.active[trace_id] = time.monotonic()
 
-    def follow(self, old: "Worker") -> None:
-        """Called by configure() before this worker replaces ``old``: know its open tickets now,
-        and those opened on it until the hand-off is complete."""
-        self.active.update(old.active)
-        self._previous_active = old.active
-        self._predecessor_until = time.monotonic() + _STRAGGLER_SECONDS
-
-    def submit(self, span) -> None:
-        successor = self._successor
-        if successor is not None:
-            successor.submit(span)
-            return
+    def submit(self, span: Any) -> None:
         try:
             trace_id = span.context.trace_id
             if trace_id not in self.active:
-                previous = self._previous_active
-                if previous is None or trace_id not in previous or trace_id in self._done:
-                    return
-                self.active.setdefault(trace_id, previous[trace_id])  # opened on the replaced worker
+                return
             is_root = span.parent is None
             limit = self.max_queued_spans + (_ROOT_HEADROOM if is_root else 0)
             if len(self._queue) >= limit:
@@ -143,8 +133,7 @@ class Worker:
                 return
             self._queue.append(span)
             # No wake-up per ticket: waking a thread costs the span-ending thread a GIL
-            # hand-off (~1 ms on a busy box). The worker polls; it is woken only when the
-            # queue is filling up.
+            # hand-off. The worker polls; it is woken only when the queue is filling up.
             if len(self._queue) > self._wake_at:
                 self._wake.set()
         except Exception:  # never let telemetry break the span-ending thread
@@ -164,53 +153,11 @@ class Worker:
             return
         self.flush(timeout_seconds)
         self._stopped = True
-        self._released.set()
         self._wake.set()
         self._thread.join(max(0.0, timeout_seconds))
 
-    def release(self) -> None:
-        self._released.set()
-
-    def adopt(self, old: "Worker") -> None:
-        """Take over the tickets in flight of ``old`` (already stopped), before release():
-        their buffered spans, drop counts and start times, so their logs stay complete. When
-        ``old``'s thread did not stop in time its buffers are not touched; their spans are
-        counted as dropped instead (those logs say complete: false).
-
-        From here on, spans still handed to ``old`` are forwarded to this worker; one that
-        slipped into ``old``'s queue while the forwarding was being set up is picked up by this
-        worker's next drains (for _STRAGGLER_SECONDS)."""
-        old._successor = self
-        done_before = set(old._done)
-        for trace_id in done_before:
-            self.active.pop(trace_id, None)
-            self._done[trace_id] = None
-        while len(self._done) > _RECENT_DONE:
-            self._done.popitem(last=False)
-        for trace_id, started in list(old.active.items()):
-            if trace_id not in done_before:
-                self.active.setdefault(trace_id, started)
-        for trace_id, n in list(old._incomplete.items()):
-            self._incomplete[trace_id] = self._incomplete.get(trace_id, 0) + n
-        if old._thread.is_alive():  # cannot safely take its buffers: count them as dropped
-            for trace_id, buf in list(old._buffers.items()):
-                self._incomplete[trace_id] = self._incomplete.get(trace_id, 0) + len(buf.spans) + buf.dropped
-                self.stats["dropped_spans_reconfigure"] += len(buf.spans)
-            return
-        for trace_id, buf in old._buffers.items():
-            self._buffers[trace_id] = buf
-            self._buffered += len(buf.spans)
-        old._buffers = {}
-        old._buffered = 0
-        # Spans that reached ``old`` after its last drain go first, in order.
-        self._queue.extendleft(reversed(_take_all(old._queue)))
-        self._predecessor, self._predecessor_until = old, time.monotonic() + _STRAGGLER_SECONDS
-        self._previous_active = old.active
-
     # --- worker thread ---
     def _run(self) -> None:
-        while not self._released.wait(self.idle_wait_seconds):
-            pass
         while not self._stopped:
             self._wake.wait(self.idle_wait_seconds)
             self._wake.clear()
@@ -224,17 +171,8 @@ class Worker:
                 logger.exception("otel_bridge: worker iteration failed; continuing")
 
     def _drain(self) -> None:
-        previous = self._predecessor
-        if time.monotonic() > self._predecessor_until:
-            self._predecessor = self._previous_active = None
         q = self._queue
-        while True:
-            # A span that slipped into the replaced worker's queue was submitted before the
-            # spans queued here after it: it goes first, before its ticket's root span.
-            if previous is not None and previous._queue:
-                q.extendleft(reversed(_take_all(previous._queue)))
-            if not q:
-                break
+        while q:
             item = q.popleft()
             if isinstance(item, _Flush):
                 item.done.set()
@@ -248,7 +186,7 @@ class Worker:
             except Exception:
                 logger.exception("otel_bridge: handling span %s failed", getattr(item, "name", "?"))
 
-    def _add(self, span) -> bool:
+    def _add(self, span: Any) -> bool:
         """Buffer one span; True when it was a root and its log was built."""
         trace_id = span.context.trace_id
         if trace_id in self._done:
@@ -315,28 +253,28 @@ class Worker:
                            trace_id, reason, n_spans, dict(self.stats))
 
 
-def _take_all(queue: collections.deque) -> list:
-    """Empty `queue` (safe against concurrent appends): its spans and flush markers, in order."""
-    items = []
-    while True:
-        try:
-            items.append(queue.popleft())
-        except IndexError:
-            return items
+def _call_if_alive(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = ref()
+    if method is not None:
+        method()
 
 
 class BridgeSpanProcessor(SpanProcessor):
-    """Hands finished spans of open tickets to the current worker. One instance is shared by
-    the bridge's own TracerProvider and, when one exists, the host's; ``worker`` is swapped
-    when configure() runs again."""
+    """Registers ticket roots as they start and hands finished spans of open tickets to the
+    worker. One instance is shared by the bridge's own TracerProvider and, when one exists,
+    the host's; ``worker`` is set by configure() and cleared by shutdown()."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.worker: Worker | None = None
 
-    def on_start(self, span, parent_context=None) -> None:
-        pass
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # A ticket is a trace whose root is a workflow span: its spans are kept from now on.
+        if span.parent is None:
+            w = self.worker
+            if w is not None and span.attributes is not None and span.attributes.get(A.KIND) == A.KIND_WORKFLOW:
+                w.open_trace(span.context.trace_id)
 
-    def on_end(self, span) -> None:
+    def on_end(self, span: ReadableSpan) -> None:
         w = self.worker
         if w is not None:
             w.submit(span)

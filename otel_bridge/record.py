@@ -14,13 +14,15 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 
 from otel_bridge import attributes as A
 
 logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 # The root span of the ticket being handled in this context (set by @workflow). Follows
 # asyncio tasks and copied contexts exactly like the OTel context does.
@@ -35,12 +37,12 @@ _warned_outside = False
 _warned_failed: set[str] = set()
 
 
-def _guarded(fn):
+def _guarded(fn: F) -> F:
     """A public helper never raises: any failure (odd arguments included) is logged once per
     helper as a warning and the call returns None."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -53,10 +55,10 @@ def _guarded(fn):
                 pass
             return None
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
-def _as_list(value) -> list:
+def _as_list(value: Any) -> list[Any]:
     """Any iterable (list, generator, numpy array, DataFrame rows), a single mapping or a
     scalar as a list, without asking the truth value of arbitrary objects."""
     if value is None:
@@ -97,7 +99,7 @@ def _warn_outside(what: str) -> None:
         logger.warning("otel_bridge: record.%s() called outside a @workflow; ignored (warned once)", what)
 
 
-def _jsonable(value, depth: int = 0):
+def _jsonable(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         if isinstance(value, str) and len(value) > RECORD_MAX_STRING_CHARS:
             return value[:RECORD_MAX_STRING_CHARS] + f"…[truncated {len(value) - RECORD_MAX_STRING_CHARS} chars]"
@@ -119,14 +121,15 @@ def _jsonable(value, depth: int = 0):
         return "<redaction failed>"
 
 
-try:  # optional: ~5x faster serialization of record payloads on the workflow's thread
+_orjson: Any
+try:  # optional: faster serialization of record payloads on the workflow's thread (docs/benchmarks-bridge.md)
     import orjson as _orjson
 except ImportError:  # pragma: no cover
     _orjson = None
 _FAST_BODY_MAX_CHARS = 64 * 1024
 
 
-def _default(value):
+def _default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview, set, frozenset, tuple)):
         return _jsonable(value)
     try:
@@ -135,7 +138,7 @@ def _default(value):
         return "<redaction failed>"
 
 
-def _encode(payload: dict) -> str:
+def _encode(payload: dict[str, Any]) -> str:
     """The payload as JSON. Fast path: the C encoder; anything odd (NaN, odd keys, a huge
     value to cut) takes the careful path through _jsonable."""
     try:
@@ -150,7 +153,7 @@ def _encode(payload: dict) -> str:
     return json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None = None) -> None:
+def _emit(what: str, event: str, payload: dict[str, Any], span_attributes: Mapping[str, Any] | None = None) -> None:
     try:
         root = current_root.get()
         if root is None:
@@ -166,13 +169,13 @@ def _emit(what: str, event: str, payload: dict, span_attributes: Mapping | None 
         logger.exception("otel_bridge: record.%s() failed; ignored", what)
 
 
-def _clean(d: dict) -> dict:
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
 @_guarded
-def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name=None,
-           channel=None, priority=None, pii: Iterable[str] = (), **fields) -> None:
+def ticket(ticket_id: Any = None, *, subject: Any = None, requester_email: Any = None, requester_name: Any = None,
+           channel: Any = None, priority: Any = None, pii: Iterable[str] = (), **fields: Any) -> None:
     """The ticket being handled. requester_* / subject / description / messages are hashed;
     name extra fields in ``pii`` to hash them too. Sets ``flusso.ticket_id`` on the root."""
     payload = _clean(dict(ticket_id=None if ticket_id is None else str(ticket_id), subject=subject,
@@ -192,8 +195,8 @@ def ticket(ticket_id=None, *, subject=None, requester_email=None, requester_name
 
 
 @_guarded
-def react_iteration(thought=None, action=None, action_input=None, observation=None, *,
-                    duration_ms: float | None = None, **fields) -> None:
+def react_iteration(thought: Any = None, action: Any = None, action_input: Any = None, observation: Any = None, *,
+                    duration_ms: float | None = None, **fields: Any) -> None:
     """One ReACT step. ``duration_ms`` defaults to the time since the previous step (or the
     start of the current node)."""
     _emit("react_iteration", A.EVENT_REACT_ITERATION,
@@ -202,7 +205,7 @@ def react_iteration(thought=None, action=None, action_input=None, observation=No
 
 
 @_guarded
-def retrieval(source: str, query=None, results=(), **fields) -> None:
+def retrieval(source: str, query: Any = None, results: Any = (), **fields: Any) -> None:
     """Results of one search; ``source`` is "vision" or "text" (others allowed). Each result
     is a dict such as {"id", "score", "title"}."""
     _emit("retrieval", A.EVENT_RETRIEVAL,
@@ -211,15 +214,15 @@ def retrieval(source: str, query=None, results=(), **fields) -> None:
 
 
 @_guarded
-def evidence(items=(), conflicts=(), resolution=None, **fields) -> None:
+def evidence(items: Any = (), conflicts: Any = (), resolution: Any = None, **fields: Any) -> None:
     """Evidence gathered, conflicts found between sources and how they were resolved."""
     _emit("evidence", A.EVENT_EVIDENCE,
           {**fields, "items": _as_list(items), "conflicts": _as_list(conflicts), "resolution": resolution})
 
 
 @_guarded
-def decision(name: str, choice=None, reasoning=None, confidence: float | None = None, *,
-             stage: str | None = None, **fields) -> None:
+def decision(name: str, choice: Any = None, reasoning: Any = None, confidence: float | None = None, *,
+             stage: str | None = None, **fields: Any) -> None:
     """A decision. It lands in ``trace.planning`` when made inside a planner node (or with
     ``stage="planning"``), else in ``trace.output``."""
     _emit("decision", A.EVENT_DECISION,
@@ -229,10 +232,10 @@ def decision(name: str, choice=None, reasoning=None, confidence: float | None = 
 
 @_guarded
 def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
-             cost_usd: float = 0.0, **fields) -> None:
+             cost_usd: float = 0.0, **fields: Any) -> None:
     """One LLM request. Also sets gen_ai.request.model / gen_ai.usage.* on the current span
     (summed when a node makes several calls)."""
-    attrs = {}
+    attrs: dict[str, Any] = {}
     try:
         span = trace.get_current_span()
         current = getattr(span, "attributes", None) or {}
@@ -250,14 +253,14 @@ def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int
 
 
 @_guarded
-def metric(name: str, value) -> None:
+def metric(name: str, value: Any) -> None:
     """A named number for ``metrics``. Derived names cannot be overridden, except
     overall_confidence and hallucination_risk."""
     _emit("metric", A.EVENT_METRIC, {"name": str(name), "value": value})
 
 
 @_guarded
-def draft(text: str, **fields) -> None:
+def draft(text: str, **fields: Any) -> None:
     """The drafted response (scrubbed and truncated in the log; its length is a metric)."""
     payload = {**fields, "text": text}
     if isinstance(text, str):
@@ -279,10 +282,10 @@ def pii(*values: str, kind: str = "name") -> None:
 @_guarded
 def outcome(status: str = "SUCCESS", resolution_status: str | None = None, *,
             overall_confidence: float | None = None, hallucination_risk: float | None = None,
-            **fields) -> None:
+            **fields: Any) -> None:
     """How the ticket ended: status SUCCESS | PARTIAL | FAILED and a resolution status such
     as resolved / escalated / unresolved. An exception escaping @workflow forces FAILED."""
-    st = str(status).upper()
+    st: str | None = str(status).upper()
     if st not in ("SUCCESS", "PARTIAL", "FAILED"):
         logger.warning("otel_bridge: record.outcome status %r is not SUCCESS|PARTIAL|FAILED; ignored", status)
         st = None

@@ -1,10 +1,15 @@
-"""configure(), flush(), shutdown(): the bridge's process-wide state.
+"""configure(), flush(), shutdown(), stats(): the bridge's process-wide state.
 
 Spans: the bridge's own spans come from a private TracerProvider whose sampler is ALWAYS_ON,
 so every ticket yields a log whatever sampler the host uses. If the host has set an SDK
 TracerProvider globally, the bridge adds its span processor to it too (the host's spans
 inside a ticket then appear in the log); otherwise the private provider becomes the global
-one. Logs: a private LoggerProvider; the global one is never touched.
+one. Logs: a private LoggerProvider per pipeline; the global one is never touched.
+
+One worker lives from the first configure() to shutdown(). configure() builds a new
+immutable Pipeline and swaps it in; the worker reads the current pipeline for each ticket
+it builds. Tickets that ended before configure() was called go out on the old pipeline;
+tickets still running finish on the new one (docs/client.md).
 """
 
 from __future__ import annotations
@@ -12,59 +17,63 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from config.bridge import BridgeSettings
-from otel_bridge.assemble import build_workflow_log
-from otel_bridge.pii import DEV_KEY, Redactor
+from otel_bridge.errors import BridgeError, ConfigurationError
+from otel_bridge.pipeline import Pipeline, build_pipeline
 from otel_bridge.processor import BridgeSpanProcessor, Worker
-from otel_bridge.shipping import Shipper, build_otlp_exporter, resolve_endpoint, resolve_headers
 
 logger = logging.getLogger(__name__)
 
-DEV_ENVIRONMENTS = ("development", "dev", "test", "testing", "local")
+__all__ = ["BridgeError", "ConfigurationError", "BridgeState", "configure", "flush", "shutdown", "stats"]
+
+# How long configure() waits for the worker to finish the tickets that ended before it.
+_SWAP_TIMEOUT_SECONDS = 2.0
 
 
-class BridgeError(Exception):
-    """Base of the bridge's errors (raised only by configure(), never by a workflow)."""
-
-
-class ConfigurationError(BridgeError):
-    pass
-
-
-@dataclass
+@dataclass(frozen=True)
 class BridgeState:
-    settings: BridgeSettings
+    """What the decorators and the public functions read; replaced whole by configure()."""
+
+    pipeline: Pipeline
     tracer: trace.Tracer
     worker: Worker
-    shipper: Shipper | None
-    redactor: Redactor
-    identification: dict
-    endpoint: str | None
     joined_host_provider: bool
-    stats: dict = field(default_factory=dict)
+
+    @property
+    def settings(self) -> BridgeSettings:
+        return self.pipeline.settings
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.pipeline.endpoint
 
 
 STATE: BridgeState | None = None
 PROCESSOR = BridgeSpanProcessor()
+# The pipeline the worker builds with: set by configure(), cleared by shutdown() only once
+# the worker has drained (STATE is cleared first so that no new ticket starts).
+_pipeline: Pipeline | None = None
 _private_provider: TracerProvider | None = None
 _host_providers_joined: set[int] = set()
 _lock = threading.Lock()
 _atexit_registered = False
-_warned_no_endpoint = False
 
 
 def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = None,
               api_key: str | None = None, client_id: str | None = None,
               environment: str | None = None, workflow_version: str | None = None,
               pii_hash_key: str | None = None, service_name: str | None = None,
-              exporter=None, **overrides) -> BridgeState:
+              exporter: LogRecordExporter | None = None, **overrides: Any) -> BridgeState:
     """Set the bridge up. Explicit arguments win over ``settings`` (default: env + .env).
 
     ``endpoint`` may be the full ``/v1/logs`` URL or a base URL. ``exporter`` replaces the
@@ -72,99 +81,72 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
     BridgeSettings fields by name (e.g. ``export_timeout_seconds=2``).
 
     Raises ConfigurationError when ENVIRONMENT is not development/test and no PII_HASH_KEY
-    is set. Calling it again replaces the previous configuration (pending logs are flushed).
+    is set. Calling it again swaps in the new configuration: logs of tickets that already
+    ended go out on the previous one, tickets still running finish on the new one.
     """
-    global STATE, _atexit_registered, _warned_no_endpoint
+    s = _merge_settings(settings, dict(client_id=client_id, environment=environment,
+                                       workflow_version=workflow_version, pii_hash_key=pii_hash_key,
+                                       service_name=service_name, **overrides))
+    new = build_pipeline(s, endpoint=endpoint, api_key=api_key, exporter=exporter)
+    previous = _swap_in(new)
+    if previous is not None:
+        _retire(previous, min(_SWAP_TIMEOUT_SECONDS, previous.settings.shutdown_timeout_seconds))
+    state = STATE
+    assert state is not None
+    logger.info("otel_bridge: configured (endpoint %s from %s, environment %s, host provider joined: %s)",
+                new.endpoint, new.endpoint_source, s.environment, state.joined_host_provider)
+    return state
+
+
+def _merge_settings(settings: BridgeSettings | None, overrides: dict[str, Any]) -> BridgeSettings:
     base = settings if settings is not None else BridgeSettings()
-    updates = {k: v for k, v in dict(client_id=client_id, environment=environment,
-                                      workflow_version=workflow_version, pii_hash_key=pii_hash_key,
-                                      service_name=service_name, **overrides).items() if v is not None}
-    s = base.model_copy(update=updates) if updates else base
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=updates) if updates else base
 
-    key = s.pii_hash_key
-    if not key:
-        if s.environment.lower() not in DEV_ENVIRONMENTS:
-            raise ConfigurationError(
-                f"PII_HASH_KEY is required when ENVIRONMENT={s.environment!r} (only development/test "
-                "may use the built-in insecure key). Set PII_HASH_KEY to a long random secret, "
-                "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
-            )
-        logger.warning("otel_bridge: PII_HASH_KEY not set; using the insecure development key "
-                       "(ENVIRONMENT=%s)", s.environment)
-        key = DEV_KEY
-    redactor = Redactor(key, hex_chars=s.pii_token_hex_chars, max_string_chars=s.max_string_chars)
 
-    ep = resolve_endpoint(endpoint, s)
-    resource = Resource.create({"service.name": s.service_name or "flusso-workflow",
-                                "deployment.environment.name": s.environment})
-    shipper = None
-    if exporter is None and ep.url:
-        exporter = build_otlp_exporter(ep.url, resolve_headers(api_key, s), s.export_timeout_seconds)
-    if exporter is not None:
-        shipper = Shipper(exporter, resource=resource, schedule_delay_millis=s.log_batch_delay_millis,
-                          max_queue_size=s.log_queue_size, client_id=s.client_id)
-    elif not _warned_no_endpoint:
-        _warned_no_endpoint = True
-        logger.warning("otel_bridge: no collector URL (set LOG_COLLECTOR_URL or OTEL_EXPORTER_OTLP_"
-                       "[LOGS_]ENDPOINT, or pass configure(endpoint=...)); workflow logs are not shipped")
-
-    identification = {
-        "client_id": s.client_id,
-        "environment": s.environment,
-        "workflow_version": s.workflow_version,
-        "service_name": s.service_name,
-    }
-
-    def handle_trace(spans: list, dropped: int) -> None:
-        if shipper is None:
-            return
-        root = _root_of(spans)
-        if root is None:
-            return
-        log = build_workflow_log(spans, identification=identification, redactor=redactor, dropped_spans=dropped)
-        shipper.emit(log, root)
-
-    worker = Worker(handle_trace, max_queued_spans=s.max_queued_spans, max_open_traces=s.max_open_traces,
-                    max_buffered_spans=s.max_buffered_spans,
-                    max_spans_per_trace=s.max_spans_per_trace, trace_ttl_seconds=s.trace_ttl_seconds,
-                    idle_wait_seconds=s.worker_poll_millis / 1000, held=True)
-
+def _swap_in(new: Pipeline) -> Pipeline | None:
+    """Make ``new`` the current pipeline (starting the worker on first use); returns the one
+    it replaced. Tickets that ended before the call are built on the old pipeline first."""
+    global STATE, _pipeline, _atexit_registered
     with _lock:
-        previous = STATE
-        if previous is not None:  # tickets in flight keep their log
-            worker.follow(previous.worker)
-        tracer, joined = _setup_tracing(resource)
+        previous = _pipeline
+        worker = STATE.worker if STATE is not None else None
+        if worker is not None:
+            worker.flush(_SWAP_TIMEOUT_SECONDS)
+        else:
+            worker = Worker(_handle_trace)
+        worker.apply_limits(**_limits(new.settings))
+        tracer, joined = _setup_tracing(new.resource)
+        _pipeline = new
+        STATE = BridgeState(pipeline=new, tracer=tracer, worker=worker, joined_host_provider=joined)
         PROCESSOR.worker = worker
-        STATE = BridgeState(settings=s, tracer=tracer, worker=worker, shipper=shipper, redactor=redactor,
-                            identification=identification, endpoint=ep.url, joined_host_provider=joined)
         if not _atexit_registered:
             _atexit_registered = True
             atexit.register(_at_exit)
-    if previous is None:
-        worker.release()
-    else:
-        # Tickets in flight keep their spans: the old worker drains what it was handed (logs
-        # of tickets that ended go out through the old shipper), then the new, still-held
-        # worker takes over its buffers before it processes anything.
-        timeout = min(2.0, previous.settings.shutdown_timeout_seconds)
-        try:
-            previous.worker.stop(timeout)
-            worker.adopt(previous.worker)
-        except Exception:
-            logger.exception("otel_bridge: taking over the tickets in flight failed")
-        finally:
-            worker.release()
-        _shutdown_state(previous, timeout)
-    logger.info("otel_bridge: configured (endpoint %s from %s, environment %s, host provider joined: %s)",
-                ep.url, ep.source, s.environment, joined)
-    return STATE
+    return previous
 
 
-def _root_of(spans):
-    for sp in spans:
-        if sp.parent is None:
-            return sp
-    return None
+def _retire(old: Pipeline, timeout: float) -> None:
+    """A log the worker was building on ``old`` when it was swapped out is emitted before
+    ``old``'s exporter shuts down; pending logs are delivered within ``timeout``."""
+    state = STATE
+    if state is not None:
+        state.worker.flush(timeout)
+    if not old.shutdown(timeout):
+        logger.warning("otel_bridge: the replaced configuration did not deliver all its logs in %.1fs", timeout)
+
+
+def _handle_trace(spans: list[Any], dropped: int) -> None:
+    """Worker thread: the ticket's log is built on the pipeline current at this moment."""
+    pipeline = _pipeline
+    if pipeline is not None:
+        pipeline.handle_trace(spans, dropped)
+
+
+def _limits(s: BridgeSettings) -> dict[str, Any]:
+    return dict(max_queued_spans=s.max_queued_spans, max_open_traces=s.max_open_traces,
+                max_buffered_spans=s.max_buffered_spans, max_spans_per_trace=s.max_spans_per_trace,
+                trace_ttl_seconds=s.trace_ttl_seconds, idle_wait_seconds=s.worker_poll_millis / 1000)
 
 
 def _setup_tracing(resource: Resource) -> tuple[trace.Tracer, bool]:
@@ -196,14 +178,11 @@ def flush(timeout_seconds: float | None = None) -> bool:
     state = STATE
     if state is None:
         return True
-    import time
     timeout = state.settings.shutdown_timeout_seconds if timeout_seconds is None else timeout_seconds
     deadline = time.monotonic() + timeout
     try:
         ok = state.worker.flush(timeout)
-        if state.shipper is not None:
-            ok = state.shipper.force_flush(max(0.0, deadline - time.monotonic())) and ok
-        return ok
+        return state.pipeline.flush(max(0.0, deadline - time.monotonic())) and ok
     except Exception:
         logger.exception("otel_bridge: flush failed")
         return False
@@ -212,28 +191,32 @@ def flush(timeout_seconds: float | None = None) -> bool:
 def shutdown(timeout_seconds: float | None = None) -> bool:
     """Flush, then stop the worker and the exporter, within the deadline. Decorators keep
     working afterwards (without telemetry)."""
-    global STATE
+    global STATE, _pipeline
     with _lock:
         state, STATE = STATE, None
         PROCESSOR.worker = None
+        if state is None:
+            return True
+        timeout = state.settings.shutdown_timeout_seconds if timeout_seconds is None else timeout_seconds
+        deadline = time.monotonic() + timeout
+        try:
+            state.worker.stop(timeout)  # builds what is queued, on the current pipeline
+            _pipeline = None
+            return state.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+        except Exception:
+            logger.exception("otel_bridge: shutdown failed")
+            return False
+
+
+def stats() -> dict[str, int]:
+    """Counters of the running bridge (drops, traces handled, logs emitted); {} when it is
+    not configured."""
+    state = STATE
     if state is None:
-        return True
-    timeout = state.settings.shutdown_timeout_seconds if timeout_seconds is None else timeout_seconds
-    return _shutdown_state(state, timeout)
-
-
-def _shutdown_state(state: BridgeState, timeout: float) -> bool:
-    import time
-    deadline = time.monotonic() + timeout
-    try:
-        state.worker.stop(timeout)
-        ok = True
-        if state.shipper is not None:
-            ok = state.shipper.shutdown(max(0.1, deadline - time.monotonic()))
-        return ok
-    except Exception:
-        logger.exception("otel_bridge: shutdown failed")
-        return False
+        return {}
+    out = state.worker.counters()
+    out.update(state.pipeline.counters())
+    return out
 
 
 def _at_exit() -> None:

@@ -1,25 +1,34 @@
-"""Pure helpers of the assembler: reading spans and events, building the trace sections.
+"""Pure helpers of the assembler: reading span records and events, building the trace sections.
 
-No I/O, no globals. Inputs are OTel SDK ``ReadableSpan`` objects (duck-typed: name,
-context, parent, start_time, end_time, status, attributes, events, kind).
+No I/O, no globals. Inputs are ``SpanRecord`` objects (otel_bridge.spanrecord).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from otel_bridge import attributes as A
+from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
 
 MAX_SPAN_ATTRIBUTES = 32
 
+# The sections of the log's "trace" object, in order. The builder writes them; the redaction
+# pass scrubs every one of them except "ticket" and "spans", which it treats field by field.
+TRACE_SECTIONS = ("ticket", "planning", "react", "retrieval", "evidence", "output", "llm_calls", "spans")
+FREE_SECTIONS = tuple(k for k in TRACE_SECTIONS if k not in ("ticket", "spans"))
+
+# (span, event, payload) of one flusso.* event.
+EventItem = tuple[SpanRecord, EventRecord, dict[str, Any]]
+
 # --- sections ---
 
-def find_root(spans: Sequence):
+def find_root(spans: Sequence[SpanRecord]) -> SpanRecord:
     for s in spans:
-        if s.parent is None and attr(s, A.KIND) == A.KIND_WORKFLOW:
+        if s.parent_span_id is None and attr(s, A.KIND) == A.KIND_WORKFLOW:
             return s
     for s in spans:
         if attr(s, A.KIND) == A.KIND_WORKFLOW:
@@ -27,16 +36,17 @@ def find_root(spans: Sequence):
     return spans[0]
 
 
-def collect_events(spans: Sequence) -> dict[str, list]:
-    out: dict[str, list] = {}
+def collect_events(spans: Sequence[SpanRecord]) -> dict[str, list[EventItem]]:
+    out: dict[str, list[EventItem]] = {}
     items = []
     for s in spans:
-        for ev in s.events or ():
+        for ev in s.events:
             if ev.name.startswith("flusso."):
                 items.append((ev.timestamp, s, ev))
     items.sort(key=lambda t: t[0])
     for _, s, ev in items:
-        raw = (ev.attributes or {}).get(A.PAYLOAD)
+        raw = ev.attributes.get(A.PAYLOAD)
+        payload: Any
         try:
             payload = json.loads(raw) if isinstance(raw, str) else {}
         except ValueError:
@@ -47,8 +57,8 @@ def collect_events(spans: Sequence) -> dict[str, list]:
     return out
 
 
-def merge_ticket(items: list) -> dict:
-    ticket: dict = {}
+def merge_ticket(items: list[EventItem]) -> dict[str, Any]:
+    ticket: dict[str, Any] = {}
     for _, _, p in items:
         marked = p.pop("_pii", None)
         ticket.update(p)
@@ -57,14 +67,14 @@ def merge_ticket(items: list) -> dict:
     return ticket
 
 
-def react_iterations(items: list) -> list[dict]:
+def react_iterations(items: list[EventItem]) -> list[dict[str, Any]]:
     out = []
     last_ts: dict[int, int] = {}
     for n, (span, ev, p) in enumerate(items, start=1):
-        sid = span.context.span_id
+        sid = span.span_id
         prev = last_ts.get(sid, span.start_time)
         last_ts[sid] = ev.timestamp
-        entry = {"n": n}
+        entry: dict[str, Any] = {"n": n}
         entry.update(p)
         if entry.get("duration_ms") is None:
             entry["duration_ms"] = round(max(0, ev.timestamp - prev) / 1e6, 3)
@@ -75,8 +85,8 @@ def react_iterations(items: list) -> list[dict]:
     return out
 
 
-def retrieval_sections(items: list) -> tuple[dict, list[float], int]:
-    out: dict[str, dict] = {}
+def retrieval_sections(items: list[EventItem]) -> tuple[dict[str, dict[str, Any]], list[float], int]:
+    out: dict[str, dict[str, Any]] = {}
     scores: list[float] = []
     for _, _, p in items:
         source = str(p.get("source") or "other")
@@ -91,13 +101,14 @@ def retrieval_sections(items: list) -> tuple[dict, list[float], int]:
             if key not in ("source", "query", "results"):
                 sec[key] = value
         for r in results:
-            if isinstance(r, dict) and isinstance(r.get("score"), (int, float)) and not isinstance(r.get("score"), bool):
-                scores.append(float(r["score"]))
+            score = r.get("score") if isinstance(r, dict) else None
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                scores.append(float(score))
     return out, scores, len(items)
 
 
-def evidence_section(items: list) -> dict:
-    ev: dict = {"items": [], "conflicts": [], "resolution": None}
+def evidence_section(items: list[EventItem]) -> dict[str, Any]:
+    ev: dict[str, Any] = {"items": [], "conflicts": [], "resolution": None}
     for _, _, p in items:
         ev["items"].extend(p.pop("items", None) or [])
         ev["conflicts"].extend(p.pop("conflicts", None) or [])
@@ -108,7 +119,7 @@ def evidence_section(items: list) -> dict:
     return ev
 
 
-def _clean_attribute(v):
+def _clean_attribute(v: Any) -> Any:
     if isinstance(v, tuple):
         return [None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
     if isinstance(v, float) and not math.isfinite(v):
@@ -116,56 +127,51 @@ def _clean_attribute(v):
     return v
 
 
-def span_entry(s, t0: int) -> dict:
-    source = s.attributes or {}
-    items = source.items()
+def span_entry(s: SpanRecord, t0: int) -> dict[str, Any]:
+    end = s.end_time if s.end_time is not None else s.start_time
+    source = s.attributes
+    items: Any = source.items()
     if len(source) > MAX_SPAN_ATTRIBUTES:
         items = list(items)[:MAX_SPAN_ATTRIBUTES]
     attrs = {k: (_clean_attribute(v) if type(v) in (tuple, float) else v) for k, v in items}
     if len(source) > MAX_SPAN_ATTRIBUTES:
         attrs["flusso.attributes_dropped"] = len(source) - MAX_SPAN_ATTRIBUTES
-    kind = source.get(A.KIND) or ("otel." + s.kind.name.lower() if getattr(s, "kind", None) is not None else None)
-    status = span_status(s)
-    parent = s.parent
+    kind = source.get(A.KIND) or ("otel." + s.kind if s.kind is not None else None)
+    status = s.status
+    parent = s.parent_span_id
     return {
         "name": s.name,
         "kind": kind,
-        "span_id": format(s.context.span_id, "016x"),
-        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
+        "span_id": format(s.span_id, "016x"),
+        "parent_span_id": format(parent, "016x") if parent is not None else None,
         "start_offset_ms": round((s.start_time - t0) / 1e6, 3),
-        "duration_ms": round(max(0, s.end_time - s.start_time) / 1e6, 3),
-        "status": "OK" if status == "UNSET" else status,
-        "error": error_text(s) if status == "ERROR" else None,
+        "duration_ms": round(max(0, end - s.start_time) / 1e6, 3),
+        "status": "OK" if status == STATUS_UNSET else status,
+        "error": error_text(s) if status == STATUS_ERROR else None,
         "attributes": attrs,
     }
 
 
 # --- small helpers ---
 
-def attr(span, key):
-    attrs = span.attributes
-    return attrs.get(key) if attrs else None
+def attr(span: SpanRecord, key: str) -> Any:
+    return span.attributes.get(key)
 
 
-def span_status(span) -> str:
-    code = getattr(span.status, "status_code", None)
-    return getattr(code, "name", "UNSET") if code is not None else "UNSET"
-
-
-def error_text(span) -> str | None:
-    if span_status(span) != "ERROR":
+def error_text(span: SpanRecord) -> str | None:
+    if span.status != STATUS_ERROR:
         return None
-    desc = span.status.description
+    desc = span.status_description
     if desc:
         return desc
-    for ev in span.events or ():
+    for ev in span.events:
         if ev.name == "exception":
-            a = ev.attributes or {}
+            a: Mapping[str, Any] = ev.attributes
             return f"{a.get('exception.type', 'Exception')}: {a.get('exception.message', '')}"
     return "error"
 
 
-def dur_ms(span) -> float:
+def dur_ms(span: SpanRecord) -> float:
     return max(0, (span.end_time or span.start_time) - span.start_time) / 1e6
 
 
@@ -174,27 +180,27 @@ def hex_id(value: int, width: int) -> str:
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def num(v) -> float:
+def num(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return 0.0
     return float(v)
 
 
-def to_int(v) -> int:
+def to_int(v: Any) -> int:
     n = num(v)
     return int(n) if n > 0 else 0
 
 
-def ratio(v):
+def ratio(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return min(1.0, max(0.0, float(v)))
 
 
-def finite(value):
+def finite(value: Any) -> Any:
     """Replace NaN/inf (not valid JSON) with None, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

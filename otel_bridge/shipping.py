@@ -8,17 +8,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from config.bridge import BridgeSettings
 from otel_bridge import attributes as A
 from otel_bridge.assemble import finite
 
@@ -28,13 +29,14 @@ LOGS_PATH = "/v1/logs"
 LEGACY_PATH = "/api/v1/logs"
 
 
-try:  # optional speed-up (~8x on a 7 KB log); orjson writes NaN/inf as null, as we want
+_orjson: Any
+try:  # optional speed-up (docs/benchmarks-bridge.md); orjson writes NaN/inf as null, as we want
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson ships with the server extra only
     _orjson = None
 
 
-def dumps_log(log: dict) -> str:
+def dumps_log(log: dict[str, Any]) -> str:
     """The log as compact UTF-8 JSON text; NaN/inf (not JSON) become null."""
     if _orjson is not None:
         try:
@@ -65,7 +67,7 @@ def logs_url_from_base(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, new_path, parts.query, parts.fragment))
 
 
-def resolve_endpoint(explicit: str | None, settings) -> Endpoint:
+def resolve_endpoint(explicit: str | None, settings: BridgeSettings) -> Endpoint:
     """configure(endpoint=) -> OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (as is) ->
     OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs -> LOG_COLLECTOR_URL (a base URL)."""
     if explicit:
@@ -92,7 +94,7 @@ def parse_headers(raw: str | None) -> dict[str, str]:
     return out
 
 
-def resolve_headers(explicit_key: str | None, settings) -> dict[str, str]:
+def resolve_headers(explicit_key: str | None, settings: BridgeSettings) -> dict[str, str]:
     """Headers to send: OTEL_EXPORTER_OTLP_HEADERS, with X-API-Key from configure(api_key=)
     or LOG_COLLECTOR_API_KEY taking precedence over one given there."""
     headers = parse_headers(settings.otel_exporter_otlp_headers)
@@ -102,18 +104,16 @@ def resolve_headers(explicit_key: str | None, settings) -> dict[str, str]:
     return headers
 
 
-class CountingExporter:
+class CountingExporter(LogRecordExporter):
     """Wraps the real exporter: counts exported logs and failed exports (for stats() and
     for flush()/shutdown() to say whether everything was delivered). Never raises."""
 
-    def __init__(self, inner):
+    def __init__(self, inner: LogRecordExporter) -> None:
         self.inner = inner
         self.exported = 0
         self.failures = 0
 
-    def export(self, batch):
-        from opentelemetry.sdk._logs.export import LogRecordExportResult
-
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         try:
             result = self.inner.export(batch)
         except Exception:
@@ -144,7 +144,7 @@ class Shipper:
     """Emits one OTel LogRecord per workflow log. ``emit`` runs on the bridge worker thread:
     it only serializes and enqueues (the batch processor's thread does the HTTP)."""
 
-    def __init__(self, exporter, *, resource: Resource, schedule_delay_millis: int,
+    def __init__(self, exporter: LogRecordExporter, *, resource: Resource, schedule_delay_millis: int,
                  max_queue_size: int, client_id: str | None):
         self.client_id = client_id
         self.exporter = CountingExporter(exporter)
@@ -160,7 +160,7 @@ class Shipper:
         self._logger = self.provider.get_logger("otel_bridge", "0.1.0")
         self.emitted = 0
 
-    def emit(self, log: dict, root) -> None:
+    def emit(self, log: dict[str, Any], root: Any) -> None:
         body = dumps_log(log)
         sc = root.context
         ctx = trace.set_span_in_context(
@@ -204,10 +204,10 @@ class Shipper:
         return ok
 
 
-def _run_with_deadline(fn, timeout_seconds: float, what: str) -> bool:
+def _run_with_deadline(fn: Callable[[], object], timeout_seconds: float, what: str) -> bool:
     done = threading.Event()
 
-    def target():
+    def target() -> None:
         try:
             fn()
         except Exception:
@@ -226,7 +226,7 @@ def _run_with_deadline(fn, timeout_seconds: float, what: str) -> bool:
     return ok
 
 
-def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float):
+def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float) -> LogRecordExporter:
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 

@@ -67,7 +67,8 @@ class Receiver:
                     b = dict(receiver.behaviour)
                     if receiver.script:
                         b.update(receiver.script.pop(0))
-                    receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": data,
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.requests.append({"path": self.path, "headers": headers, "body": data,
                                               "status": b["status"]})
                 if b["delay_s"]:
                     time.sleep(b["delay_s"])

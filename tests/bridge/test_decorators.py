@@ -6,6 +6,7 @@ import threading
 import pytest
 from opentelemetry import trace
 
+import otel_bridge
 from otel_bridge import node, record, workflow
 from otel_bridge import record as record_mod
 
@@ -25,8 +26,7 @@ async def aplain(x):
 
 @node("gen", kind="retriever")
 def gen(n):
-    for i in range(n):
-        yield i
+    yield from range(n)
     return "done"
 
 
@@ -143,7 +143,7 @@ def test_each_call_is_a_new_trace_linked_to_the_caller(memory_bridge):
     assert a != b
     assert req.get_span_context().trace_id not in (a, b)
     logs = memory_bridge(2)
-    assert {l["trace_id"] for l in logs} == {format(a, "032x"), format(b, "032x")}
+    assert {log["trace_id"] for log in logs} == {format(a, "032x"), format(b, "032x")}
 
 
 def test_many_tickets_in_flight_never_mix(memory_bridge):
@@ -256,19 +256,18 @@ def test_telemetry_failures_never_reach_the_workflow(memory_bridge, monkeypatch)
 
 
 def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
-    from otel_bridge import runtime
+    from otel_bridge import pipeline
 
-    worker = runtime.STATE.worker
-    real = worker._handle_trace
+    real = pipeline.build_workflow_log
     calls = []
 
-    def flaky(spans, dropped):
+    def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise ValueError("assembler bug")
-        real(spans, dropped)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(worker, "_handle_trace", flaky)
+    monkeypatch.setattr(pipeline, "build_workflow_log", flaky)
 
     @workflow("t")
     def handle(ticket):
@@ -277,8 +276,8 @@ def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
     assert handle({"ticket_id": "T-1"}) == "T-1"
     assert handle({"ticket_id": "T-2"}) == "T-2"
     logs = memory_bridge(1)
-    assert [l["ticket_info"]["ticket_id"] for l in logs] == ["T-2"]
-    assert worker.stats["trace_errors"] == 1
+    assert [log["ticket_info"]["ticket_id"] for log in logs] == ["T-2"]
+    assert otel_bridge.stats()["trace_errors"] == 1
 
 
 def test_huge_values_are_cut_but_lengths_stay_true(memory_bridge):

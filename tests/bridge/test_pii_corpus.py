@@ -24,11 +24,12 @@ SECRETS = [
     "AKIAIOSFODNN7EXAMPLE",
     "hunter2-Sup3rS3cret!",
 ]
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw\n-----END RSA PRIVATE KEY-----"
+PEM_BODY = "MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"
+PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
 
 
 def raw_values():
-    vals = NAMES + THIRD_PARTY + EMAILS + PHONES + IBANS + CARDS + SECRETS + ["MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"]
+    vals = NAMES + THIRD_PARTY + EMAILS + PHONES + IBANS + CARDS + SECRETS + [PEM_BODY]
     # Also the digit-only / compact forms a leak could take.
     vals += [c.replace(" ", "").replace("-", "") for c in CARDS]
     vals += [i.replace(" ", "") for i in IBANS]

@@ -30,11 +30,11 @@ def test_required_top_level_keys(validate_log, key):
 
 
 @pytest.mark.parametrize("mutate", [
-    lambda l: l["outcome"].update(status="DONE"),
-    lambda l: l["ticket_info"].pop("ticket_id"),
-    lambda l: l["ticket_info"].update(ticket_id=42),
-    lambda l: l["ticket_info"].update(executed_at="yesterday"),
-    lambda l: l["ticket_info"].pop("executed_at"),
+    lambda log: log["outcome"].update(status="DONE"),
+    lambda log: log["ticket_info"].pop("ticket_id"),
+    lambda log: log["ticket_info"].update(ticket_id=42),
+    lambda log: log["ticket_info"].update(executed_at="yesterday"),
+    lambda log: log["ticket_info"].pop("executed_at"),
 ])
 def test_invalid_logs_are_rejected(validate_log, mutate):
     log = copy.deepcopy(EXAMPLE)

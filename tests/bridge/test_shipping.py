@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
 import otel_bridge
-from otel_bridge import node, record, runtime, workflow
+from otel_bridge import node, pipeline, record, workflow
 
 MAX_CALL_SECONDS = 0.15  # generous for a loaded CI box; typical is well under 1 ms of overhead
 
@@ -69,8 +69,8 @@ def test_delivers_one_otlp_log_record_per_ticket(receiver, configure_bridge, val
 
 
 def test_no_collector_url_warns_once_and_workflow_runs(configure_bridge, caplog, monkeypatch):
-    monkeypatch.setattr(runtime, "_warned_no_endpoint", False)
-    with caplog.at_level(logging.WARNING, logger="otel_bridge.runtime"):
+    monkeypatch.setattr(pipeline, "warned", set())
+    with caplog.at_level(logging.WARNING, logger="otel_bridge.pipeline"):
         configure_bridge(endpoint=None)
         assert run_tickets(3) < MAX_CALL_SECONDS
         configure_bridge(endpoint=None)

@@ -1,0 +1,69 @@
+"""OTLP protobuf spans -> the bridge's neutral ``SpanRecord``. Pure: no I/O, no globals.
+
+With this, spans received over OTLP build the same workflow log the bridge builds in the
+client (``otel_bridge.assemble.build_workflow_log`` takes SpanRecords). Imports only the
+bridge's pure modules and ``opentelemetry.proto``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
+
+from otel_bridge.spanrecord import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, SpanRecord
+
+_KINDS = {
+    Span.SPAN_KIND_INTERNAL: "internal",
+    Span.SPAN_KIND_SERVER: "server",
+    Span.SPAN_KIND_CLIENT: "client",
+    Span.SPAN_KIND_PRODUCER: "producer",
+    Span.SPAN_KIND_CONSUMER: "consumer",
+}
+_STATUSES = {
+    Status.STATUS_CODE_UNSET: STATUS_UNSET,
+    Status.STATUS_CODE_OK: STATUS_OK,
+    Status.STATUS_CODE_ERROR: STATUS_ERROR,
+}
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as the Python value the SDK would hold (arrays as tuples)."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return tuple(any_value(v) for v in value.array_value.values)
+    if which == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    return getattr(value, which)
+
+
+def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in pairs}
+
+
+def span_record(span: Span) -> SpanRecord:
+    """One OTLP span as a SpanRecord (ids big-endian, as OTLP carries them)."""
+    parent = int.from_bytes(span.parent_span_id, "big") if span.parent_span_id else None
+    return SpanRecord(
+        name=span.name,
+        trace_id=int.from_bytes(span.trace_id, "big"),
+        span_id=int.from_bytes(span.span_id, "big"),
+        parent_span_id=parent,
+        start_time=span.start_time_unix_nano,
+        end_time=span.end_time_unix_nano or None,
+        status=_STATUSES.get(span.status.code, STATUS_UNSET),
+        status_description=span.status.message or None,
+        attributes=attributes(span.attributes),
+        events=tuple(EventRecord(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in span.events),
+        kind=_KINDS.get(span.kind),
+        dropped_events=span.dropped_events_count,
+    )
+
+
+def span_records(resource_spans: Iterable[ResourceSpans]) -> list[SpanRecord]:
+    """Every span of an ExportTraceServiceRequest's ``resource_spans``."""
+    return [span_record(sp) for rs in resource_spans for ss in rs.scope_spans for sp in ss.spans]

@@ -1,0 +1,31 @@
+"""What the bridge emits is what the collector accepts: real tickets (the demo workflow, some
+failing) run through the bridge, and every log passes the collector's own schema validator
+and its executed_at rule (collector_api/validate.py, collector_api/timestamps.py)."""
+
+import asyncio
+from datetime import UTC, datetime
+
+from collector_api.timestamps import parse_executed_at
+from collector_api.validate import schema_error
+from examples.support_workflow import generate_tickets, handle_ticket
+
+TICKETS = 12
+
+
+async def run_all(tickets):
+    return await asyncio.gather(*(handle_ticket(t) for t in tickets), return_exceptions=True)
+
+
+def test_every_log_the_bridge_emits_passes_the_collectors_checks(memory_bridge):
+    tickets = generate_tickets(TICKETS, seed=3)
+    tickets[0]["simulate"] = {"fail": True}
+    started = datetime.now(UTC)
+    results = asyncio.run(run_all(tickets))
+    assert isinstance(results[0], RuntimeError)
+    logs = memory_bridge(TICKETS)
+    assert sorted(log["ticket_info"]["ticket_id"] for log in logs) == sorted(t["ticket_id"] for t in tickets)
+    for log in logs:
+        assert schema_error(log) is None
+        executed_at = parse_executed_at(log["ticket_info"]["executed_at"])
+        assert abs((executed_at - started).total_seconds()) < 60
+    assert sum(log["outcome"]["status"] == "FAILED" for log in logs) == 1
