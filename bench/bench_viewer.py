@@ -143,7 +143,7 @@ async def _users(dsn: str) -> None:
 
 async def _refresh(dsn: str) -> int:
     from collector_api.store.db import create_pool
-    from collector_api.store.stats import refresh_rollups
+    from collector_api.store.rollups import refresh_rollups
 
     async with create_pool(dsn, max_size=1) as pool:
         return await refresh_rollups(pool)
