@@ -78,7 +78,7 @@ async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date)
     if watermark is not None:
         rows = await (await conn.execute(
             "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
-            f" WHERE created_at > %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
+            f" WHERE created_at >= %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
             (watermark, _utc_midnight(stop)))).fetchall()
         dirty |= {r["day"] for r in rows}
     done = {r["day"] for r in await (await conn.execute(
