@@ -60,7 +60,8 @@ def test_viewer_uses_only_the_stores_read_side_and_named_writers():
 
 
 def store_imports() -> dict[str, set[str]]:
-    return {path.removesuffix(".py").replace("/", "."): names for path, names in imports_of("collector_api/store").items()}
+    modules = imports_of("collector_api/store").items()
+    return {path.removesuffix(".py").replace("/", "."): names for path, names in modules}
 
 
 def test_the_viewers_read_modules_reach_no_writer():

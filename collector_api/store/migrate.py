@@ -34,7 +34,7 @@ def list_migrations(folder: Traversable | None = None) -> list[Migration]:
             version = int(entry.name.split("_", 1)[0])
             found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
-    for first, second in zip(found, found[1:]):
+    for first, second in zip(found, found[1:], strict=False):
         if first.version == second.version:
             raise ValueError(f"migrations {first.name} and {second.name} share version {first.version}")
     return found

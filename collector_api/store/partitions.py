@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import psycopg
@@ -40,7 +40,7 @@ def ensure_partitions(conn: psycopg.Connection, *, first: date | None = None, mo
     Runs under an advisory lock so concurrent replicas don't race. Rows already in the DEFAULT
     partition for a month being created are moved into the new partition in the same transaction.
     """
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     start = month_start(first or today, 0 if first else -1)
     stop = month_start(today, months_ahead + 1)
     created = []

@@ -67,7 +67,8 @@ def move_ownership(conn: psycopg.Connection, owner: str) -> list[str]:
     if database[1] != owner:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database[0]), own))
         moved.append(f"database {database[0]}")
-    if conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'").fetchone()[0] != owner:
+    schema_owner = conn.execute("SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'")
+    if schema_owner.fetchone()[0] != owner:
         conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(own))
         moved.append("schema public")
     # Tables first: a table takes the sequences it owns (identity, OWNED BY) along with it.

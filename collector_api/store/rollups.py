@@ -14,7 +14,7 @@ as a further overlap for sessions of other roles, which pg_stat_activity does no
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -35,7 +35,7 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     Safe to call from many processes: one refresh runs at a time (advisory lock), the others
     return 0 at once.
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
     cursor = await _safe_cursor(pool)
     async with scoped_transaction(pool, Scope.provider()) as conn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -28,7 +28,7 @@ DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 def _fine_edges() -> list[float]:
     """Fine histogram edges: every display edge, each interval cut in 20 (<= 5 % wide), then to 1 h."""
     edges = [round(0.05 * i, 4) for i in range(1, 20)]
-    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:]):
+    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False):
         edges += [round(lo + (hi - lo) * j / 20, 4) for j in range(20)]
     edges += [round(300 * 12 ** (j / 40), 4) for j in range(41)]
     return sorted(set(edges))
@@ -49,11 +49,11 @@ class Stats:
 
 
 def _utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _is_midnight(moment: datetime) -> bool:
-    return moment.astimezone(timezone.utc).timetz().replace(tzinfo=None) == time.min
+    return moment.astimezone(UTC).timetz().replace(tzinfo=None) == time.min
 
 
 _DAILY_LIVE = (
@@ -186,8 +186,8 @@ def _totals(total: dict, fine: dict[int, int]) -> dict[str, Any]:
 def _per_day(start: datetime, end: datetime, by_day: dict) -> list[dict]:
     """Every UTC day of [start, end), zeros included."""
     per_day = []
-    day = start.astimezone(timezone.utc).date()
-    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    day = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     while day <= last:
         r = by_day.get(day)
         per_day.append({"day": day.isoformat(),
@@ -204,9 +204,10 @@ def _histogram(fine: dict[int, int]) -> list[dict]:
     coarse = [0] * (len(DURATION_BUCKETS) + 1)
     for bucket, n in fine.items():
         coarse[_display_bucket(bucket)] += n
-    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:])]
+    pairs = zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False)
+    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in pairs]
               + [f"≥ {DURATION_BUCKETS[-1]} s"])
-    return [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse)]
+    return [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse, strict=False)]
 
 
 def _node_rows(nodes: list) -> list[dict]:
@@ -253,11 +254,11 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
     restricted = not scope.all_tenants
     run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
-    stop = _utc_midnight(datetime.now(timezone.utc).date() + timedelta(days=1))
+    stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
     live_ranges = [(start, end)]
     rolled = None
     if use_rollups and _is_midnight(start) and _is_midnight(end) and start < stop:
-        rolled = (start.astimezone(timezone.utc).date(), min(end, stop).astimezone(timezone.utc).date())
+        rolled = (start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date())
         live_ranges = [(stop, end)] if end > stop else []
     daily, durations, nodes = [], [], []
     async with scoped_transaction(pool, run_scope) as conn:

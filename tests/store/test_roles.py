@@ -1,7 +1,7 @@
 """Least privilege: the app runs as a NOSUPERUSER owner; an old superuser-owned layout is upgraded."""
 import asyncio
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
@@ -91,7 +91,7 @@ def test_provisioning_takes_back_rights_an_older_setup_gave_the_owner(pg_server_
 
 
 def test_partition_upkeep_moves_a_far_future_row_out_of_default_as_the_owner(db_dsn):
-    far = datetime(datetime.now(timezone.utc).year + 3, 2, 10, tzinfo=timezone.utc)
+    far = datetime(datetime.now(UTC).year + 3, 2, 10, tzinfo=UTC)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         assert not is_superuser(conn)
         conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
@@ -117,3 +117,21 @@ def test_a_tenant_scope_still_sees_only_its_rows_when_connected_as_the_owner(db_
             return await (await conn.execute("SELECT client_id FROM workflow_logs")).fetchall()
 
     assert asyncio.run(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
+
+
+@pytest.mark.skipif(bool(__import__("os").environ.get("TEST_DATABASE_URL")), reason="needs trust auth (embedded)")
+def test_the_embedded_server_upgrades_an_old_data_dir_and_gives_the_app_the_owner(old_layout):
+    """What `make run` does with a `.flusso` of an older version (the handle stands for pgserver's)."""
+    from flusso_obs.embedded import embedded_dsn
+
+    admin, _ = old_layout
+
+    class Handle:
+        def get_uri(self, database):
+            return admin
+
+    dsn = embedded_dsn(Handle())
+    assert _not_owned(admin) == []
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == OWNER_ROLE
+        assert not is_superuser(conn)

@@ -1,13 +1,13 @@
 """The rollup writer: incremental, durable cursor, and no log missed when it commits mid-refresh."""
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from collector_api.store import rollups
 from collector_api.store.db import create_pool
 
-YESTERDAY = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
+YESTERDAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def refresh(dsn: str) -> int:
