@@ -115,6 +115,9 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
             for start in range(0, logs, batch):
                 n = min(batch, logs - start)
                 with conn.transaction():
+                    # COPY refuses tables under row-level security: the loader (the owner, as the
+                    # app) lifts FORCE for its own transaction only, as migration 0004 does.
+                    conn.execute("ALTER TABLE workflow_logs NO FORCE ROW LEVEL SECURITY")
                     with conn.cursor() as cur:
                         with cur.copy(f"COPY workflow_logs ({', '.join(COLUMNS)}) FROM STDIN") as copy_in:
                             for k in range(n):
@@ -122,6 +125,7 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
                                 tenant = rng.choices(names, weights)[0]
                                 executed = now - timedelta(seconds=rng.random() * days * 86400)
                                 copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed)))
+                    conn.execute("ALTER TABLE workflow_logs FORCE ROW LEVEL SECURITY")
                 bar.update(n)
         # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
         conn.execute("VACUUM ANALYZE workflow_logs")
@@ -143,7 +147,7 @@ async def _users(dsn: str) -> None:
 
 async def _refresh(dsn: str) -> int:
     from collector_api.store.db import create_pool
-    from collector_api.store.stats import refresh_rollups
+    from collector_api.store.rollups import refresh_rollups
 
     async with create_pool(dsn, max_size=1) as pool:
         return await refresh_rollups(pool)

@@ -23,11 +23,11 @@ def database(settings: ServerSettings, *, stop_on_exit: bool = True) -> Iterator
     if settings.database_url:
         yield settings.database_url
         return
-    from .embedded import start_embedded
+    from .embedded import embedded_dsn, start_embedded
 
     handle = start_embedded(settings.flusso_data_dir, stop_on_exit=stop_on_exit)
     try:
-        yield handle.get_uri("postgres")
+        yield embedded_dsn(handle)  # the owner role; the superuser only provisions it
     finally:
         handle.cleanup()
 

@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> Any:
     """Start (or join) the PostgreSQL server whose data lives in `data_dir/pg`.
 
-    Returns the server handle; `handle.get_uri()` is a socket DSN. With `stop_on_exit` the
+    Returns the server handle; `handle.get_uri()` is the superuser's socket DSN, for
+    provisioning only: the application connects with `embedded_dsn(handle)`. With `stop_on_exit` the
     server stops when the last process that started or joined it lets go of it.
     """
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -29,7 +30,17 @@ def start_embedded(data_dir: Path, *, stop_on_exit: bool = True) -> Any:
 
 
 def embedded_dsn(handle: Any, database: str = "postgres") -> str:
-    return handle.get_uri(database)
+    """The DSN the application uses: the NOSUPERUSER owner role, never the server's superuser.
+
+    At every start the superuser (trusted on the socket) creates the roles if missing and moves
+    to the owner whatever an older version left owned by the superuser (database, schema,
+    tables, partitions, sequences): a `.flusso` data dir is upgraded in place.
+    """
+    from collector_api.store.roles import OWNER_ROLE, dsn_as, provision_owner
+
+    admin = handle.get_uri(database)
+    provision_owner(admin)
+    return dsn_as(admin, OWNER_ROLE)
 
 
 def process_alive(pid: int) -> bool:

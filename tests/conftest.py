@@ -1,8 +1,10 @@
 """Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
 
-TEST_DATABASE_URL points at a server of your own; otherwise an embedded one is started once
-per session in a temporary directory. The schema is migrated once into a template database
-and cloned per test (CREATE DATABASE ... TEMPLATE), which keeps isolation cheap.
+TEST_DATABASE_URL points at a server of your own (a superuser's DSN); otherwise an embedded one
+is started once per session in a temporary directory. The schema is migrated once into a
+template database and cloned per test (CREATE DATABASE ... TEMPLATE), which keeps isolation
+cheap. As in production, the superuser only creates the roles and databases: migrations, the
+app and the tests' own queries run as the NOSUPERUSER owner role (store.roles).
 """
 from __future__ import annotations
 
@@ -17,11 +19,20 @@ import pytest
 from psycopg import sql
 
 TEMPLATE_DB = f"flusso_template_{os.getpid()}"
+OWNER_PASSWORD = "flusso-test-owner"  # ignored by the embedded server (trust on its socket)
+
+
+def _admin_dsn(dsn: str, database: str) -> str:
+    """The superuser's DSN for `database` (creating roles and databases, old layouts)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
 
 
 def _with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + database))
+    """The owner role's DSN for `database`: what the app and the tests connect with."""
+    from collector_api.store.roles import OWNER_ROLE, dsn_as
+
+    return dsn_as(_admin_dsn(dsn, database), OWNER_ROLE, OWNER_PASSWORD)
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +54,12 @@ def pg_server_dsn():
 @pytest.fixture(scope="session")
 def template_dsn(pg_server_dsn):
     from collector_api.store.migrate import apply_migrations
+    from collector_api.store.roles import provision_owner
 
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    provision_owner(_admin_dsn(pg_server_dsn, TEMPLATE_DB), password=OWNER_PASSWORD)
     dsn = _with_database(pg_server_dsn, TEMPLATE_DB)
     apply_migrations(dsn)
     from collector_api.store.partitions import ensure_partitions
@@ -60,11 +73,13 @@ def template_dsn(pg_server_dsn):
 
 @pytest.fixture()
 def db_dsn(pg_server_dsn, template_dsn):
-    """A migrated, empty database of its own for one test."""
+    """A migrated, empty database of its own for one test, as the owner role (not a superuser)."""
+    from collector_api.store.roles import OWNER_ROLE
+
     name = f"flusso_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB), sql.Identifier(OWNER_ROLE)))
     yield _with_database(pg_server_dsn, name)
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -92,7 +107,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         import time
 
         self.thread.start()

@@ -35,8 +35,6 @@ class ViewerContext:
     limiter: LoginLimiter
     env: object  # jinja2.Environment
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
-    rollups_refreshed_at: float | None = None  # monotonic time of this process's last rollup refresh
-    rollup_task: object = None  # the background refresh in flight, if any
 
     @property
     def cookie_secure(self) -> bool:

@@ -57,7 +57,8 @@ async def ensure_tenant(pool: AsyncConnectionPool, client_id: str) -> None:
             await conn.execute("INSERT INTO tenants (client_id) VALUES (%s) ON CONFLICT DO NOTHING", (client_id,))
         except psycopg.errors.CheckViolation as exc:
             raise AccountError(
-                f"invalid client id {client_id!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+                f"invalid client id {client_id!r}: use 1-64 letters, digits, '_', '.' or '-',"
+                " starting with a letter or digit"
             ) from exc
 
 
@@ -105,7 +106,8 @@ async def list_api_keys(pool: AsyncConnectionPool, client_id: str | None = None)
 async def revoke_api_key(pool: AsyncConnectionPool, key_id: str) -> bool:
     async with owner_connection(pool) as conn:
         cur = await conn.execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL RETURNING key_id", (key_id,))
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL RETURNING key_id",
+            (key_id,))
         return await cur.fetchone() is not None
 
 
@@ -140,7 +142,8 @@ async def create_user(pool: AsyncConnectionPool, email: str, password_hash: str,
         try:
             cur = await conn.execute(
                 "INSERT INTO users (email, password_hash, role, client_id) VALUES (%s, %s, %s, %s)"
-                " RETURNING id, email, role, client_id, password_hash, session_epoch", (email, password_hash, role, client_id))
+                " RETURNING id, email, role, client_id, password_hash, session_epoch",
+                (email, password_hash, role, client_id))
         except psycopg.errors.UniqueViolation as exc:
             raise AccountError(f"a user with email {email} already exists") from exc
         return User(**await cur.fetchone())
@@ -149,7 +152,8 @@ async def create_user(pool: AsyncConnectionPool, email: str, password_hash: str,
 async def find_user(pool: AsyncConnectionPool, email: str) -> User | None:
     async with owner_connection(pool) as conn:
         cur = await conn.execute(
-            "SELECT id, email, role, client_id, password_hash, session_epoch FROM users WHERE email = %s", (email.strip().lower(),))
+            "SELECT id, email, role, client_id, password_hash, session_epoch FROM users WHERE email = %s",
+            (email.strip().lower(),))
         row = await cur.fetchone()
     return User(**row) if row else None
 
@@ -164,7 +168,8 @@ async def get_user(pool: AsyncConnectionPool, user_id: int) -> User | None:
 
 async def list_users(pool: AsyncConnectionPool) -> list[User]:
     async with owner_connection(pool) as conn:
-        cur = await conn.execute("SELECT id, email, role, client_id, password_hash, session_epoch FROM users ORDER BY id")
+        cur = await conn.execute(
+            "SELECT id, email, role, client_id, password_hash, session_epoch FROM users ORDER BY id")
         return [User(**r) for r in await cur.fetchall()]
 
 

@@ -31,11 +31,11 @@ class Scope:
     all_tenants: bool = False
 
     @classmethod
-    def tenant(cls, client_id: str) -> "Scope":
+    def tenant(cls, client_id: str) -> Scope:
         return cls(client_id=client_id, all_tenants=False)
 
     @classmethod
-    def provider(cls, client_id: str | None = None) -> "Scope":
+    def provider(cls, client_id: str | None = None) -> Scope:
         """All tenants, or one tenant chosen by a provider (still readable through the provider policy)."""
         return cls(client_id=client_id, all_tenants=True)
 

@@ -1,15 +1,22 @@
-"""Versioned SQL migrations: files `NNNN_name.sql`, each applied once in its own transaction."""
+"""Versioned SQL migrations: files `NNNN_name.sql`, each applied once in its own transaction.
+
+Numbers are handed out per issue (docs/architecture.md, "Migrations"), so they may land in any
+order: every file whose version is not recorded in `schema_migrations` is applied, in version
+order, whether or not a higher version is already there.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from importlib import resources
+from importlib.abc import Traversable
 from typing import NamedTuple
 
 import psycopg
 
-logger = logging.getLogger(__name__)
+from . import locks
 
-_LOCK_ID = 0x466C7573  # "Flus": one migrator at a time across processes
+logger = logging.getLogger(__name__)
 
 
 class Migration(NamedTuple):
@@ -18,22 +25,32 @@ class Migration(NamedTuple):
     sql: str
 
 
-def list_migrations() -> list[Migration]:
-    folder = resources.files("collector_api.store") / "migrations"
-    found = []
+def list_migrations(folder: Traversable | None = None) -> list[Migration]:
+    """The migrations in `folder` (default: the package's), by version; a reused number is an error."""
+    folder = folder or resources.files("collector_api.store") / "migrations"
+    found: list[Migration] = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    found.sort()
+    for first, second in zip(found, found[1:], strict=False):
+        if first.version == second.version:
+            raise ValueError(f"migrations {first.name} and {second.name} share version {first.version}")
+    return found
 
 
 def latest_version() -> int:
     return max(m.version for m in list_migrations())
 
 
-def apply_migrations(dsn: str) -> list[str]:
-    """Apply pending migrations; returns the names applied. Safe to run concurrently."""
+def apply_migrations(dsn: str, migrations: Iterable[Migration] | None = None) -> list[str]:
+    """Apply pending migrations (default: the package's); returns the names applied.
+
+    Safe to run concurrently (advisory lock). A version missing from `schema_migrations` is
+    applied even when higher versions are recorded: parallel work lands in any order.
+    """
+    pending = list_migrations() if migrations is None else sorted(migrations)
     applied = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
@@ -41,9 +58,9 @@ def apply_migrations(dsn: str) -> list[str]:
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.MIGRATIONS,))
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in list_migrations():
+            for migration in pending:
                 if migration.version in done:
                     continue
                 with conn.transaction():

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
 
+from . import locks
+
 logger = logging.getLogger(__name__)
 
-_LOCK_ID = 0x50617274  # "Part"
 PARTITIONED_TABLES = ("workflow_logs",)
 _LZ4_MISSING_LOGGED = False
 
@@ -27,18 +28,24 @@ def month_start(day: date, offset: int = 0) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def maintain_partitions(dsn: str) -> list[str]:
+    """Partition upkeep on a connection of its own (blocking: run it in a thread from async code)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return ensure_partitions(conn)
+
+
 def ensure_partitions(conn: psycopg.Connection, *, first: date | None = None, months_ahead: int = 3) -> list[str]:
     """Create monthly partitions from `first` (default: last month) to `months_ahead` months ahead.
 
     Runs under an advisory lock so concurrent replicas don't race. Rows already in the DEFAULT
     partition for a month being created are moved into the new partition in the same transaction.
     """
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     start = month_start(first or today, 0 if first else -1)
     stop = month_start(today, months_ahead + 1)
     created = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.PARTITIONS,))
         existing = {r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ANY(%s)", (list(PARTITIONED_TABLES),))}
@@ -67,7 +74,9 @@ def _create_partition(conn: psycopg.Connection, table: str, name: str, start: da
                          " INSERT INTO _moved SELECT * FROM m").format(d=default), (start, end))
     conn.execute(sql.SQL("CREATE TABLE {p} PARTITION OF {t} FOR VALUES FROM ({s}) TO ({e})").format(
         p=part, t=parent, s=sql.Literal(start.isoformat()), e=sql.Literal(end.isoformat())))
-    conn.execute(sql.SQL("INSERT INTO {t} SELECT * FROM _moved").format(t=parent))
+    # Straight into the new partition: the parent's FORCE ROW LEVEL SECURITY would hold the
+    # owner (who runs this, across tenants) to its policies; a partition has none of its own.
+    conn.execute(sql.SQL("INSERT INTO {p} SELECT * FROM _moved").format(p=part))
     conn.execute("DROP TABLE _moved")
     if table == "workflow_logs":
         _set_lz4(conn, part)
@@ -104,7 +113,7 @@ def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
     """Drop whole monthly partitions that end on or before `cutoff` (retention). Never touches DEFAULT."""
     dropped = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.PARTITIONS,))
         for part in list_partitions(conn):
             if part.end <= cutoff:
                 conn.execute(sql.SQL("DROP TABLE {p}").format(p=sql.Identifier(part.name)))

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
-from .stats import DURATION_BUCKETS, Stats, get_stats, refresh_rollups  # noqa: F401  (re-exported)
+from .stats import DURATION_BUCKETS, Stats, get_stats  # noqa: F401  (re-exported: reads only)
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,18 @@
-"""Overview statistics: daily rollups for past days, live aggregation for the rest.
+"""Overview statistics (read side): daily rollups for past days, live aggregation for the rest.
 
-UTC days up to today are summed from `viewer_daily_*rollup` (migration 0002), which
-`refresh_rollups` keeps current: it recomputes every day touched by logs stored since its
-last run (found through `created_at`) and every day not rolled up yet. Days not rolled up
-yet, later days, and any range not aligned on UTC days are aggregated from `workflow_logs`
-directly. The overview is thus at most one refresh interval behind for days already rolled up. Both paths yield
-the same per-(tenant, day) shape, merged in Python, so the numbers agree whichever path ran.
+UTC days up to today are summed from `viewer_daily_*rollup` (migration 0002), which the
+rollup-refresh job keeps current (`store.rollups`, the only writer: this module never writes).
+Days not rolled up yet, later days, and any range not aligned on UTC days are aggregated from
+`workflow_logs` directly. The overview is thus at most one refresh interval behind for days
+already rolled up. Both paths yield the same per-(tenant, day) shape, merged in Python, so the
+numbers agree whichever path ran.
 """
 from __future__ import annotations
 
 import logging
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -28,15 +28,13 @@ DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 def _fine_edges() -> list[float]:
     """Fine histogram edges: every display edge, each interval cut in 20 (<= 5 % wide), then to 1 h."""
     edges = [round(0.05 * i, 4) for i in range(1, 20)]
-    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:]):
+    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False):
         edges += [round(lo + (hi - lo) * j / 20, 4) for j in range(20)]
     edges += [round(300 * 12 ** (j / 40), 4) for j in range(41)]
     return sorted(set(edges))
 
 
 FINE_EDGES = _fine_edges()
-ROLLUP_LOCK = 0x526F6C6C  # "Roll"
-LATE_COMMIT_SLACK = "2 minutes"  # a log's created_at is its transaction's start; allow for slow commits
 
 
 @dataclass
@@ -51,11 +49,11 @@ class Stats:
 
 
 def _utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _is_midnight(moment: datetime) -> bool:
-    return moment.astimezone(timezone.utc).timetz().replace(tzinfo=None) == time.min
+    return moment.astimezone(UTC).timetz().replace(tzinfo=None) == time.min
 
 
 _DAILY_LIVE = (
@@ -123,68 +121,6 @@ async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[li
     return daily, durations, nodes
 
 
-async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None) -> int:
-    """Bring the daily rollups up to date (up to `today`, UTC); returns the days recomputed.
-
-    Safe to call from many processes: one refresh runs at a time (advisory lock), the others
-    return 0 at once. A log committed more than LATE_COMMIT_SLACK after its transaction began
-    may be missed until its day is touched again.
-    """
-    today = today or datetime.now(timezone.utc).date()
-    stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
-    async with scoped_transaction(pool, Scope.provider()) as conn:
-        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (ROLLUP_LOCK,))).fetchone()
-        if not locked["ok"]:
-            return 0
-        state = await (await conn.execute(
-            "SELECT watermark, now() AS now FROM viewer_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
-        bounds = await (await conn.execute(
-            "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
-        first = bounds["first"]
-        dirty: set[date] = set()
-        if first is not None and first < stop:
-            if state["watermark"] is not None:
-                rows = await (await conn.execute(
-                    "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
-                    f" WHERE created_at > %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
-                    (state["watermark"], _utc_midnight(stop)))).fetchall()
-                dirty |= {r["day"] for r in rows}
-            done = {r["day"] for r in await (await conn.execute(
-                "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, stop))).fetchall()}
-            day = first
-            while day < stop:
-                if day not in done:
-                    dirty.add(day)
-                day += timedelta(days=1)
-        dirty = {d for d in dirty if d < stop}
-        if dirty:
-            days = sorted(dirty)
-            lo, hi = _utc_midnight(days[0]), _utc_midnight(days[-1] + timedelta(days=1))
-            day_filter = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME ZONE 'UTC')::date = ANY(%s)"
-            params = [lo, hi, days]
-            for table in ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup"):
-                await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s)", (days,))
-            await conn.execute(
-                "INSERT INTO viewer_daily_rollup (client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum,"
-                " risk_n, exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at) "
-                + _DAILY_LIVE.format(where=day_filter), params)
-            await conn.execute("INSERT INTO viewer_daily_duration_rollup (client_id, day, bucket, n) "
-                               + _DURATION_LIVE.format(where=day_filter), [FINE_EDGES] + params)
-            await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
-                               + _NODE_LIVE.format(where=day_filter), params)
-            await conn.execute(
-                "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
-                " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
-        if first is not None:  # retention dropped older partitions: forget their days too
-            for table in ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
-                          "viewer_rollup_days"):
-                await conn.execute(f"DELETE FROM {table} WHERE day < %s", (first,))
-        await conn.execute("UPDATE viewer_rollup_state SET watermark = %s WHERE id = 1", (state["now"],))
-    if dirty:
-        logger.info("rolled up %d day(s) of workflow logs", len(dirty))
-    return len(dirty)
-
-
 def _quantile(counts: dict[int, int], q: float) -> float | None:
     """Quantile (percentile_cont semantics) from fine-bucket counts, linear within a bucket."""
     total = sum(counts.values())
@@ -212,30 +148,30 @@ def _avg(total: float, n: int) -> float | None:
     return total / n if n else None
 
 
-def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: list, with_clients: bool) -> Stats:
-    sums = ("success", "partial", "failed", "conf_sum", "conf_n", "risk_sum", "risk_n", "exec_sum", "exec_n",
-            "input_tokens", "output_tokens", "cost_usd")
+_SUMS = ("success", "partial", "failed", "conf_sum", "conf_n", "risk_sum", "risk_n", "exec_sum", "exec_n",
+         "input_tokens", "output_tokens", "cost_usd")
+
+
+def _sum_daily(daily: list) -> tuple[dict, dict, dict]:
+    """Per-day, per-client and overall sums of the per-(tenant, day) rows."""
     by_day: dict[date, dict] = {}
     by_client: dict[str, dict] = {}
-    total = dict.fromkeys(sums, 0)
+    total = dict.fromkeys(_SUMS, 0)
     for r in daily:
-        for target in (by_day.setdefault(r["day"], dict.fromkeys(sums, 0)),
-                       by_client.setdefault(r["client_id"], {**dict.fromkeys(sums, 0), "last_ticket_at": None}), total):
-            for k in sums:
+        for target in (by_day.setdefault(r["day"], dict.fromkeys(_SUMS, 0)),
+                       by_client.setdefault(r["client_id"], {**dict.fromkeys(_SUMS, 0), "last_ticket_at": None}),
+                       total):
+            for k in _SUMS:
                 target[k] += r[k]
         c = by_client[r["client_id"]]
         if r["last_ticket_at"] and (c["last_ticket_at"] is None or r["last_ticket_at"] > c["last_ticket_at"]):
             c["last_ticket_at"] = r["last_ticket_at"]
-    fine: dict[int, int] = {}
-    for r in durations:
-        fine[r["bucket"]] = fine.get(r["bucket"], 0) + r["n"]
-    node_sum: dict[str, list] = {}
-    for r in nodes:
-        acc = node_sum.setdefault(r["node"], [0.0, 0])
-        acc[0] += r["ms_sum"]
-        acc[1] += r["n"]
+    return by_day, by_client, total
+
+
+def _totals(total: dict, fine: dict[int, int]) -> dict[str, Any]:
     tickets = total["success"] + total["partial"] + total["failed"]
-    totals = {
+    return {
         "tickets": tickets, "success": total["success"], "partial": total["partial"], "failed": total["failed"],
         "success_rate": total["success"] / tickets if tickets else None,
         "avg_confidence": _avg(total["conf_sum"], total["conf_n"]),
@@ -245,9 +181,13 @@ def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: 
         "input_tokens": total["input_tokens"], "output_tokens": total["output_tokens"],
         "total_tokens": total["input_tokens"] + total["output_tokens"], "cost_usd": total["cost_usd"],
     }
+
+
+def _per_day(start: datetime, end: datetime, by_day: dict) -> list[dict]:
+    """Every UTC day of [start, end), zeros included."""
     per_day = []
-    day = start.astimezone(timezone.utc).date()
-    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    day = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     while day <= last:
         r = by_day.get(day)
         per_day.append({"day": day.isoformat(),
@@ -257,25 +197,49 @@ def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: 
                         "avg_hallucination_risk": _avg(r["risk_sum"], r["risk_n"]) if r else None,
                         "cost_usd": r["cost_usd"] if r else 0.0})
         day += timedelta(days=1)
+    return per_day
+
+
+def _histogram(fine: dict[int, int]) -> list[dict]:
     coarse = [0] * (len(DURATION_BUCKETS) + 1)
     for bucket, n in fine.items():
         coarse[_display_bucket(bucket)] += n
-    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:])]
+    pairs = zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False)
+    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in pairs]
               + [f"≥ {DURATION_BUCKETS[-1]} s"])
-    histogram = [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse)]
-    node_rows = sorted(({"node": k, "avg_ms": v[0] / v[1], "samples": v[1]} for k, v in node_sum.items() if v[1]),
-                       key=lambda n: -n["avg_ms"])[:50]
+    return [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse, strict=False)]
+
+
+def _node_rows(nodes: list) -> list[dict]:
+    node_sum: dict[str, list] = {}
+    for r in nodes:
+        acc = node_sum.setdefault(r["node"], [0.0, 0])
+        acc[0] += r["ms_sum"]
+        acc[1] += r["n"]
+    return sorted(({"node": k, "avg_ms": v[0] / v[1], "samples": v[1]} for k, v in node_sum.items() if v[1]),
+                  key=lambda n: -n["avg_ms"])[:50]
+
+
+def _per_client(by_client: dict) -> list[dict]:
     per_client = []
-    if with_clients:
-        for client_id, c in sorted(by_client.items(), key=lambda kv: -(kv[1]["success"] + kv[1]["partial"]
-                                                                         + kv[1]["failed"])):
-            n = c["success"] + c["partial"] + c["failed"]
-            per_client.append({"client_id": client_id, "tickets": n, "success_rate": c["success"] / n if n else None,
-                               "avg_confidence": _avg(c["conf_sum"], c["conf_n"]),
-                               "avg_hallucination_risk": _avg(c["risk_sum"], c["risk_n"]),
-                               "avg_execution_time_s": _avg(c["exec_sum"], c["exec_n"]),
-                               "cost_usd": c["cost_usd"], "last_ticket_at": c["last_ticket_at"]})
-    return Stats(start, end, totals, per_day, histogram, node_rows, per_client)
+    for client_id, c in sorted(by_client.items(), key=lambda kv: -(kv[1]["success"] + kv[1]["partial"]
+                                                                     + kv[1]["failed"])):
+        n = c["success"] + c["partial"] + c["failed"]
+        per_client.append({"client_id": client_id, "tickets": n, "success_rate": c["success"] / n if n else None,
+                           "avg_confidence": _avg(c["conf_sum"], c["conf_n"]),
+                           "avg_hallucination_risk": _avg(c["risk_sum"], c["risk_n"]),
+                           "avg_execution_time_s": _avg(c["exec_sum"], c["exec_n"]),
+                           "cost_usd": c["cost_usd"], "last_ticket_at": c["last_ticket_at"]})
+    return per_client
+
+
+def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: list, with_clients: bool) -> Stats:
+    by_day, by_client, total = _sum_daily(daily)
+    fine: dict[int, int] = {}
+    for r in durations:
+        fine[r["bucket"]] = fine.get(r["bucket"], 0) + r["n"]
+    return Stats(start, end, _totals(total, fine), _per_day(start, end, by_day), _histogram(fine),
+                 _node_rows(nodes), _per_client(by_client) if with_clients else [])
 
 
 async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
@@ -285,16 +249,16 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     Days are UTC calendar days; every day of the range appears in `per_day`, zeros included.
     p95 comes from a fine histogram (buckets <= 5 % wide, interpolated). With `use_rollups`,
     whole days already rolled up are read from the rollups (as fresh as the last
-    `refresh_rollups`); from the first day not rolled up on, rows are aggregated live.
+    rollup-refresh job); from the first day not rolled up on, rows are aggregated live.
     """
     tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
     restricted = not scope.all_tenants
     run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
-    stop = _utc_midnight(datetime.now(timezone.utc).date() + timedelta(days=1))
+    stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
     live_ranges = [(start, end)]
     rolled = None
     if use_rollups and _is_midnight(start) and _is_midnight(end) and start < stop:
-        rolled = (start.astimezone(timezone.utc).date(), min(end, stop).astimezone(timezone.utc).date())
+        rolled = (start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date())
         live_ranges = [(stop, end)] if end > stop else []
     daily, durations, nodes = [], [], []
     async with scoped_transaction(pool, run_scope) as conn:

@@ -11,7 +11,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
 
 from config.bridge import BridgeSettings
@@ -134,3 +133,25 @@ def test_container_command_serves_a_ready_server(db_dsn, tmp_path):
         assert conn.execute("SELECT email, role FROM users").fetchall() == [("admin@example.com", "provider")]
         stored = conn.execute("SELECT key_hash FROM api_keys").fetchone()[0]
     assert key.encode() not in bytes(stored)
+
+
+def test_compose_runs_the_app_as_the_owner_and_the_superuser_only_in_db_init():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    superuser = services["postgres"]["environment"]["POSTGRES_USER"]
+    app_url = services["collector"]["environment"]["DATABASE_URL"]
+    assert app_url.startswith("postgresql://flusso_owner:"), app_url
+    assert f"//{superuser}:" not in app_url
+    init = services["db-init"]
+    assert init["command"][:3] == ["python", "-m", "flusso_obs.provision"]
+    assert f"//{superuser}:" in init["command"][init["command"].index("--admin-url") + 1]
+    assert services["collector"]["depends_on"]["db-init"]["condition"] == "service_completed_successfully"
+    assert all(f"//{superuser}:" not in str(svc) for name, svc in services.items() if name != "db-init")
+
+
+def test_the_provision_command_creates_the_owner(pg_server_dsn, template_dsn, capsys):
+    from flusso_obs.provision import main
+    from tests.conftest import OWNER_PASSWORD, TEMPLATE_DB, _admin_dsn
+
+    assert main(["--admin-url", _admin_dsn(pg_server_dsn, TEMPLATE_DB), "--owner-password", OWNER_PASSWORD]) == 0
+    assert "role flusso_owner ready; ownership moved: nothing (already done)" in capsys.readouterr().out

@@ -1,30 +1,38 @@
-import psycopg
+import re
+import uuid
+from pathlib import Path
 
-from collector_api.store.migrate import apply_migrations, latest_version
+import psycopg
+import pytest
+from psycopg import sql
+
+from collector_api.store.migrate import apply_migrations, latest_version, list_migrations
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "collector_api" / "store" / "migrations"
 
 
 def test_migrations_are_idempotent_and_recorded(db_dsn):
     assert apply_migrations(db_dsn) == []  # template already migrated
     with psycopg.connect(db_dsn) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == latest_version()
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
         kinds = dict(conn.execute(
             "SELECT relname, relkind FROM pg_class WHERE relname IN ('workflow_logs', 'workflow_node_durations')"))
+    assert versions == [m.version for m in list_migrations()]
     assert kinds == {"workflow_logs": "p"}  # node durations live in the row since 0004
 
 
 def test_0004_moves_node_durations_into_the_row_as_a_non_superuser_owner(pg_server_dsn, monkeypatch):
     """An installation at version 3, migrated by the database's owner (not a superuser, so FORCE
     ROW LEVEL SECURITY applies to it): 0004 copies every log's node rows into node_durations."""
-    import uuid
     from urllib.parse import urlsplit, urlunsplit
-
-    from psycopg import sql
 
     from collector_api.store import migrate
 
     name, owner = f"flusso_up_{uuid.uuid4().hex[:10]}", f"flusso_owner_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(owner)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE").format(sql.Identifier(owner)))
+        conn.execute(sql.SQL("GRANT flusso_app TO {}").format(sql.Identifier(owner)))
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
     parts = urlsplit(pg_server_dsn)
     admin = urlunsplit(parts._replace(path="/" + name))
@@ -55,3 +63,66 @@ def test_0004_moves_node_durations_into_the_row_as_a_non_superuser_owner(pg_serv
         with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
+
+
+def test_migration_numbers_are_unique_and_well_formed():
+    """Numbers are handed out per issue (docs/architecture.md): two files may never share one."""
+    names = sorted(p.name for p in MIGRATIONS.iterdir() if p.suffix == ".sql")
+    assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", n) for n in names), names
+    versions = [int(n[:4]) for n in names]
+    assert len(versions) == len(set(versions)), f"a migration number is used twice: {names}"
+    assert [m.version for m in list_migrations()] == versions
+
+
+def test_a_reused_number_is_refused(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0001_b.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="share version 1"):
+        list_migrations(tmp_path)
+
+
+@pytest.fixture()
+def empty_db(pg_server_dsn, template_dsn):
+    """An empty database owned by the owner role (no schema yet): (owner DSN, superuser DSN)."""
+    from collector_api.store.roles import OWNER_ROLE, provision_owner
+    from tests.conftest import OWNER_PASSWORD, _admin_dsn, _with_database
+
+    name = f"flusso_m_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(OWNER_ROLE)))
+    provision_owner(_admin_dsn(pg_server_dsn, name), password=OWNER_PASSWORD)
+    yield _with_database(pg_server_dsn, name), _admin_dsn(pg_server_dsn, name)
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrations_landing_out_of_order_are_applied(empty_db, tmp_path):
+    """0008 merged before 0006 exists: when 0006 lands later it is applied all the same."""
+    dsn, _ = empty_db
+    (tmp_path / "0005_base.sql").write_text("CREATE TABLE t (a int);")
+    (tmp_path / "0008_later.sql").write_text("ALTER TABLE t ADD COLUMN c int;")
+    assert apply_migrations(dsn, list_migrations(tmp_path)) == ["0005_base.sql", "0008_later.sql"]
+    (tmp_path / "0006_arrives_late.sql").write_text("ALTER TABLE t ADD COLUMN b int;")
+    assert apply_migrations(dsn, list_migrations(tmp_path)) == ["0006_arrives_late.sql"]
+    assert apply_migrations(dsn, list_migrations(tmp_path)) == []
+    with psycopg.connect(dsn) as conn:
+        assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")] == [5, 6, 8]
+        columns = [c for (c,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 ORDER BY attnum")]
+    assert columns == ["a", "c", "b"]  # 0006 ran after 0008, as it landed
+
+
+def test_readiness_names_a_missing_migration_below_the_latest(db_dsn):
+    import asyncio
+
+    from collector_api.store.db import create_pool
+    from collector_api.store.health import check_database
+
+    async def check():
+        async with create_pool(db_dsn) as pool:
+            return await check_database(pool)
+
+    assert asyncio.run(check()) is None
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+    assert asyncio.run(check()) == "schema lacks migration(s) 2: run `flusso-obs migrate`"

@@ -5,7 +5,8 @@ import math
 from datetime import datetime, time, timedelta, timezone
 
 from collector_api.store.db import Scope, create_pool
-from collector_api.store.reads import get_stats, refresh_rollups
+from collector_api.store.reads import get_stats
+from collector_api.store.rollups import refresh_rollups
 
 from .helpers import make_log, run_async, store_logs
 

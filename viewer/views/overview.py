@@ -1,9 +1,7 @@
 """Overview: totals and charts for a date range (default: the last 30 days)."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from collector_api.store.accounts import list_tenants
-from collector_api.store.reads import get_stats, refresh_rollups
+from collector_api.store.reads import get_stats
 
 from ..auth import Principal, page_principal
 from ..filters import DEFAULT_RANGE_DAYS, parse_client, parse_range
@@ -21,29 +19,11 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-async def _refresh_in_background(ctx) -> None:
-    try:
-        await refresh_rollups(ctx.pool)
-        ctx.rollups_refreshed_at = time.monotonic()
-    except Exception:  # noqa: BLE001 - retried on a later request; the overview keeps serving
-        logger.exception("background rollup refresh failed")
-    finally:
-        ctx.rollup_task = None
-
-
-async def ensure_rollups(ctx) -> bool:
-    """Whether the overview may read rollups; starts a background refresh when they are stale.
-
-    Never waits: days not rolled up yet are aggregated live by get_stats, so the numbers are
-    right from the first request on, only slower until the first refresh has run.
-    """
-    interval = ctx.settings.flusso_rollup_refresh_seconds
-    if interval <= 0:
-        return False
-    stale = ctx.rollups_refreshed_at is None or time.monotonic() - ctx.rollups_refreshed_at > interval
-    if stale and ctx.rollup_task is None:
-        ctx.rollup_task = asyncio.create_task(_refresh_in_background(ctx))
-    return True
+def rollups_enabled(ctx) -> bool:
+    """Whether the overview may read rollups: the server's rollup-refresh job keeps them current
+    (flusso_obs/server.py); with FLUSSO_ROLLUP_REFRESH_SECONDS=0 there is no job and every
+    request aggregates raw logs. Days not rolled up yet are aggregated live by get_stats."""
+    return ctx.settings.flusso_rollup_refresh_seconds > 0
 
 
 def stats_json(stats) -> dict[str, Any]:
@@ -62,7 +42,7 @@ async def build_overview(request: Request, principal: Principal, params) -> dict
     start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
     client = parse_client(params, principal)
     ctx = request.app.state.viewer
-    use_rollups = await ensure_rollups(ctx)
+    use_rollups = rollups_enabled(ctx)
     stats = await get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups)
     return {"stats": stats_json(stats), "client": client}
 

@@ -1,0 +1,19 @@
+"""Every PostgreSQL advisory lock id of the project, in one place so no two uses collide.
+
+Two kinds: locks that serialize one piece of work wherever it is called from (migrations,
+partition DDL, a rollup refresh), and the leader locks of the maintenance jobs
+(`store.jobs`): a job runs only in the process that holds its lock, so of N replicas one does it.
+"""
+from __future__ import annotations
+
+# Work that must not run twice at once, whoever calls it.
+MIGRATIONS = 0x466C7573  # "Flus"
+PARTITIONS = 0x50617274  # "Part"
+ROLLUPS = 0x526F6C6C  # "Roll"
+PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
+
+# Leader election of the maintenance jobs (store.maintenance), one id per job.
+JOB_PARTITION_UPKEEP = 0x4A6F6201
+JOB_ROLLUP_REFRESH = 0x4A6F6202
+
+ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -1,0 +1,29 @@
+"""The job registry: every piece of background work the server does, as store.jobs.Job objects.
+
+Add a job here (with its lock id in store.locks) and every server process's maintenance loop
+(flusso_obs/server.py) runs it, leader-elected, once per interval across replicas.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from psycopg_pool import AsyncConnectionPool
+
+from . import locks
+from .jobs import Job
+from .partitions import maintain_partitions
+from .rollups import refresh_rollups
+
+PARTITION_INTERVAL_S = 3600.0
+
+
+def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
+                     partition_interval_s: float = PARTITION_INTERVAL_S) -> list[Job]:
+    """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
+    unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request)."""
+    jobs = [Job("partition-upkeep", partition_interval_s, locks.JOB_PARTITION_UPKEEP,
+                lambda: asyncio.to_thread(maintain_partitions, dsn))]
+    if rollup_interval_s > 0:
+        jobs.append(Job("rollup-refresh", rollup_interval_s, locks.JOB_ROLLUP_REFRESH,
+                        lambda: refresh_rollups(pool)))
+    return jobs

@@ -1,0 +1,137 @@
+"""Least privilege: the app runs as a NOSUPERUSER owner; an old superuser-owned layout is upgraded."""
+import asyncio
+import uuid
+from datetime import UTC, date, datetime
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from collector_api.store.migrate import apply_migrations, list_migrations
+from collector_api.store.partitions import ensure_partitions
+from collector_api.store.roles import OWNER_ROLE, is_superuser, provision_owner
+
+
+def test_the_apps_connection_is_not_a_superuser(db_dsn):
+    from fastapi.testclient import TestClient
+
+    from config.server import ServerSettings
+    from flusso_obs.server import create_app
+
+    async def who(pool):
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT current_user AS u, rolsuper, rolcreaterole, rolbypassrls"
+                                     " FROM pg_roles WHERE rolname = current_user")
+            return await cur.fetchone()
+
+    app = create_app(ServerSettings(_env_file=None, flusso_session_secret="s" * 40), db_dsn)
+    with TestClient(app) as client:
+        row = client.portal.call(who, app.state.viewer.pool)
+    assert row == {"u": OWNER_ROLE, "rolsuper": False, "rolcreaterole": False, "rolbypassrls": False}
+
+
+@pytest.fixture()
+def old_layout(pg_server_dsn, template_dsn):
+    """A database as an older version left it: schema v4 and a partition, all owned by the superuser."""
+    from tests.conftest import _admin_dsn, _with_database
+
+    name = f"flusso_old_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin = _admin_dsn(pg_server_dsn, name)
+    apply_migrations(admin, [m for m in list_migrations() if m.version <= 4])
+    with psycopg.connect(admin, autocommit=True) as conn:
+        ensure_partitions(conn)
+        conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+                     " VALUES ('acme', 'OLD', 'SUCCESS', '2031-06-15', 'a', '{}')")  # far future: DEFAULT
+    yield admin, _with_database(pg_server_dsn, name)
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _not_owned(admin: str) -> list[str]:
+    with psycopg.connect(admin) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            " AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'i', 'I') AND pg_get_userbyid(c.relowner) <> %s",
+            (OWNER_ROLE,)).fetchall()
+        db = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+        return [r[0] for r in rows] + ([] if db.fetchone()[0] == OWNER_ROLE else ["database"])
+
+
+def test_an_old_superuser_owned_database_is_upgraded_in_place(old_layout):
+    admin, owner_dsn = old_layout
+    assert "workflow_logs" in _not_owned(admin)
+    moved = provision_owner(admin)
+    assert {"workflow_logs", "workflow_logs_default", "schema_migrations", "api_keys"} <= set(moved)
+    assert _not_owned(admin) == []
+    assert provision_owner(admin) == []  # idempotent: nothing left to move
+    assert apply_migrations(owner_dsn) == [m.name for m in list_migrations() if m.version > 4]
+    with psycopg.connect(owner_dsn, autocommit=True) as conn:
+        assert not is_superuser(conn)
+        created = ensure_partitions(conn, first=date(2031, 6, 1), months_ahead=12 * 7)
+        assert "workflow_logs_2031_06" in created
+        assert conn.execute("SELECT count(*) FROM workflow_logs_2031_06").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM workflow_logs_default").fetchone()[0] == 0
+    assert _not_owned(admin) == []  # partitions created by the owner are the owner's
+
+
+def test_provisioning_takes_back_rights_an_older_setup_gave_the_owner(pg_server_dsn, template_dsn):
+    from tests.conftest import TEMPLATE_DB, _admin_dsn
+
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE CREATEDB").format(sql.Identifier(OWNER_ROLE)))
+    provision_owner(_admin_dsn(pg_server_dsn, TEMPLATE_DB))
+    with psycopg.connect(pg_server_dsn) as conn:
+        row = conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolcanlogin FROM pg_roles"
+                           " WHERE rolname = %s", (OWNER_ROLE,)).fetchone()
+        member = conn.execute("SELECT pg_has_role(%s, 'flusso_app', 'SET')", (OWNER_ROLE,)).fetchone()[0]
+    assert row == (False, False, False, False, True)
+    assert member is True
+
+
+def test_partition_upkeep_moves_a_far_future_row_out_of_default_as_the_owner(db_dsn):
+    far = datetime(datetime.now(UTC).year + 3, 2, 10, tzinfo=UTC)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert not is_superuser(conn)
+        conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+                     " VALUES ('acme', 'FAR', 'SUCCESS', %s, 'f', '{}')", (far,))
+        assert conn.execute("SELECT count(*) FROM workflow_logs_default").fetchone()[0] == 1
+        created = ensure_partitions(conn, first=far.date().replace(day=1), months_ahead=12 * 4)
+        part = f"workflow_logs_{far:%Y_%m}"
+        assert part in created
+        assert conn.execute("SELECT count(*) FROM workflow_logs_default").fetchone()[0] == 0
+        assert conn.execute(sql.SQL("SELECT ticket_id FROM {}").format(sql.Identifier(part))).fetchall() == [("FAR",)]
+
+
+def test_a_tenant_scope_still_sees_only_its_rows_when_connected_as_the_owner(db_dsn):
+    from collector_api.store.db import Scope, create_pool, scoped_transaction
+
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for tenant in ("acme", "globex"):
+            conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+                         " VALUES (%s, 'T', 'SUCCESS', now(), %s, '{}')", (tenant, tenant))
+
+    async def seen():
+        async with create_pool(db_dsn) as pool, scoped_transaction(pool, Scope.tenant("acme")) as conn:
+            return await (await conn.execute("SELECT client_id FROM workflow_logs")).fetchall()
+
+    assert asyncio.run(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
+
+
+@pytest.mark.skipif(bool(__import__("os").environ.get("TEST_DATABASE_URL")), reason="needs trust auth (embedded)")
+def test_the_embedded_server_upgrades_an_old_data_dir_and_gives_the_app_the_owner(old_layout):
+    """What `make run` does with a `.flusso` of an older version (the handle stands for pgserver's)."""
+    from flusso_obs.embedded import embedded_dsn
+
+    admin, _ = old_layout
+
+    class Handle:
+        def get_uri(self, database):
+            return admin
+
+    dsn = embedded_dsn(Handle())
+    assert _not_owned(admin) == []
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == OWNER_ROLE
+        assert not is_superuser(conn)
