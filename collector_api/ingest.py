@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .store.writes import LogRow
+from .store.rows import LogRow
 from .timestamps import parse_executed_at
 from .validate import schema_error
 

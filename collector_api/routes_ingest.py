@@ -17,7 +17,8 @@ from .ingest import Rejected, prepare_row_safely
 from .state import CollectorState
 from .store.accounts import ApiKey
 from .store.db import StoreUnavailable
-from .store.writes import LogRow, StoredLog, insert_isolating
+from .store.rows import LogRow
+from .store.writes import StoredLog, insert_isolating
 
 logger = logging.getLogger(__name__)
 router = APIRouter()

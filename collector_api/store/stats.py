@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
+from .scope import TenantCondition, narrowed, tenant_condition, tenant_of
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 def _fine_edges() -> list[float]:
     """Fine histogram edges: every display edge, each interval cut in 20 (<= 5 % wide), then to 1 h."""
     edges = [round(0.05 * i, 4) for i in range(1, 20)]
-    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:]):
+    for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False):
         edges += [round(lo + (hi - lo) * j / 20, 4) for j in range(20)]
     edges += [round(300 * 12 ** (j / 40), 4) for j in range(41)]
     return sorted(set(edges))
@@ -51,11 +52,11 @@ class Stats:
 
 
 def _utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _is_midnight(moment: datetime) -> bool:
-    return moment.astimezone(timezone.utc).timetz().replace(tzinfo=None) == time.min
+    return moment.astimezone(UTC).timetz().replace(tzinfo=None) == time.min
 
 
 _DAILY_LIVE = (
@@ -83,18 +84,15 @@ _NODE_LIVE = (
 )
 
 
-def _range_where(tenant: str | None, start: datetime, end: datetime, restricted: bool) -> tuple[str, list]:
-    clauses, params = ["executed_at >= %s", "executed_at < %s"], [start, end]
-    if restricted and not tenant:
-        clauses.append("false")
-    if tenant:
-        clauses.insert(0, "client_id = %s")
-        params.insert(0, tenant)
-    return " AND ".join(clauses), params
+def _range_where(tenant: TenantCondition, column: str, first, stop) -> tuple[str, list]:
+    """`tenant AND column >= first AND column < stop` as text (the tenant part comes from the
+    one scope helper; its only values are parameters)."""
+    condition, params = tenant
+    return f"{condition.as_string()} AND {column} >= %s AND {column} < %s", [*params, first, stop]
 
 
-async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]:
-    where, params = _range_where(tenant, start, end, restricted)
+async def _live(conn, tenant: TenantCondition, start, end) -> tuple[list, list, list]:
+    where, params = _range_where(tenant, "executed_at", start, end)
     daily = await (await conn.execute(_DAILY_LIVE.format(where=where), params)).fetchall()
     durations = await (await conn.execute(
         "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n FROM workflow_logs"
@@ -105,14 +103,8 @@ async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]
     return daily, durations, nodes
 
 
-async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[list, list, list]:
-    clauses, params = ["day >= %s", "day < %s"], [first, stop]
-    if restricted and not tenant:
-        clauses.append("false")
-    if tenant:
-        clauses.append("client_id = %s")
-        params.append(tenant)
-    where = " AND ".join(clauses)
+async def _rolled(conn, tenant: TenantCondition, first: date, stop: date) -> tuple[list, list, list]:
+    where, params = _range_where(tenant, "day", first, stop)
     daily = await (await conn.execute(f"SELECT * FROM viewer_daily_rollup WHERE {where}", params)).fetchall()
     durations = await (await conn.execute(
         f"SELECT bucket, sum(n)::bigint AS n FROM viewer_daily_duration_rollup WHERE {where} GROUP BY 1",
@@ -130,7 +122,7 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     return 0 at once. A log committed more than LATE_COMMIT_SLACK after its transaction began
     may be missed until its day is touched again.
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
     async with scoped_transaction(pool, Scope.provider()) as conn:
         locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (ROLLUP_LOCK,))).fetchone()
@@ -246,8 +238,8 @@ def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: 
         "total_tokens": total["input_tokens"] + total["output_tokens"], "cost_usd": total["cost_usd"],
     }
     per_day = []
-    day = start.astimezone(timezone.utc).date()
-    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    day = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     while day <= last:
         r = by_day.get(day)
         per_day.append({"day": day.isoformat(),
@@ -260,9 +252,10 @@ def _merge(start: datetime, end: datetime, daily: list, durations: list, nodes: 
     coarse = [0] * (len(DURATION_BUCKETS) + 1)
     for bucket, n in fine.items():
         coarse[_display_bucket(bucket)] += n
-    labels = ([f"< {DURATION_BUCKETS[0]} s"] + [f"{lo}–{hi} s" for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:])]
+    labels = ([f"< {DURATION_BUCKETS[0]} s"]
+              + [f"{lo}–{hi} s" for lo, hi in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False)]
               + [f"≥ {DURATION_BUCKETS[-1]} s"])
-    histogram = [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse)]
+    histogram = [{"bucket": label, "tickets": n} for label, n in zip(labels, coarse, strict=False)]
     node_rows = sorted(({"node": k, "avg_ms": v[0] / v[1], "samples": v[1]} for k, v in node_sum.items() if v[1]),
                        key=lambda n: -n["avg_ms"])[:50]
     per_client = []
@@ -287,14 +280,14 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     whole days already rolled up are read from the rollups (as fresh as the last
     `refresh_rollups`); from the first day not rolled up on, rows are aggregated live.
     """
-    tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
-    restricted = not scope.all_tenants
-    run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
-    stop = _utc_midnight(datetime.now(timezone.utc).date() + timedelta(days=1))
+    tenant = tenant_of(scope, client_id)
+    condition = tenant_condition(scope, client_id)
+    run_scope = narrowed(scope, client_id)
+    stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
     live_ranges = [(start, end)]
     rolled = None
     if use_rollups and _is_midnight(start) and _is_midnight(end) and start < stop:
-        rolled = (start.astimezone(timezone.utc).date(), min(end, stop).astimezone(timezone.utc).date())
+        rolled = (start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date())
         live_ranges = [(stop, end)] if end > stop else []
     daily, durations, nodes = [], [], []
     async with scoped_transaction(pool, run_scope) as conn:
@@ -307,12 +300,12 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
                 rolled = (rolled[0], gap["gap"])
                 live_ranges = [(_utc_midnight(gap["gap"]), end)]
         if rolled and rolled[0] < rolled[1]:
-            d, h, n = await _rolled(conn, tenant, restricted, *rolled)
+            d, h, n = await _rolled(conn, condition, *rolled)
             daily += d
             durations += h
             nodes += n
         for lo, hi in live_ranges:
-            d, h, n = await _live(conn, tenant, restricted, lo, hi)
+            d, h, n = await _live(conn, condition, lo, hi)
             daily += d
             durations += h
             nodes += n
