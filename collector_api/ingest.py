@@ -132,7 +132,8 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
     try:
         executed_at = parse_executed_at(info["executed_at"])
     except (ValueError, TypeError, OverflowError):  # year 1 at +05:00 overflows in UTC
-        return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r} is not an ISO 8601 date-time")
+        return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r}"
+                               " is not an ISO 8601 date-time")
     trace_id = document.get("trace_id") or record_trace_id
     if isinstance(trace_id, str):
         trace_id = trace_id.lower()
