@@ -45,5 +45,10 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     renders its errors (collector_api.routing)."""
     app.state.collector = state
     app.add_middleware(IngestTiming, state=state)
-    for router in (otlp_router, legacy_router, health_router):
+    routers = (otlp_router, legacy_router, health_router)
+    for router in routers:
         app.include_router(router)
+    # Every collector route answers machines: an unknown address under their first path segments
+    # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
+    roots = {route.path.split("/")[1] for router in routers for route in router.routes}
+    app.state.machine_roots = frozenset(getattr(app.state, "machine_roots", frozenset()) | roots)

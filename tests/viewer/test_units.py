@@ -8,7 +8,7 @@ import pytest
 from collector_api.store.reads import Cursor
 from viewer.auth import LoginLimiter, Principal, SessionCodec
 from viewer.errors import BadRequest
-from viewer.filters import decode_cursor, encode_cursor, parse_ticket_query
+from viewer.query_params import decode_cursor, encode_cursor, parse_ticket_query
 from viewer.views.login import safe_next
 from viewer.views.ticket import build_waterfall
 from viewer.views.tickets import csv_cell
