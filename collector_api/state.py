@@ -46,7 +46,7 @@ class CollectorState:
 
     def __post_init__(self):
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
-        # Decoded requests cost memory (~15 MB per 512-record request, held until COMMIT): only a
+        # Decoded requests cost memory, held until COMMIT (docs/benchmarks-ingest.md): only a
         # few are in the decode+store stage at once; admitted requests beyond them wait here with
         # their compressed bodies instead of piling up in memory.
         self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~2 µs per row here
+@dataclass(slots=True)  # not frozen: a frozen __init__ is slower per row (docs/benchmarks-ingest.md)
 class LogRow:
     """A validated workflow log ready to store; `log_json` is the document as JSON text.
 
