@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 from urllib.parse import urlsplit, urlunsplit
@@ -49,7 +49,7 @@ EVENT_NAME = "flusso.workflow_log"
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 NODES = ["fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", "evidence_resolution", "draft_response"]
 COPY_COLUMNS = _COLUMNS
-COPY_TYPES = tuple("jsonb" if c in _JSONB else t for c, t in zip(_COLUMNS, _TYPES))
+COPY_TYPES = tuple("jsonb" if c in _JSONB else t for c, t in zip(_COLUMNS, _TYPES, strict=True))
 BODIES: list[bytes] = []  # pre-encoded requests, inherited by forked senders
 ROWS: list[tuple] = []     # COPY rows, inherited by forked COPY streams
 
@@ -101,7 +101,8 @@ def make_doc(rng: Random, n: int, month_start: datetime, now: datetime) -> dict:
                       "span_id": secrets.token_hex(8), "parent_span_id": root,
                       "start_offset_ms": round(i * 300 + rng.uniform(0, 100), 1),
                       "duration_ms": round(rng.uniform(20, 900), 1), "status": "OK", "error": None,
-                      "attributes": {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": rng.randint(100, 900),
+                      "attributes": {"gen_ai.request.model": "gpt-4o-mini",
+                                     "gen_ai.usage.input_tokens": rng.randint(100, 900),
                                      "gen_ai.usage.output_tokens": rng.randint(20, 300)} if llm else {}})
     t["spans"], m["span_count"] = spans, len(spans)
     return doc
@@ -210,7 +211,7 @@ def live_exporter(n: int, seed: int, port: int, key: str, batch: int, barrier, o
                 failed[0] += len(batch_)
             return result
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     docs = [make_doc(Random(seed + i), 10_000_000 + seed + i, now.replace(day=1, hour=0, minute=0, second=0,
                                                                            microsecond=0), now) for i in range(n)]
     items = [(int(d["trace_id"], 16), int(d["trace"]["spans"][0]["span_id"], 16), json.dumps(d, separators=(",", ":")),
@@ -293,7 +294,8 @@ def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.
     env = dict(os.environ, DATABASE_URL=dsn, FLUSSO_DATA_DIR=str(workdir / "data"),
                FLUSSO_SESSION_SECRET="bench-" + "x" * 40, PYTHONPATH=str(ROOT))
     log = workdir / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1",
+                             "--port", str(port),
                              "--workers", str(workers)],
                             cwd=workdir, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -409,7 +411,7 @@ def main() -> int:
         collector_dsn, copy_dsn = fresh_database(admin, tag + "_c"), fresh_database(admin, tag + "_copy")
         key = asyncio.run(new_key(collector_dsn))
         t = time.perf_counter()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         rng = Random(42)
         docs = [make_doc(rng, i, month, now) for i in range(args.logs)]
@@ -502,7 +504,8 @@ def main() -> int:
             ("document size / request", f"~{doc_kb:.1f} KB JSON, {args.batch} logs/request, gzip"),
             (f"collector, {args.procs} sender procs", f"{rate:,.0f} logs/s  ({rate / args.batch:,.1f} req/s, "
                                                        f"{elapsed:.1f} s, {retries} retried 503/429)"),
-            ("request latency p50 / p99", f"{pct(latencies, .5) * 1000:,.0f} ms / {pct(latencies, .99) * 1000:,.0f} ms"),
+            ("request latency p50 / p99",
+             f"{pct(latencies, .5) * 1000:,.0f} ms / {pct(latencies, .99) * 1000:,.0f} ms"),
             (f"raw binary COPY, {args.copy_streams} streams", f"{copy_rate:,.0f} logs/s  ({copy_elapsed:.1f} s, "
                                                              f"txn per {args.batch} rows)"),
             ("ratio collector / COPY (shared cores)", f"{ratio:.2f}x  (target >= 0.7x: "

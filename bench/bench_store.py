@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import multiprocessing as mp  # noqa: E402
 
+import bench_ingest as ingest  # noqa: E402  (documents, schema set-up, COPY column types)
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-import bench_ingest as ingest  # noqa: E402  (documents, schema set-up, COPY column types)
 from collector_api.store.writes import LogRow, row_values  # noqa: E402
 
 BATCH = 512
@@ -125,7 +125,7 @@ def main() -> int:
     if args.smoke:
         args.logs = 1024
     streams = [int(s) for s in args.streams.split(",")]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rng = Random(7)
     from collector_api.ingest import prepare_row

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,8 @@ NODES = ("fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", 
 PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
-           "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations", "log_data")
+           "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
+           "log_data")
 
 
 def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple:
@@ -103,7 +104,7 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     names = [f"client-{i:02d}" for i in range(tenants)]
     weights = [1 / (i + 1) for i in range(tenants)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_partitions(conn, first=(now - timedelta(days=days)).date().replace(day=1))
         for name in names:

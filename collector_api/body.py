@@ -31,8 +31,8 @@ def content_encoding(request: Request) -> str:
 async def read_wire(request: Request, limit: int) -> tuple[bytes, str]:
     """The body as sent (still compressed) and its encoding; 413 once the wire bytes pass `limit`.
 
-    Ingest requests wait for their turn holding only this, ~0.4 MB for 512 gzipped logs; they
-    are inflated when their turn comes (`inflate`)."""
+    Ingest requests wait for their turn holding only this, a fraction of the inflated size; they
+    are inflated when their turn comes (`inflate`). Sizes: docs/benchmarks-ingest.md."""
     encoding = content_encoding(request)
     check_declared_size(request, limit)
     wire, parts = 0, []
@@ -51,8 +51,8 @@ def inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     """The decompressed body; 413 as soon as the inflated bytes pass `limit`, 400 if corrupt.
 
     Decompression streams and never inflates more than `limit` + 1 bytes, so a compression bomb
-    costs bounded memory. It uses ISA-L (python-isal, zlib's API), which inflates ~1.7x faster
-    than zlib here: ~4 MB a request at thousands of logs a second.
+    costs bounded memory. It uses ISA-L (python-isal, zlib's API), which inflates faster than
+    zlib (figures in docs/benchmarks-ingest.md).
     """
     if encoding in ("identity", ""):
         return raw

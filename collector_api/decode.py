@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson

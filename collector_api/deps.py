@@ -1,11 +1,16 @@
 """Request dependencies that authenticate: routes contain no auth code."""
 from __future__ import annotations
 
-from fastapi import Request
+import hmac
+import ipaddress
+from typing import Annotated
 
-from .errors import Unauthorized, Unavailable
+from fastapi import Depends, Request
+
+from .errors import CollectorError, Unauthorized, Unavailable
 from .state import CollectorState
 from .store.accounts import ApiKey, find_api_key
+from .store.credentials import MAX_KEY_LENGTH, presented_api_key
 from .store.db import StoreUnavailable
 
 
@@ -13,30 +18,23 @@ def get_state(request: Request) -> CollectorState:
     return request.app.state.collector
 
 
-def presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key:
-        return key.strip()
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
+State = Annotated[CollectorState, Depends(get_state)]
 
 
 async def authenticate(request: Request, scope: str) -> ApiKey:
     """The active API key of the request with `scope`, checked before the body is read."""
     state = get_state(request)
-    secret = presented_key(request)
+    secret = presented_api_key(request.headers)
     if not secret:
         state.metrics.rejected.labels("missing_key", "").inc()
         raise Unauthorized("missing API key: send it in the X-API-Key header or as Authorization: Bearer")
-    if len(secret) > 512:
+    if len(secret) > MAX_KEY_LENGTH:
         raise Unauthorized("invalid API key")
     try:
         key = await find_api_key(state.pool, secret)
     except StoreUnavailable:
-        raise Unavailable("database unavailable; retry later", retry_after=state.settings.flusso_retry_after_seconds)
+        raise Unavailable("database unavailable; retry later",
+                          retry_after=state.settings.flusso_retry_after_seconds) from None
     if key is None:
         state.metrics.rejected.labels("invalid_key", "").inc()
         raise Unauthorized("invalid or revoked API key")
@@ -50,5 +48,27 @@ async def ingest_key(request: Request) -> ApiKey:
     return await authenticate(request, "ingest")
 
 
-async def read_key(request: Request) -> ApiKey:
-    return await authenticate(request, "read")
+IngestKey = Annotated[ApiKey, Depends(ingest_key)]
+
+
+def _is_loopback(request: Request) -> bool:
+    """A loopback peer that did not come through a proxy: a request relayed by a reverse proxy on
+    the same host carries forwarding headers and is treated as remote."""
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_access(request: Request, state: State) -> None:
+    """/metrics: the metrics token as `Authorization: Bearer`, or a loopback peer when no token is set."""
+    token = state.settings.flusso_metrics_token
+    if token:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.encode()):
+            raise Unauthorized("metrics need Authorization: Bearer <FLUSSO_METRICS_TOKEN>")
+    elif not _is_loopback(request):
+        raise CollectorError("metrics are served to loopback clients only unless FLUSSO_METRICS_TOKEN is set",
+                             status=403)

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .store.writes import LogRow
+from .store.rows import LogRow
 from .timestamps import parse_executed_at
 from .validate import schema_error
 
@@ -118,13 +118,9 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
     error = schema_error(document)
     if error:
         return Rejected(index, error)
-    ident = document["identification"]
-    claimed = ident.get("client_id")
-    if claimed not in (None, "") and claimed != tenant:
-        return Rejected(index, f"identification.client_id {str(claimed)[:64]!r} does not match the API key's tenant",
-                        tenant_mismatch=True)
-    changed = claimed != tenant
-    ident["client_id"] = tenant
+    claimed = _claim_tenant(index, document["identification"], tenant)
+    if isinstance(claimed, Rejected):
+        return claimed
     info = document["ticket_info"]
     ticket_id = info["ticket_id"]
     if not ticket_id or len(ticket_id) > MAX_TICKET_ID:
@@ -132,21 +128,52 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
     try:
         executed_at = parse_executed_at(info["executed_at"])
     except (ValueError, TypeError, OverflowError):  # year 1 at +05:00 overflows in UTC
-        return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r} is not an ISO 8601 date-time")
-    trace_id = document.get("trace_id") or record_trace_id
+        return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r}"
+                               " is not an ISO 8601 date-time")
+    settled = _settle_trace_id(document, record_trace_id, tenant, legacy_key, legacy)
+    if settled is None:
+        return Rejected(index, "trace_id must be 32 lowercase hex characters (in the body or on the log record)")
+    trace_id, trace_changed = settled
+    changed = claimed != tenant or trace_changed
+    log_json = source_text if source_text is not None and not changed else orjson.dumps(document).decode()
+    return _build_row(index, document, tenant, ticket_id, executed_at, trace_id, log_json,
+                      canonical=source_text is None or changed)
+
+
+def _claim_tenant(index: int, ident: dict, tenant: str) -> Any:
+    """The client_id the document claimed (now set to `tenant`), or Rejected for another tenant's."""
+    claimed = ident.get("client_id")
+    if claimed not in (None, "") and claimed != tenant:
+        return Rejected(index, f"identification.client_id {str(claimed)[:64]!r} does not match the API key's tenant",
+                        tenant_mismatch=True)
+    ident["client_id"] = tenant
+    return claimed
+
+
+def _settle_trace_id(document: dict, record_trace_id: str | None, tenant: str, legacy_key: str | None,
+                     legacy: bool) -> tuple[str, bool] | None:
+    """(the row's trace id, whether the document's trace_id had to change), or None when unusable.
+
+    The body's trace_id wins over the log record's; a legacy log without one gets a stable id."""
+    sent_trace_id = document.get("trace_id")
+    trace_id = sent_trace_id or record_trace_id
     if isinstance(trace_id, str):
         trace_id = trace_id.lower()
     if trace_id is None and legacy:
-        trace_id = legacy_trace_id(tenant, ticket_id, info["executed_at"], legacy_key)
+        info = document["ticket_info"]
+        trace_id = legacy_trace_id(tenant, info["ticket_id"], info["executed_at"], legacy_key)
     elif not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
-        return Rejected(index, "trace_id must be 32 lowercase hex characters (in the body or on the log record)")
-    sent_trace_id = document.get("trace_id")
+        return None
     document["trace_id"] = trace_id if _TRACE_ID.match(trace_id) else sent_trace_id
     if document["trace_id"] is None:
         document.pop("trace_id")
-    changed = changed or document.get("trace_id") != sent_trace_id
-    metrics = document["metrics"]
-    outcome = document["outcome"]
+    return trace_id, document.get("trace_id") != sent_trace_id
+
+
+def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed_at, trace_id: str,
+               log_json: str, *, canonical: bool) -> LogRow:
+    ident, info, metrics, outcome = (document["identification"], document["ticket_info"], document["metrics"],
+                                     document["outcome"])
     nodes = metrics.get("node_durations_ms")
     node_durations = {}
     if isinstance(nodes, dict):
@@ -160,8 +187,8 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
         status=outcome["status"],
         executed_at=executed_at,
         trace_id=trace_id,
-        log_json=source_text if source_text is not None and not changed else orjson.dumps(document).decode(),
-        log_json_canonical=source_text is None or changed,
+        log_json=log_json,
+        log_json_canonical=canonical,
         environment=_text(ident.get("environment")),
         workflow_version=_text(ident.get("workflow_version")),
         resolution_status=_text(outcome.get("resolution_status")),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -11,23 +11,18 @@ from starlette.concurrency import run_in_threadpool
 
 from .body import inflate, read_body, read_wire
 from .decode import DecodeError, iter_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
-from .deps import get_state, ingest_key
+from .deps import IngestKey, State
 from .errors import CollectorError, Unavailable, UnsupportedMedia
 from .ingest import Rejected, prepare_row_safely
+from .routing import JSON, PROTOBUF, CollectorRoute, OtlpRoute, media_type
 from .state import CollectorState
-from .store.accounts import ApiKey
 from .store.db import StoreUnavailable
-from .store.writes import LogRow, StoredLog, insert_isolating
+from .store.rows import LogRow
+from .store.writes import StoredLog, insert_isolating
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
-
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
-
-
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+otlp_router = APIRouter(route_class=OtlpRoute)  # errors as google.rpc.Status, as OTLP senders expect
+legacy_router = APIRouter(route_class=CollectorRoute)  # errors as {"detail": ...}
 
 
 def _prepare_otlp(raw: bytes, encoding: str, limit: int, mtype: str,
@@ -72,79 +67,83 @@ def _count_rejections(state: CollectorState, tenant: str, rejected: list[Rejecte
         state.metrics.rejected.labels("tenant_mismatch" if r.tenant_mismatch else "invalid", tenant).inc()
 
 
-@router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
-async def export_logs(request: Request, key: ApiKey = Depends(ingest_key)) -> Response:
-    state = get_state(request)
+async def _decode_and_store(request: Request, state: CollectorState, tenant: str,
+                            mtype: str) -> tuple[int, list, list[Rejected]]:
+    """(records received, stored logs, rejections sorted by record index) of one OTLP request."""
+    limit = state.settings.flusso_max_body_bytes
+    raw, encoding = await read_wire(request, limit)  # waits for its turn still compressed
+    async with state.work_slots:
+        try:
+            async with state.decode_slot:
+                total, rows, rejected = await run_in_threadpool(_prepare_otlp, raw, encoding, limit, mtype, tenant)
+        except DecodeError as exc:
+            state.metrics.rejected.labels("undecodable", tenant).inc()
+            raise CollectorError(str(exc)) from None
+        del raw
+        state.metrics.received.labels("otlp").inc(total)
+        state.metrics.batch_size.observe(total)
+        _count_rejections(state, tenant, rejected)
+        if rows:
+            stored, refused = await _store(state, tenant, rows)
+            if refused:
+                rejected = sorted(rejected + refused, key=lambda r: r.index)
+                rows = stored
+    return total, rows, rejected
+
+
+def _export_response(total: int, rejected: list[Rejected], mtype: str) -> Response:
+    response = ExportLogsServiceResponse()
+    if rejected:
+        first = rejected[0]
+        response.partial_success.rejected_log_records = len(rejected)
+        response.partial_success.error_message = (
+            f"{len(rejected)} of {total} log records rejected; first: record {first.index}: {first.reason}")
+    if mtype == PROTOBUF:
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+    return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
+
+
+@otlp_router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
+async def export_logs(request: Request, state: State, key: IngestKey) -> Response:
     mtype = media_type(request)
     if mtype not in (PROTOBUF, JSON):
         raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: use {PROTOBUF} or {JSON}")
-    state.limiter.check(key.client_id, state.settings.flusso_retry_after_seconds)
-    state.admit()
+    async with state.admitted(key.client_id):
+        total, rows, rejected = await _decode_and_store(request, state, key.client_id, mtype)
+    if not rows and rejected:
+        first = rejected[0]
+        raise CollectorError(f"all {total} log records rejected; record {first.index}: {first.reason}")
+    return _export_response(total, rejected, mtype)
+
+
+async def _store_legacy(request: Request, state: CollectorState, tenant: str) -> StoredLog:
+    body = await read_body(request, state.settings.flusso_max_body_bytes)
+    state.metrics.received.labels("legacy").inc()
     try:
-        limit = state.settings.flusso_max_body_bytes
-        raw, encoding = await read_wire(request, limit)  # waits for its turn still compressed
-        async with state.work_slots:
-            try:
-                async with state.decode_slot:
-                    total, rows, rejected = await run_in_threadpool(_prepare_otlp, raw, encoding, limit, mtype,
-                                                                    key.client_id)
-            except DecodeError as exc:
-                state.metrics.rejected.labels("undecodable", key.client_id).inc()
-                raise CollectorError(str(exc)) from None
-            del raw
-            state.metrics.received.labels("otlp").inc(total)
-            state.metrics.batch_size.observe(total)
-            _count_rejections(state, key.client_id, rejected)
-            if rows:
-                stored, refused = await _store(state, key.client_id, rows)
-                if refused:
-                    rejected = sorted(rejected + refused, key=lambda r: r.index)
-                    rows = stored
-        if not rows and rejected:
-            first = rejected[0]
-            raise CollectorError(f"all {total} log records rejected; record {first.index}: {first.reason}")
-        response = ExportLogsServiceResponse()
-        if rejected:
-            first = rejected[0]
-            response.partial_success.rejected_log_records = len(rejected)
-            response.partial_success.error_message = (
-                f"{len(rejected)} of {total} log records rejected; first: record {first.index}: {first.reason}")
-        if mtype == PROTOBUF:
-            return Response(response.SerializeToString(), media_type=PROTOBUF)
-        return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
-    finally:
-        state.release()
+        document = parse_legacy_json(body)
+    except DecodeError as exc:
+        state.metrics.rejected.labels("undecodable", tenant).inc()
+        raise CollectorError(str(exc)) from None
+    async with state.work_slots:
+        result = await run_in_threadpool(prepare_row_safely, 0, document, tenant, None,
+                                         legacy_key=request.headers.get("idempotency-key"), legacy=True,
+                                         may_hold_nul=True)  # low volume: always clean
+        if isinstance(result, Rejected):
+            _count_rejections(state, tenant, [result])
+            raise CollectorError(f"invalid workflow log: {result.reason}",
+                                 status=403 if result.tenant_mismatch else 422)
+        stored, refused = await _store(state, tenant, [result])
+        if refused:
+            raise CollectorError(f"invalid workflow log: {refused[0].reason}", status=422)
+    return stored[0]
 
 
-@router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
-async def post_legacy_log(request: Request, key: ApiKey = Depends(ingest_key)) -> JSONResponse:
-    state = get_state(request)
+@legacy_router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
+async def post_legacy_log(request: Request, state: State, key: IngestKey) -> JSONResponse:
     mtype = media_type(request)
     if mtype not in (JSON, ""):
         raise UnsupportedMedia(f"unsupported Content-Type {mtype!r}: send the workflow log as {JSON}")
-    state.limiter.check(key.client_id, state.settings.flusso_retry_after_seconds)
-    state.admit()
-    try:
-        body = await read_body(request, state.settings.flusso_max_body_bytes)
-        state.metrics.received.labels("legacy").inc()
-        try:
-            document = parse_legacy_json(body)
-        except DecodeError as exc:
-            state.metrics.rejected.labels("undecodable", key.client_id).inc()
-            raise CollectorError(str(exc)) from None
-        async with state.work_slots:
-            result = await run_in_threadpool(prepare_row_safely, 0, document, key.client_id, None,
-                                             legacy_key=request.headers.get("idempotency-key"), legacy=True,
-                                             may_hold_nul=True)  # low volume: always clean
-            if isinstance(result, Rejected):
-                _count_rejections(state, key.client_id, [result])
-                raise CollectorError(f"invalid workflow log: {result.reason}",
-                                     status=403 if result.tenant_mismatch else 422)
-            stored, refused = await _store(state, key.client_id, [result])
-            if refused:
-                raise CollectorError(f"invalid workflow log: {refused[0].reason}", status=422)
-            stored = stored[0]
-        return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
-                             "trace_id": stored.trace_id, "duplicate": stored.duplicate})
-    finally:
-        state.release()
+    async with state.admitted(key.client_id):
+        stored = await _store_legacy(request, state, key.client_id)
+    return JSONResponse({"status": "duplicate" if stored.duplicate else "stored", "id": stored.id,
+                         "trace_id": stored.trace_id, "duplicate": stored.duplicate})

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
@@ -44,13 +46,24 @@ class CollectorState:
 
     def __post_init__(self):
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
-        # Decoded requests cost memory (~15 MB per 512-record request, held until COMMIT): only a
+        # Decoded requests cost memory, held until COMMIT (docs/benchmarks-ingest.md): only a
         # few are in the decode+store stage at once; admitted requests beyond them wait here with
         # their compressed bodies instead of piling up in memory.
         self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)
         # Decoding is pure Python (GIL-bound): one at a time, so it runs while the database writes
         # the requests decoded before it, and the database always has the next batch waiting.
         self.decode_slot = asyncio.Semaphore(1)
+
+    @asynccontextmanager
+    async def admitted(self, tenant: str) -> AsyncIterator[None]:
+        """One ingest request of `tenant` inside: 429 over the tenant's rate, 503 at the in-flight
+        bound, and its slot released however the request ends."""
+        self.limiter.check(tenant, self.settings.flusso_retry_after_seconds)
+        self.admit()
+        try:
+            yield
+        finally:
+            self.release()
 
     def admit(self) -> None:
         """Count one more ingest request in flight, or refuse it with 503 when at the bound."""

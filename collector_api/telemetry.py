@@ -30,7 +30,7 @@ class CollectorMetrics:
     inflight: Gauge
 
     @classmethod
-    def create(cls) -> "CollectorMetrics":
+    def create(cls) -> CollectorMetrics:
         registry = CollectorRegistry()
         return cls(
             registry=registry,

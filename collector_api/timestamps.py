@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # RFC 3339 date-time (T/t, Z/z), plus the offset without a colon that strftime("%z") writes and
 # Python parses: "2026-11-25T10:00:00+0530". An offset (or Z) is required.
@@ -14,7 +14,7 @@ def parse_executed_at(value: str) -> datetime:
     if not isinstance(value, str) or not _SHAPE.fullmatch(value):
         raise ValueError(f"{value!r} is not an RFC 3339 date-time with an offset")
     try:
-        return datetime.fromisoformat(value.upper()).astimezone(timezone.utc)
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
     except OverflowError:  # year 1 at +05:00 is before year 1 in UTC
         raise ValueError(f"{value!r} is out of range in UTC") from None
 

@@ -65,4 +65,5 @@ class ServerSettings(BaseSettings):
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."
     )
     flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
-    flusso_bootstrap_admin_password: str | None = Field(default=None, description="Its password (stored argon2-hashed).")
+    flusso_bootstrap_admin_password: str | None = Field(default=None,
+                                                     description="Its password (stored argon2-hashed).")

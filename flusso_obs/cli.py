@@ -2,59 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
+import os
 import sys
-from contextlib import contextmanager
-from typing import Iterator
+from datetime import UTC
 
 from config.server import ServerSettings
 
+from .database import database, migrate, run_store
 from .errors import CliError
 
-logger = logging.getLogger("flusso_obs")
-
-
-
-@contextmanager
-def database(settings: ServerSettings, *, stop_on_exit: bool = True) -> Iterator[str]:
-    """The DSN in use: DATABASE_URL, else the embedded server in FLUSSO_DATA_DIR (started or joined)."""
-    if settings.database_url:
-        yield settings.database_url
-        return
-    from .embedded import embedded_dsn, start_embedded
-
-    handle = start_embedded(settings.flusso_data_dir, stop_on_exit=stop_on_exit)
-    try:
-        yield embedded_dsn(handle)  # the owner role; the superuser only provisions it
-    finally:
-        handle.cleanup()
-
-
-def migrate(dsn: str) -> list[str]:
-    from collector_api.store.migrate import apply_migrations
-    from .server import maintain_partitions
-
-    applied = apply_migrations(dsn)
-    maintain_partitions(dsn)
-    return applied
-
-
-async def _with_pool(dsn: str, fn):
-    from collector_api.store.db import create_pool
-
-    async with create_pool(dsn) as pool:
-        return await fn(pool)
-
-
-def run_store(dsn: str, fn):
-    from collector_api.store.accounts import AccountError
-
-    try:
-        return asyncio.run(_with_pool(dsn, fn))
-    except AccountError as exc:
-        raise CliError(str(exc)) from None
+logger = logging.getLogger(__name__)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -131,13 +90,13 @@ def cmd_demo(args, settings):
 
 
 def cmd_retention(args, settings):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import psycopg
 
     from collector_api.store.partitions import drop_partitions_before, month_start
 
-    cutoff = month_start((datetime.now(timezone.utc) - timedelta(days=args.days)).date())
+    cutoff = month_start((datetime.now(UTC) - timedelta(days=args.days)).date())
     with database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         dropped = drop_partitions_before(conn, cutoff)
     print(f"dropped {len(dropped)} partitions ending on or before {cutoff}: {', '.join(dropped) or 'none'}")
@@ -155,23 +114,13 @@ def cmd_run(args, settings):
     run_quickstart(settings, host=args.host, port=args.port, demo_tickets=args.demo_tickets)
 
 
-# ---- parser ---------------------------------------------------------------------------------
+# ---- parser: one function per command group -----------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    import os
-
-    parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name, fn, help_):
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(fn=fn)
-        return p
-
+def _add_serving(sub) -> None:
     for name, fn, help_ in (("serve", cmd_serve, "serve the collector and the viewer (migrates first)"),
                             ("run", cmd_run, "quick start: embedded PostgreSQL, demo accounts and tickets, server")):
-        p = add(name, fn, help_)
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
         p.add_argument("--host", default=None, help="interface to bind (default FLUSSO_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port (default FLUSSO_PORT or 8000)")
         if name == "serve":
@@ -179,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="worker processes (default 1; e.g. the number of cores on a busy collector)")
         if name == "run":
             p.add_argument("--demo-tickets", type=int, default=50, help="demo tickets to send at start (default 50)")
-    add("migrate", cmd_migrate, "apply pending database migrations")
 
+
+def _add_keys(sub) -> None:
     keys = sub.add_parser("keys", help="manage API keys", description="Manage per-tenant API keys.")
     ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     p = ks.add_parser("create", help="create a key (printed once, alone on the last line)")
@@ -194,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key_id", metavar="KEY_ID")
     p.set_defaults(fn=cmd_keys_revoke)
 
+
+def _add_users(sub) -> None:
     users = sub.add_parser("users", help="manage viewer logins", description="Manage viewer logins.")
     us = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     p = us.add_parser("create", help="create a login (password from a prompt or stdin)")
@@ -203,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     p.set_defaults(fn=cmd_users_create)
 
-    p = add("demo", cmd_demo, "send simulated Flusso tickets through the real bridge to a collector")
+
+def _add_demo(sub) -> None:
+    help_ = "send simulated Flusso tickets through the real bridge to a collector"
+    p = sub.add_parser("demo", help=help_, description=help_)
+    p.set_defaults(fn=cmd_demo)
     p.add_argument("--tickets", type=int, default=50, help="number of tickets (default 50)")
     p.add_argument("--collector", default=os.environ.get("LOG_COLLECTOR_URL", "http://127.0.0.1:8000"),
                    help="collector base URL (default LOG_COLLECTOR_URL or http://127.0.0.1:8000)")
@@ -216,13 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale of simulated latencies: 50 = tickets of ~1-5 s (default), 0 = no waiting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_migrate(sub) -> None:
+    help_ = "apply pending database migrations"
+    sub.add_parser("migrate", help=help_, description=help_).set_defaults(fn=cmd_migrate)
+
+
+def _add_database(sub) -> None:
     db = sub.add_parser("db", help="database helpers", description="Database helpers.")
     ds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = ds.add_parser("url", help="print the DSN in use (for psql)")
     p.set_defaults(fn=cmd_db_url)
-
-    p = add("retention", cmd_retention, "drop monthly partitions older than --days")
+    help_ = "drop monthly partitions older than --days"
+    p = sub.add_parser("retention", help=help_, description=help_)
+    p.set_defaults(fn=cmd_retention)
     p.add_argument("--days", type=int, required=True, help="keep at least this many days")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database):
+        add(sub)
     return parser
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import random
+import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -28,9 +28,10 @@ def run_demo(*, collector: str, api_key: str, tickets: int, rate: float = 0.0, s
              progress: bool = True, speed: float = 50.0, concurrency: int = 16) -> DemoSummary:
     """Run `tickets` simulated tickets, up to `concurrency` at once (started at `rate` per second
     when > 0). `speed` scales the simulated latencies: 50 gives tickets of about 1-5 s."""
+    from tqdm import tqdm
+
     import otel_bridge
     from flusso_obs.examples import support_workflow
-    from tqdm import tqdm
 
     # Demo data is synthetic: without PII_HASH_KEY a random key per run still hashes every value.
     pii_key = os.environ.get("PII_HASH_KEY") or secrets.token_hex(32)

@@ -20,14 +20,14 @@ from collector_api.telemetry import MULTIPROC_ENV
 from config.server import ServerSettings
 
 from .bootstrap import bootstrap_from_settings, ensure_demo_credentials, session_secret
+from .database import database, migrate
 from .embedded import process_alive
+from .errors import CliError
 
 logger = logging.getLogger(__name__)
 
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
-    from .cli import migrate
-
     migrate(dsn)
     asyncio.run(bootstrap_from_settings(settings, dsn))
     return settings.model_copy(update={"flusso_session_secret": session_secret(settings)})
@@ -56,8 +56,6 @@ def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn
 
 def check_port_free(host: str, port: int) -> None:
     """Fail before anything starts when the address is taken (e.g. a second `make run`)."""
-    from .errors import CliError
-
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -73,8 +71,6 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
     `workers` > 1 runs that many uvicorn worker processes (decoding is CPU-bound and Python has
     one GIL per process); each has its own pool, in-flight bound and rate limiter, and /metrics
     reports the sum over all of them (prometheus-client's multiprocess mode)."""
-    from .cli import database
-
     host, port = host or settings.flusso_host, port or settings.flusso_port
     check_port_free(host, port)
     with database(settings) as dsn:
@@ -98,7 +94,8 @@ def _metrics_dir(settings: ServerSettings) -> Path:
     parent = Path(settings.flusso_data_dir).resolve() / "metrics"
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for old in parent.iterdir():
-        if old.is_dir() and (not old.name.isdigit() or not process_alive(int(old.name)) or int(old.name) == os.getpid()):
+        ours_or_dead = not old.name.isdigit() or int(old.name) == os.getpid() or not process_alive(int(old.name))
+        if old.is_dir() and ours_or_dead:
             shutil.rmtree(old, ignore_errors=True)
     folder = parent / str(os.getpid())
     folder.mkdir(mode=0o700)
@@ -155,8 +152,6 @@ def _print_banner(url: str, creds) -> None:
 def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: int | None = None,
                    demo_tickets: int = 50) -> None:
     """Everything `make run` promises: database, migrations, demo accounts, server, demo tickets."""
-    from .cli import database
-
     host, port = host or settings.flusso_host, port or settings.flusso_port
     check_port_free(host, port)
     url = f"http://{host}:{port}"

@@ -1,6 +1,6 @@
-"""Passwords, sessions, CSRF, login rate limiting and the request's principal.
+"""Passwords, sessions, CSRF, login rate limiting and the `Principal` (who is asking).
 
-Routes get a `Principal` from the dependencies at the bottom and contain no auth code.
+Routes get their principal from the dependencies in `viewer.deps` and contain no auth code.
 """
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from collector_api.store.accounts import find_api_key, get_user
 from collector_api.store.db import Scope
-
-from .errors import LoginRequired
 
 logger = logging.getLogger(__name__)
 
@@ -138,49 +134,3 @@ class LoginLimiter:
             else:
                 window.append(now)
         return allowed
-
-
-def _presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key:
-        return key.strip()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
-async def session_principal(request: Request) -> Principal | None:
-    ctx = request.app.state.viewer
-    data = ctx.codec.read_session(request.cookies.get(SESSION_COOKIE))
-    if data is None:
-        return None
-    user = await get_user(ctx.pool, data["uid"])  # a deleted user loses access at once
-    if user is None or data.get("ep", 0) != user.session_epoch:  # signed out since: void
-        return None
-    return Principal(role=user.role, client_id=user.client_id, email=user.email, user_id=user.id, csrf=data["csrf"])
-
-
-async def page_principal(request: Request) -> Principal:
-    """Dependency of HTML pages: the session's user, or LoginRequired (-> redirect to /login)."""
-    principal = await session_principal(request)
-    if principal is None:
-        raise LoginRequired("please sign in")
-    return principal
-
-
-async def api_principal(request: Request) -> Principal:
-    """Dependency of the JSON API: a read-scope API key (X-API-Key or Bearer), else the session."""
-    secret = _presented_key(request)
-    if secret:
-        ctx = request.app.state.viewer
-        key = await find_api_key(ctx.pool, secret) if len(secret) <= 512 else None
-        if key is None:
-            raise LoginRequired("invalid or revoked API key")
-        if key.scope != "read":
-            raise LoginRequired(f"this API key has scope {key.scope!r}; the viewer API needs a 'read' key")
-        return Principal(role="client", client_id=key.client_id, via="api_key")
-    principal = await session_principal(request)
-    if principal is None:
-        raise LoginRequired("sign in, or send a read-scope API key in X-API-Key or Authorization: Bearer")
-    return principal

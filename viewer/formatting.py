@@ -136,7 +136,7 @@ def ordered_metrics(metrics: dict) -> list[tuple[str, list[tuple[str, str]]]]:
     for key in metrics:
         groups[_metric_group(str(key))].append(key)
     out = []
-    for (title, known), keys in zip(METRIC_GROUPS, groups):
+    for (title, known), keys in zip(METRIC_GROUPS, groups, strict=True):
         if not keys:
             continue
         rank = {k: i for i, k in enumerate(known)}
@@ -171,6 +171,6 @@ def nice_axis(total_ms: float, *, min_intervals: int = 3, max_intervals: int = 8
     else:
         unit, scale = _TIME_UNITS[0]
     scaled_step = step / scale
-    places = 0 if abs(scaled_step - round(scaled_step)) < 1e-9 else (1 if abs(scaled_step * 10 - round(scaled_step * 10)) < 1e-9 else 2)
+    places = next((p for p in (0, 1) if abs(scaled_step * 10**p - round(scaled_step * 10**p)) < 1e-9), 2)
     labels = [f"{i * scaled_step:,.{places}f} {unit}" if i else "0" for i in range(intervals + 1)]
     return end, labels

@@ -12,7 +12,8 @@ import orjson
 
 
 def dumps(value: Any, *, indent: bool = False, sort_keys: bool = False) -> bytes:
-    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    option = (orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+              | (orjson.OPT_SORT_KEYS if sort_keys else 0))
     try:
         return orjson.dumps(value, option=option)
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, most likely

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
+from .scope import narrowed, tenant_condition
 from .stats import DURATION_BUCKETS, Stats, get_stats  # noqa: F401  (re-exported: reads only)
 
 logger = logging.getLogger(__name__)
@@ -74,22 +76,10 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _tenant(scope: Scope, wanted: str | None) -> str | None:
-    """The one tenant a statement must filter on, or None for a provider looking at all."""
-    if not scope.all_tenants:
-        return scope.client_id
-    return wanted or scope.client_id
-
-
-def _where(scope: Scope, filters: TicketFilters) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    tenant = _tenant(scope, filters.client_id)
-    if not scope.all_tenants and not tenant:
-        clauses.append("false")
-    if tenant:
-        clauses.append("client_id = %s")
-        params.append(tenant)
+def _where(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], list[Any]]:
+    tenant, params = tenant_condition(scope, filters.client_id)
+    clauses: list[sql.Composable] = [tenant]
+    params = list(params)
     simple = (("executed_at >= %s", filters.start), ("executed_at < %s", filters.end),
               ("status = %s", filters.status), ("resolution_status = %s", filters.resolution_status),
               ("environment = %s", filters.environment), ("workflow_version = %s", filters.workflow_version),
@@ -98,20 +88,18 @@ def _where(scope: Scope, filters: TicketFilters) -> tuple[list[str], list[Any]]:
               ("execution_time_seconds >= %s", filters.min_duration_s))
     for clause, value in simple:
         if value is not None:
-            clauses.append(clause)
+            clauses.append(sql.SQL(clause))
             params.append(value)
     if filters.ticket_id:
         # Row-level security lets only leakproof operators reach an index: LIKE is not, the
         # text_pattern_ops comparisons are. The range finds the candidates, LIKE rechecks them.
-        clauses.append("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s")
+        clauses.append(sql.SQL("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s"))
         params += [filters.ticket_id, filters.ticket_id + "\U0010ffff", _escape_like(filters.ticket_id) + "%"]
     return clauses, params
 
 
-def _scope_for(scope: Scope, filters: TicketFilters) -> Scope:
-    if scope.all_tenants and filters.client_id:
-        return Scope.provider(filters.client_id)
-    return scope
+def _joined(clauses: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" AND ").join(clauses)
 
 
 async def list_tickets(pool: AsyncConnectionPool, scope: Scope, filters: TicketFilters, *, sort: str = "time",
@@ -129,22 +117,23 @@ async def list_tickets(pool: AsyncConnectionPool, scope: Scope, filters: TicketF
     direction = "DESC" if descending else "ASC"
     if after is not None:
         if sort == "time":
-            clauses.append(f"(executed_at, id) {op} (%s, %s)")
+            clauses.append(sql.SQL(f"(executed_at, id) {op} (%s, %s)"))
             params += [after.executed_at, after.id]
         else:
-            clauses.append(f"({expr}, executed_at, id) {op} (%s, %s, %s)")
+            clauses.append(sql.SQL(f"({expr}, executed_at, id) {op} (%s, %s, %s)"))
             params += [after.value, after.executed_at, after.id]
     order = (f"executed_at {direction}, id {direction}" if sort == "time"
              else f"{expr} {direction}, executed_at {direction}, id {direction}")
-    where = " AND ".join(clauses) or "true"
+    where = _joined(clauses)
     # Two steps: the page's keys first (an index-only walk of a covering index where the
     # filters allow), then the rows. Under RLS the planner underestimates how many rows match
     # and would otherwise fetch every candidate's wide heap row and sort them.
-    query = (f"WITH page AS (SELECT id, executed_at FROM workflow_logs WHERE {where} ORDER BY {order} LIMIT %s)"
-             f" SELECT {LIST_COLUMNS} FROM workflow_logs JOIN page USING (id, executed_at)"
-             f" WHERE {where} ORDER BY {order}")
+    query = sql.SQL("WITH page AS (SELECT id, executed_at FROM workflow_logs WHERE {where} ORDER BY {order} LIMIT %s)"
+                    " SELECT {columns} FROM workflow_logs JOIN page USING (id, executed_at)"
+                    " WHERE {where} ORDER BY {order}").format(where=where, order=sql.SQL(order),
+                                                              columns=sql.SQL(LIST_COLUMNS))
     params = params + [limit + 1] + params
-    async with scoped_transaction(pool, _scope_for(scope, filters)) as conn:
+    async with scoped_transaction(pool, narrowed(scope, filters.client_id)) as conn:
         rows = await (await conn.execute(query, params)).fetchall()
     next_cursor = None
     if len(rows) > limit:
@@ -164,10 +153,10 @@ def _sort_value(row: dict, sort: str) -> float:
 async def count_tickets(pool: AsyncConnectionPool, scope: Scope, filters: TicketFilters) -> TicketCount:
     """Exact count up to COUNT_CAP; beyond it `capped=True` (counting further costs a full scan)."""
     clauses, params = _where(scope, filters)
-    where = " AND ".join(clauses) or "true"
-    query = f"SELECT count(*) AS n FROM (SELECT 1 FROM workflow_logs WHERE {where} LIMIT %s) s"
+    query = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM workflow_logs WHERE {where} LIMIT %s) s").format(
+        where=_joined(clauses))
     params.append(COUNT_CAP + 1)
-    async with scoped_transaction(pool, _scope_for(scope, filters)) as conn:
+    async with scoped_transaction(pool, narrowed(scope, filters.client_id)) as conn:
         row = await (await conn.execute(query, params)).fetchone()
     n = row["n"]
     return TicketCount(min(n, COUNT_CAP), n > COUNT_CAP)
@@ -189,11 +178,10 @@ async def iter_ticket_rows(pool: AsyncConnectionPool, scope: Scope, filters: Tic
 
 async def get_ticket(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> dict | None:
     """The stored row with its document (`log_data`), or None when absent OR another tenant's."""
-    clauses, params = ["id = %s"], [log_id]
-    if not scope.all_tenants:
-        clauses.append("client_id = %s")
-        params.append(scope.client_id or "")
-    query = f"SELECT {LIST_COLUMNS}, log_data FROM workflow_logs WHERE {' AND '.join(clauses)} LIMIT 1"
+    tenant, params = tenant_condition(scope)
+    query = sql.SQL("SELECT {columns}, log_data FROM workflow_logs WHERE id = %s AND {tenant} LIMIT 1").format(
+        columns=sql.SQL(LIST_COLUMNS), tenant=tenant)
+    params = [log_id, *params]
     async with scoped_transaction(pool, scope) as conn:
         return await (await conn.execute(query, params)).fetchone()
 
@@ -201,14 +189,14 @@ async def get_ticket(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> di
 async def list_filter_values(pool: AsyncConnectionPool, scope: Scope, since: datetime) -> dict[str, list[str]]:
     """Distinct environments, workflow versions and resolution statuses seen since `since` (for menus)."""
     clauses, params = _where(scope, TicketFilters(start=since))
-    where = " AND ".join(clauses)
+    where = _joined(clauses)
     result = {}
     async with scoped_transaction(pool, scope) as conn:
         for column in ("environment", "workflow_version", "resolution_status"):
             # A loose index scan would be faster at scale; a bounded sample keeps this cheap.
-            rows = await (await conn.execute(
-                f"SELECT DISTINCT {column} AS v FROM (SELECT {column} FROM workflow_logs WHERE {where}"
-                f" ORDER BY executed_at DESC LIMIT 5000) s WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 100",
-                params)).fetchall()
+            rows = await (await conn.execute(sql.SQL(
+                "SELECT DISTINCT {column} AS v FROM (SELECT {column} FROM workflow_logs WHERE {where}"
+                " ORDER BY executed_at DESC LIMIT 5000) s WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 100").format(
+                column=sql.Identifier(column), where=where), params)).fetchall()
             result[column] = [r["v"] for r in rows]
     return result

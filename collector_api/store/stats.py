@@ -18,6 +18,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
+from .scope import TenantCondition, narrowed, tenant_condition, tenant_of
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +82,15 @@ _NODE_LIVE = (
 )
 
 
-def _range_where(tenant: str | None, start: datetime, end: datetime, restricted: bool) -> tuple[str, list]:
-    clauses, params = ["executed_at >= %s", "executed_at < %s"], [start, end]
-    if restricted and not tenant:
-        clauses.append("false")
-    if tenant:
-        clauses.insert(0, "client_id = %s")
-        params.insert(0, tenant)
-    return " AND ".join(clauses), params
+def _range_where(tenant: TenantCondition, column: str, first, stop) -> tuple[str, list]:
+    """`tenant AND column >= first AND column < stop` as text (the tenant part comes from the
+    one scope helper; its only values are parameters)."""
+    condition, params = tenant
+    return f"{condition.as_string()} AND {column} >= %s AND {column} < %s", [*params, first, stop]
 
 
-async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]:
-    where, params = _range_where(tenant, start, end, restricted)
+async def _live(conn, tenant: TenantCondition, start, end) -> tuple[list, list, list]:
+    where, params = _range_where(tenant, "executed_at", start, end)
     daily = await (await conn.execute(_DAILY_LIVE.format(where=where), params)).fetchall()
     durations = await (await conn.execute(
         "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n FROM workflow_logs"
@@ -103,14 +101,8 @@ async def _live(conn, tenant, restricted, start, end) -> tuple[list, list, list]
     return daily, durations, nodes
 
 
-async def _rolled(conn, tenant, restricted, first: date, stop: date) -> tuple[list, list, list]:
-    clauses, params = ["day >= %s", "day < %s"], [first, stop]
-    if restricted and not tenant:
-        clauses.append("false")
-    if tenant:
-        clauses.append("client_id = %s")
-        params.append(tenant)
-    where = " AND ".join(clauses)
+async def _rolled(conn, tenant: TenantCondition, first: date, stop: date) -> tuple[list, list, list]:
+    where, params = _range_where(tenant, "day", first, stop)
     daily = await (await conn.execute(f"SELECT * FROM viewer_daily_rollup WHERE {where}", params)).fetchall()
     durations = await (await conn.execute(
         f"SELECT bucket, sum(n)::bigint AS n FROM viewer_daily_duration_rollup WHERE {where} GROUP BY 1",
@@ -251,9 +243,9 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     whole days already rolled up are read from the rollups (as fresh as the last
     rollup-refresh job); from the first day not rolled up on, rows are aggregated live.
     """
-    tenant = scope.client_id if not scope.all_tenants else (client_id or scope.client_id)
-    restricted = not scope.all_tenants
-    run_scope = Scope.provider(tenant) if scope.all_tenants and tenant else scope
+    tenant = tenant_of(scope, client_id)
+    condition = tenant_condition(scope, client_id)
+    run_scope = narrowed(scope, client_id)
     stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
     live_ranges = [(start, end)]
     rolled = None
@@ -271,12 +263,12 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
                 rolled = (rolled[0], gap["gap"])
                 live_ranges = [(_utc_midnight(gap["gap"]), end)]
         if rolled and rolled[0] < rolled[1]:
-            d, h, n = await _rolled(conn, tenant, restricted, *rolled)
+            d, h, n = await _rolled(conn, condition, *rolled)
             daily += d
             durations += h
             nodes += n
         for lo, hi in live_ranges:
-            d, h, n = await _live(conn, tenant, restricted, lo, hi)
+            d, h, n = await _live(conn, condition, lo, hi)
             daily += d
             durations += h
             nodes += n

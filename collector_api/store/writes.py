@@ -3,45 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
 
 import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from .db import Scope, scoped_transaction
+from .rows import LogRow
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~2 µs per row here
-class LogRow:
-    """A validated workflow log ready to store; `log_json` is the document as JSON text.
-
-    `log_json_canonical` is False when `log_json` is the text as the sender wrote it (valid JSON
-    that PostgreSQL may still refuse, e.g. a number like 1e-20000 beyond `numeric`)."""
-
-    client_id: str
-    ticket_id: str
-    status: str
-    executed_at: datetime
-    trace_id: str
-    log_json: str
-    environment: str | None = None
-    workflow_version: str | None = None
-    resolution_status: str | None = None
-    overall_confidence: float | None = None
-    hallucination_risk: float | None = None
-    react_iterations: int | None = None
-    execution_time_seconds: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    complete: bool = True
-    node_durations: dict[str, float] = field(default_factory=dict)
-    log_json_canonical: bool = True
-    index: int = 0  # the record's position in its request, for error messages
 
 
 @dataclass(frozen=True)
@@ -128,14 +99,14 @@ def canonical(row: LogRow) -> LogRow:
 
 
 async def _insert(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
-    columns = [list(col) for col in zip(*map(row_values, rows))]
+    columns = [list(col) for col in zip(*map(row_values, rows), strict=False)]
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
         cur = await conn.execute(_INSERT, columns)
         inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
         missing = {(r.trace_id, r.executed_at) for r in rows} - inserted.keys()
         existing = {}
         if missing:
-            traces, times = zip(*missing)
+            traces, times = zip(*missing, strict=False)
             cur = await conn.execute(_EXISTING, (list(traces), list(times), client_id))
             existing = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
     result, first_seen = [], set()

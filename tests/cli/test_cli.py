@@ -86,3 +86,30 @@ def test_embedded_database_when_no_database_url(tmp_path):
     pidfile = tmp_path / "pg" / "postmaster.pid"
     if pidfile.exists():
         os.kill(int(pidfile.read_text().splitlines()[0]), 2)
+
+
+def test_migrate_imports_neither_fastapi_nor_the_viewer(db_dsn):
+    """`flusso-obs migrate` runs where only the database matters (an init container, a deploy step)."""
+    probe = ("import sys\n"
+             "from flusso_obs.cli import main\n"
+             "code = main(['migrate'])\n"
+             "web = sorted(m for m in sys.modules\n"
+             "             if m.split('.')[0] in ('fastapi', 'starlette', 'viewer', 'uvicorn'))\n"
+             "print('WEB', web)\n"
+             "sys.exit(code)\n")
+    env = {**os.environ, "DATABASE_URL": db_dsn}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "WEB []" in done.stdout, done.stdout
+
+
+def test_runner_does_not_import_the_cli():
+    """The CLI starts the serving commands (runner); what both need lives in flusso_obs.database."""
+    import ast
+    import pathlib
+
+    import flusso_obs.runner
+
+    tree = ast.parse(pathlib.Path(flusso_obs.runner.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"cli", "flusso_obs.cli"}, imported

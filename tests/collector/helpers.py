@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -22,12 +22,13 @@ def make_log(client_id: str | None = "acme", ticket_id: str = "T-1", **outcome) 
     else:
         log["identification"]["client_id"] = client_id
     log["ticket_info"]["ticket_id"] = ticket_id
-    log["ticket_info"]["executed_at"] = (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat()
+    log["ticket_info"]["executed_at"] = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     log["outcome"].update(outcome)
     return log
 
 
-def make_record(log: dict | None, *, event_name: str = "flusso.workflow_log", body: AnyValue | None = None) -> LogRecord:
+def make_record(log: dict | None, *, event_name: str = "flusso.workflow_log",
+                body: AnyValue | None = None) -> LogRecord:
     record = LogRecord(event_name=event_name)
     if log is not None:
         record.trace_id = bytes.fromhex(log["trace_id"])

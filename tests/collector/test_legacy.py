@@ -4,7 +4,6 @@ import json
 import psycopg
 
 from tests.collector.conftest import make_key
-
 from tests.collector.helpers import make_log
 
 
@@ -51,7 +50,8 @@ def test_legacy_invalid_log_names_the_field(client, acme_key):
 
 
 def test_legacy_bad_json_and_wrong_tenant(client, acme_key):
-    r = client.post("/api/v1/logs", content=b"{oops", headers={"X-API-Key": acme_key, "Content-Type": "application/json"})
+    r = client.post("/api/v1/logs", content=b"{oops",
+                    headers={"X-API-Key": acme_key, "Content-Type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
     r = client.post("/api/v1/logs", json=legacy_log(client_id="globex"), headers={"X-API-Key": acme_key})
     assert r.status_code == 403 and "tenant" in r.json()["detail"]

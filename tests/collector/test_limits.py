@@ -1,5 +1,4 @@
 """Backpressure: bounded requests in flight (503) and the per-tenant rate limit (429)."""
-import asyncio
 
 from fastapi.testclient import TestClient
 

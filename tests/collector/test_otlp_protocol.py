@@ -58,7 +58,8 @@ def test_undecodable_protobuf_is_400(client, acme_key):
 
 
 def test_undecodable_json_is_400_in_json(client, acme_key):
-    r = client.post("/v1/logs", content=b"{not json", headers={"Content-Type": "application/json", "X-API-Key": acme_key})
+    r = client.post("/v1/logs", content=b"{not json",
+                    headers={"Content-Type": "application/json", "X-API-Key": acme_key})
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["message"]
 
@@ -230,8 +231,10 @@ def test_hostile_input_never_gives_500(client, acme_key, kind):
 
 def test_invalid_utf8_never_gives_500(client, acme_key):
     raw = make_request(make_record(make_log())).SerializeToString()
-    r = client.post("/v1/logs", content=raw.replace(b"SUCCESS", b"SUCC\xff\xfeS"), headers={**PB, "X-API-Key": acme_key})
-    assert r.status_code in (200, 400)
+    r = client.post("/v1/logs", content=raw.replace(b"SUCCESS", b"SUCC\xff\xfeS"),
+                    headers={**PB, "X-API-Key": acme_key})
+    # proto3 string fields must be UTF-8: the protobuf parser refuses the whole request
+    assert r.status_code == 400 and "bad UTF-8" in status_pb2.Status.FromString(r.content).message
     r = client.post("/v1/logs", content=b'{"resourceLogs": "\xff"}',
                     headers={"Content-Type": "application/json", "X-API-Key": acme_key})
     assert r.status_code == 400
@@ -258,7 +261,11 @@ def test_one_unusable_record_never_sinks_the_batch(client, acme_key, db_dsn, mut
     with psycopg.connect(db_dsn) as conn:
         tickets = sorted(t for (t,) in conn.execute("SELECT ticket_id FROM workflow_logs"))
     rejected = ExportLogsServiceResponse.FromString(r.content).partial_success.rejected_log_records
-    assert "GOOD" in tickets and (rejected == 1 or tickets == ["BAD", "GOOD"])
+    # A date beyond what Python represents in UTC rejects the record; a number beyond a double
+    # does not refuse the log: its column is left empty and the log is stored.
+    refused = mutation in ("early_year", "late_year")
+    assert rejected == (1 if refused else 0)
+    assert tickets == (["GOOD"] if refused else ["BAD", "GOOD"])
 
 
 def _stored(dsn):
@@ -277,7 +284,7 @@ def test_json_text_is_stored_as_sent_unless_postgres_refuses_it(client, acme_key
     exact_text = json.dumps(exact).replace('"big": 0', '"big": 123456789012345678901234567890')
     tiny_text = json.dumps(tiny).replace('"tiny": 0', '"tiny": 1e-20000')
     records = [make_record(None, body=AnyValue(string_value=text)) for text in (exact_text, tiny_text)]
-    for record, log in zip(records, (exact, tiny)):
+    for record, log in zip(records, (exact, tiny), strict=True):
         record.trace_id = bytes.fromhex(log["trace_id"])
     r = post_pb(client, acme_key, make_request(*records))
     assert r.status_code == 200, r.text
@@ -345,7 +352,8 @@ def test_a_value_postgres_refuses_rejects_that_record_only(client, acme_key, db_
                         BEGIN IF NEW.ticket_id = 'EVIL' THEN
                           RAISE EXCEPTION 'ticket id EVIL is refused' USING ERRCODE = '22023'; END IF;
                         RETURN NEW; END $$""")
-        conn.execute("CREATE TRIGGER refuse_evil BEFORE INSERT ON workflow_logs FOR EACH ROW EXECUTE FUNCTION refuse_evil()")
+        conn.execute("CREATE TRIGGER refuse_evil BEFORE INSERT ON workflow_logs"
+                     " FOR EACH ROW EXECUTE FUNCTION refuse_evil()")
     r = post_pb(client, acme_key, make_request(*(make_record(make_log(ticket_id=t)) for t in ("OK-1", "EVIL", "OK-2"))))
     assert r.status_code == 200, r.text
     partial = ExportLogsServiceResponse.FromString(r.content).partial_success

@@ -1,7 +1,7 @@
 import psycopg
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from tests.collector.helpers import make_log, make_record, make_request
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 
 def test_protobuf_log_is_stored(client, acme_key, db_dsn):

@@ -1,6 +1,6 @@
 """executed_at: the schema's "date-time" format and the parser agree, and keep accepting what
 senders write (strftime's "+0000" offsets included)."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,11 +11,11 @@ from tests.collector.helpers import make_log
 
 
 @pytest.mark.parametrize("value, utc", [
-    ("2026-11-25T10:00:00Z", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),
-    ("2026-11-25T10:00:00.123456+00:00", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=timezone.utc)),
-    ("2026-11-25T15:30:00+0530", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),  # strftime("%z")
-    ("2026-11-25t10:00:00z", datetime(2026, 11, 25, 10, tzinfo=timezone.utc)),  # RFC 3339 allows lower case
-    ("2026-11-25T10:00:00.123456789-02:00", datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)),
+    ("2026-11-25T10:00:00Z", datetime(2026, 11, 25, 10, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.123456+00:00", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)),
+    ("2026-11-25T15:30:00+0530", datetime(2026, 11, 25, 10, tzinfo=UTC)),  # strftime("%z")
+    ("2026-11-25t10:00:00z", datetime(2026, 11, 25, 10, tzinfo=UTC)),  # RFC 3339 allows lower case
+    ("2026-11-25T10:00:00.123456789-02:00", datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)),
 ])
 def test_accepted_and_parsed_to_utc(value, utc):
     assert is_date_time(value)

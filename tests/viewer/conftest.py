@@ -1,8 +1,17 @@
 """Viewer fixtures: a loaded database, an in-process client, and a real server for the browser."""
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
@@ -16,7 +25,7 @@ def loaded_db(db_dsn):
     accounts = create_accounts(db_dsn)
     docs = standard_logs()
     ids = store_logs(db_dsn, docs)
-    return db_dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids)}
+    return db_dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids, strict=True)}
 
 
 @pytest.fixture()
@@ -34,16 +43,6 @@ def login(client: TestClient, email: str, password: str = PASSWORD):
 
 
 # --- browser tests: a real uvicorn server on loopback and Debian's headless Chromium --------
-
-import socket
-import threading
-import time
-import uuid
-import os
-from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -64,7 +63,7 @@ def module_db(pg_server_dsn, template_dsn):
     accounts = create_accounts(dsn)
     docs = standard_logs()
     ids = store_logs(dsn, docs)
-    yield dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids)}
+    yield dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids, strict=True)}
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

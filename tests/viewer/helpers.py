@@ -6,7 +6,7 @@ import concurrent.futures
 import copy
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector_api.ingest import Rejected, prepare_row
@@ -17,7 +17,7 @@ from viewer.auth import hash_password
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())
 PASSWORD = "correct horse battery staple"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def make_log(client_id: str, ticket_id: str, *, days_ago: float = 1.0, status: str = "SUCCESS",

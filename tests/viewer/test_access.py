@@ -1,8 +1,9 @@
 """Login, sessions, CSRF, rate limiting, security headers and tenant scoping."""
 from __future__ import annotations
 
-from config.server import ServerSettings
 from fastapi.testclient import TestClient
+
+from config.server import ServerSettings
 from flusso_obs.server import create_app
 from viewer.auth import hash_password, verify_password
 
@@ -160,7 +161,8 @@ def test_api_key_authentication(app_client, loaded_db):
     assert wrong_scope.status_code == 401 and "read" in wrong_scope.json()["detail"]
     body = app_client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {accounts['read_key']}"}).json()
     assert {t["client_id"] for t in body["tickets"]} == {"acme"}
-    assert app_client.get(f"/api/v1/tickets/{ids['G-1']}", headers={"X-API-Key": accounts["read_key"]}).status_code == 404
+    r = app_client.get(f"/api/v1/tickets/{ids['G-1']}", headers={"X-API-Key": accounts["read_key"]})
+    assert r.status_code == 404
     stats = app_client.get("/api/v1/stats?client=globex", headers={"X-API-Key": accounts["read_key"]}).json()
     assert "per_client" in stats and stats["per_client"] == []
     assert stats["totals"]["tickets"] == 5  # acme's within 30 days, whatever `client` says

@@ -29,17 +29,21 @@ def test_provider_overview_charts_plot_the_stats(viewer_page, live_server):
     stats = viewer_page.request.get(f"{live_server}/api/v1/stats").json()
     days = [d["day"] for d in stats["per_day"]]
     assert plotted["chart-status"]["labels"] == days
-    assert plotted["chart-status"]["data"] == [[d[k] for d in stats["per_day"]] for k in ("success", "partial", "failed")]
-    for series, key in zip(plotted["chart-quality"]["data"], ("avg_confidence", "avg_hallucination_risk")):
-        assert all(_close(a, d[key]) for a, d in zip(series, stats["per_day"]))
+    statuses = ("success", "partial", "failed")
+    assert plotted["chart-status"]["data"] == [[d[k] for d in stats["per_day"]] for k in statuses]
+    for series, key in zip(plotted["chart-quality"]["data"], ("avg_confidence", "avg_hallucination_risk"), strict=True):
+        assert all(_close(a, d[key]) for a, d in zip(series, stats["per_day"], strict=True))
     assert plotted["chart-duration"]["data"] == [[b["tickets"] for b in stats["duration_histogram"]]]
     assert plotted["chart-nodes"]["labels"] == [n["node"] for n in stats["node_durations"]]
-    assert all(_close(a, n["avg_ms"]) for a, n in zip(plotted["chart-nodes"]["data"][0], stats["node_durations"]))
-    assert all(_close(a, d["cost_usd"]) for a, d in zip(plotted["chart-cost"]["data"][0], stats["per_day"]))
+    nodes = zip(plotted["chart-nodes"]["data"][0], stats["node_durations"], strict=True)
+    assert all(_close(a, n["avg_ms"]) for a, n in nodes)
+    costs = zip(plotted["chart-cost"]["data"][0], stats["per_day"], strict=True)
+    assert all(_close(a, d["cost_usd"]) for a, d in costs)
     assert viewer_page.text_content("[data-stat=tickets]") == str(stats["totals"]["tickets"])
     assert viewer_page.locator("#per-client tbody tr").count() == 2
     viewer_page.screenshot(path=str(ARTIFACTS / "viewer-overview.png"), full_page=True)
-    assert not [e for e in viewer_page.console_errors if "Content Security Policy" in e or "Refused" in e], viewer_page.console_errors
+    csp = [e for e in viewer_page.console_errors if "Content Security Policy" in e or "Refused" in e]
+    assert not csp, viewer_page.console_errors
     assert not viewer_page.console_errors, viewer_page.console_errors
 
 
@@ -114,7 +118,8 @@ def test_markup_in_a_log_runs_no_script(viewer_page, live_server, module_db):
     viewer_page.wait_for_timeout(300)
     assert viewer_page.dialogs == []
     assert viewer_page.evaluate("() => window.__xss") is None
-    assert viewer_page.locator("#react img, #draft script, #draft iframe, #waterfall svg[onload], #react a").count() == 0
+    injected = "#react img, #draft script, #draft iframe, #waterfall svg[onload], #react a"
+    assert viewer_page.locator(injected).count() == 0
     assert "{{ 7*7 }}" in viewer_page.text_content("#react")
     viewer_page.screenshot(path=str(ARTIFACTS / "viewer-markup.png"), full_page=True)
 

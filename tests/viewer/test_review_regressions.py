@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from config.server import ServerSettings
 from flusso_obs.server import create_app
 from tests.collector.conftest import make_key as _make_key
+from tests.collector.helpers import make_log, make_record, make_request
 
 
 def make_key(dsn, client, scope="ingest"):
@@ -16,7 +17,6 @@ def make_key(dsn, client, scope="ingest"):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(_make_key, dsn, client, scope).result()
-from tests.collector.helpers import make_log, make_record, make_request
 
 
 @pytest.fixture()

@@ -1,14 +1,14 @@
 """Pure pieces of the viewer: waterfall layout, CSV escaping, cursors, filter parsing."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from collector_api.store.reads import Cursor
 from viewer.auth import LoginLimiter, Principal, SessionCodec
 from viewer.errors import BadRequest
-from viewer.filters import decode_cursor, encode_cursor, parse_ticket_query
+from viewer.query_params import decode_cursor, encode_cursor, parse_ticket_query
 from viewer.views.login import safe_next
 from viewer.views.ticket import build_waterfall
 from viewer.views.tickets import csv_cell
@@ -46,7 +46,7 @@ def test_csv_cells_cannot_become_formulas(value, expected):
 
 
 def test_cursor_round_trip_and_rejects_garbage():
-    now = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     for sort, value in (("time", now), ("confidence", 0.5), ("duration", -1.0)):
         cursor = Cursor(value, now, 42)
         assert decode_cursor(encode_cursor(cursor), sort) == cursor
@@ -63,8 +63,8 @@ def test_client_filter_is_ignored_for_client_users():
 
 def test_end_day_is_included():
     query = parse_ticket_query({"start": "2026-11-01", "end": "2026-11-01"}, PROVIDER)
-    assert query.filters.start == datetime(2026, 11, 1, tzinfo=timezone.utc)
-    assert query.filters.end == datetime(2026, 11, 2, tzinfo=timezone.utc)
+    assert query.filters.start == datetime(2026, 11, 1, tzinfo=UTC)
+    assert query.filters.end == datetime(2026, 11, 2, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("target, expected", [
@@ -148,4 +148,5 @@ def test_metrics_are_grouped_outcome_first_and_formatted():
     values = dict(item for _, items in groups for item in items)
     assert values["execution_time_seconds"] == "400 µs" and values["cost_usd"] == "$0.0294"
     assert values["input_tokens"] == "8,593" and values["mean_react_iteration_ms"] == "114 ms"
-    assert values["draft_length_chars"] == "215 chars" and values["alpha"] == "–" and values["overall_confidence"] == "0.69"
+    assert values["draft_length_chars"] == "215 chars" and values["alpha"] == "–"
+    assert values["overall_confidence"] == "0.69"

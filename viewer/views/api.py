@@ -6,16 +6,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from ..auth import Principal, api_principal, page_principal
-from ..render import render
-from ..filters import parse_ticket_query
+from ..deps import ApiPrincipal, Context, CurrentPrincipal
 from ..jsonout import dumps
+from ..query_params import parse_ticket_query
+from ..render import render
+from ..routing import ApiRoute, PageRoute
 from .overview import build_overview
 from .ticket import build_ticket_detail, parse_log_id
 from .tickets import build_ticket_list, export_csv, export_json, row_json
 
-router = APIRouter(prefix="/api/v1", tags=["viewer"])
-Auth = Annotated[Principal, Depends(api_principal)]
+router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
 Q = Annotated[str | None, Query()]
 _AUTH_DOC = {401: {"description": "No session and no valid read-scope API key"}}
 
@@ -43,45 +43,45 @@ _FILTER_DOC = (
 @router.get("/tickets", summary="Search tickets (keyset pages)", dependencies=[Depends(_ticket_params)],
             description=_FILTER_DOC + " Pages: `limit` (1-500, default 50), `after` = the previous page's"
             " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).", responses=_AUTH_DOC)
-async def get_api_tickets(request: Request, principal: Auth) -> Response:
+async def get_api_tickets(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
     query = parse_ticket_query(request.query_params, principal)
-    data = await build_ticket_list(request, principal, query)
+    data = await build_ticket_list(ctx, principal, query)
     data["tickets"] = [row_json(r) for r in data["tickets"]]
     return _json(data)
 
 
 @router.get("/tickets/export.csv", summary="Export the filtered tickets as CSV", description=_FILTER_DOC,
             dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
-async def get_api_tickets_csv(request: Request, principal: Auth) -> Response:
-    return await export_csv(request, principal)
+async def get_api_tickets_csv(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
+    return export_csv(ctx, principal, request.query_params)
 
 
 @router.get("/tickets/export.json", summary="Export the filtered tickets as a JSON array", description=_FILTER_DOC,
             dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
-async def get_api_tickets_json(request: Request, principal: Auth) -> Response:
-    return await export_json(request, principal)
+async def get_api_tickets_json(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
+    return export_json(ctx, principal, request.query_params)
 
 
 @router.get("/tickets/{log_id}", summary="One ticket: its row and its full workflow log",
             responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's"}})
-async def get_api_ticket(request: Request, log_id: str, principal: Auth) -> Response:
-    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+async def get_api_ticket(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
+    row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
     return _json({"ticket": row_json(row), "log": row["log_data"]})
 
 
 @router.get("/stats", summary="Overview statistics for a date range (default: the last 30 days)",
             description="`start`/`end` as for /tickets; `client` narrows a provider's view to one tenant.",
             responses=_AUTH_DOC)
-async def get_api_stats(request: Request, principal: Auth, start: Q = None, end: Q = None,
+async def get_api_stats(request: Request, ctx: Context, principal: ApiPrincipal, start: Q = None, end: Q = None,
                         client: Q = None) -> Response:
-    data = await build_overview(request, principal, request.query_params)
+    data = await build_overview(ctx, principal, request.query_params)
     return _json(data["stats"])
 
 
-docs_router = APIRouter(include_in_schema=False)
+docs_router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @docs_router.get("/api/docs")
-async def get_api_docs(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
+async def get_api_docs(request: Request, principal: CurrentPrincipal) -> Response:
     """Swagger UI from vendored static files (FastAPI's /docs would load a CDN and an inline script)."""
     return render(request, "api_docs.html", {"principal": principal})

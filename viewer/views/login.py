@@ -4,18 +4,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from collector_api.store.accounts import end_sessions, find_user
 
-from ..auth import (LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, csrf_matches, page_principal, session_principal,
-                    verify_login)
+from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_matches, verify_login
+from ..context import ViewerContext
+from ..deps import Context, CurrentPrincipal, SessionPrincipal
 from ..errors import BadRequest, TooManyAttempts
 from ..render import render
+from ..routing import PageRoute
 
 logger = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def safe_next(target: str | None) -> str:
@@ -25,9 +27,8 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, *, next_path: str, error: str | None = None, status: int = 200,
-                email: str = "") -> Response:
-    ctx = request.app.state.viewer
+def _login_page(request: Request, ctx: ViewerContext, *, next_path: str, error: str | None = None,
+                status: int = 200, email: str = "") -> Response:
     cookie, token = ctx.codec.new_login_token()
     response = render(request, "login.html", {"next": next_path, "error": error, "login_csrf": token,
                                               "email": email}, status=status)
@@ -37,31 +38,30 @@ def _login_page(request: Request, *, next_path: str, error: str | None = None, s
 
 
 @router.get("/login")
-async def get_login(request: Request, next: str | None = None) -> Response:
-    if await session_principal(request) is not None:
+async def get_login(request: Request, ctx: Context, signed_in: SessionPrincipal, next: str | None = None) -> Response:
+    if signed_in is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return _login_page(request, next_path=safe_next(next))
+    return _login_page(request, ctx, next_path=safe_next(next))
 
 
 @router.post("/login")
-async def post_login(request: Request, email: Annotated[str, Form(max_length=320)] = "",
+async def post_login(request: Request, ctx: Context, email: Annotated[str, Form(max_length=320)] = "",
                      password: Annotated[str, Form(max_length=1024)] = "",
                      csrf_token: Annotated[str, Form(max_length=200)] = "",
                      next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
-    ctx = request.app.state.viewer
     next_path = safe_next(next)
     if not ctx.codec.check_login_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
-        return _login_page(request, next_path=next_path, status=400,
+        return _login_page(request, ctx, next_path=next_path, status=400,
                            error="The form expired or came from elsewhere; please sign in again.")
     ip = request.client.host if request.client else "?"
     email = email.strip().lower()
     if not ctx.limiter.allow(f"ip:{ip}", f"email:{email}"):
         logger.warning("login rate limit hit for ip=%s email=%s", ip, email)
-        return _login_page(request, next_path=next_path, status=TooManyAttempts.status, email=email,
+        return _login_page(request, ctx, next_path=next_path, status=TooManyAttempts.status, email=email,
                            error="Too many sign-in attempts; wait a minute and try again.")
     user = await find_user(ctx.pool, email) if email else None
     if not verify_login(user.password_hash if user else None, password):
-        return _login_page(request, next_path=next_path, status=401, email=email,
+        return _login_page(request, ctx, next_path=next_path, status=401, email=email,
                            error="Unknown email or wrong password.")
     cookie, _ = ctx.codec.new_session(user.id, user.session_epoch)
     response = RedirectResponse(next_path, status_code=303)
@@ -73,11 +73,10 @@ async def post_login(request: Request, email: Annotated[str, Form(max_length=320
 
 
 @router.post("/logout")
-async def post_logout(request: Request, principal: Annotated[Principal, Depends(page_principal)],
+async def post_logout(ctx: Context, principal: CurrentPrincipal,
                       csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     if not csrf_matches(principal.csrf, csrf_token):
         raise BadRequest("the sign-out form expired; reload the page and try again")
-    ctx = request.app.state.viewer
     await end_sessions(ctx.pool, principal.user_id)  # a copied cookie dies with this one
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.cookie_secure)

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from collector_api.store.accounts import list_tenants
 from collector_api.store.reads import get_stats
 
-from ..auth import Principal, page_principal
-from ..filters import DEFAULT_RANGE_DAYS, parse_client, parse_range
+from ..auth import Principal
+from ..context import ViewerContext
+from ..deps import Context, CurrentPrincipal
+from ..query_params import DEFAULT_RANGE_DAYS, parse_client, parse_range
 from ..render import render
+from ..routing import PageRoute
 
 logger = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def rollups_enabled(ctx) -> bool:
@@ -37,20 +41,19 @@ def stats_json(stats) -> dict[str, Any]:
     }
 
 
-async def build_overview(request: Request, principal: Principal, params) -> dict[str, Any]:
+async def build_overview(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]) -> dict[str, Any]:
     """Parse the range (and client, for providers) from `params` and compute the stats once."""
     start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
     client = parse_client(params, principal)
-    ctx = request.app.state.viewer
     use_rollups = rollups_enabled(ctx)
     stats = await get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups)
     return {"stats": stats_json(stats), "client": client}
 
 
 @router.get("/")
-async def get_overview(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    data = await build_overview(request, principal, request.query_params)
-    tenants = await list_tenants(request.app.state.viewer.pool) if principal.is_provider else []
+async def get_overview(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
+    data = await build_overview(ctx, principal, request.query_params)
+    tenants = await list_tenants(ctx.pool) if principal.is_provider else []
     start = datetime.fromisoformat(data["stats"]["start"]).date()
     last_day = (datetime.fromisoformat(data["stats"]["end"]) - timedelta(microseconds=1)).date()
     return render(request, "overview.html", {"principal": principal, "stats": data["stats"], "client": data["client"],

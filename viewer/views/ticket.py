@@ -6,20 +6,23 @@ Jinja's autoescaping, never as markup, URL or script.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from collector_api.store.reads import get_ticket
 
-from ..auth import Principal, page_principal
+from ..auth import Principal
+from ..context import ViewerContext
+from ..deps import Context, CurrentPrincipal
 from ..errors import NotFound
 from ..formatting import nice_axis, ordered_metrics
 from ..jsonout import dumps
 from ..render import render
+from ..routing import PageRoute
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 MAX_SPANS = 2000
 MAX_DEPTH = 12
 
@@ -103,7 +106,8 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
         if id(s) not in seen:
             seen.add(id(s))
             rows.append({"name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": 0,
-                         "start_ms": _float(s.get("start_offset_ms")) or 0, "duration_ms": _float(s.get("duration_ms")) or 0,
+                         "start_ms": _float(s.get("start_offset_ms")) or 0,
+                         "duration_ms": _float(s.get("duration_ms")) or 0,
                          "status": str(s.get("status") or ""), "error": s.get("error"), "failed": bool(s.get("error")),
                          "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id")})
     return rows
@@ -117,9 +121,9 @@ def _results(block: Any) -> dict:
     return {"query": block.get("query"), "results": results}
 
 
-async def build_ticket_detail(request: Request, principal: Principal, log_id: int) -> dict[str, Any]:
+async def build_ticket_detail(ctx: ViewerContext, principal: Principal, log_id: int) -> dict[str, Any]:
     """The row and its document, or NotFound (also for another tenant's ticket: no existence leak)."""
-    row = await get_ticket(request.app.state.viewer.pool, principal.scope, log_id)
+    row = await get_ticket(ctx.pool, principal.scope, log_id)
     if row is None:
         raise NotFound("no such ticket (or it belongs to another client)")
     return row
@@ -158,16 +162,14 @@ def detail_sections(row: dict) -> dict[str, Any]:
 
 
 @router.get("/tickets/{log_id}")
-async def get_ticket_page(request: Request, log_id: str,
-                          principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal: CurrentPrincipal) -> Response:
+    row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
     return render(request, "ticket.html", {"principal": principal, "row": row, **detail_sections(row)})
 
 
 @router.get("/tickets/{log_id}/raw")
-async def get_ticket_raw(request: Request, log_id: str,
-                         principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    row = await build_ticket_detail(request, principal, parse_log_id(log_id))
+async def get_ticket_raw(log_id: str, ctx: Context, principal: CurrentPrincipal) -> Response:
+    row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
     body = dumps(row["log_data"], indent=True)
     name = f"ticket-{row['id']}.json"
     return Response(body, media_type="application/json",

@@ -5,21 +5,25 @@ import asyncio
 import csv
 import io
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from collector_api.store.accounts import list_tenants
 from collector_api.store.reads import STATUSES, count_tickets, iter_ticket_rows, list_filter_values, list_tickets
 
-from ..auth import Principal, page_principal
-from ..filters import TicketQuery, encode_cursor, parse_ticket_query
+from ..auth import Principal
+from ..context import ViewerContext
+from ..deps import Context, CurrentPrincipal
 from ..jsonout import dumps
+from ..query_params import TicketQuery, encode_cursor, parse_ticket_query
 from ..render import render
+from ..routing import PageRoute
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 EXPORT_COLUMNS = ("id", "client_id", "ticket_id", "status", "resolution_status", "executed_at", "environment",
                   "workflow_version", "overall_confidence", "hallucination_risk", "react_iterations",
@@ -31,9 +35,9 @@ def row_json(row: dict) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items() if k != "log_data"}
 
 
-async def build_ticket_list(request: Request, principal: Principal, query: TicketQuery) -> dict[str, Any]:
+async def build_ticket_list(ctx: ViewerContext, principal: Principal, query: TicketQuery) -> dict[str, Any]:
     """The data of one page of search results; rendered as HTML by /tickets, as JSON by the API."""
-    pool = request.app.state.viewer.pool
+    pool = ctx.pool
     # Two connections at once: the page and its capped count cost about the same on large ranges.
     page, count = await asyncio.gather(
         list_tickets(pool, principal.scope, query.filters, sort=query.sort, descending=query.descending,
@@ -47,25 +51,23 @@ async def build_ticket_list(request: Request, principal: Principal, query: Ticke
 MENU_TTL_S = 300.0
 
 
-async def filter_menus(request: Request, principal: Principal) -> dict[str, list[str]]:
+async def filter_menus(ctx: ViewerContext, principal: Principal) -> dict[str, list[str]]:
     """Values offered in the filter menus, cached per tenant for MENU_TTL_S (they change rarely)."""
-    ctx = request.app.state.viewer
     key = "*" if principal.is_provider else principal.client_id
     hit = ctx.menu_cache.get(key)
     if hit and time.monotonic() - hit[0] < MENU_TTL_S:
         return hit[1]
-    since = datetime.now(timezone.utc) - timedelta(days=90)
+    since = datetime.now(UTC) - timedelta(days=90)
     menus = await list_filter_values(ctx.pool, principal.scope, since)
     ctx.menu_cache[key] = (time.monotonic(), menus)
     return menus
 
 
 @router.get("/tickets")
-async def get_tickets(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    ctx = request.app.state.viewer
+async def get_tickets(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
     query = parse_ticket_query(request.query_params, principal)
-    data = await build_ticket_list(request, principal, query)
-    menus = await filter_menus(request, principal)
+    data = await build_ticket_list(ctx, principal, query)
+    menus = await filter_menus(ctx, principal)
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
     return render(request, "tickets.html", {
         "principal": principal, "data": data, "query": query, "params": query.params or {}, "menus": menus,
@@ -90,18 +92,18 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-async def _export_rows(request: Request, principal: Principal):
-    ctx = request.app.state.viewer
-    query = parse_ticket_query(request.query_params, principal)
+def _export_rows(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]):
+    query = parse_ticket_query(params, principal)
     return iter_ticket_rows(ctx.pool, principal.scope, query.filters, max_rows=ctx.settings.flusso_export_max_rows)
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-async def export_csv(request: Request, principal: Principal) -> Response:
-    rows = await _export_rows(request, principal)
+def export_csv(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]) -> Response:
+    """The filtered rows as a streamed CSV download (a bad filter is refused before it starts)."""
+    rows = _export_rows(ctx, principal, params)
 
     async def chunks():
         buffer = io.StringIO()
@@ -121,8 +123,9 @@ async def export_csv(request: Request, principal: Principal) -> Response:
         "Content-Disposition": f'attachment; filename="tickets-{_stamp()}.csv"'})
 
 
-async def export_json(request: Request, principal: Principal) -> Response:
-    rows = await _export_rows(request, principal)
+def export_json(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]) -> Response:
+    """The filtered rows as a streamed JSON array download."""
+    rows = _export_rows(ctx, principal, params)
 
     async def chunks():
         yield b"["
@@ -137,10 +140,10 @@ async def export_json(request: Request, principal: Principal) -> Response:
 
 
 @router.get("/tickets/export.csv")
-async def get_tickets_csv(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    return await export_csv(request, principal)
+async def get_tickets_csv(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
+    return export_csv(ctx, principal, request.query_params)
 
 
 @router.get("/tickets/export.json")
-async def get_tickets_json(request: Request, principal: Annotated[Principal, Depends(page_principal)]) -> Response:
-    return await export_json(request, principal)
+async def get_tickets_json(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
+    return export_json(ctx, principal, request.query_params)

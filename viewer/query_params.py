@@ -1,4 +1,5 @@
-"""Query-string parameters -> store filters. Every bad value is a BadRequest naming the field."""
+"""Query-string parameters -> store filters (the ticket search, the date range). Every bad value is a
+BadRequest naming the field."""
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 import orjson
@@ -61,12 +62,12 @@ def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            moment = datetime.combine(day, time.min, tzinfo=timezone.utc)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: 9999-12-31 + 1 day, year 1 at +05:00
         raise BadRequest(f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time between the years "
                          f"1 and 9999, got {value[:40]!r}") from None
@@ -79,7 +80,7 @@ def _number(params: Mapping[str, str], name: str, low: float, high: float) -> fl
     try:
         number = float(value)
     except ValueError:
-        raise BadRequest(f"{name}: expected a number between {low:g} and {high:g}, got {value[:40]!r}")
+        raise BadRequest(f"{name}: expected a number between {low:g} and {high:g}, got {value[:40]!r}") from None
     if not math.isfinite(number) or not low <= number <= high:
         raise BadRequest(f"{name}: expected a number between {low:g} and {high:g}, got {value[:40]!r}")
     return number
@@ -100,7 +101,7 @@ def parse_range(params: Mapping[str, str], *, default_days: int | None) -> tuple
     end = parse_moment("end", end_text, end=True) if end_text else None
     if default_days is not None:
         if end is None:
-            end = datetime.combine(datetime.now(timezone.utc).date() + timedelta(days=1), time.min, tzinfo=timezone.utc)
+            end = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time.min, tzinfo=UTC)
         if start is None:
             start = end - timedelta(days=default_days)
     if start and end and start >= end:
@@ -130,7 +131,7 @@ def decode_cursor(text: str, sort: str) -> Cursor:
         if isinstance(log_id, bool) or not isinstance(log_id, int) or executed.tzinfo is None:
             raise problem
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise problem
+        raise problem from None
     return Cursor(value, executed, log_id)
 
 

@@ -1,0 +1,64 @@
+"""Every Jinja filter the templates use, registered in one place (`install_filters`).
+
+Each takes any value a log may hold (None, text, a number out of range) and never raises.
+"""
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment
+
+from .formatting import compact, duration_ms, duration_s
+
+
+def number(value: Any, digits: int = 2) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def percent(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    return f"{value * 100:.1f} %"
+
+
+def moment(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "–" if value is None else str(value)
+
+
+def moment_parts(value: Any) -> tuple[str, str]:
+    """(date, time) of a moment, so a page can keep each part unbroken."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC)
+        return utc.strftime("%Y-%m-%d"), utc.strftime("%H:%M:%S UTC")
+    return ("–" if value is None else str(value)), ""
+
+
+def dollars(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "–"
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+# Filter name in the templates -> function.
+FILTERS = {
+    "num": number,
+    "pct": percent,
+    "when": moment,
+    "when_parts": moment_parts,
+    "money": dollars,
+    "ms": duration_ms,
+    "secs": duration_s,
+    "compact": compact,
+}
+
+
+def install_filters(env: Environment) -> None:
+    env.filters.update(FILTERS)
