@@ -10,6 +10,7 @@ Every public function here is fail-safe: a value whose redaction raises becomes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -42,6 +43,32 @@ PII_FIELD_TYPES: dict[str, str] = {
     "customer_messages": "text",
     "address": "text",
 }
+
+# Keys outside that table are classified by their words (split on _ - . space and camelCase):
+# ``customer_phone_number``, ``firstName``, ``billing-address`` are hashed, while ``model_name``,
+# ``tool_name``, ``hostname``, ``ticket_id``, ``email_verified`` stay readable.
+_EMAIL_WORDS = frozenset({"email", "emails", "mail", "emailaddress"})
+_PHONE_WORDS = frozenset({"phone", "phones", "phonenumber", "mobile", "tel", "telephone", "fax", "cell",
+                          "cellphone", "msisdn"})
+# One-word person names; ``username`` included: usernames are usually a person's name or email.
+_NAME_WORDS = frozenset({"firstname", "lastname", "fullname", "surname", "givenname", "familyname",
+                         "middlename", "maidenname", "nickname", "displayname", "username", "login"})
+# ``name`` counts as a person's name only next to one of these (``model_name`` does not).
+_PERSON_WORDS = frozenset({"first", "last", "full", "given", "family", "middle", "maiden", "sur", "nick",
+                           "display", "user", "customer", "requester", "contact", "person", "sender",
+                           "recipient", "holder", "cardholder", "billing", "shipping", "legal", "real",
+                           "preferred", "patient", "employee", "caller", "owner"})
+_ADDRESS_WORDS = frozenset({"address", "addr", "street", "postcode", "postalcode", "zip", "zipcode", "postal"})
+_NOT_POSTAL_WORDS = frozenset({"mac", "server", "host", "memory", "bind", "listen", "local", "peer", "base",
+                               "web", "url", "wallet", "contract"})
+_PERSONAL_WORDS = frozenset({"dob", "birthday", "birthdate", "ssn", "passport"})
+# A last word that says the value is about the field, not the field itself: ``email_verified``.
+_ABOUT_WORDS = frozenset({"id", "ids", "count", "type", "kind", "status", "verified", "enabled", "valid",
+                          "domain", "template", "format", "provider", "source", "length", "len", "hash",
+                          "optin", "consent", "field", "key", "column", "label"})
+# Ticket fields only (record.ticket): a bare ``name`` there is the customer's.
+_TICKET_FIELD_TYPES = {"name": "name"}
+_KEY_WORD_RE = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
 # Every free-text detector runs in time linear in the text (customers paste digit runs, long
 # local parts, base64 blobs; a backtracking pattern would hold the GIL for seconds). The rules:
@@ -127,6 +154,48 @@ _CACHE_MAX_LEN = 256
 _CACHE_MAX_ENTRIES = 8192
 
 
+def key_words(key: str) -> tuple[str, ...]:
+    """``"customerPhone_number"`` -> ``("customer", "phone", "number")``."""
+    return tuple(w.lower() for w in _KEY_WORD_RE.split(key) if w)
+
+
+@functools.lru_cache(maxsize=4096)
+def field_kind(key: str) -> str | None:
+    """Token kind of a field whose value is personal data, by its key; None for other keys.
+
+    The exact names of PII_FIELD_TYPES first, then the key's words: any email word -> email;
+    phone word -> phone; a one-word name (firstname, username) or ``name`` with a person word
+    (first, last, customer, requester, contact, ...) -> name; card + number -> card; iban ->
+    iban; address/street/zip/postcode (not a server's) and dob/ssn/passport -> text. A key
+    whose last word is about the field (``email_verified``, ``phone_type``, ``customer_id``)
+    is not personal data."""
+    exact = PII_FIELD_TYPES.get(key.lower())
+    if exact is not None:
+        return exact
+    words = key_words(key)
+    if not words or words[-1] in _ABOUT_WORDS:
+        return None
+    ws = set(words)
+    if ws & _EMAIL_WORDS:
+        return "email"
+    if ws & _PHONE_WORDS:
+        return "phone"
+    if ws & _NAME_WORDS or (ws & {"name", "names"} and ws & _PERSON_WORDS):
+        return "name"
+    if "iban" in ws:
+        return "iban"
+    if ws & {"card", "creditcard"} and ws & {"number", "num", "no", "pan"} or "cardnumber" in ws:
+        return "card"
+    if ws & _ADDRESS_WORDS and not ws & _NOT_POSTAL_WORDS or ws & _PERSONAL_WORDS:
+        return "text"
+    return None
+
+
+def ticket_field_kind(key: str) -> str | None:
+    """field_kind for a ticket field, where a bare ``name`` is the customer's."""
+    return _TICKET_FIELD_TYPES.get(key.lower()) or field_kind(key)
+
+
 def _sub_outside_tokens(rx: re.Pattern, repl, text: str) -> str:
     """``rx.sub(repl, text)`` on the text between existing tokens, which stay as they are."""
     if "[" not in text:
@@ -168,14 +237,24 @@ class Redactor:
         self.hex_chars = max(12, int(hex_chars))
         self.max_string_chars = max(64, int(max_string_chars))
         self._cache: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
 
     # --- tokens ---
     def token(self, kind: str, value: object) -> str:
         """``[kind:hex]`` for ``value``; the same value always gives the same token."""
         norm = _normalize(kind, value)
+        # A ticket repeats its values (one email in every span): memoize, bounded like _cache.
+        memo_key = f"{kind}\x00{norm}"
+        hit = self._tokens.get(memo_key)
+        if hit is not None:
+            return hit
         digest = self._mac.copy()
-        digest.update(f"{kind}\x00{norm}".encode("utf-8", "surrogatepass"))
-        return f"[{kind}:{digest.hexdigest()[: self.hex_chars]}]"
+        digest.update(memo_key.encode("utf-8", "surrogatepass"))
+        tok = f"[{kind}:{digest.hexdigest()[: self.hex_chars]}]"
+        if len(self._tokens) >= _CACHE_MAX_ENTRIES:
+            self._tokens.clear()
+        self._tokens[memo_key] = tok
+        return tok
 
     def hash_field(self, kind: str, value: object) -> object:
         """Token for a known PII field; lists are tokenized item by item; None stays None."""
@@ -313,7 +392,7 @@ class Redactor:
                 out = {}
                 for k, v in value.items():
                     key = self.scrub_text(str(k), known)
-                    kind = PII_FIELD_TYPES.get(str(k).lower())
+                    kind = field_kind(str(k))
                     out[key] = self.hash_field(kind, v) if kind else self.scrub_value(v, known, depth + 1)
                 return out
             if isinstance(value, (list, tuple, set, frozenset)):
@@ -357,6 +436,20 @@ def describe_bytes(value: bytes | bytearray | memoryview) -> str:
     return f"[bytes:sha256={hashlib.sha256(data).hexdigest()[:16]} size={len(data)}]"
 
 
+def _edge(ch: str, behind: bool) -> str:
+    # A known value is matched unless it continues a longer word of its own class: letters
+    # next to letters, digits next to digits. ``_`` and digits next to a name do not protect
+    # it (``Giulia_Bianchi``, ``%20Bianchi``, ``user42Giulia``), unlike ``\b``.
+    cls = r"[^\W\d_]" if ch.isalpha() else r"\d" if ch.isdigit() else None
+    if cls is None:
+        return ""
+    return f"(?<!{cls})" if behind else f"(?!{cls})"
+
+
+def _known_pattern(raw: str) -> str:
+    return f"{_edge(raw[:1], True)}{re.escape(raw)}{_edge(raw[-1:], False)}"
+
+
 class KnownValues:
     """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
 
@@ -367,10 +460,7 @@ class KnownValues:
         self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
         self.lows = tuple(raw.lower() for raw, _ in pairs)
         self.kinds = {raw.lower(): kind for raw, kind in pairs}
-        alts = "|".join(
-            rf"\b{re.escape(raw)}\b" if raw[:1].isalnum() and raw[-1:].isalnum() else re.escape(raw)
-            for raw, _ in pairs
-        )
+        alts = "|".join(_known_pattern(raw) for raw, _ in pairs)
         self.rx = re.compile(f"{_TOKEN}|(?i:{alts})") if pairs else None
 
     def __bool__(self) -> bool:
@@ -396,7 +486,7 @@ def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
     marked_set = {m.lower() for m in marked}
     for key, value in fields.items():
         lk = str(key).lower()
-        kind = PII_FIELD_TYPES.get(lk) or ("text" if lk in marked_set else None)
+        kind = ticket_field_kind(str(key)) or ("text" if lk in marked_set else None)
         if kind is None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
