@@ -10,7 +10,11 @@ Budgets (exit status 1 if one is missed):
 - typical 8 KB support-ticket prose scrubs in <= 1.1x the baseline's time, with the same output.
 
     .venv/bin/python bench/bench_pii.py            # full run (~1 min)
-    .venv/bin/python bench/bench_pii.py --quick    # smoke run (~10 s)
+    .venv/bin/python bench/bench_pii.py --quick    # smoke run (~5 s)
+
+``--quick`` (the smoke test, run while other tests load the machine) takes fewer repeats and
+checks looser smoke bounds: 4x the adversarial budget (20 ms, still ~100x below the old
+stalls) and 1.5x the baseline on prose. The budgets above are the full run's.
 
 Results: docs/benchmarks.md, "PII detectors".
 """
@@ -35,6 +39,7 @@ FIELD_CHARS = 16_000  # a 16 KB field: 4 x max_string_chars, the most scrub_text
 PROSE_CHARS = 8_000
 ADVERSARIAL_BUDGET_MS = 5.0
 PROSE_RATIO_BUDGET = 1.1
+QUICK_SLACK = (4.0, 1.5 / 1.1)  # --quick: adversarial and prose bounds multiplied by these
 KEY = "bench-pii-key"
 
 
@@ -101,7 +106,8 @@ def prose(seed: int = 11, n: int = PROSE_CHARS) -> str:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         s = rng.choice(_SENTENCES).format(
             n=rng.randint(1, 99), d=rng.randint(1, 28), name=f"{first} {last}",
-            email=f"{first.lower()}.{last.lower()}@example.com", phone=f"+39 3{rng.randint(10, 99)} 555 0{rng.randint(100, 999)}",
+            email=f"{first.lower()}.{last.lower()}@example.com",
+            phone=f"+39 3{rng.randint(10, 99)} 555 0{rng.randint(100, 999)}",
             card=rng.choice(_CARDS), iban=rng.choice(_IBANS), secret=rng.choice(_SECRETS))
         parts.append(s)
         size += len(s) + 1
@@ -127,25 +133,28 @@ def measure(new, old, text: str, repeats: int, old_repeats: int) -> tuple[float,
 def run(quick: bool) -> int:
     new, old = Redactor(KEY), pii_baseline.Redactor(KEY)
     adv_repeats, adv_old_repeats = (5, 1) if quick else (21, 3)
+    adv_budget = ADVERSARIAL_BUDGET_MS * (QUICK_SLACK[0] if quick else 1.0)
+    prose_budget = round(PROSE_RATIO_BUDGET * (QUICK_SLACK[1] if quick else 1.0), 2)
     failures = []
     print(f"PII detectors: Redactor.scrub_text, median ms ({'quick' if quick else 'full'} run)")
     print(f"{'input (16 KB unless noted)':38s} {'baseline':>10s} {'new':>8s} {'speed-up':>9s}  budget")
     for name, text in adversarial_inputs().items():
         new_ms, old_ms = measure(new, old, text, adv_repeats, adv_old_repeats)
-        ok = new_ms <= ADVERSARIAL_BUDGET_MS
+        ok = new_ms <= adv_budget
         if not ok:
-            failures.append(f"{name}: {new_ms:.2f} ms > {ADVERSARIAL_BUDGET_MS} ms")
+            failures.append(f"{name}: {new_ms:.2f} ms > {adv_budget:g} ms")
         print(f"{name:38s} {old_ms:10.2f} {new_ms:8.2f} {old_ms / new_ms:8.0f}x  "
-              f"{'ok' if ok else 'MISSED'} (<= {ADVERSARIAL_BUDGET_MS:g} ms)")
+              f"{'ok' if ok else 'MISSED'} (<= {adv_budget:g} ms)")
     text = prose()
     same = new.scrub_text(text) == old.scrub_text(text)
     new_ms, old_ms = measure(new, old, text, 31 if quick else 301, 31 if quick else 301)
     ratio = new_ms / old_ms
-    ok = ratio <= PROSE_RATIO_BUDGET and same
+    ok = ratio <= prose_budget and same
     if not ok:
-        failures.append(f"prose: {ratio:.2f}x the baseline (budget {PROSE_RATIO_BUDGET}x), same output: {same}")
+        failures.append(f"prose: {ratio:.2f}x the baseline (budget {prose_budget}x), same output: {same}")
     print(f"{'typical prose (8 KB)':38s} {old_ms:10.3f} {new_ms:8.3f} {ratio:8.2f}x  "
-          f"{'ok' if ok else 'MISSED'} (<= {PROSE_RATIO_BUDGET}x baseline; same output: {same})")
+          f"{'ok' if ok else 'MISSED'} (<= {prose_budget}x baseline; same output: {same})")
+    sys.stdout.flush()
     for f in failures:
         print("BUDGET MISSED:", f, file=sys.stderr)
     return 1 if failures else 0

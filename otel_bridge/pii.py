@@ -61,7 +61,7 @@ _PERSON_WORDS = frozenset({"first", "last", "full", "given", "family", "middle",
 _ADDRESS_WORDS = frozenset({"address", "addr", "street", "postcode", "postalcode", "zip", "zipcode", "postal"})
 _NOT_POSTAL_WORDS = frozenset({"mac", "server", "host", "memory", "bind", "listen", "local", "peer", "base",
                                "web", "url", "wallet", "contract"})
-_PERSONAL_WORDS = frozenset({"dob", "birthday", "birthdate", "ssn", "passport"})
+_PERSONAL_WORDS = frozenset({"dob", "birth", "birthday", "birthdate", "ssn", "passport"})
 # A last word that says the value is about the field, not the field itself: ``email_verified``.
 _ABOUT_WORDS = frozenset({"id", "ids", "count", "type", "kind", "status", "verified", "enabled", "valid",
                           "domain", "template", "format", "provider", "source", "length", "len", "hash",
@@ -130,6 +130,8 @@ _EMAIL_RE = re.compile(
     r"[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)*\.[A-Za-z]{2,}+"
 )
 _ENCODED_AT_RE = re.compile(r"%(?:25){0,3}40")
+_PERCENT_RE = re.compile(r"%(?:25){0,3}([0-9A-Fa-f]{2})")
+_LOCAL_PART_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _IBAN_RE = re.compile(r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?+[A-Z0-9]{4}){2,7}(?: ?+[A-Z0-9]{1,4}+)?\b")
 _CARD_RE = re.compile(r"\d(?<![\d-]\d)(?:[ -]?+\d){12,18}(?![\d-])")
 # Digit groups are possessive: the greedy split uses the fewest groups, so when it fails every
@@ -273,7 +275,7 @@ class Redactor:
             return REDACTION_FAILED
 
     # --- free text ---
-    def scrub_text(self, text: str, known: "KnownValues | None" = None) -> str:
+    def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
         """Replace secrets, emails, IBANs, Luhn-valid cards and phone numbers with tokens,
         then the ticket's known values (``known``: (raw value, kind) pairs, longest first),
         then truncate."""
@@ -329,7 +331,7 @@ class Redactor:
             self._cache[text] = out
         return out
 
-    def _replace_known(self, text: str, known: "KnownValues") -> str:
+    def _replace_known(self, text: str, known: KnownValues) -> str:
         if not known.lows:
             return text
         lowered = text.lower()
@@ -339,7 +341,8 @@ class Redactor:
         else:
             return text
         return known.rx.sub(
-            lambda m: m.group(0) if m.group("tok") else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
+            lambda m: m.group(0) if m.group("tok")
+            else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
             text)
 
     def _secret(self, m: re.Match) -> str:
@@ -347,8 +350,18 @@ class Redactor:
 
     def _email(self, m: re.Match) -> str:
         s = m.group(0)
-        # One address gives one token whether it came plain or percent-encoded from a URL.
-        return self.token("email", _percent_decode(s) if "%" in s else s)
+        if "%" not in s:
+            return self.token("email", s)
+        # Percent-encoded (from a URL): the address starts after the last encoded character
+        # that cannot be in one (``%3Demail%3Dann%40x.com``: after the '='), and is hashed
+        # decoded, so it gives the same token as when written plainly.
+        at = _ENCODED_AT_RE.search(s)
+        end = min(s.find("@") % (len(s) + 1), at.start() if at else len(s))
+        start = 0
+        for pct in _PERCENT_RE.finditer(s, 0, end):
+            if chr(int(pct.group(1), 16)) not in _LOCAL_PART_CHARS:
+                start = pct.end()
+        return s[:start] + self.token("email", _percent_decode(s[start:]))
 
     def _assignment(self, m: re.Match) -> str:
         if m.group("tok"):
@@ -376,7 +389,7 @@ class Redactor:
         return self.token("phone", digits)
 
     # --- whole structures ---
-    def scrub_value(self, value: object, known: "KnownValues | None" = None, depth: int = 0) -> object:
+    def scrub_value(self, value: object, known: KnownValues | None = None, depth: int = 0) -> object:
         """Scrub a JSON-like structure: strings scanned, dict keys too, known PII field names
         hashed, bytes -> digest + size. Numbers, booleans and None pass through."""
         try:
