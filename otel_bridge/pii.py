@@ -14,89 +14,125 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from urllib.parse import unquote
+
+# The key rules live in pii_keys; these names stay importable from here.
+from otel_bridge.pii_keys import PII_FIELD_TYPES as PII_FIELD_TYPES
+from otel_bridge.pii_keys import field_kind as field_kind
+from otel_bridge.pii_keys import key_words as key_words
+from otel_bridge.pii_keys import ticket_field_kind as ticket_field_kind
 
 logger = logging.getLogger(__name__)
 
 REDACTION_FAILED = "<redaction failed>"
 DEV_KEY = "flusso-development-key-not-secret"
 
-# Known field names -> token type. Matched on the lower-cased key.
-PII_FIELD_TYPES: dict[str, str] = {
-    "requester_email": "email",
-    "customer_email": "email",
-    "email": "email",
-    "requester_name": "name",
-    "customer_name": "name",
-    "full_name": "name",
-    "requester_phone": "phone",
-    "customer_phone": "phone",
-    "phone": "phone",
-    "subject": "text",
-    "description": "text",
-    "body": "text",
-    "message": "text",
-    "messages": "text",
-    "customer_message": "text",
-    "customer_messages": "text",
-    "address": "text",
-}
 
+# Every free-text detector runs in time linear in the text (customers paste digit runs, long
+# local parts, base64 blobs; a backtracking pattern would hold the GIL for seconds). The rules:
+# runs are consumed possessively (``++``, ``{m,n}+``) so a failed match is never re-split; a
+# match that scans a run starts only at the run's first character (a negative lookbehind on the
+# run's class), so no run is scanned once per position; everything else is bounded. Timings
+# and the adversarial inputs: docs/benchmarks.md, "PII detectors".
+# ``X(?<!\w.)`` is ``\bX`` for a word character X, written so that every alternative of the
+# secret scanner starts with a literal: the regex engine then skips ahead to those characters
+# instead of trying eight patterns at every position.
+_NOT_AFTER_WORD = r"(?<!\w.)"
+_BEARER_TAIL = _NOT_AFTER_WORD + r"(?i:earer|asic)\s++[A-Za-z0-9._~+/=-]{8,}+"
 _SECRET_PATTERNS = [
     # PEM private keys (a block cut short by truncation is still caught to the end).
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-    # JWTs
-    r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+    r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|\Z)",
     # Bearer / Basic tokens
-    r"\b(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}",
-    # Vendor keys: OpenAI/Anthropic-style sk-, AWS, GitHub, Slack, Google
-    r"\bsk-[A-Za-z0-9_-]{12,}",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-    r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
-    r"\bAIza[0-9A-Za-z_-]{30,}",
+    "b" + _BEARER_TAIL,
+    "B" + _BEARER_TAIL,
+    # Vendor keys: OpenAI/Anthropic-style sk-, AWS, Google, GitHub, Slack
+    "s" + _NOT_AFTER_WORD + r"k-[A-Za-z0-9_-]{12,}+",
+    "A" + _NOT_AFTER_WORD + r"(?:(?:KIA|SIA)[0-9A-Z]{16}\b|Iza[0-9A-Za-z_-]{30,}+)",
+    "g" + _NOT_AFTER_WORD + r"h[pousr]_[A-Za-z0-9]{20,}+",
+    "x" + _NOT_AFTER_WORD + r"ox[abprs]-[A-Za-z0-9-]{10,}+",
 ]
 # Every scanner first matches an existing token so that it is skipped, never re-tokenized.
-_TOKEN = r"(?P<tok>\[[a-z_]{2,24}[:=][^\]\s]{1,80}\])"
+_TOKEN_BODY = r"[a-z_]{2,24}[:=][^\]\s]{1,80}+"
+_TOKEN = rf"(?P<tok>\[{_TOKEN_BODY}\])"
 
 
 def _scanner(pattern: str) -> re.Pattern:
     return re.compile(f"{_TOKEN}|(?:{pattern})")
 
 
-_SECRET_RE = _scanner("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
+_SECRET_RE = re.compile("|".join([rf"\[(?P<tok>{_TOKEN_BODY})\]", *_SECRET_PATTERNS]))
+# JWTs: an ``eyJ`` anywhere in a run of base64url characters (also glued on: ``Bearer%20eyJ..``).
+# The atomic group settles on the run's first ``eyJ``: any later one ends at the same place.
+_JWT_RE = _scanner(
+    r"(?<![A-Za-z0-9_-])(?>[A-Za-z0-9_-]*?eyJ)[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"
+)
 # key=value / key: value / "key": "value" assignments of secrets: the value is tokenized.
 _ASSIGN_RE = _scanner(
     r"\b(?P<key>(?i:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|access[_-]?token"
-    r"|auth[_-]?token|refresh[_-]?token|token|client[_-]?secret|private[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
-    r"(?P<value>[^\s,;&\"'\]\[]+)"
+    r"|auth[_-]?token|refresh[_-]?token|token|client[_-]?secret|private[_-]?key)[\"']?+\s*+[:=]\s*+[\"']?+)"
+    r"(?P<value>[^\s,;&\"'\]\[]++)"
 )
-_EMAIL_RE = _scanner(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_IBAN_RE = _scanner(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_CARD_RE = _scanner(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_PHONE_RE = _scanner(
-    r"(?<![\w+])(?:\+|00)?\(?\d{1,4}\)?(?:[ .\-/]?\(?\d{1,5}\)?){2,6}(?![\w])"
+# An '@', or one percent-encoded once or more (``ann%40example.com`` in a query string,
+# ``%2540`` when encoded twice).
+_AT = r"(?:@|%(?:25){0,3}40)"
+# The local part starts where its run starts (or right after an encoded '@'), and a '%' in it
+# is not the start of an encoded '@'. The domain's last label is the last one that starts with
+# two letters (``ann@example.com.`` ends before the dot): labels are possessive, so giving them
+# back one by one is linear.
+# The scanners below run on the text between existing tokens (_sub_outside_tokens: no token
+# alternative, and no pattern here can match '[' or ']'), and start with a character class
+# where they can: the regex engine then skips to candidate characters.
+_EMAIL_RE = re.compile(
+    r"(?:(?<![A-Za-z0-9._%+-])|(?<=%40)|(?<=%2540))"
+    rf"(?:[A-Za-z0-9._+-]|%(?!(?:25){{0,3}}40))++{_AT}"
+    r"[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)*\.[A-Za-z]{2,}+"
 )
+_ENCODED_AT_RE = re.compile(r"%(?:25){0,3}40")
+_PERCENT_RE = re.compile(r"%(?:25){0,3}([0-9A-Fa-f]{2})")
+_LOCAL_PART_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_IBAN_RE = re.compile(r"[A-Z](?<!\w.)[A-Z]\d{2}(?: ?+[A-Z0-9]{4}){2,7}(?: ?+[A-Z0-9]{1,4}+)?\b")
+_CARD_RE = re.compile(r"\d(?<![\d-]\d)(?:[ -]?+\d){12,18}(?![\d-])")
+# Digit groups are possessive: the greedy split uses the fewest groups, so when it fails every
+# other split fails too (the old pattern tried them all: seconds on a field of 40-digit runs).
+# One group after the first is enough here; _phone() requires 8-15 digits.
+_PHONE_RE = re.compile(
+    r"(?<![\w+])(?:\+|00)?\(?\d{1,4}+\)?(?:[ .\-/]?\(?\d{1,5}+\)?){1,6}(?![\w])"
+)
+_TOKEN_SPLIT_RE = re.compile(rf"(\[{_TOKEN_BODY}\])")
 _DATE_LIKE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$|^\d{2}:\d{2}")
 
 
 _DIGIT_RE = re.compile(r"\d")
+# Every key _ASSIGN_RE knows contains one of these.
+_SECRET_KEY_HINTS = ("pass", "pwd", "secret", "key", "token")
+# Phone and card matches hold digits and these separators only: translate() keeps the digits.
+_DROP_SEPARATORS = str.maketrans("", "", " .-/()+")
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 # Cheap pre-check: the secret patterns cannot match a string with none of these.
 _SECRET_HINT_RE = re.compile(r"-----BEGIN|eyJ|(?i:bearer|basic)\s|sk-|AKIA|ASIA|gh[pousr]_|xox|AIza")
 _CACHE_MAX_LEN = 256
 _CACHE_MAX_ENTRIES = 8192
 
 
+def _sub_outside_tokens(rx: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str) -> str:
+    """``rx.sub(repl, text)`` on the text between existing tokens, which stay as they are."""
+    if "[" not in text:
+        return rx.sub(repl, text)
+    parts = _TOKEN_SPLIT_RE.split(text)  # tokens at the odd indexes
+    parts[::2] = [rx.sub(repl, p) if p else p for p in parts[::2]]
+    return "".join(parts)
+
+
+def _has_secret_key(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _SECRET_KEY_HINTS)
+
+
 def luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    # Every second digit from the right doubled (digit sum of 2d), via one translate().
+    doubled = digits[-2::-2].translate(_LUHN_DOUBLED)
+    return sum(map(int, digits[-1::-2] + doubled)) % 10 == 0
 
 
 def iban_ok(text: str) -> bool:
@@ -116,16 +152,28 @@ class Redactor:
 
     def __init__(self, key: str | bytes, *, hex_chars: int = 12, max_string_chars: int = 4000):
         self._key = key.encode() if isinstance(key, str) else bytes(key)
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)  # copied per token: no re-keying
         self.hex_chars = max(12, int(hex_chars))
         self.max_string_chars = max(64, int(max_string_chars))
         self._cache: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
 
     # --- tokens ---
     def token(self, kind: str, value: object) -> str:
         """``[kind:hex]`` for ``value``; the same value always gives the same token."""
         norm = _normalize(kind, value)
-        digest = hmac.new(self._key, f"{kind}\x00{norm}".encode("utf-8", "surrogatepass"), hashlib.sha256)
-        return f"[{kind}:{digest.hexdigest()[: self.hex_chars]}]"
+        # A ticket repeats its values (one email in every span): memoize, bounded like _cache.
+        memo_key = f"{kind}\x00{norm}"
+        hit = self._tokens.get(memo_key)
+        if hit is not None:
+            return hit
+        digest = self._mac.copy()
+        digest.update(memo_key.encode("utf-8", "surrogatepass"))
+        tok = f"[{kind}:{digest.hexdigest()[: self.hex_chars]}]"
+        if len(self._tokens) >= _CACHE_MAX_ENTRIES:
+            self._tokens.clear()
+        self._tokens[memo_key] = tok
+        return tok
 
     def hash_field(self, kind: str, value: object) -> object:
         """Token for a known PII field; lists are tokenized item by item; None stays None."""
@@ -184,14 +232,16 @@ class Redactor:
         if len(out) >= 6:
             if _SECRET_HINT_RE.search(out):
                 out = _SECRET_RE.sub(self._secret, out)
-            if "=" in out or ":" in out:
+                if "eyJ" in out:
+                    out = _JWT_RE.sub(self._secret, out)
+            if ("=" in out or ":" in out) and _has_secret_key(out):
                 out = _ASSIGN_RE.sub(self._assignment, out)
-            if "@" in out:
-                out = _EMAIL_RE.sub(self._email, out)
+            if "@" in out or ("%" in out and _ENCODED_AT_RE.search(out)):
+                out = _sub_outside_tokens(_EMAIL_RE, self._email, out)
             if _DIGIT_RE.search(out):
-                out = _IBAN_RE.sub(self._iban, out)
-                out = _CARD_RE.sub(self._card, out)
-                out = _PHONE_RE.sub(self._phone, out)
+                out = _sub_outside_tokens(_IBAN_RE, self._iban, out)
+                out = _sub_outside_tokens(_CARD_RE, self._card, out)
+                out = _sub_outside_tokens(_PHONE_RE, self._phone, out)
         if len(text) <= _CACHE_MAX_LEN:
             if len(self._cache) >= _CACHE_MAX_ENTRIES:
                 self._cache.clear()
@@ -218,7 +268,19 @@ class Redactor:
         return m.group(0) if m.group("tok") else self.token("secret", m.group(0))
 
     def _email(self, m: re.Match) -> str:
-        return m.group(0) if m.group("tok") else self.token("email", m.group(0))
+        s = m.group(0)
+        if "%" not in s:
+            return self.token("email", s)
+        # Percent-encoded (from a URL): the address starts after the last encoded character
+        # that cannot be in one (``%3Demail%3Dann%40x.com``: after the '='), and is hashed
+        # decoded, so it gives the same token as when written plainly.
+        at = _ENCODED_AT_RE.search(s)
+        end = min(s.find("@") % (len(s) + 1), at.start() if at else len(s))
+        start = 0
+        for pct in _PERCENT_RE.finditer(s, 0, end):
+            if chr(int(pct.group(1), 16)) not in _LOCAL_PART_CHARS:
+                start = pct.end()
+        return s[:start] + self.token("email", _percent_decode(s[start:]))
 
     def _assignment(self, m: re.Match) -> str:
         if m.group("tok"):
@@ -227,22 +289,16 @@ class Redactor:
 
     def _iban(self, m: re.Match) -> str:
         s = m.group(0)
-        if m.group("tok"):
-            return s
         return self.token("iban", s) if iban_ok(s) else s
 
     def _card(self, m: re.Match) -> str:
         s = m.group(0)
-        if m.group("tok"):
-            return s
-        digits = re.sub(r"\D", "", s)
+        digits = s.translate(_DROP_SEPARATORS)
         return self.token("card", digits) if 13 <= len(digits) <= 19 and luhn_ok(digits) else s
 
     def _phone(self, m: re.Match) -> str:
         s = m.group(0)
-        if m.group("tok"):
-            return s
-        digits = re.sub(r"\D", "", s)
+        digits = s.translate(_DROP_SEPARATORS)
         if not 8 <= len(digits) <= 15 or _DATE_LIKE_RE.match(s.strip()):
             return s
         # Plain integers without any separator or '+' (ids, counts) are not treated as phones
@@ -268,7 +324,7 @@ class Redactor:
                 out = {}
                 for k, v in value.items():
                     key = self.scrub_text(str(k), known)
-                    kind = PII_FIELD_TYPES.get(str(k).lower())
+                    kind = field_kind(str(k))
                     out[key] = self.hash_field(kind, v) if kind else self.scrub_value(v, known, depth + 1)
                 return out
             if isinstance(value, (list, tuple, set, frozenset)):
@@ -284,12 +340,21 @@ def _normalize(kind: str, value: object) -> str:
     if kind == "email":
         return s.lower()
     if kind in ("phone", "card"):
-        return re.sub(r"\D", "", s)
+        return s if s.isdigit() else re.sub(r"\D", "", s)
     if kind in ("iban",):
         return s.replace(" ", "").upper()
     if kind == "name":
         return " ".join(s.lower().split())
     return s
+
+
+def _percent_decode(text: str) -> str:
+    for _ in range(4):  # ``%2540`` -> ``%40`` -> ``@``
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 def truncate(text: str, limit: int) -> str:
@@ -303,6 +368,20 @@ def describe_bytes(value: bytes | bytearray | memoryview) -> str:
     return f"[bytes:sha256={hashlib.sha256(data).hexdigest()[:16]} size={len(data)}]"
 
 
+def _edge(ch: str, behind: bool) -> str:
+    # A known value is matched unless it continues a longer word of its own class: letters
+    # next to letters, digits next to digits. ``_`` and digits next to a name do not protect
+    # it (``Giulia_Bianchi``, ``%20Bianchi``, ``user42Giulia``), unlike ``\b``.
+    cls = r"[^\W\d_]" if ch.isalpha() else r"\d" if ch.isdigit() else None
+    if cls is None:
+        return ""
+    return f"(?<!{cls})" if behind else f"(?!{cls})"
+
+
+def _known_pattern(raw: str) -> str:
+    return f"{_edge(raw[:1], True)}{re.escape(raw)}{_edge(raw[-1:], False)}"
+
+
 class KnownValues:
     """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
 
@@ -313,10 +392,7 @@ class KnownValues:
         self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
         self.lows = tuple(raw.lower() for raw, _ in pairs)
         self.kinds = {raw.lower(): kind for raw, kind in pairs}
-        alts = "|".join(
-            rf"\b{re.escape(raw)}\b" if raw[:1].isalnum() and raw[-1:].isalnum() else re.escape(raw)
-            for raw, _ in pairs
-        )
+        alts = "|".join(_known_pattern(raw) for raw, _ in pairs)
         self.rx = re.compile(f"{_TOKEN}|(?i:{alts})") if pairs else None
 
     def __bool__(self) -> bool:
@@ -342,7 +418,7 @@ def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
     marked_set = {m.lower() for m in marked}
     for key, value in fields.items():
         lk = str(key).lower()
-        kind = PII_FIELD_TYPES.get(lk) or ("text" if lk in marked_set else None)
+        kind = ticket_field_kind(str(key)) or ("text" if lk in marked_set else None)
         if kind is None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]

@@ -99,7 +99,7 @@ def test_store_imports_no_web_framework():
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime.
 BRIDGE_PURE_MODULES = (
-    "otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.attributes",
+    "otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys", "otel_bridge.attributes",
     "otel_bridge.spanrecord", "otel_bridge.schemas",
 )
 

@@ -5,8 +5,10 @@ Names have no pattern: a name in free text is caught when it is a value the brid
 (requester_name, or a ticket field marked with ``pii=``), as every name here is."""
 
 import json
+from urllib.parse import quote
 
 import pytest
+from opentelemetry import trace
 
 from otel_bridge import node, record, workflow
 
@@ -24,6 +26,11 @@ SECRETS = [
     "AKIAIOSFODNN7EXAMPLE",
     "hunter2-Sup3rS3cret!",
 ]
+# Issue 11, point 4: fields outside the exact-key list, percent-encoded emails, names in
+# exception text (known only from those fields).
+BY_KEY = {"first_name": "Rosalind", "last_name": "Okonkwo", "name": "Tancredi Falconeri",
+          "customer_address": "Via dei Mille 42, Torino", "phone_number": "06 1234 567"}
+ENCODED_EMAILS = ["rosalind.okonkwo@example.net", "t.falconeri@example.net"]
 PEM_BODY = "MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw"
 PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
 
@@ -33,6 +40,8 @@ def raw_values():
     # Also the digit-only / compact forms a leak could take.
     vals += [c.replace(" ", "").replace("-", "") for c in CARDS]
     vals += [i.replace(" ", "") for i in IBANS]
+    vals += list(BY_KEY.values()) + ["Tancredi", "Falconeri", "Via dei Mille"] + ENCODED_EMAILS
+    vals += [quote(e, safe="") for e in ENCODED_EMAILS] + [quote(quote(e, safe=""), safe="") for e in ENCODED_EMAILS]
     return vals
 
 
@@ -41,6 +50,14 @@ def lookup(args):
     if args.get("explode"):
         raise LookupError(f"no customer {EMAILS[2]} with card {CARDS[3]} / token {SECRETS[4]}")
     return f"customer {NAMES[1]} <{EMAILS[1]}>, phone {PHONES[2]}, IBAN {IBANS[1]}"
+
+
+@node("crm", kind="tool")
+def crm(args):
+    trace.get_current_span().set_attribute(
+        "url.full", f"https://crm.example.test/find?email={quote(ENCODED_EMAILS[0], safe='')}&page=1")
+    raise KeyError(f"no profile for {BY_KEY['first_name']}_{BY_KEY['last_name']} / {BY_KEY['name']} "
+                   f"at {BY_KEY['customer_address']}")
 
 
 @node("planner", kind="planner")
@@ -62,7 +79,7 @@ def handle(ticket, explode_workflow=False):
                   requester_name=NAMES[0], requester_phone=PHONES[0], channel="email", priority="high",
                   description=f"My card {CARDS[1]} was charged twice; IBAN {IBANS[0]}; key {SECRETS[0]}",
                   contact_person=NAMES[3], messages=[f"I am {NAMES[0]}", f"reach me at {PHONES[1]}"],
-                  cc=[NAMES[1], NAMES[2]], pii=["contact_person", "cc"])
+                  cc=[NAMES[1], NAMES[2]], pii=["contact_person", "cc"], **BY_KEY)
     plan(ticket)
     record.pii(THIRD_PARTY[0])
     record.pii(THIRD_PARTY[1], kind="account")
@@ -77,6 +94,13 @@ def handle(ticket, explode_workflow=False):
     except LookupError:
         pass
     search()
+    try:
+        crm({})
+    except KeyError:
+        pass
+    enc = quote(quote(ENCODED_EMAILS[1], safe=""), safe="")
+    record.react_iteration(thought="look up", action="http", action_input={"url": f"/u?next=%2Fp%3Femail%3D{enc}"},
+                           observation=f"GET /v1/customers?email={quote(ENCODED_EMAILS[1], safe='')} -> 404")
     record.llm_call("gpt-4o", 100, 10, 0.001, prompt=f"Summarize: {PEM}")
     record.draft(f"Hello {NAMES[0]}, we refunded card {CARDS[0]} and wrote to {EMAILS[0]}. "
                  f"{NAMES[3]} will call {PHONES[0]}.")
@@ -111,3 +135,8 @@ def test_no_raw_pii_reaches_the_wire(receiver, configure_bridge, validate_log, e
         assert f"[{kind}:" in body, kind
     assert log["trace"]["ticket"]["contact_person"].startswith("[text:")
     assert log["metrics"]["refund_count"] == 1
+    ticket = log["trace"]["ticket"]
+    for key, kind in [("first_name", "name"), ("last_name", "name"), ("phone_number", "phone"),
+                      ("customer_address", "text")]:
+        assert ticket[key].startswith(f"[{kind}:"), (key, ticket[key])
+    assert ticket["name"].startswith("[name:")
