@@ -315,10 +315,20 @@ def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.
 def _tree(pid: int) -> list[int]:
     """The process and its descendants (uvicorn workers when --workers > 1)."""
     pids = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
-            pids += _tree(int(child))
+    try:  # a process or thread may exit while it is read: it then has no children to count
+        children = [c for task in Path(f"/proc/{pid}/task").glob("*/children") for c in _read(task).split()]
+    except OSError:
+        return pids
+    for child in children:
+        pids += _tree(int(child))
     return pids
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def vm_kib(pid: int, field: str) -> int:
