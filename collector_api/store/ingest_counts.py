@@ -15,8 +15,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from .db import owner_connection
 
-ACCEPTED_REASONS = ("stored", "duplicate")  # the rest are the collector's rejection codes
-
 CountKey = tuple[str, datetime, str]  # (client_id, minute, reason)
 
 
