@@ -316,7 +316,11 @@ def _tree(pid: int) -> list[int]:
     """The process and its descendants (uvicorn workers when --workers > 1)."""
     pids = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
+        try:
+            children = task.read_text().split()
+        except OSError:  # the thread (or process) ended since the listing
+            continue
+        for child in children:
             pids += _tree(int(child))
     return pids
 
