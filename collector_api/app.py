@@ -6,6 +6,7 @@ import time
 
 from fastapi import FastAPI
 
+from .drain import Drain
 from .routes_health import router as health_router
 from .routes_ingest import legacy_router, otlp_router
 from .state import CollectorState
@@ -44,6 +45,7 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     """Mount the collector's routes and request timing on `app`; each router's route class
     renders its errors (collector_api.routing)."""
     app.state.collector = state
+    app.state.drain = Drain()  # flusso_obs.drain begins it on SIGTERM
     app.add_middleware(IngestTiming, state=state)
     routers = (otlp_router, legacy_router, health_router)
     for router in routers:

@@ -41,6 +41,7 @@ async def authenticate(request: Request, scope: str) -> ApiKey:
     if key.scope != scope:
         state.metrics.rejected.labels("wrong_scope", key.client_id).inc()
         raise Unauthorized(f"this API key has scope {key.scope!r}; this endpoint needs {scope!r}")
+    state.metrics.health.key_used(key.key_id)  # "keys in use" of the ingest health page
     return key
 
 

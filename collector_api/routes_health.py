@@ -1,7 +1,7 @@
 """Liveness, readiness and the collector's Prometheus metrics."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -17,12 +17,16 @@ async def get_healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated")
-async def get_readyz(state: State) -> JSONResponse:
+@router.get("/readyz", summary="The database is reachable and migrated, and the process is not draining")
+async def get_readyz(request: Request, state: State) -> JSONResponse:
+    retry = {"Retry-After": str(state.settings.flusso_retry_after_seconds)}
+    drain = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:  # shutting down: load balancers stop sending here
+        return JSONResponse({"status": "draining", "reason": "the process is shutting down"}, status_code=503,
+                            headers=retry)
     problem = await check_database(state.pool)
     if problem:
-        return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503,
-                            headers={"Retry-After": str(state.settings.flusso_retry_after_seconds)})
+        return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503, headers=retry)
     return JSONResponse({"status": "ready"})
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .body import inflate, read_body, read_wire
 from .decode import DecodeError, iter_records, parse_legacy_json, parse_otlp_json, parse_otlp_protobuf
 from .deps import IngestKey, State
+from .drain import refuse_when_draining
 from .errors import CollectorError, Unavailable, UnsupportedMedia
 from .ingest import Rejected, prepare_row_safely
 from .routing import JSON, PROTOBUF, CollectorRoute, OtlpRoute, media_type
@@ -21,8 +22,10 @@ from .store.rows import LogRow
 from .store.writes import StoredLog, insert_isolating
 
 logger = logging.getLogger(__name__)
-otlp_router = APIRouter(route_class=OtlpRoute)  # errors as google.rpc.Status, as OTLP senders expect
-legacy_router = APIRouter(route_class=CollectorRoute)  # errors as {"detail": ...}
+# While the process drains (collector_api.drain), every ingest route answers 503 + Retry-After.
+_DRAIN = [Depends(refuse_when_draining)]
+otlp_router = APIRouter(route_class=OtlpRoute, dependencies=_DRAIN)  # errors as google.rpc.Status (OTLP)
+legacy_router = APIRouter(route_class=CollectorRoute, dependencies=_DRAIN)  # errors as {"detail": ...}
 
 
 def _prepare_otlp(raw: bytes, encoding: str, limit: int, mtype: str,

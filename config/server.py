@@ -57,6 +57,18 @@ class ServerSettings(BaseSettings):
         description="How often the overview's daily rollups of past days are refreshed (in the background);"
         " 0 turns rollups off and aggregates raw logs on every request.",
     )
+    flusso_drain_timeout_s: float = Field(
+        default=20.0, ge=1.0, le=600.0,
+        description="On SIGTERM: the most time from the signal to exit; requests in progress finish within it.",
+    )
+    flusso_drain_grace_s: float = Field(
+        default=2.0, ge=0.0, le=300.0,
+        description="On SIGTERM: the least time /readyz and new ingest answer 503 before the listener closes.",
+    )
+    flusso_ingest_counters_flush_seconds: float = Field(
+        default=5.0, ge=0.1, le=300.0,
+        description="How often each process writes its ingest health counters (the /ingest page) to PostgreSQL.",
+    )
     flusso_export_max_rows: int = Field(
         default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
     )

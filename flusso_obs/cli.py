@@ -94,12 +94,15 @@ def cmd_retention(args, settings):
 
     import psycopg
 
+    from collector_api.store.ingest_counts import delete_counts_before
     from collector_api.store.partitions import drop_partitions_before, month_start
 
     cutoff = month_start((datetime.now(UTC) - timedelta(days=args.days)).date())
     with database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         dropped = drop_partitions_before(conn, cutoff)
+        counters = delete_counts_before(conn, datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC))
     print(f"dropped {len(dropped)} partitions ending on or before {cutoff}: {', '.join(dropped) or 'none'}")
+    print(f"deleted {counters} ingest counter rows before {cutoff}")
 
 
 def cmd_serve(args, settings):

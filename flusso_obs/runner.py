@@ -50,8 +50,9 @@ def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn
 
     _exit_on_sigterm()
     config = uvicorn.Config(create_app(settings, dsn), host=host, port=port, log_level="info",
-                            server_header=False, timeout_graceful_shutdown=10, **_proxy_options(settings))
-    return uvicorn.Server(config)
+                            server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,
+                            **_proxy_options(settings))
+    return uvicorn.Server(config)  # SIGTERM drains first: flusso_obs.drain (installed by the app's lifespan)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -84,7 +85,8 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
         os.environ[MULTIPROC_ENV] = str(_metrics_dir(settings))
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", server_header=False, timeout_graceful_shutdown=10, **_proxy_options(settings))
+                    log_level="info", server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,
+                    **_proxy_options(settings))
 
 
 def _metrics_dir(settings: ServerSettings) -> Path:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from collector_api.app import install_collector
+from collector_api.counters import IngestCounters, flush_counters
 from collector_api.state import CollectorState
 from collector_api.store.db import create_pool
 from collector_api.store.jobs import maintenance_loop
@@ -15,6 +16,9 @@ from collector_api.store.maintenance import maintenance_jobs
 from collector_api.store.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
 from config.server import ServerSettings
 from viewer.app import install_viewer
+
+from .drain import DrainPlan
+from .drain import install as install_drain
 
 logger = logging.getLogger(__name__)
 
@@ -24,23 +28,31 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
 
     `dsn` connects as the schema's owner, never a superuser (docs/deployment.md). The lifespan
     runs the maintenance loop: the jobs of store.maintenance, each leader-elected across
-    processes, the first pass at once.
+    processes (the ingest counters' flush runs in every process), the first pass at once; it
+    turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
     """
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
     state = CollectorState(settings=settings, pool=pool)
-    jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds)
+    counters = state.metrics.health
+    jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds,
+                            flush_counters=lambda: flush_counters(counters, pool),
+                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds)
+    plan = DrainPlan(timeout_s=settings.flusso_drain_timeout_s, grace_s=settings.flusso_drain_grace_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await pool.open(wait=False)
         task = asyncio.create_task(maintenance_loop(dsn, jobs))
+        uninstall_drain = install_drain(app.state.drain, plan)
         try:
             yield
         finally:
+            uninstall_drain()
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            await _final_flush(counters, pool, plan.reserve_s)
             await pool.close()
             state.metrics.process_exiting()
 
@@ -48,3 +60,13 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     install_collector(app, state)
     install_viewer(app, pool, settings)
     return app
+
+
+async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:
+    """At shutdown, after the last request: write the counters still in memory (bounded)."""
+    if not counters.pending():
+        return
+    try:
+        await asyncio.wait_for(flush_counters(counters, pool), timeout=max(0.5, budget_s))
+    except Exception as exc:  # noqa: BLE001 - shutting down: log what is lost, never hang
+        logger.warning("ingest counters not flushed at shutdown (%d rows lost): %s", counters.pending(), exc)

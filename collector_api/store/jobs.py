@@ -5,11 +5,17 @@ with pg_try_advisory_lock, and only when `job_runs` says its interval has passed
 ran anywhere. So with N processes or replicas on one database a job still runs once per
 interval. A failing job is logged with its name, recorded in `job_runs.last_error`, and retried
 at its next interval; the other jobs go on.
+
+A job with `per_process=True` is the other kind: it works on this process's own memory (the
+ingest counters), so EVERY process runs it, every `interval_s` by its own clock, with no lock and
+no `job_runs` row (its `lock_id` is unused); it runs even while the loop's connection is down
+(it uses its own, e.g. the pool). A failure is logged and retried at the next interval.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,8 +30,9 @@ MAX_TICK_S = 15.0
 class Job:
     name: str
     interval_s: float
-    lock_id: int  # a constant of store.locks
+    lock_id: int  # a constant of store.locks (unused by a per-process job)
     run: Callable[[], Awaitable[object]]  # blocking work goes through asyncio.to_thread
+    per_process: bool = False  # run in every process, unlocked (see the module's docstring)
 
 
 async def run_if_due(conn: psycopg.AsyncConnection, job: Job) -> bool:
@@ -55,8 +62,23 @@ async def run_if_due(conn: psycopg.AsyncConnection, job: Job) -> bool:
 
 
 async def run_due_jobs(conn: psycopg.AsyncConnection, jobs: Sequence[Job]) -> list[str]:
-    """One pass over `jobs`; returns the names of those that ran here."""
-    return [job.name for job in jobs if await run_if_due(conn, job)]
+    """One pass over the leader-elected `jobs`; returns the names of those that ran here."""
+    return [job.name for job in jobs if not job.per_process and await run_if_due(conn, job)]
+
+
+async def run_local_jobs(jobs: Sequence[Job], last_runs: dict[str, float]) -> list[str]:
+    """One pass over the per-process `jobs`, each due `interval_s` after its last run here."""
+    ran = []
+    for job in jobs:
+        if not job.per_process or time.monotonic() - last_runs.get(job.name, float("-inf")) < job.interval_s:
+            continue
+        last_runs[job.name] = time.monotonic()
+        ran.append(job.name)
+        try:
+            await job.run()
+        except Exception:  # noqa: BLE001 - as for leader jobs: logged, retried next interval
+            logger.exception("per-process job %s failed; retried in %s s", job.name, job.interval_s)
+    return ran
 
 
 def tick_seconds(jobs: Sequence[Job]) -> float:
@@ -74,8 +96,10 @@ async def maintenance_loop(dsn: str, jobs: Sequence[Job], *, tick_s: float | Non
         return
     tick = tick_s or tick_seconds(jobs)
     conn: psycopg.AsyncConnection | None = None
+    last_runs: dict[str, float] = {}
     try:
         while True:
+            await run_local_jobs(jobs, last_runs)
             try:
                 if conn is None or conn.closed:
                     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)

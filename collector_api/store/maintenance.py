@@ -6,6 +6,7 @@ Add a job here (with its lock id in store.locks) and every server process's main
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -18,12 +19,19 @@ PARTITION_INTERVAL_S = 3600.0
 
 
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
-                     partition_interval_s: float = PARTITION_INTERVAL_S) -> list[Job]:
+                     partition_interval_s: float = PARTITION_INTERVAL_S,
+                     flush_counters: Callable[[], Awaitable[object]] | None = None,
+                     counters_interval_s: float = 5.0) -> list[Job]:
     """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
-    unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request)."""
+    unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request).
+
+    `flush_counters` (collector_api.counters.flush_counters bound to this process's counters)
+    becomes the per-process `ingest-counters` job: every process flushes its own memory."""
     jobs = [Job("partition-upkeep", partition_interval_s, locks.JOB_PARTITION_UPKEEP,
                 lambda: asyncio.to_thread(maintain_partitions, dsn))]
     if rollup_interval_s > 0:
         jobs.append(Job("rollup-refresh", rollup_interval_s, locks.JOB_ROLLUP_REFRESH,
                         lambda: refresh_rollups(pool)))
+    if flush_counters is not None:
+        jobs.append(Job("ingest-counters", counters_interval_s, 0, flush_counters, per_process=True))
     return jobs
