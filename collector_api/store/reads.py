@@ -46,6 +46,11 @@ class TicketFilters:
     min_confidence: float | None = None
     max_confidence: float | None = None
     min_duration_s: float | None = None
+    # Review filters (issue 17): the ticket's latest verdict, a flag of its latest review,
+    # reviewed or not (True/False); answered from ticket_review_state.
+    verdict: str | None = None
+    flag: str | None = None
+    reviewed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,27 @@ def _where(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], 
         # text_pattern_ops comparisons are. The range finds the candidates, LIKE rechecks them.
         clauses.append(sql.SQL("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s"))
         params += [filters.ticket_id, filters.ticket_id + "\U0010ffff", _escape_like(filters.ticket_id) + "%"]
+    _review_clauses(filters, clauses, params)
     return clauses, params
+
+
+_REVIEWED = "EXISTS (SELECT 1 FROM ticket_review_state s WHERE s.log_id = workflow_logs.id"
+
+
+def _review_clauses(filters: TicketFilters, clauses: list[sql.Composable], params: list[Any]) -> None:
+    if filters.reviewed is not None:
+        clauses.append(sql.SQL(("" if filters.reviewed else "NOT ") + _REVIEWED + ")"))
+    if filters.verdict is not None:
+        clauses.append(sql.SQL(_REVIEWED + " AND s.verdict = %s)"))
+        params.append(filters.verdict)
+    if filters.flag is not None:
+        clauses.append(sql.SQL(_REVIEWED + " AND %s = ANY (s.flags))"))
+        params.append(filters.flag)
+
+
+def ticket_conditions(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], list[Any]]:
+    """The WHERE conditions (and parameters) of a ticket search, tenant condition first."""
+    return _where(scope, filters)
 
 
 def _joined(clauses: list[sql.Composable]) -> sql.Composable:
