@@ -42,7 +42,8 @@ def test_form_records_reviews_append_only_and_shows_the_history(app_client, load
     dsn, _, ids = loaded_db
     login(app_client, "provider@example.com")
     before = _stored(dsn, "SELECT log_data, created_at FROM workflow_logs WHERE id = %s", ids["A-2"])
-    done = _review(app_client, ids["A-2"], verdict="incorrect", flags=["hallucination", "tone"], note="made up a refund")
+    done = _review(app_client, ids["A-2"], verdict="incorrect", flags=["hallucination", "tone"],
+                   note="made up a refund")
     assert done.status_code == 303 and done.headers["location"] == f"/tickets/{ids['A-2']}#review"
     done = _review(app_client, ids["A-2"], verdict="needs_work", corrected_draft="Hello, your order ships today.")
     assert done.status_code == 303
@@ -101,7 +102,8 @@ RAW = ("jane.doe@example.com", "7946 0958", "4111 1111 1111 1111", "GB82WEST1234
 def test_notes_and_drafts_are_scrubbed_before_they_are_stored(app_client, loaded_db):
     dsn, _, ids = loaded_db
     login(app_client, "provider@example.com")
-    assert _review(app_client, ids["A-3"], verdict="incorrect", note=HOSTILE, corrected_draft=HOSTILE).status_code == 303
+    done = _review(app_client, ids["A-3"], verdict="incorrect", note=HOSTILE, corrected_draft=HOSTILE)
+    assert done.status_code == 303
     key = _key(dsn, "acme", "review")
     posted = app_client.post(f"/api/v1/tickets/{ids['A-3']}/reviews", headers={"X-API-Key": key},
                              json={"verdict": "needs_work", "note": HOSTILE, "corrected_draft": HOSTILE})
