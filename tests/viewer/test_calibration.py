@@ -94,3 +94,22 @@ def test_fewer_than_30_reviewed_tickets_says_so(db_dsn):
     assert "fewer than 30 reviewed tickets" in cal["message"]
     assert cal["buckets"] == [] and cal["ece"] is None and cal["hallucination_auc"] is None
     assert "per_client" not in cal  # a client sees its own tenant only
+
+
+def test_stats_api_and_overview_show_the_calibration(app_client, loaded_db):
+    from .conftest import login
+
+    dsn = loaded_db[0]
+    _seed(dsn)
+    login(app_client, "acme@example.com")
+    stats = app_client.get("/api/v1/stats").json()
+    cal = stats["calibration"]
+    assert cal["n"] == 40 and cal["ece"] == pytest.approx(HAND_ECE) and cal["hallucination_auc"] == pytest.approx(HAND_AUC)
+    assert [b["n"] for b in cal["buckets"]] == [0, 10, 0, 0, 0, 10, 0, 10, 0, 10]
+    page = app_client.get("/").text
+    assert 'data-stat="ece">0.075<' in page and 'data-stat="hallucination_auc">0.695<' in page
+    app_client.cookies.clear()
+    login(app_client, "globex@example.com")
+    cal = app_client.get("/api/v1/stats").json()["calibration"]
+    assert cal["n"] == 5 and cal["ece"] is None
+    assert "fewer than 30 reviewed tickets" in app_client.get("/").text
