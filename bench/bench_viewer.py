@@ -8,6 +8,8 @@ child process, and times sequential requests over loopback for each page and API
 
 Without --dsn an embedded PostgreSQL is started in a temporary directory (removed at exit).
 Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms.
+Reviews (issue 17; --reviews, default a tenth of the logs): review queue <= 100 ms, search by
+verdict <= 100 ms, overview with calibration <= 150 ms, posting a review <= 50 ms.
 """
 from __future__ import annotations
 
@@ -132,6 +134,50 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
         conn.execute("VACUUM ANALYZE workflow_logs")
 
 
+def load_reviews(dsn: str, reviews: int) -> None:
+    """Reviews of `reviews` random tickets (verdicts that track confidence, hallucination flags that
+    track risk), written as store.reviews would: the review rows and each ticket's state."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        total = conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
+        fraction = min(1.0, reviews / max(total, 1) * 1.05)
+        with conn.transaction():
+            conn.execute("SELECT setseed(0.17)")
+            conn.execute(
+                "INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, flags, note, author, author_kind)"
+                " SELECT client_id, id, executed_at, CASE WHEN random() < overall_confidence THEN 'correct'"
+                "  WHEN random() < 0.5 THEN 'needs_work' ELSE 'incorrect' END,"
+                "  CASE WHEN random() < hallucination_risk * 0.6 THEN ARRAY['hallucination'] ELSE '{}' END,"
+                "  'bench review', 'bench@bench', 'user'"
+                " FROM workflow_logs WHERE random() < %s LIMIT %s", (fraction, reviews))
+            conn.execute(
+                "INSERT INTO ticket_review_state SELECT r.log_id, r.client_id, r.executed_at, l.status,"
+                " l.overall_confidence, l.hallucination_risk, r.verdict, r.flags, r.corrected_draft, 1, r.id,"
+                " r.created_at FROM ticket_reviews r JOIN workflow_logs l ON l.id = r.log_id"
+                " AND l.executed_at = r.executed_at ON CONFLICT (log_id) DO NOTHING")
+        conn.execute("VACUUM ANALYZE ticket_reviews")
+        conn.execute("VACUUM ANALYZE ticket_review_state")
+
+
+def measure_posts(client: httpx.Client, ids: list[int], count: int) -> tuple[list[float], list[float]]:
+    """(server ms, client ms) of posting the review form (303 expected), one ticket after another."""
+    token = client.get("/reviews").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    server, wall = [], []
+    for i in range(count + 2):
+        data = {"csrf_token": token, "verdict": ("correct", "needs_work", "incorrect")[i % 3],
+                "flags": ["tone"], "note": "Customer ann@example.com was told the wrong date"}
+        t0 = time.perf_counter()
+        response = client.post(f"/tickets/{ids[i % len(ids)]}/reviews", data=data)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status_code != 303:
+            raise SystemExit(f"review POST answered {response.status_code}: {response.text[:300]}")
+        if i < 2:
+            continue  # warm-up
+        wall.append(elapsed)
+        timing = response.headers.get("server-timing", "")
+        server.append(float(timing.split("dur=", 1)[1]) if "dur=" in timing else elapsed)
+    return server, wall
+
+
 async def _users(dsn: str) -> None:
     from collector_api.store.accounts import create_user
     from collector_api.store.db import create_pool
@@ -197,6 +243,7 @@ def main() -> int:
     ap.add_argument("--logs", type=int, default=None, help="logs to load (default 100,000; smoke 2,000)")
     ap.add_argument("--tenants", type=int, default=8)
     ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--reviews", type=int, default=None, help="reviews to load (default: a tenth of --logs)")
     ap.add_argument("--requests", type=int, default=None, help="timed requests per row (default 40; smoke 8)")
     ap.add_argument("--dsn", help="PostgreSQL DSN of an EMPTY migrated database (default: embedded, temporary)")
     ap.add_argument("--no-load", action="store_true", help="reuse the logs already in --dsn")
@@ -237,6 +284,10 @@ def main() -> int:
             load(dsn, logs, args.tenants, args.days)
             load_s = time.perf_counter() - t0
             print(f"loaded {logs:,} logs in {load_s:.1f} s ({logs / load_s:,.0f} logs/s)")
+            reviews = args.reviews if args.reviews is not None else logs // 10
+            t0 = time.perf_counter()
+            load_reviews(dsn, reviews)
+            print(f"loaded ~{reviews:,} reviews in {time.perf_counter() - t0:.1f} s")
         asyncio.run(_users(dsn))
         t0 = time.perf_counter()
         days = asyncio.run(_refresh(dsn))
@@ -284,6 +335,17 @@ def main() -> int:
                 ("provider", "GET /api/v1/tickets", provider, ["/api/v1/tickets?status=PARTIAL"]),
                 ("provider", "ticket detail", provider, [f"/tickets/{i}" for i in ids]),
                 ("provider", "GET /api/v1/tickets/{id}", provider, [f"/api/v1/tickets/{i}" for i in ids]),
+                # issue 17: reviews (the overview rows above include the calibration)
+                ("provider", "review queue (all tenants)", provider, ["/reviews"]),
+                ("client", "review queue (own tenant)", client, ["/reviews"]),
+                ("provider", "review queue: status=SUCCESS, client", provider,
+                 ["/reviews?status=SUCCESS&client=client-01"]),
+                ("provider", "search: verdict=incorrect", provider, ["/tickets?verdict=incorrect"]),
+                ("provider", "search: flag=hallucination, 7 days", provider,
+                 [f"/tickets?flag=hallucination&start={week}"]),
+                ("client", "search: own tenant, reviewed=no", client, ["/tickets?reviewed=no"]),
+                ("provider", "GET /api/v1/tickets/{id}/reviews", provider,
+                 [f"/api/v1/tickets/{i}/reviews" for i in ids]),
             ]
             for who, label, session, urls in plan:
                 if urls is None:
@@ -291,6 +353,7 @@ def main() -> int:
                     urls = [f"/tickets?after={cursor}"]
                 urls = [rng.choice(urls) if len(urls) > 1 else urls[0] for _ in range(requests)]
                 rows.append((who, label, *measure(session, urls)))
+            rows.append(("provider", "POST /tickets/{id}/reviews (form, 303)", *measure_posts(provider, ids, requests)))
         print(f"\nviewer latency, {total:,} logs, {args.tenants} tenants, {args.days} days,"
               f" {requests} sequential requests per row, ms. server = Server-Timing (handler),"
               " client = over HTTP on loopback")

@@ -72,6 +72,16 @@ class ServerSettings(BaseSettings):
     flusso_export_max_rows: int = Field(
         default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
     )
+    # Issue 17: human review.
+    flusso_review_labels: str = Field(
+        default="", description="Extra review flags, comma-separated (e.g. refund,legal), beside hallucination,"
+        " policy, tone and wrong_tool; each 1-40 of a-z, 0-9, '_' or '-'.",
+        pattern=r"^\s*([a-z0-9_][a-z0-9_-]{0,39}\s*(,\s*[a-z0-9_][a-z0-9_-]{0,39}\s*)*)?$",
+    )
+    flusso_review_hash_key: str | None = Field(
+        default=None, description="Key of the HMAC that turns personal data found in review notes and corrected"
+        " drafts into tokens; unset: derived from FLUSSO_SESSION_SECRET.",
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: str | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

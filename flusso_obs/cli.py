@@ -138,7 +138,8 @@ def _add_keys(sub) -> None:
     ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     p = ks.add_parser("create", help="create a key (printed once, alone on the last line)")
     p.add_argument("--client", required=True, help="tenant id (created if new)")
-    p.add_argument("--scope", choices=("ingest", "read"), default="ingest", help="ingest (default) or read")
+    p.add_argument("--scope", choices=("ingest", "read", "review"), default="ingest",
+                   help="ingest (default), read, or review (reads its tenant and records reviews)")
     p.set_defaults(fn=cmd_keys_create)
     p = ks.add_parser("list", help="list keys (never their secrets)")
     p.add_argument("--client", default=None, help="only this tenant's keys")

@@ -4,6 +4,8 @@ Each router renders its own errors (viewer.routing): HTML for pages, JSON for th
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from pathlib import Path
@@ -13,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from collector_api.store.reviews import Scrubber, review_flags
 from config.server import ServerSettings
 
 from .auth import LoginLimiter, SessionCodec
@@ -20,11 +23,18 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import api, ingest, login, overview, ticket, tickets
+from .views import api, ingest, login, overview, review_api, reviews, ticket, tickets
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+def review_hash_key(settings: ServerSettings, session_secret: str) -> bytes:
+    """The HMAC key of PII tokens in review notes: FLUSSO_REVIEW_HASH_KEY, else derived from the session secret."""
+    if settings.flusso_review_hash_key:
+        return settings.flusso_review_hash_key.encode()
+    return hmac.new(session_secret.encode(), b"flusso.review-pii", hashlib.sha256).digest()
 
 
 def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings) -> None:
@@ -38,12 +48,15 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
         codec=SessionCodec(secret, settings.flusso_session_hours * 3600),
         limiter=LoginLimiter(settings.flusso_login_attempts_per_minute),
         env=create_environment(),
+        review_flags=review_flags(label.strip() for label in settings.flusso_review_labels.split(",") if label.strip()),
+        scrubber=Scrubber(review_hash_key(settings, secret)),
     )
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     routers = [module.router for module in (login, overview, tickets, ticket, api)] + [api.docs_router]
     routers += [ingest.router, ingest.api_router]  # ingest health, provider only (issue 14)
+    routers += [reviews.router, review_api.router]  # issue 17
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

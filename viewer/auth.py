@@ -59,6 +59,8 @@ class Principal:
     user_id: int | None = None
     csrf: str | None = None  # session's CSRF token; None for API keys (no cookies, no CSRF)
     via: str = "session"
+    key_id: str | None = None  # the API key's public id (a review's author when posted with a key)
+    key_scope: str | None = None  # "read" or "review" for an API key
 
     @property
     def is_provider(self) -> bool:

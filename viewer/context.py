@@ -18,6 +18,8 @@ class ViewerContext:
     limiter: LoginLimiter
     env: object  # jinja2.Environment
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
+    review_flags: tuple[str, ...] = ()  # flags a review may carry (built in + FLUSSO_REVIEW_LABELS)
+    scrubber: object = None  # store.reviews.Scrubber: the PII detectors applied to review notes
 
     @property
     def cookie_secure(self) -> bool:

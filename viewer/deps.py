@@ -11,7 +11,7 @@ from collector_api.store.credentials import MAX_KEY_LENGTH, presented_api_key
 
 from .auth import SESSION_COOKIE, Principal
 from .context import ViewerContext
-from .errors import LoginRequired
+from .errors import Forbidden, LoginRequired
 
 
 def get_context(request: Request) -> ViewerContext:
@@ -41,23 +41,43 @@ async def page_principal(request: Request) -> Principal:
     return principal
 
 
+READ_SCOPES = ("read", "review")  # a review key (issue 17) also reads its tenant
+
+
+async def _key_principal(request: Request, secret: str) -> Principal:
+    ctx = get_context(request)
+    key = await find_api_key(ctx.pool, secret) if len(secret) <= MAX_KEY_LENGTH else None
+    if key is None:
+        raise LoginRequired("invalid or revoked API key")
+    if key.scope not in READ_SCOPES:
+        raise LoginRequired(f"this API key has scope {key.scope!r}; the viewer API needs a 'read' (or 'review') key")
+    return Principal(role="client", client_id=key.client_id, via="api_key", key_id=key.key_id, key_scope=key.scope)
+
+
 async def api_principal(request: Request) -> Principal:
-    """Dependency of the JSON API: a read-scope API key (X-API-Key or Bearer), else the session."""
+    """Dependency of the JSON API: a read- or review-scope API key (X-API-Key or Bearer), else the session."""
     secret = presented_api_key(request.headers)
     if secret:
-        ctx = get_context(request)
-        key = await find_api_key(ctx.pool, secret) if len(secret) <= MAX_KEY_LENGTH else None
-        if key is None:
-            raise LoginRequired("invalid or revoked API key")
-        if key.scope != "read":
-            raise LoginRequired(f"this API key has scope {key.scope!r}; the viewer API needs a 'read' key")
-        return Principal(role="client", client_id=key.client_id, via="api_key")
+        return await _key_principal(request, secret)
     principal = await session_principal(request)
     if principal is None:
         raise LoginRequired("sign in, or send a read-scope API key in X-API-Key or Authorization: Bearer")
     return principal
 
 
+async def review_key_principal(request: Request) -> Principal:
+    """Dependency of the API's review POST: a review-scope API key only (a session reviews through
+    the page's form, which carries a CSRF token)."""
+    secret = presented_api_key(request.headers)
+    if not secret:
+        raise LoginRequired("send a review-scope API key in X-API-Key or Authorization: Bearer")
+    principal = await _key_principal(request, secret)
+    if principal.key_scope != "review":
+        raise Forbidden(f"this API key has scope {principal.key_scope!r}; recording a review needs a 'review' key")
+    return principal
+
+
 SessionPrincipal = Annotated[Principal | None, Depends(session_principal)]  # pages anyone may see
 CurrentPrincipal = Annotated[Principal, Depends(page_principal)]  # pages: a signed-in user
 ApiPrincipal = Annotated[Principal, Depends(api_principal)]  # JSON API: a read key or a session
+ReviewKeyPrincipal = Annotated[Principal, Depends(review_key_principal)]  # API review POST: a review key

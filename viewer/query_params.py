@@ -20,7 +20,9 @@ from .errors import BadRequest
 
 # Query-string names, in the order the URL carries them.
 FILTER_PARAMS = ("client", "start", "end", "status", "resolution", "environment", "version", "ticket",
-                 "min_confidence", "max_confidence", "min_duration", "sort", "order", "limit")
+                 "min_confidence", "max_confidence", "min_duration",
+                 "verdict", "flag", "reviewed",  # issue 17: review filters
+                 "sort", "order", "limit")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 256
 DEFAULT_RANGE_DAYS = 30
@@ -135,6 +137,22 @@ def decode_cursor(text: str, sort: str) -> Cursor:
     return Cursor(value, executed, log_id)
 
 
+VERDICTS = ("correct", "needs_work", "incorrect")
+_FLAG = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
+
+
+def parse_review_filters(params: Mapping[str, str]) -> dict[str, object]:
+    """`verdict=`, `flag=` and `reviewed=yes|no` (issue 17) as TicketFilters fields."""
+    verdict, flag, reviewed = _text(params, "verdict"), _text(params, "flag"), _text(params, "reviewed")
+    if verdict is not None and verdict not in VERDICTS:
+        raise BadRequest(f"verdict: expected one of {', '.join(VERDICTS)}, got {verdict[:40]!r}")
+    if flag is not None and not _FLAG.match(flag):
+        raise BadRequest(f"flag: expected a flag name (a-z, 0-9, '_', '-'), got {flag[:40]!r}")
+    if reviewed is not None and reviewed not in ("yes", "no"):
+        raise BadRequest(f"reviewed: expected yes or no, got {reviewed[:40]!r}")
+    return {"verdict": verdict, "flag": flag, "reviewed": None if reviewed is None else reviewed == "yes"}
+
+
 def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, default_limit: int = 50) -> TicketQuery:
     """The search described by a query string, validated; see FILTER_PARAMS for the names."""
     start, end = parse_range(params, default_days=None)
@@ -153,6 +171,7 @@ def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, defau
         workflow_version=_text(params, "version"), ticket_id=_text(params, "ticket"),
         min_confidence=min_conf, max_confidence=max_conf,
         min_duration_s=_number(params, "min_duration", 0, 86_400 * 7),
+        **parse_review_filters(params),
     )
     sort = _text(params, "sort") or "time"
     if sort not in SORTS:

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from .db import StoreError, owner_connection
 
 KEY_PREFIX = "fo_"
-SCOPES = ("ingest", "read")
+SCOPES = ("ingest", "read", "review")  # review (issue 17): reads its tenant and records reviews
 ROLES = ("provider", "client")
 
 

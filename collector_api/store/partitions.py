@@ -118,4 +118,14 @@ def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
             if part.end <= cutoff:
                 conn.execute(sql.SQL("DROP TABLE {p}").format(p=sql.Identifier(part.name)))
                 dropped.append(part.name)
+                if part.table == "workflow_logs":
+                    _drop_reviews(conn, part)
     return dropped
+
+
+def _drop_reviews(conn: psycopg.Connection, part: Partition) -> None:
+    """Reviews follow the logs' retention (they have no foreign key to the partitioned table):
+    the month's reviews go with its logs, in the same transaction."""
+    for table in ("ticket_reviews", "ticket_review_state"):
+        conn.execute(sql.SQL("DELETE FROM {t} WHERE executed_at >= %s AND executed_at < %s").format(
+            t=sql.Identifier(table)), (part.start, part.end))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import sql
@@ -46,6 +46,11 @@ class TicketFilters:
     min_confidence: float | None = None
     max_confidence: float | None = None
     min_duration_s: float | None = None
+    # Review filters (issue 17): the ticket's latest verdict, a flag of its latest review,
+    # reviewed or not (True/False); answered from ticket_review_state.
+    verdict: str | None = None
+    flag: str | None = None
+    reviewed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,34 @@ def _where(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], 
         # text_pattern_ops comparisons are. The range finds the candidates, LIKE rechecks them.
         clauses.append(sql.SQL("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s"))
         params += [filters.ticket_id, filters.ticket_id + "\U0010ffff", _escape_like(filters.ticket_id) + "%"]
+    _review_clauses(scope, filters, clauses, params)
     return clauses, params
+
+
+_REVIEWED = "EXISTS (SELECT 1 FROM ticket_review_state s WHERE s.log_id = workflow_logs.id)"
+# A verdict or flag picks a few reviewed tickets out of many logs: their ids come from the small
+# review state table (narrowed by tenant and time there too) as one array, which the id index
+# looks up; a per-row EXISTS would walk (and count) every log of the range.
+_REVIEWED_IDS = ("id = ANY (ARRAY(SELECT s.log_id FROM ticket_review_state s WHERE {tenant}"
+                 " AND s.executed_at >= %s AND s.executed_at < %s AND {condition}))")
+_FAR = (datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
+
+
+def _review_clauses(scope: Scope, filters: TicketFilters, clauses: list[sql.Composable], params: list[Any]) -> None:
+    if filters.reviewed is not None:
+        clauses.append(sql.SQL(("" if filters.reviewed else "NOT ") + _REVIEWED))
+    picks = [(sql.SQL("s.verdict = %s"), filters.verdict), (sql.SQL("%s = ANY (s.flags)"), filters.flag)]
+    for condition, value in picks:
+        if value is not None:
+            tenant, tenant_params = tenant_condition(scope, filters.client_id)
+            clauses.append(sql.SQL(_REVIEWED_IDS).format(
+                tenant=sql.SQL("s.") + tenant if tenant_params else tenant, condition=condition))
+            params += [*tenant_params, filters.start or _FAR[0], filters.end or _FAR[1], value]
+
+
+def ticket_conditions(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], list[Any]]:
+    """The WHERE conditions (and parameters) of a ticket search, tenant condition first."""
+    return _where(scope, filters)
 
 
 def _joined(clauses: list[sql.Composable]) -> sql.Composable:

@@ -28,7 +28,8 @@ def _json(data, status: int = 200) -> Response:
 def _ticket_params(client: Q = None, start: Q = None, end: Q = None, status: Q = None, resolution: Q = None,
                    environment: Q = None, version: Q = None, ticket: Q = None, min_confidence: Q = None,
                    max_confidence: Q = None, min_duration: Q = None, sort: Q = None, order: Q = None,
-                   after: Q = None, limit: Q = None) -> None:
+                   after: Q = None, limit: Q = None,
+                   verdict: Q = None, flag: Q = None, reviewed: Q = None) -> None:  # review filters (issue 17)
     """Declares the filters for /openapi.json; values are read and validated from the query string."""
 
 
@@ -37,6 +38,8 @@ _FILTER_DOC = (
     " `status` (SUCCESS|PARTIAL|FAILED), `resolution`, `environment`, `version`, `ticket` (id prefix),"
     " `min_confidence`/`max_confidence` (0-1), `min_duration` (seconds); `sort` time|confidence|duration,"
     " `order` desc|asc. A bad value answers 400 with the field named in `detail`."
+    " Reviews: `verdict` (correct|needs_work|incorrect, the latest review's), `flag` (of the latest review),"
+    " `reviewed` (yes|no)."
 )
 
 

@@ -1,6 +1,7 @@
 """Overview: totals and charts for a date range (default: the last 30 days)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 
 from collector_api.store.accounts import list_tenants
 from collector_api.store.reads import get_stats
+from collector_api.store.review_reads import get_calibration
 
 from ..auth import Principal
 from ..context import ViewerContext
@@ -46,8 +48,12 @@ async def build_overview(ctx: ViewerContext, principal: Principal, params: Mappi
     start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
     client = parse_client(params, principal)
     use_rollups = rollups_enabled(ctx)
-    stats = await get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups)
-    return {"stats": stats_json(stats), "client": client}
+    stats, calibration = await asyncio.gather(
+        get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups),
+        get_calibration(ctx.pool, principal.scope, start, end, client))
+    data = stats_json(stats)
+    data["calibration"] = calibration  # issue 17: confidence against reviewers' verdicts
+    return {"stats": data, "client": client}
 
 
 @router.get("/")

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from collector_api.store.reads import get_ticket
+from collector_api.store.review_reads import list_reviews
+from collector_api.store.reviews import VERDICTS
 
 from ..auth import Principal
 from ..context import ViewerContext
@@ -164,7 +166,15 @@ def detail_sections(row: dict) -> dict[str, Any]:
 @router.get("/tickets/{log_id}")
 async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal: CurrentPrincipal) -> Response:
     row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
-    return render(request, "ticket.html", {"principal": principal, "row": row, **detail_sections(row)})
+    review = await review_section(ctx, principal, row["id"], request.query_params.get("queue", ""))
+    return render(request, "ticket.html", {"principal": principal, "row": row, **detail_sections(row), **review})
+
+
+async def review_section(ctx: ViewerContext, principal: Principal, log_id: int, queue: str) -> dict[str, Any]:
+    """The review form's choices and the ticket's review history, newest first (issue 17)."""
+    history = await list_reviews(ctx.pool, principal.scope, log_id)
+    return {"reviews": history, "verdict": history[0]["verdict"] if history else None,
+            "verdicts": VERDICTS, "review_flags": ctx.review_flags, "queue": queue[:2000]}
 
 
 @router.get("/tickets/{log_id}/raw")

@@ -75,6 +75,7 @@ async def get_tickets(request: Request, ctx: Context, principal: CurrentPrincipa
         "next_link": query.link(after=data["next_cursor"]) if data["next_cursor"] else None,
         "first_link": query.link() if query.after else None,
         "export_query": query.link(),
+        "review_flags": ctx.review_flags,
     })
 
 
