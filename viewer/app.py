@@ -20,7 +20,7 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import api, login, overview, ticket, tickets
+from .views import api, compare, login, overview, ticket, tickets, usage
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     routers = [module.router for module in (login, overview, tickets, ticket, api)] + [api.docs_router]
+    routers += [usage.router, usage.api_router, compare.router]  # issue 19
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

@@ -10,11 +10,13 @@ import asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from . import locks
+from .backfill import backfill_derived
 from .jobs import Job
 from .partitions import maintain_partitions
 from .rollups import refresh_rollups
 
 PARTITION_INTERVAL_S = 3600.0
+DERIVED_BACKFILL_INTERVAL_S = 30.0  # issue 19; an idle run is one index probe
 
 
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
@@ -26,4 +28,6 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
     if rollup_interval_s > 0:
         jobs.append(Job("rollup-refresh", rollup_interval_s, locks.JOB_ROLLUP_REFRESH,
                         lambda: refresh_rollups(pool)))
+    jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
+                    lambda: backfill_derived(pool)))
     return jobs

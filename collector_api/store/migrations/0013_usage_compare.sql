@@ -14,9 +14,9 @@ CREATE TABLE viewer_daily_usage_rollup (
     client_id      text NOT NULL,
     day            date NOT NULL,
     model          text NOT NULL,
-    calls          bigint NOT NULL,
-    input_tokens   bigint NOT NULL,
-    output_tokens  bigint NOT NULL,
+    calls          numeric NOT NULL,  -- numeric: sums of tenant-reported counts must not overflow
+    input_tokens   numeric NOT NULL,
+    output_tokens  numeric NOT NULL,
     cost_usd       double precision NOT NULL,
     PRIMARY KEY (day, client_id, model)
 );
