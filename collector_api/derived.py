@@ -76,10 +76,10 @@ def critical_path(spans: Any) -> list[dict[str, Any]]:
     """The chain of spans that determined when the ticket ended, root first, then by start.
 
     From the root's end walk back in time: at each point t the child of the current span that
-    ended last before t (a child still running at t counts as ending at t) is on the path; its
-    own children are walked the same way within its end, and t moves to that child's start.
-    Time no child covers is the parent's own work. Spans that ran in parallel with the chosen
-    child and ended earlier are not on the path. Each entry: span_id, name, kind."""
+    ended last by t is on the path; its own children are walked the same way within its end,
+    and t moves to that child's start. A child running past its parent's end counts as ending
+    there. Time no child covers is the parent's own work; a child that ran in parallel with the
+    chosen one (still running at t) is not on the path. Each entry: span_id, name, kind."""
     by_id = _spans_of(spans)
     root = _root_of(by_id)
     if root is None:
@@ -97,16 +97,18 @@ def critical_path(spans: Any) -> list[dict[str, Any]]:
             continue
         seen.add(span[0])
         on_path.append(span)
-        t = min(span[3], limit)
+        t = end = min(span[3], limit)
         kids = children.get(span[0])
         if not kids:
             continue
-        # Ordered by end, latest first: the first child that started before t is the one that
-        # ended last before t (t only moves back, so the scan never restarts).
-        kids.sort(key=lambda k: (-k[3], -k[2]))
+        # A child running past its parent's end counts as ending there. Ordered by that end,
+        # latest first, the first child that ended by t is the one that ended last before t;
+        # t only moves back, so one pass over the children does.
+        kids.sort(key=lambda k: (-min(k[3], end), -k[2]))
         for kid in kids:
-            if kid[2] < t and kid[0] not in seen:
-                stack.append((kid, min(kid[3], t)))
+            kid_end = min(kid[3], end)
+            if kid_end <= t and kid[2] < t and kid[2] <= kid_end and kid[0] not in seen:
+                stack.append((kid, kid_end))
                 t = kid[2]
     on_path.sort(key=lambda s: (s is not root, s[2], -s[3]))
     return [{"span_id": s[0], "name": str(s[4].get("name") or "?")[:MAX_NAME], "kind": _kind(s[4])}
