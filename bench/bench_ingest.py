@@ -427,7 +427,7 @@ def main() -> int:
         docs = [make_doc(rng, i, month, now) for i in range(args.logs)]
         BODIES[:] = encode_requests(docs, args.batch)
         ROWS[:] = copy_rows(docs)
-        doc_kb = sum(len(r[-1]) for r in ROWS) / len(ROWS) / 1024
+        doc_kb = sum(len(r[_COLUMNS.index("log_data")]) for r in ROWS) / len(ROWS) / 1024
         wire_mb = sum(map(len, BODIES)) / 2**20
         del docs
         print(f"prepared {args.logs} logs (~{doc_kb:.1f} KB each) in {len(BODIES)} requests "

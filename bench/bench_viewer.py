@@ -10,6 +10,8 @@ Without --dsn an embedded PostgreSQL is started in a temporary directory (remove
 Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms.
 Reviews (issue 17; --reviews, default a tenth of the logs): review queue <= 100 ms, search by
 verdict <= 100 ms, overview with calibration <= 150 ms, posting a review <= 50 ms.
+Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms,
+usage report <= 200 ms, compare <= 100 ms (issue 19).
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from collector_api.derived import derived_json  # noqa: E402  (issue 19: what the collector stores)
+
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
 NODES = ("fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", "evidence_resolution",
@@ -46,7 +50,8 @@ PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-           "log_data")
+           "log_data", "critical_path", "usage_by_model")  # the last two: issue 19, as the collector derives them
+LLM_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet")
 
 
 def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple:
@@ -87,8 +92,16 @@ def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime)
                       "error": "tool timeout" if status == "FAILED" and i == 5 else None, "attributes": {}})
         offset += ms
     doc["trace"]["spans"] = spans
+    split = rng.random()
+    doc["trace"]["llm_calls"] = [  # issue 19: two calls whose sums are the metrics
+        {"model": rng.choice(LLM_MODELS), "input_tokens": int(tokens_in * split), "output_tokens": tokens_out // 2,
+         "cost_usd": round(cost * split, 6)},
+        {"model": "gpt-4o-mini", "input_tokens": tokens_in - int(tokens_in * split),
+         "output_tokens": tokens_out - tokens_out // 2, "cost_usd": round(cost - round(cost * split, 6), 6)}]
+    critical, usage = derived_json(doc)
     row = (tenant, ticket_id, status, executed, trace_id, env, version, resolution, confidence, risk, iterations,
-           duration, tokens_in, tokens_out, cost, True, orjson.dumps(nodes).decode(), orjson.dumps(doc).decode())
+           duration, tokens_in, tokens_out, cost, True, orjson.dumps(nodes).decode(), orjson.dumps(doc).decode(),
+           critical, usage)
     return row
 
 
@@ -314,6 +327,7 @@ def main() -> int:
         rng = random.Random(1)
         today = date.today()
         week = (today - timedelta(days=6)).isoformat()
+        last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         rows: list[tuple[str, str, list[float], list[float]]] = []
         with httpx.Client(base_url=base, timeout=60) as provider, httpx.Client(base_url=base, timeout=60) as client:
             login(provider, "provider@bench")
@@ -346,6 +360,14 @@ def main() -> int:
                 ("client", "search: own tenant, reviewed=no", client, ["/tickets?reviewed=no"]),
                 ("provider", "GET /api/v1/tickets/{id}/reviews", provider,
                  [f"/api/v1/tickets/{i}/reviews" for i in ids]),
+                # issue 19: usage report and ticket comparison
+                ("provider", "usage page (this month, all tenants)", provider, ["/usage"]),
+                ("provider", "GET /api/v1/usage (last month)", provider, [f"/api/v1/usage?month={last_month}"]),
+                ("provider", "GET /api/v1/usage.csv (90 days)", provider,
+                 [f"/api/v1/usage.csv?start={today - timedelta(days=89)}&end={today}"]),
+                ("client", "GET /api/v1/usage (own tenant)", client, [f"/api/v1/usage?month={last_month}"]),
+                ("provider", "compare two tickets", provider,
+                 [f"/compare?a={a}&b={b}" for a, b in zip(ids, ids[1:], strict=False) if a != b]),
             ]
             for who, label, session, urls in plan:
                 if urls is None:

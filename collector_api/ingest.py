@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from .derived import derived_json
 from .store.rows import LogRow
 from .timestamps import parse_executed_at
 from .validate import schema_error
@@ -178,6 +179,7 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
     node_durations = {}
     if isinstance(nodes, dict):
         node_durations = {str(k)[:200]: float(v) for k, v in nodes.items() if _number(v) is not None}
+    critical, usage = derived_json(document)
     exec_seconds = _number(info.get("execution_time_seconds"))
     if exec_seconds is None:
         exec_seconds = _number(metrics.get("execution_time_seconds"))
@@ -201,5 +203,7 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         cost_usd=_number(metrics.get("cost_usd")),
         complete=outcome.get("complete") is not False,
         node_durations=node_durations,
+        critical_path=critical,
+        usage_by_model=usage,
         index=index,
     )

@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, demo, db url, retention."""
+"""`flusso-obs`: run, serve, migrate, keys, users, demo, db url, retention, usage."""
 from __future__ import annotations
 
 import argparse
@@ -105,6 +105,33 @@ def cmd_retention(args, settings):
     print(f"deleted {counters} ingest counter rows before {cutoff}")
 
 
+def cmd_usage(args, settings):
+    from collector_api.store.db import Scope
+    from collector_api.store.usage import BadMonth, get_usage, parse_month, usage_csv
+
+    try:
+        start, end = parse_month(args.month)
+    except BadMonth as exc:
+        raise CliError(str(exc)) from None
+    with database(settings) as dsn:
+        report = run_store(dsn, lambda pool: get_usage(pool, Scope.provider(), start, end, client_id=args.client))
+    if args.csv:
+        sys.stdout.write(usage_csv(report).replace("\r\n", "\n"))
+        return
+    print(f"usage {args.month} (UTC, {start:%Y-%m-%d} to {end:%Y-%m-%d} exclusive)")
+    print(f"{'CLIENT':<20} {'MODEL':<24} {'TICKETS':>8} {'OK/PART/FAIL':>16} {'CALLS':>8} {'IN TOKENS':>12}"
+          f" {'OUT TOKENS':>12} {'COST USD':>12}")
+    for c in (c.as_dict() for c in report.clients):
+        status = f"{c['success']}/{c['partial']}/{c['failed']}"
+        print(f"{c['client_id']:<20} {'*':<24} {c['tickets']:>8} {status:>16} {c['llm_calls']:>8}"
+              f" {c['input_tokens']:>12} {c['output_tokens']:>12} {c['cost_usd']:>12.6f}")
+        for m in c["models"]:
+            print(f"{'':<20} {m['model'][:24]:<24} {'':>8} {'':>16} {m['calls']:>8} {m['input_tokens']:>12}"
+                  f" {m['output_tokens']:>12} {m['cost_usd']:>12.6f}")
+    if not report.clients:
+        print("no tickets in this month")
+
+
 def cmd_serve(args, settings):
     from .runner import serve
 
@@ -193,11 +220,20 @@ def _add_database(sub) -> None:
     p.add_argument("--days", type=int, required=True, help="keep at least this many days")
 
 
+def _add_usage(sub) -> None:
+    help_ = "usage and cost per client for a month (UTC): tickets, LLM calls, tokens, cost, by model"
+    p = sub.add_parser("usage", help=help_, description=help_)
+    p.set_defaults(fn=cmd_usage)
+    p.add_argument("--month", required=True, help="the month, YYYY-MM (UTC)")
+    p.add_argument("--client", default=None, help="only this tenant (default: every tenant)")
+    p.add_argument("--csv", action="store_true", help="CSV for billing (the same as GET /api/v1/usage.csv)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database):
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database, _add_usage):
         add(sub)
     return parser
 

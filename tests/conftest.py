@@ -128,3 +128,10 @@ def live_server(db_dsn):
     server = LiveServer(db_dsn).start()
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Browser tests run last, in their collected order. Playwright's sync API keeps an event
+    loop on the main thread for the rest of the session, after which `asyncio.run()` (used by
+    store and CLI tests) refuses to start; running them last keeps any order of paths working."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

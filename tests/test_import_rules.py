@@ -49,6 +49,7 @@ def test_config_imports_nothing_of_ours():
 VIEWER_READS = ("collector_api.store.reads", "collector_api.store.stats", "collector_api.store.db",
                 "collector_api.store.scope",
                 "collector_api.store.ingest_health",  # ingest health page (issue 14)
+                "collector_api.store.usage",  # issue 19: usage report, critical-path nodes
                 "collector_api.store.credentials",  # header parsing only, shared with the collector
                 "collector_api.store.review_reads")  # issue 17: review history, queue, calibration
 VIEWER_WRITERS = ("collector_api.store.accounts",
@@ -56,7 +57,8 @@ VIEWER_WRITERS = ("collector_api.store.accounts",
 STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
                  "collector_api.store.maintenance",
-                 "collector_api.store.ingest_counts")  # ingest health counters (issue 14)
+                 "collector_api.store.ingest_counts",  # ingest health counters (issue 14)
+                 "collector_api.store.backfill")  # issue 19: derived-figures backfill job
 
 
 def test_viewer_uses_only_the_stores_read_side_and_named_writers():

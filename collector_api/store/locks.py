@@ -15,5 +15,6 @@ PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
 # Leader election of the maintenance jobs (store.maintenance), one id per job.
 JOB_PARTITION_UPKEEP = 0x4A6F6201
 JOB_ROLLUP_REFRESH = 0x4A6F6202
+JOB_DERIVED_BACKFILL = 0x4A6F6219  # issue 19: critical path and usage of logs stored before 0013
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

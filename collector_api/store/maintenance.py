@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from psycopg_pool import AsyncConnectionPool
 
 from . import locks
+from .backfill import backfill_derived
 from .jobs import Job
 from .partitions import maintain_partitions
 from .rollups import refresh_rollups
 
 PARTITION_INTERVAL_S = 3600.0
+DERIVED_BACKFILL_INTERVAL_S = 30.0  # issue 19; an idle run is one index probe
 
 
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
@@ -34,4 +36,6 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
                         lambda: refresh_rollups(pool)))
     if flush_counters is not None:
         jobs.append(Job("ingest-counters", counters_interval_s, 0, flush_counters, per_process=True))
+    jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
+                    lambda: backfill_derived(pool)))
     return jobs

@@ -21,11 +21,13 @@ from psycopg_pool import AsyncConnectionPool
 from . import locks
 from .db import Scope, owner_connection, scoped_transaction
 from .stats import _DAILY_LIVE, _DURATION_LIVE, _NODE_LIVE, FINE_EDGES, _utc_midnight
+from .usage import CRITICAL_LIVE, USAGE_LIVE
 
 logger = logging.getLogger(__name__)
 
 LATE_COMMIT_SLACK = "2 minutes"
-ROLLUP_TABLES = ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup")
+ROLLUP_TABLES = ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
+                 "viewer_daily_usage_rollup", "viewer_daily_critical_rollup")  # the last two: migration 0013
 _DAY_FILTER = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME ZONE 'UTC')::date = ANY(%s)"
 
 
@@ -104,6 +106,17 @@ async def _recompute(conn, days: list[date]) -> None:
                        + _DURATION_LIVE.format(where=_DAY_FILTER), [FINE_EDGES] + params)
     await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
                        + _NODE_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute("INSERT INTO viewer_daily_usage_rollup (client_id, day, model, calls, input_tokens,"
+                       " output_tokens, cost_usd) " + USAGE_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute("INSERT INTO viewer_daily_critical_rollup (client_id, day, node, n) "
+                       + CRITICAL_LIVE.format(where=_DAY_FILTER), params)
     await conn.execute(
         "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
         " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
+
+
+async def forget_days(conn, days: list[date]) -> None:
+    """Mark `days` as not rolled up (their logs changed in place, e.g. by the derived backfill):
+    readers aggregate them live until the next refresh recomputes them."""
+    if days:
+        await conn.execute("DELETE FROM viewer_rollup_days WHERE day = ANY(%s)", (sorted(set(days)),))

@@ -34,4 +34,6 @@ class LogRow:
     complete: bool = True
     node_durations: dict[str, float] = field(default_factory=dict)
     log_json_canonical: bool = True
+    critical_path: str | None = None  # JSON text (collector_api.derived), computed once at ingest
+    usage_by_model: str | None = None  # JSON text (collector_api.derived)
     index: int = 0  # the record's position in its request, for error messages

@@ -18,7 +18,7 @@ def cli(*args, dsn=None, stdin=None, env=None, timeout=60):
 
 
 COMMANDS = [[], ["serve"], ["run"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
-            ["users"], ["users", "create"], ["demo"], ["db"], ["db", "url"], ["retention"]]
+            ["users"], ["users", "create"], ["demo"], ["db"], ["db", "url"], ["retention"], ["usage"]]
 
 
 def test_every_command_has_help():
@@ -113,3 +113,24 @@ def test_runner_does_not_import_the_cli():
     tree = ast.parse(pathlib.Path(flusso_obs.runner.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"cli", "flusso_obs.cli"}, imported
+
+
+def test_usage_command_table_csv_and_bad_month(db_dsn):
+    """Issue 19: `flusso-obs usage` prints the same figures as the API's CSV; a bad month names it."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.viewer.helpers import make_log, store_logs
+
+    store_logs(db_dsn, [make_log("acme", "U-1", days_ago=0.01, cost=0.25), make_log("acme", "U-2", days_ago=0.01),
+                        make_log("globex", "U-3", days_ago=0.01)])
+    month = (datetime.now(UTC) - timedelta(days=0.01)).strftime("%Y-%m")
+    done = cli("usage", "--month", month, "--client", "acme", "--csv", dsn=db_dsn)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("client_id,period_start,period_end,model,tickets")
+    totals = [line.split(",") for line in lines[1:] if line.split(",")[3] == "*"]
+    assert [(t[0], t[4]) for t in totals] == [("acme", "2")]
+    table = cli("usage", "--month", month, dsn=db_dsn)
+    assert table.returncode == 0 and "acme" in table.stdout and "globex" in table.stdout
+    bad = cli("usage", "--month", "2026-13", dsn=db_dsn)
+    assert bad.returncode == 2 and "2026-13" in bad.stderr

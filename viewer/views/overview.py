@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from collector_api.store.accounts import list_tenants
 from collector_api.store.reads import get_stats
 from collector_api.store.review_reads import get_calibration
+from collector_api.store.usage import get_critical_nodes
 
 from ..auth import Principal
 from ..context import ViewerContext
@@ -60,8 +61,11 @@ async def build_overview(ctx: ViewerContext, principal: Principal, params: Mappi
 async def get_overview(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
     data = await build_overview(ctx, principal, request.query_params)
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
+    critical = await get_critical_nodes(ctx.pool, principal.scope, datetime.fromisoformat(data["stats"]["start"]),
+                                        datetime.fromisoformat(data["stats"]["end"]), client_id=data["client"],
+                                        use_rollups=rollups_enabled(ctx))
     start = datetime.fromisoformat(data["stats"]["start"]).date()
     last_day = (datetime.fromisoformat(data["stats"]["end"]) - timedelta(microseconds=1)).date()
     return render(request, "overview.html", {"principal": principal, "stats": data["stats"], "client": data["client"],
                                              "tenants": tenants, "start_day": start.isoformat(),
-                                             "end_day": last_day.isoformat()})
+                                             "end_day": last_day.isoformat(), "critical_nodes": critical})

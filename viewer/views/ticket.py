@@ -115,6 +115,22 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
     return rows
 
 
+def critical_spans(row: dict) -> set[str] | None:
+    """The span ids of the log's critical path (computed when it was stored), or None when the
+    log predates it and the derived-backfill job has not reached it yet."""
+    stored = row.get("critical_path")
+    if not isinstance(stored, dict):
+        return None
+    return {s for s in _list(stored.get("spans")) if isinstance(s, str)}
+
+
+def mark_critical(rows: list[dict], critical: set[str] | None) -> list[dict]:
+    """Flag the waterfall rows on the critical path (`critical`: True/False; None when unknown)."""
+    for r in rows:
+        r["critical"] = None if critical is None else r.get("span_id") in critical
+    return rows
+
+
 def _results(block: Any) -> dict:
     """Query and results ranked by score, highest first (results without a score last, in order)."""
     block = _dict(block)
@@ -147,8 +163,9 @@ def detail_sections(row: dict) -> dict[str, Any]:
         "identification": _dict(log.get("identification")),
         "outcome": _dict(log.get("outcome")),
         "ticket": _dict(trace.get("ticket")),
-        "waterfall": build_waterfall(spans, axis_end),
+        "waterfall": mark_critical(build_waterfall(spans, axis_end), critical_spans(row)),
         "waterfall_ticks": ticks,
+        "critical_known": critical_spans(row) is not None,
         "iterations": [i for i in _list(_dict(trace.get("react")).get("iterations")) if isinstance(i, dict)],
         "vision": _results(retrieval.get("vision")),
         "text": _results(retrieval.get("text")),
