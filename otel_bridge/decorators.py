@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from otel_bridge import attributes as A
 from otel_bridge import runtime
-from otel_bridge.record import current_root
+from otel_bridge.record import BRIDGE_SPAN_KEY, current_root
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +30,12 @@ _Start = Callable[[str, dict[str, Any], tuple[Any, ...], dict[str, Any]], "_Hand
 _Fn = Callable[..., Any]
 _warned_unconfigured = False
 _EMPTY_CONTEXT = otel_context.Context()
+
+
+def _context_of(span: Span) -> Context:
+    """The context to make current around a step: the span is current, and it is the bridge
+    span record.* writes to (also under a host span started inside the step)."""
+    return otel_context.set_value(BRIDGE_SPAN_KEY, span, trace.set_span_in_context(span))
 
 
 class _Handle:
@@ -118,8 +124,9 @@ def _start_workflow(name: str, static_attrs: dict[str, Any], args: tuple[Any, ..
             attrs[A.TICKET_ID] = tid
         # An empty parent context: every ticket is a NEW trace (linked to the caller's span).
         # The span processor registers the ticket in on_start (a parentless workflow span).
+        runtime.join_host_provider()  # the host may have set its provider after configure()
         span = state.tracer.start_span(name, context=_EMPTY_CONTEXT, attributes=attrs, links=links)
-        return _Handle(span, trace.set_span_in_context(span), True)
+        return _Handle(span, _context_of(span), True)
     except Exception:
         logger.exception("otel_bridge: starting workflow span %s failed; running without telemetry", name)
         return None
@@ -134,7 +141,7 @@ def _start_node(name: str, static_attrs: dict[str, Any], args: tuple[Any, ...],
         return None
     try:
         span = state.tracer.start_span(name, attributes=static_attrs)
-        return _Handle(span, trace.set_span_in_context(span), False)
+        return _Handle(span, _context_of(span), False)
     except Exception:
         logger.exception("otel_bridge: starting node span %s failed; running without telemetry", name)
         return None
