@@ -166,7 +166,7 @@ def _target_span() -> Any:
     root = current_root.get()
     if root is None:
         return None
-    span = otel_context.get_value(BRIDGE_SPAN_KEY)
+    span: Any = otel_context.get_value(BRIDGE_SPAN_KEY)
     if span is None or not span.is_recording() or \
             span.get_span_context().trace_id != root.get_span_context().trace_id:
         return root
