@@ -32,10 +32,18 @@ _warned_unconfigured = False
 _EMPTY_CONTEXT = otel_context.Context()
 
 
+# The key under which the OTel API keeps the current span, read through the public API once:
+# _context_of builds a step's context in one copy instead of two (it runs for every span).
+_PROBE = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
+_SPAN_KEY = next(iter(_PROBE)) if len(_PROBE) == 1 else None
+
+
 def _context_of(span: Span) -> Context:
     """The context to make current around a step: the span is current, and it is the bridge
     span record.* writes to (also under a host span started inside the step)."""
-    return otel_context.set_value(BRIDGE_SPAN_KEY, span, trace.set_span_in_context(span))
+    if _SPAN_KEY is None:  # an API that keeps more than one key per span: the plain way
+        return otel_context.set_value(BRIDGE_SPAN_KEY, span, trace.set_span_in_context(span))
+    return Context({**otel_context.get_current(), _SPAN_KEY: span, BRIDGE_SPAN_KEY: span})
 
 
 class _Handle:
@@ -77,12 +85,30 @@ class _Handle:
         except Exception:
             logger.exception("otel_bridge: ending span failed")
 
+    # attach/detach/end inlined: these run for every span (docs/benchmarks-bridge.md).
     def __enter__(self) -> None:
-        self._tokens = self.attach()
+        try:
+            tok = otel_context.attach(self.ctx)
+            self._tokens = (tok, current_root.set(self.span) if self.is_root else None)
+        except Exception:
+            logger.exception("otel_bridge: attaching span context failed")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self.detach(self._tokens)
-        self.end(exc)
+        tok, rtok = self._tokens
+        try:
+            if rtok is not None:
+                current_root.reset(rtok)
+            if tok is not None:
+                otel_context.detach(tok)
+        except Exception:
+            logger.exception("otel_bridge: detaching span context failed")
+        if exc is not None:
+            self.end(exc)
+            return
+        try:
+            self.span.end()
+        except Exception:
+            logger.exception("otel_bridge: ending span failed")
 
 
 def _warn_unconfigured() -> None:
