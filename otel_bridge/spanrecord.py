@@ -77,10 +77,15 @@ def _status_name(code: Any) -> str:
 
 
 def from_sdk_span(span: Any) -> SpanRecord:
-    """A finished OTel SDK ``ReadableSpan`` (duck-typed: no SDK import) as a SpanRecord."""
+    """A finished OTel SDK ``ReadableSpan`` (duck-typed: no SDK import) as a SpanRecord.
+    Runs on the worker for every span: the attributes are copied once into a plain dict
+    (the SDK's mapping is read through Python-level methods on every access)."""
     ctx = span.context
     parent = span.parent
     status = span.status
+    code = getattr(status, "status_code", None)
+    kind = getattr(span, "kind", None)
+    attributes = span.attributes
     evs = span.events
     return SpanRecord(
         span.name,
@@ -89,10 +94,10 @@ def from_sdk_span(span: Any) -> SpanRecord:
         parent.span_id if parent is not None else None,
         span.start_time,
         span.end_time,
-        _status_name(getattr(status, "status_code", None)),
+        _STATUS_NAMES.get(code) or _status_name(code),
         getattr(status, "description", None),
-        span.attributes or {},
+        dict(attributes) if attributes else {},
         tuple([EventRecord(ev.name, ev.timestamp, ev.attributes or {}) for ev in evs]) if evs else (),
-        _kind_name(getattr(span, "kind", None)),
+        _KIND_NAMES.get(kind) or _kind_name(kind),
         int(getattr(span, "dropped_events", 0) or 0),
     )
