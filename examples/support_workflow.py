@@ -6,7 +6,7 @@ fetch_ticket -> planner -> ReACT loop (1-8 iterations, tool calls) -> vision sea
 RAG in parallel -> evidence resolution -> draft response -> outcome.
 
     from flusso_obs.examples import support_workflow as wf
-    configure(endpoint="http://127.0.0.1:8000", api_key="...")
+    configure(endpoint="http://127.0.0.1:8000", api_key="...", environment="development")  # or a PII_HASH_KEY
     for t in wf.generate_tickets(20): asyncio.run(wf.handle_ticket(t))
     flush()
 """

@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from otel_bridge import attributes as A
 from otel_bridge import runtime
-from otel_bridge.record import current_root
+from otel_bridge.record import BRIDGE_SPAN_KEY, current_root
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +30,20 @@ _Start = Callable[[str, dict[str, Any], tuple[Any, ...], dict[str, Any]], "_Hand
 _Fn = Callable[..., Any]
 _warned_unconfigured = False
 _EMPTY_CONTEXT = otel_context.Context()
+
+
+# The key under which the OTel API keeps the current span, read through the public API once:
+# _context_of builds a step's context in one copy instead of two (it runs for every span).
+_PROBE = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())
+_SPAN_KEY = next(iter(_PROBE)) if len(_PROBE) == 1 else None
+
+
+def _context_of(span: Span) -> Context:
+    """The context to make current around a step: the span is current, and it is the bridge
+    span record.* writes to (also under a host span started inside the step)."""
+    if _SPAN_KEY is None:  # an API that keeps more than one key per span: the plain way
+        return otel_context.set_value(BRIDGE_SPAN_KEY, span, trace.set_span_in_context(span))
+    return Context({**otel_context.get_current(), _SPAN_KEY: span, BRIDGE_SPAN_KEY: span})
 
 
 class _Handle:
@@ -71,12 +85,30 @@ class _Handle:
         except Exception:
             logger.exception("otel_bridge: ending span failed")
 
+    # attach/detach/end inlined: these run for every span (docs/benchmarks-bridge.md).
     def __enter__(self) -> None:
-        self._tokens = self.attach()
+        try:
+            tok = otel_context.attach(self.ctx)
+            self._tokens = (tok, current_root.set(self.span) if self.is_root else None)
+        except Exception:
+            logger.exception("otel_bridge: attaching span context failed")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self.detach(self._tokens)
-        self.end(exc)
+        tok, rtok = self._tokens
+        try:
+            if rtok is not None:
+                current_root.reset(rtok)
+            if tok is not None:
+                otel_context.detach(tok)
+        except Exception:
+            logger.exception("otel_bridge: detaching span context failed")
+        if exc is not None:
+            self.end(exc)
+            return
+        try:
+            self.span.end()
+        except Exception:
+            logger.exception("otel_bridge: ending span failed")
 
 
 def _warn_unconfigured() -> None:
@@ -118,8 +150,9 @@ def _start_workflow(name: str, static_attrs: dict[str, Any], args: tuple[Any, ..
             attrs[A.TICKET_ID] = tid
         # An empty parent context: every ticket is a NEW trace (linked to the caller's span).
         # The span processor registers the ticket in on_start (a parentless workflow span).
+        runtime.join_host_provider()  # the host may have set its provider after configure()
         span = state.tracer.start_span(name, context=_EMPTY_CONTEXT, attributes=attrs, links=links)
-        return _Handle(span, trace.set_span_in_context(span), True)
+        return _Handle(span, _context_of(span), True)
     except Exception:
         logger.exception("otel_bridge: starting workflow span %s failed; running without telemetry", name)
         return None
@@ -134,7 +167,7 @@ def _start_node(name: str, static_attrs: dict[str, Any], args: tuple[Any, ...],
         return None
     try:
         span = state.tracer.start_span(name, attributes=static_attrs)
-        return _Handle(span, trace.set_span_in_context(span), False)
+        return _Handle(span, _context_of(span), False)
     except Exception:
         logger.exception("otel_bridge: starting node span %s failed; running without telemetry", name)
         return None

@@ -63,7 +63,8 @@ class Pipeline:
 
 def build_pipeline(s: BridgeSettings, *, endpoint: str | None, api_key: str | None,
                    exporter: LogRecordExporter | None) -> Pipeline:
-    """Raises ConfigurationError when the environment needs a PII_HASH_KEY and has none."""
+    """Raises ConfigurationError when there is no PII_HASH_KEY and ENVIRONMENT was not set
+    explicitly to development/test."""
     redactor = Redactor(resolve_hash_key(s), hex_chars=s.pii_token_hex_chars, max_string_chars=s.max_string_chars)
     ep = resolve_endpoint(endpoint, s)
     resource = Resource.create({"service.name": s.service_name or "flusso-workflow",
@@ -83,13 +84,20 @@ def build_pipeline(s: BridgeSettings, *, endpoint: str | None, api_key: str | No
 
 
 def resolve_hash_key(s: BridgeSettings) -> str:
+    """The HMAC key of the PII tokens. The built-in development key is public (tokens made
+    with it are reversible by dictionary): it is used only when ENVIRONMENT was set
+    explicitly (argument, environment variable or .env) to a development/test value, never
+    because ENVIRONMENT fell back to its default."""
     if s.pii_hash_key:
         return s.pii_hash_key
-    if s.environment.lower() not in DEV_ENVIRONMENTS:
+    explicit = "environment" in s.model_fields_set
+    if not explicit or s.environment.lower() not in DEV_ENVIRONMENTS:
+        got = f"ENVIRONMENT={s.environment!r}" if explicit else "ENVIRONMENT is not set"
         raise ConfigurationError(
-            f"PII_HASH_KEY is required when ENVIRONMENT={s.environment!r} (only development/test "
-            "may use the built-in insecure key). Set PII_HASH_KEY to a long random secret, "
-            "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+            f"PII_HASH_KEY is not set and {got}: refusing to hash customer data with the public "
+            "development key. Set PII_HASH_KEY to a long random secret (e.g. `python -c 'import "
+            "secrets; print(secrets.token_hex(32))'`), or, on a development or test machine only, "
+            "set ENVIRONMENT=development (or test)."
         )
     logger.warning("otel_bridge: PII_HASH_KEY not set; using the insecure development key "
                    "(ENVIRONMENT=%s)", s.environment)

@@ -1,8 +1,12 @@
 """``record.*``: what a workflow author tells the bridge about a ticket.
 
-Each call adds one ``flusso.*`` event (a JSON payload) to the current span; the worker turns
-them into the log's sections. Calls outside a ``@workflow`` warn once and do nothing. No call
-here raises because of telemetry: a failure is logged and the workflow goes on.
+Each call adds one ``flusso.*`` event (a JSON payload) to the innermost *bridge* span (the
+current ``@node``, else the ``@workflow`` root), never to whatever span is current: a host
+span (an LLM auto-instrumentation's, started inside a node) is exported by the host, and raw
+payloads never sit on a span the host can export. The bridge's spans come from its private
+TracerProvider, which no host processor sees. The worker turns the events into the log's
+sections. Calls outside a ``@workflow`` warn once and do nothing. No call here raises because
+of telemetry: a failure is logged and the workflow goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import context as otel_context
 
 from otel_bridge import attributes as A
 
@@ -27,6 +31,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The root span of the ticket being handled in this context (set by @workflow). Follows
 # asyncio tasks and copied contexts exactly like the OTel context does.
 current_root: contextvars.ContextVar = contextvars.ContextVar("otel_bridge_root", default=None)
+# The innermost bridge span (node or root), kept in the OTel context the decorators make
+# current: host spans started inside a node inherit it, so record.* finds the node under them.
+BRIDGE_SPAN_KEY = otel_context.create_key("otel_bridge.span")
 
 # Strings longer than this are cut at record time so a huge value never sits in memory;
 # the final limit (max_string_chars) is applied when the log is built.
@@ -153,15 +160,27 @@ def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(_jsonable(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _emit(what: str, event: str, payload: dict[str, Any], span_attributes: Mapping[str, Any] | None = None) -> None:
+def _target_span() -> Any:
+    """The bridge span record.* writes to: the innermost @node/@workflow span of the current
+    ticket (never a host span); None outside a @workflow."""
+    root = current_root.get()
+    if root is None:
+        return None
+    span: Any = otel_context.get_value(BRIDGE_SPAN_KEY)
+    if span is None or not span.is_recording() or \
+            span.get_span_context().trace_id != root.get_span_context().trace_id:
+        return root
+    return span
+
+
+def _emit(what: str, event: str, payload: dict[str, Any], span_attributes: Mapping[str, Any] | None = None,
+          span: Any = None) -> None:
     try:
-        root = current_root.get()
-        if root is None:
-            _warn_outside(what)
-            return
-        span = trace.get_current_span()
-        if not span.is_recording() or span.get_span_context().trace_id != root.get_span_context().trace_id:
-            span = root
+        if span is None:
+            span = _target_span()
+            if span is None:
+                _warn_outside(what)
+                return
         span.add_event(event, {A.PAYLOAD: _encode(payload)})
         if span_attributes:
             span.set_attributes(span_attributes)
@@ -233,11 +252,14 @@ def decision(name: str, choice: Any = None, reasoning: Any = None, confidence: f
 @_guarded
 def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
              cost_usd: float = 0.0, **fields: Any) -> None:
-    """One LLM request. Also sets gen_ai.request.model / gen_ai.usage.* on the current span
-    (summed when a node makes several calls)."""
+    """One LLM request. Also sets gen_ai.request.model / gen_ai.usage.* on the current node's
+    span (summed when a node makes several calls)."""
+    span = _target_span()
+    if span is None:
+        _warn_outside("llm_call")
+        return
     attrs: dict[str, Any] = {}
     try:
-        span = trace.get_current_span()
         current = getattr(span, "attributes", None) or {}
         attrs = {
             A.GEN_AI_USAGE_INPUT_TOKENS: int(current.get(A.GEN_AI_USAGE_INPUT_TOKENS, 0)) + int(input_tokens or 0),
@@ -249,7 +271,7 @@ def llm_call(model: str | None = None, input_tokens: int = 0, output_tokens: int
         logger.exception("otel_bridge: llm_call attributes failed; ignored")
     _emit("llm_call", A.EVENT_LLM_CALL,
           dict(model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, **fields),
-          attrs)
+          attrs, span)
 
 
 @_guarded

@@ -1,10 +1,11 @@
 """configure(), flush(), shutdown(), stats(): the bridge's process-wide state.
 
 Spans: the bridge's own spans come from a private TracerProvider whose sampler is ALWAYS_ON,
-so every ticket yields a log whatever sampler the host uses. If the host has set an SDK
-TracerProvider globally, the bridge adds its span processor to it too (the host's spans
-inside a ticket then appear in the log); otherwise the private provider becomes the global
-one. Logs: a private LoggerProvider per pipeline; the global one is never touched.
+so every ticket yields a log whatever sampler the host uses. It is never the global provider
+(its spans carry raw record.* payloads; no host processor may see them). If the host sets an
+SDK TracerProvider globally, before configure() or after it, the bridge adds its span
+processor to it too (the host's spans inside a ticket then appear in the log).
+Logs: a private LoggerProvider per pipeline; the global one is never touched.
 
 One worker lives from the first configure() to shutdown(). configure() builds a new
 immutable Pipeline and swaps it in; the worker reads the current pipeline for each ticket
@@ -65,6 +66,8 @@ PROCESSOR = BridgeSpanProcessor()
 _pipeline: Pipeline | None = None
 _private_provider: TracerProvider | None = None
 _host_providers_joined: set[int] = set()
+_host_seen: object = None  # the global provider join_host_provider() last looked at
+_join_lock = threading.Lock()
 _lock = threading.Lock()
 _atexit_registered = False
 
@@ -156,19 +159,29 @@ def _setup_tracing(resource: Resource) -> tuple[trace.Tracer, bool]:
         # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT would cut the JSON), and room for long ReACT loops.
         limits = SpanLimits(max_events=1024, max_attribute_length=SpanLimits.UNSET,
                             max_span_attribute_length=SpanLimits.UNSET, max_event_attributes=SpanLimits.UNSET)
+        # Never made the global provider: its spans carry raw record.* payloads, and a
+        # processor the host adds to the global provider would export them.
         _private_provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, shutdown_on_exit=False,
                                            span_limits=limits)
         _private_provider.add_span_processor(PROCESSOR)
-    joined = False
+    return _private_provider.get_tracer("otel_bridge", "0.1.0"), join_host_provider()
+
+
+def join_host_provider() -> bool:
+    """Add the bridge's span processor (which only reads) to the global TracerProvider when it
+    is an SDK one, so the host's spans inside a ticket are part of its log. Called by
+    configure() and at the start of each ticket (cheap when nothing changed), so a provider
+    the host sets after configure() is joined too. True when the host's provider is joined."""
+    global _host_seen
     host = trace.get_tracer_provider()
-    if isinstance(host, TracerProvider) and host is not _private_provider:
-        if id(host) not in _host_providers_joined:
-            _host_providers_joined.add(id(host))
-            host.add_span_processor(PROCESSOR)
-        joined = True
-    elif not isinstance(host, TracerProvider):
-        trace.set_tracer_provider(_private_provider)
-    return _private_provider.get_tracer("otel_bridge", "0.1.0"), joined
+    if host is not _host_seen:
+        with _join_lock:
+            if isinstance(host, TracerProvider) and host is not _private_provider \
+                    and id(host) not in _host_providers_joined:
+                _host_providers_joined.add(id(host))
+                host.add_span_processor(PROCESSOR)
+            _host_seen = host
+    return isinstance(host, TracerProvider) and id(host) in _host_providers_joined
 
 
 def flush(timeout_seconds: float | None = None) -> bool:

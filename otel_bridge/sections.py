@@ -130,12 +130,13 @@ def _clean_attribute(v: Any) -> Any:
 def span_entry(s: SpanRecord, t0: int) -> dict[str, Any]:
     end = s.end_time if s.end_time is not None else s.start_time
     source = s.attributes
+    n = len(source)
     items: Any = source.items()
-    if len(source) > MAX_SPAN_ATTRIBUTES:
+    if n > MAX_SPAN_ATTRIBUTES:
         items = list(items)[:MAX_SPAN_ATTRIBUTES]
     attrs = {k: (_clean_attribute(v) if type(v) in (tuple, float) else v) for k, v in items}
-    if len(source) > MAX_SPAN_ATTRIBUTES:
-        attrs["flusso.attributes_dropped"] = len(source) - MAX_SPAN_ATTRIBUTES
+    if n > MAX_SPAN_ATTRIBUTES:
+        attrs["flusso.attributes_dropped"] = n - MAX_SPAN_ATTRIBUTES
     kind = source.get(A.KIND) or ("otel." + s.kind if s.kind is not None else None)
     status = s.status
     parent = s.parent_span_id

@@ -17,18 +17,22 @@ STATUS_OK = "OK"
 STATUS_ERROR = "ERROR"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, which
+# made building the records the worker's largest per-span cost (docs/benchmarks-bridge.md).
+# Treat them as read-only all the same.
+@dataclass(slots=True)
 class EventRecord:
     name: str
     timestamp: int  # ns since the epoch
     attributes: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpanRecord:
-    """One finished span. Ids are ints (as in the SDK); ``parent_span_id`` is None for a
-    root; ``kind`` is the lower-case OTel span kind name ("internal", "server", ...) or None;
-    array attribute values are tuples (as the SDK keeps them)."""
+    """One finished span (read-only by convention). Ids are ints (as in the SDK);
+    ``parent_span_id`` is None for a root; ``kind`` is the lower-case OTel span kind name
+    ("internal", "server", ...) or None; array attribute values are tuples (as the SDK keeps
+    them)."""
 
     name: str
     trace_id: int
@@ -45,26 +49,55 @@ class SpanRecord:
 
     def __post_init__(self) -> None:
         if self.attributes is None:
-            object.__setattr__(self, "attributes", {})
+            self.attributes = {}
+
+
+# enum member -> its name as the builder reads it (lower-case kind, upper-case status code);
+# Enum.name is a descriptor lookup, and the set of members is tiny.
+_KIND_NAMES: dict[Any, str] = {}
+_STATUS_NAMES: dict[Any, str] = {}
+
+
+def _kind_name(kind: Any) -> str | None:
+    if kind is None:
+        return None
+    name = _KIND_NAMES.get(kind)
+    if name is None:
+        name = _KIND_NAMES[kind] = kind.name.lower()
+    return name
+
+
+def _status_name(code: Any) -> str:
+    if code is None:
+        return STATUS_UNSET
+    name = _STATUS_NAMES.get(code)
+    if name is None:
+        name = _STATUS_NAMES[code] = getattr(code, "name", STATUS_UNSET)
+    return name
 
 
 def from_sdk_span(span: Any) -> SpanRecord:
-    """A finished OTel SDK ``ReadableSpan`` (duck-typed: no SDK import) as a SpanRecord."""
+    """A finished OTel SDK ``ReadableSpan`` (duck-typed: no SDK import) as a SpanRecord.
+    Runs on the worker for every span: the attributes are copied once into a plain dict
+    (the SDK's mapping is read through Python-level methods on every access)."""
     ctx = span.context
     parent = span.parent
-    code = getattr(span.status, "status_code", None)
+    status = span.status
+    code = getattr(status, "status_code", None)
     kind = getattr(span, "kind", None)
+    attributes = span.attributes
+    evs = span.events
     return SpanRecord(
-        name=span.name,
-        trace_id=ctx.trace_id,
-        span_id=ctx.span_id,
-        parent_span_id=parent.span_id if parent is not None else None,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        status=getattr(code, "name", STATUS_UNSET) if code is not None else STATUS_UNSET,
-        status_description=getattr(span.status, "description", None),
-        attributes=span.attributes or {},
-        events=tuple(EventRecord(ev.name, ev.timestamp, ev.attributes or {}) for ev in span.events or ()),
-        kind=kind.name.lower() if kind is not None else None,
-        dropped_events=int(getattr(span, "dropped_events", 0) or 0),
+        span.name,
+        ctx.trace_id,
+        ctx.span_id,
+        parent.span_id if parent is not None else None,
+        span.start_time,
+        span.end_time,
+        _STATUS_NAMES.get(code) or _status_name(code),
+        getattr(status, "description", None),
+        dict(attributes) if attributes else {},
+        tuple([EventRecord(ev.name, ev.timestamp, ev.attributes or {}) for ev in evs]) if evs else (),
+        _KIND_NAMES.get(kind) or _kind_name(kind),
+        int(getattr(span, "dropped_events", 0) or 0),
     )

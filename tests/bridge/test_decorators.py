@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 import otel_bridge
 from otel_bridge import node, record, workflow
@@ -131,7 +132,7 @@ def test_exception_is_reraised_unchanged_and_log_says_failed(memory_bridge, vali
 
 
 def test_each_call_is_a_new_trace_linked_to_the_caller(memory_bridge):
-    tracer = trace.get_tracer("host")
+    tracer = TracerProvider().get_tracer("host")  # the caller's span: a host SDK span
 
     @workflow("t")
     def handle(ticket):

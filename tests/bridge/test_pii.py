@@ -2,7 +2,7 @@ import pytest
 
 import otel_bridge
 from config.bridge import BridgeSettings
-from otel_bridge.pii import REDACTION_FAILED, Redactor, iban_ok, known_values, luhn_ok
+from otel_bridge.pii import DEV_KEY, REDACTION_FAILED, Redactor, iban_ok, known_values, luhn_ok
 
 R = Redactor("unit-test-key")
 
@@ -87,3 +87,44 @@ def test_production_without_key_is_a_configuration_error():
         otel_bridge.configure(BridgeSettings(_env_file=None, environment="production"))
     otel_bridge.configure(BridgeSettings(_env_file=None, environment="production", pii_hash_key="s" * 32))
     otel_bridge.configure(BridgeSettings(_env_file=None, environment="test"))
+
+
+def test_no_key_and_no_environment_is_a_configuration_error_naming_both(monkeypatch, tmp_path):
+    # ENVIRONMENT defaults to "development": a service that sets neither variable must not
+    # silently hash with the public development key (tokens reversible by dictionary).
+    monkeypatch.chdir(tmp_path)  # no .env file
+    for name in ("ENVIRONMENT", "PII_HASH_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(otel_bridge.ConfigurationError) as info:
+        otel_bridge.configure()
+    assert "PII_HASH_KEY" in str(info.value) and "ENVIRONMENT" in str(info.value)
+    assert "not set" in str(info.value)
+    with pytest.raises(otel_bridge.ConfigurationError, match="ENVIRONMENT"):
+        otel_bridge.configure(BridgeSettings(_env_file=None))
+    assert otel_bridge.stats() == {}  # nothing was set up
+
+
+@pytest.mark.parametrize("how", ["env", "dotenv", "argument"])
+def test_explicit_development_environment_allows_the_dev_key(monkeypatch, tmp_path, how, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PII_HASH_KEY", raising=False)
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    if how == "env":
+        monkeypatch.setenv("ENVIRONMENT", "development")
+        state = otel_bridge.configure()
+    elif how == "dotenv":
+        (tmp_path / ".env").write_text("ENVIRONMENT=test\n")
+        state = otel_bridge.configure()
+    else:
+        state = otel_bridge.configure(environment="development")
+    email = "ann@example.com"
+    assert state.pipeline.redactor.token("email", email) == Redactor(DEV_KEY).token("email", email)
+    assert "insecure development key" in caplog.text
+
+
+def test_a_key_needs_no_environment(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    monkeypatch.setenv("PII_HASH_KEY", "s" * 32)
+    state = otel_bridge.configure()
+    assert state.pipeline.redactor.token("email", "a@b.example") != Redactor(DEV_KEY).token("email", "a@b.example")

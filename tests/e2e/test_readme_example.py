@@ -1,4 +1,6 @@
-"""The README's client example, run as written, lands in PostgreSQL with its PII hashed."""
+"""The README's client example, run as written (with the README's command line: ENVIRONMENT=
+development, no PII_HASH_KEY), lands in PostgreSQL with its PII hashed; without either
+variable it stops at configure() with an error naming both."""
 import json
 import os
 import re
@@ -16,10 +18,17 @@ def test_readme_client_example_ships_a_redacted_log(live_server, db_dsn, tmp_pat
     code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
     script = tmp_path / "example.py"
     script.write_text(code)
-    env = {**os.environ, "LOG_COLLECTOR_URL": live_server.url, "LOG_COLLECTOR_API_KEY": make_key(db_dsn, "acme"),
-           "ENVIRONMENT": "test", "PII_HASH_KEY": "k" * 32}
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60)
+    env = {k: v for k, v in os.environ.items() if k not in ("ENVIRONMENT", "PII_HASH_KEY")}
+    env.update(LOG_COLLECTOR_URL=live_server.url, LOG_COLLECTOR_API_KEY=make_key(db_dsn, "acme"))
+    assert "ENVIRONMENT=development LOG_COLLECTOR_URL=" in README.read_text()  # the README's command line
+
+    refused = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode != 0 and "ConfigurationError" in refused.stderr
+    assert "PII_HASH_KEY is not set and ENVIRONMENT is not set" in refused.stderr
+
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env={**env, "ENVIRONMENT": "development"},
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "delivered"
     rows = poll_rows(db_dsn, 1)
