@@ -6,6 +6,7 @@ Add a job here (with its lock id in store.locks) and every server process's main
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -13,12 +14,16 @@ from . import locks
 from .jobs import Job
 from .partitions import maintain_partitions
 from .rollups import refresh_rollups
+from .staging import staging_upkeep
 
 PARTITION_INTERVAL_S = 3600.0
+STAGING_UPKEEP_INTERVAL_S = 60.0
 
 
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
-                     partition_interval_s: float = PARTITION_INTERVAL_S) -> list[Job]:
+                     partition_interval_s: float = PARTITION_INTERVAL_S,
+                     trace_assembly: Callable[[], Awaitable[object]] | None = None, trace_interval_s: float = 1.0,
+                     staging_retention_s: float = 1200.0) -> list[Job]:
     """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
     unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request)."""
     jobs = [Job("partition-upkeep", partition_interval_s, locks.JOB_PARTITION_UPKEEP,
@@ -26,4 +31,10 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
     if rollup_interval_s > 0:
         jobs.append(Job("rollup-refresh", rollup_interval_s, locks.JOB_ROLLUP_REFRESH,
                         lambda: refresh_rollups(pool)))
+    # /v1/traces: staged traces -> workflow logs (collector_api.trace_assembly), and the staging
+    # table's hourly partitions (created ahead, dropped past the traces' max age + late window).
+    if trace_assembly is not None:
+        jobs.append(Job("trace-assembly", trace_interval_s, locks.JOB_TRACE_ASSEMBLY, trace_assembly))
+        jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
+                        lambda: asyncio.to_thread(staging_upkeep, dsn, staging_retention_s)))
     return jobs
