@@ -163,11 +163,17 @@ def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str
     return Prepared(out, out[records.index(root)], true_root)
 
 
+def is_agent(r: SpanRecord) -> bool:
+    """An agent span (also the root, whose kind became "workflow")."""
+    return r.attributes.get(A.KIND) == "agent" or KIND_BY_OPERATION.get(
+        str(r.attributes.get(A.GEN_AI_OPERATION_NAME, ""))) == "agent"
+
+
 def _has_agent_ancestor(r: SpanRecord, by_id: Mapping[int, SpanRecord]) -> bool:
     seen = 0
     parent = by_id.get(r.parent_span_id) if r.parent_span_id is not None else None
     while parent is not None and seen < 1000:
-        if parent.attributes.get(A.KIND) == "agent":
+        if is_agent(parent):
             return True
         parent = by_id.get(parent.parent_span_id) if parent.parent_span_id is not None else None
         seen += 1
@@ -200,7 +206,7 @@ def finish(log: dict[str, Any], prepared: Prepared, *, dropped_spans: int) -> di
     _token_metrics(metrics, log["trace"]["llm_calls"])
     by_id = {r.span_id: r for r in records}
     llm = [r for r in records if r.attributes.get(A.KIND) in LLM_KINDS]
-    if any(r.attributes.get(A.KIND) == "agent" for r in records):
+    if any(is_agent(r) for r in records):
         metrics["react_iterations"] = sum(1 for r in llm if _has_agent_ancestor(r, by_id))
     else:
         metrics.pop("react_iterations", None)
