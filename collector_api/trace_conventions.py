@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from otel_bridge import attributes as A
+import otel_bridge.attributes as A
 from otel_bridge.spanrecord import STATUS_ERROR, EventRecord, SpanRecord
 
 from .prices import PriceTable

@@ -52,7 +52,8 @@ VIEWER_READS = ("collector_api.store.reads", "collector_api.store.stats", "colle
 VIEWER_WRITERS = ("collector_api.store.accounts",)
 STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
-                 "collector_api.store.maintenance")
+                 "collector_api.store.maintenance",
+                 "collector_api.store.staging", "collector_api.store.assembly")  # /v1/traces staging and assembly
 
 
 def test_viewer_uses_only_the_stores_read_side_and_named_writers():

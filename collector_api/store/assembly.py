@@ -117,3 +117,12 @@ async def finish(pool: AsyncConnectionPool, client_id: str, built: list[Built]) 
                 if duplicate:  # a log of this trace and time was already stored: the bridge's
                     state, log_id, executed_at = "bridge", None, None
             await conn.execute(_MARK, (state, b.span_count, log_id, executed_at, client_id, b.trace.trace_id))
+
+
+async def set_ticket_attribute(pool: AsyncConnectionPool, client_id: str, attribute: str | None) -> bool:
+    """The span attribute that names a tenant's ticket in /v1/traces (None: flusso.ticket_id,
+    then session.id, then the trace id). False when the tenant does not exist."""
+    async with owner_connection(pool) as conn:
+        cur = await conn.execute("UPDATE tenants SET ticket_attribute = %s WHERE client_id = %s",
+                                 (attribute or None, client_id))
+        return cur.rowcount == 1
