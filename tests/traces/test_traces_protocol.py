@@ -128,7 +128,8 @@ def test_status_rules_replays_and_late_spans_replace_the_log_in_place(traces_ser
 
 
 def test_caps_refuse_and_count_never_out_of_memory(db_dsn):
-    server = LiveServer(db_dsn, trace_settings(flusso_trace_max_spans=3, flusso_trace_max_open_traces=2)).start()
+    server = LiveServer(db_dsn, trace_settings(flusso_trace_max_spans=3, flusso_trace_max_open_traces=2,
+                                                  flusso_trace_max_age_seconds=600)).start()
     try:
         key = make_key(db_dsn, "acme")
         trace = secrets.token_bytes(16)
