@@ -9,12 +9,13 @@ from fastapi import FastAPI
 from .drain import Drain
 from .routes_health import router as health_router
 from .routes_ingest import legacy_router, otlp_router
+from .routes_traces import install_traces, traces_router
 from .state import CollectorState
 
 logger = logging.getLogger(__name__)
 
 
-_TIMED = {"/v1/logs": "otlp", "/api/v1/logs": "legacy"}
+_TIMED = {"/v1/logs": "otlp", "/api/v1/logs": "legacy", "/v1/traces": "traces"}
 
 
 class IngestTiming:
@@ -47,9 +48,10 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     app.state.collector = state
     app.state.drain = Drain()  # flusso_obs.drain begins it on SIGTERM
     app.add_middleware(IngestTiming, state=state)
-    routers = (otlp_router, legacy_router, health_router)
-    for router in routers:
+    routers = (otlp_router, legacy_router, health_router, traces_router)
+    for router in routers[:-1]:
         app.include_router(router)
+    install_traces(app, state, state.settings)  # /v1/traces and what its assembly job shares
     # Every collector route answers machines: an unknown address under their first path segments
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
     roots = {route.path.split("/")[1] for router in routers for route in router.routes}

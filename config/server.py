@@ -82,6 +82,37 @@ class ServerSettings(BaseSettings):
         default=None, description="Key of the HMAC that turns personal data found in review notes and corrected"
         " drafts into tokens; unset: derived from FLUSSO_SESSION_SECRET.",
     )
+    # Issue 15: /v1/traces.
+    flusso_pii_hash_key: str | None = Field(
+        default=None,
+        description="Server secret of /v1/traces: per-tenant hashing and staging-encryption keys are derived from"
+        " it. Embedded mode generates one into FLUSSO_DATA_DIR; with DATABASE_URL and none, /v1/traces answers 501.",
+    )
+    flusso_prices_file: Path | None = Field(
+        default=None, description="LLM price table (YAML) for trace costs; unset: the shipped config/prices.yaml."
+    )
+    flusso_trace_quiet_seconds: float = Field(
+        default=10.0, gt=0, description="A trace is assembled once its root ended and no span arrived for this long."
+    )
+    flusso_trace_max_age_seconds: float = Field(
+        default=600.0, gt=0, description="A trace still open this long after its first span is assembled as it is"
+        " (outcome.complete=false without its root).",
+    )
+    flusso_trace_late_window_seconds: float = Field(
+        default=600.0, ge=0, description="Spans arriving this long after assembly re-assemble the trace (same log);"
+        " later ones are refused and counted.",
+    )
+    flusso_trace_max_spans: int = Field(default=10_000, ge=1, description="Spans staged per trace; beyond: refused.")
+    flusso_trace_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Sealed span bytes staged per trace; beyond: refused."
+    )
+    flusso_trace_max_open_traces: int = Field(
+        default=100_000, ge=1, description="Traces open (not assembled yet) per tenant; spans of new traces beyond"
+        " it are refused.",
+    )
+    flusso_trace_assembly_seconds: float = Field(
+        default=1.0, gt=0, description="How often the trace-assembly job looks for due traces."
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: str | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

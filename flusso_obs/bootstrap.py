@@ -52,6 +52,22 @@ def session_secret(settings: ServerSettings) -> str:
     return secret
 
 
+def pii_hash_key(settings: ServerSettings) -> str | None:
+    """FLUSSO_PII_HASH_KEY (/v1/traces): the configured one; in embedded mode (no DATABASE_URL)
+    one generated once into the data dir (0600); with DATABASE_URL and none, None (/v1/traces
+    then answers 501 naming the setting)."""
+    if settings.flusso_pii_hash_key:
+        return settings.flusso_pii_hash_key
+    if settings.database_url:
+        return None
+    path = settings.flusso_data_dir / "pii-hash-key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    secret = secrets.token_urlsafe(48)
+    write_private(path, secret)
+    return secret
+
+
 async def bootstrap_from_settings(settings: ServerSettings, dsn: str) -> None:
     """Create the FLUSSO_BOOTSTRAP_* tenant key and provider login if set (idempotent)."""
     async with create_pool(dsn) as pool:

@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, demo, db url, retention, usage."""
+"""`flusso-obs`: run, serve, migrate, keys, users, demo, db url, retention, usage, tenants."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,19 @@ def cmd_keys_revoke(args, settings):
         if not run_store(dsn, lambda pool: revoke_api_key(pool, args.key_id)):
             raise CliError(f"no active key {args.key_id!r} (see `flusso-obs keys list`)")
     print(f"revoked {args.key_id}")
+
+
+def cmd_tenants_set(args, settings):
+    from collector_api.store.assembly import set_ticket_attribute
+
+    attribute = args.ticket_attribute.strip()
+    if len(attribute) > 255:
+        raise CliError("--ticket-attribute must be at most 255 characters")
+    with database(settings) as dsn:
+        migrate(dsn)
+        if not run_store(dsn, lambda pool: set_ticket_attribute(pool, args.client, attribute)):
+            raise CliError(f"no tenant {args.client!r} (create one with `flusso-obs keys create --client ...`)")
+    print(f"tenant {args.client}: ticket attribute is {attribute or 'the default (flusso.ticket_id, session.id)'}")
 
 
 def cmd_users_create(args, settings):
@@ -176,6 +189,17 @@ def _add_keys(sub) -> None:
     p.set_defaults(fn=cmd_keys_revoke)
 
 
+def _add_tenants(sub) -> None:
+    tenants = sub.add_parser("tenants", help="per-tenant settings", description="Per-tenant settings.")
+    ts = tenants.add_subparsers(dest="tenants_command", required=True, metavar="ACTION")
+    p = ts.add_parser("set", help="set a tenant's settings")
+    p.set_defaults(fn=cmd_tenants_set)
+    p.add_argument("--client", required=True, help="tenant id")
+    p.add_argument("--ticket-attribute", required=True,
+                   help="span attribute holding the ticket id in /v1/traces ('' = default: flusso.ticket_id,"
+                        " then session.id, then the trace id)")
+
+
 def _add_users(sub) -> None:
     users = sub.add_parser("users", help="manage viewer logins", description="Manage viewer logins.")
     us = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -233,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database, _add_usage):
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database, _add_usage,
+                _add_tenants):
         add(sub)
     return parser
 

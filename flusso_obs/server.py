@@ -9,11 +9,13 @@ from fastapi import FastAPI
 
 from collector_api.app import install_collector
 from collector_api.counters import IngestCounters, flush_counters
+from collector_api.routes_traces import TracesRuntime
 from collector_api.state import CollectorState
 from collector_api.store.db import create_pool
 from collector_api.store.jobs import maintenance_loop
 from collector_api.store.maintenance import maintenance_jobs
 from collector_api.store.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
+from collector_api.trace_assembly import AssemblyConfig, assemble_due
 from config.server import ServerSettings
 from viewer.app import install_viewer
 
@@ -21,6 +23,7 @@ from .drain import DrainPlan
 from .drain import install as install_drain
 
 logger = logging.getLogger(__name__)
+MAX_ASSEMBLY_PASSES = 20
 
 
 def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
@@ -35,9 +38,6 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
 
     state = CollectorState(settings=settings, pool=pool)
     counters = state.metrics.health
-    jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds,
-                            flush_counters=lambda: flush_counters(counters, pool),
-                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds)
     plan = DrainPlan(timeout_s=settings.flusso_drain_timeout_s, grace_s=settings.flusso_drain_grace_s)
 
     @asynccontextmanager
@@ -59,6 +59,13 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_collector(app, state)
     install_viewer(app, pool, settings)
+    jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds,
+                            flush_counters=lambda: flush_counters(counters, pool),
+                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds,
+                            trace_assembly=_trace_assembly(pool, settings, app.state.traces),
+                            trace_interval_s=settings.flusso_trace_assembly_seconds,
+                            staging_retention_s=settings.flusso_trace_max_age_seconds
+                            + settings.flusso_trace_late_window_seconds)
     return app
 
 
@@ -70,3 +77,21 @@ async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:
         await asyncio.wait_for(flush_counters(counters, pool), timeout=max(0.5, budget_s))
     except Exception as exc:  # noqa: BLE001 - shutting down: log what is lost, never hang
         logger.warning("ingest counters not flushed at shutdown (%d rows lost): %s", counters.pending(), exc)
+
+
+def _trace_assembly(pool, settings: ServerSettings, runtime: TracesRuntime):
+    """The trace-assembly job's work (None without FLUSSO_PII_HASH_KEY: nothing is staged)."""
+    if runtime.secret is None:
+        return None
+    cfg = AssemblyConfig(runtime.secret, runtime.prices, quiet_s=settings.flusso_trace_quiet_seconds,
+                         max_age_s=settings.flusso_trace_max_age_seconds)
+
+    async def run() -> None:
+        for _ in range(MAX_ASSEMBLY_PASSES):  # a backlog is worked off in batches, in one run
+            report = await assemble_due(pool, cfg)
+            for outcome, n in report.counts.items():
+                runtime.traces.labels(outcome).inc(n)
+            if sum(report.counts.values()) < cfg.batch:
+                return
+
+    return run

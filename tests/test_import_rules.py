@@ -58,7 +58,8 @@ STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "c
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
                  "collector_api.store.maintenance",
                  "collector_api.store.ingest_counts",  # ingest health counters (issue 14)
-                 "collector_api.store.backfill")  # issue 19: derived-figures backfill job
+                 "collector_api.store.backfill",  # issue 19: derived-figures backfill job
+                 "collector_api.store.staging", "collector_api.store.assembly")  # /v1/traces staging and assembly
 
 
 def test_viewer_uses_only_the_stores_read_side_and_named_writers():

@@ -11,10 +11,13 @@ MIGRATIONS = 0x466C7573  # "Flus"
 PARTITIONS = 0x50617274  # "Part"
 ROLLUPS = 0x526F6C6C  # "Roll"
 PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
+STAGING_PARTITIONS = 0x53746167  # "Stag": trace_spans partitions (store.staging)
 
 # Leader election of the maintenance jobs (store.maintenance), one id per job.
 JOB_PARTITION_UPKEEP = 0x4A6F6201
 JOB_ROLLUP_REFRESH = 0x4A6F6202
 JOB_DERIVED_BACKFILL = 0x4A6F6219  # issue 19: critical path and usage of logs stored before 0013
+JOB_TRACE_ASSEMBLY = 0x4A6F6203
+JOB_STAGING_UPKEEP = 0x4A6F6204
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

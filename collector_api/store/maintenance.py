@@ -15,15 +15,19 @@ from .backfill import backfill_derived
 from .jobs import Job
 from .partitions import maintain_partitions
 from .rollups import refresh_rollups
+from .staging import staging_upkeep
 
 PARTITION_INTERVAL_S = 3600.0
 DERIVED_BACKFILL_INTERVAL_S = 30.0  # issue 19; an idle run is one index probe
+STAGING_UPKEEP_INTERVAL_S = 60.0
 
 
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
                      partition_interval_s: float = PARTITION_INTERVAL_S,
                      flush_counters: Callable[[], Awaitable[object]] | None = None,
-                     counters_interval_s: float = 5.0) -> list[Job]:
+                     counters_interval_s: float = 5.0,
+                     trace_assembly: Callable[[], Awaitable[object]] | None = None, trace_interval_s: float = 1.0,
+                     staging_retention_s: float = 1200.0) -> list[Job]:
     """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
     unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request).
 
@@ -38,4 +42,10 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
         jobs.append(Job("ingest-counters", counters_interval_s, 0, flush_counters, per_process=True))
     jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
                     lambda: backfill_derived(pool)))
+    # /v1/traces: staged traces -> workflow logs (collector_api.trace_assembly), and the staging
+    # table's hourly partitions (created ahead, dropped past the traces' max age + late window).
+    if trace_assembly is not None:
+        jobs.append(Job("trace-assembly", trace_interval_s, locks.JOB_TRACE_ASSEMBLY, trace_assembly))
+        jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
+                        lambda: asyncio.to_thread(staging_upkeep, dsn, staging_retention_s)))
     return jobs

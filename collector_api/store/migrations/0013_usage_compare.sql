@@ -49,3 +49,6 @@ CREATE POLICY owner_all ON viewer_daily_critical_rollup TO CURRENT_USER USING (t
 
 -- Days rolled up before these tables existed have no rows in them: roll every day up again.
 DELETE FROM viewer_rollup_days;
+
+-- /v1/traces (0009) replaces a re-assembled log in place as the RLS role: it rewrites these too.
+GRANT UPDATE (critical_path, usage_by_model) ON workflow_logs TO flusso_app;

@@ -1,0 +1,158 @@
+"""The trace-assembly job: staged spans -> one workflow log per trace, with the bridge's builder.
+
+A trace is due when its root ended and no span arrived for the quiet period, or at its maximum
+age (store.assembly.due_traces). Its spans are opened with the tenant's staging key, replays
+dropped (one span per span id), the person values seen anywhere in the trace replaced wherever
+they appear, the GenAI conventions mapped (trace_conventions) and the log built with
+`otel_bridge.assemble.build_workflow_log` (the client's builder), then checked like any
+/v1/logs document (`ingest.prepare_row`). Re-running it gives the same log: idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from psycopg_pool import AsyncConnectionPool
+
+from otel_bridge.assemble import build_workflow_log, finished_records
+from otel_bridge.pii import Redactor, known_values
+from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, SpanRecord
+
+from . import trace_conventions as conventions
+from .ingest import Rejected, prepare_row
+from .prices import PriceTable
+from .store import assembly
+from .store.assembly import Built, DueTrace, StagedSpan
+from .trace_crypto import PayloadError, cipher, redactor_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssemblyConfig:
+    secret: str
+    prices: PriceTable
+    quiet_s: float = 10.0
+    max_age_s: float = 600.0
+    batch: int = 500
+
+
+@dataclass
+class AssemblyReport:
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + n
+
+
+def _record(span: StagedSpan, payload: dict) -> SpanRecord:
+    return SpanRecord(
+        name=str(payload.get("n") or ""), trace_id=int(span.trace_id, 16), span_id=int(span.span_id, 16),
+        parent_span_id=int(span.parent_span_id, 16) if span.parent_span_id else None,
+        start_time=span.start_ns, end_time=span.end_ns if span.end_ns is not None else span.start_ns,
+        status=payload.get("s") or STATUS_UNSET, status_description=payload.get("d"),
+        attributes=payload.get("a") or {},
+        events=tuple(EventRecord(str(n), int(ts), a or {}) for n, ts, a in payload.get("e") or ()),
+        kind=payload.get("k"), dropped_events=int(payload.get("de") or 0))
+
+
+def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict]:
+    """(records, one per span id; the raw person values of the trace; resource attributes)."""
+    box = cipher(secret, client_id)
+    seen: set[str] = set()
+    records, pairs, resource = [], [], {}
+    for span in spans:
+        if span.span_id in seen:
+            continue  # a replay: at-least-once delivery
+        seen.add(span.span_id)
+        try:
+            payload = orjson.loads(box.open(span.trace_id, span.span_id, span.payload))
+        except PayloadError:
+            logger.error("tenant %s: %s; span skipped", client_id, f"span {span.span_id} does not decrypt")
+            continue
+        pairs.extend(tuple(p) for p in payload.get("p") or ())
+        resource.update(payload.get("r") or {})
+        records.append(_record(span, payload))
+    return records, pairs, resource
+
+
+def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list) -> list[SpanRecord]:
+    """Person values known anywhere in the trace, replaced in every span's text."""
+    known = known_values({}, (), pairs)
+    if not known:
+        return records
+    out = []
+    for s in records:
+        attrs = {k: (v if isinstance(v, (bool, int, float)) or v is None else r.scrub_value(v, known))
+                 for k, v in s.attributes.items()}
+        events = tuple(EventRecord(e.name, e.timestamp, r.scrub_value(dict(e.attributes), known)) for e in s.events)
+        out.append(SpanRecord(r.scrub_text(s.name, known), s.trace_id, s.span_id, s.parent_span_id, s.start_time,
+                              s.end_time, s.status, r.scrub_text(s.status_description, known)
+                              if s.status_description else None, attrs, events, s.kind, s.dropped_events))
+    return out
+
+
+def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfig,
+                ticket_attribute: str | None) -> Built:
+    """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread."""
+    records, pairs, resource = open_spans(trace.client_id, cfg.secret, spans)
+    records = finished_records(records)
+    if not records:
+        return Built(trace, None, "failed", trace.span_count)
+    redactor = redactor_for(cfg.secret, trace.client_id)
+    records = _replace_known(records, redactor, pairs)
+    root, _ = conventions.find_root(records)
+    if conventions.is_bridge_root(root):
+        return Built(trace, None, "bridge", trace.span_count)
+    prepared = conventions.prepare(records, cfg.prices, ticket_attribute)
+    ident = {"client_id": trace.client_id, "service_name": resource.get("service.name"),
+             "environment": resource.get("deployment.environment.name") or resource.get("deployment.environment"),
+             "workflow_version": resource.get("service.version")}
+    ident = {k: str(v)[:64] for k, v in ident.items() if v is not None}
+    log = build_workflow_log(prepared.records, identification=ident, dropped_spans=trace.dropped_spans)
+    log = conventions.finish(log, prepared, dropped_spans=trace.dropped_spans)
+    row = prepare_row(0, log, trace.client_id, trace.trace_id)
+    if isinstance(row, Rejected):  # cannot happen for checked spans; never silently
+        logger.error("tenant %s trace %s: assembled log refused: %s", trace.client_id, trace.trace_id, row.reason)
+        return Built(trace, None, "failed", trace.span_count)
+    return Built(trace, row, "assembled", trace.span_count)
+
+
+async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> AssemblyReport:
+    """One pass: every due trace (up to cfg.batch) assembled, stored or replaced, and marked."""
+    report = AssemblyReport()
+    due = await assembly.due_traces(pool, quiet_s=cfg.quiet_s, max_age_s=cfg.max_age_s, limit=cfg.batch)
+    by_tenant: dict[str, list[DueTrace]] = {}
+    for t in due:
+        by_tenant.setdefault(t.client_id, []).append(t)
+    for client_id, traces in by_tenant.items():
+        ids = [t.trace_id for t in traces]
+        spans = await assembly.staged_spans(pool, client_id, ids)
+        ticket_attribute, logged = await assembly.tenant_context(pool, client_id, ids)
+        built = await asyncio.to_thread(_build_all, traces, spans, cfg, ticket_attribute, logged)
+        await assembly.finish(pool, client_id, built)
+        for b in built:
+            report.add("reassembled" if b.trace.log_id is not None and b.row is not None else b.outcome)
+    return report
+
+
+def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyConfig, ticket_attribute: str | None,
+               logged: set[str]) -> list[Built]:
+    by_trace: dict[str, list[StagedSpan]] = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    out = []
+    for t in traces:
+        if t.log_id is None and t.trace_id in logged:  # its log came over /v1/logs (the bridge)
+            out.append(Built(t, None, "bridge", t.span_count))
+            continue
+        try:
+            out.append(build_trace(t, by_trace.get(t.trace_id, []), cfg, ticket_attribute))
+        except Exception:  # noqa: BLE001 - one bad trace must not stop the others
+            logger.exception("tenant %s trace %s: assembly failed", t.client_id, t.trace_id)
+            out.append(Built(t, None, "failed", t.span_count))
+    return out
+
