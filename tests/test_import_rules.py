@@ -50,7 +50,8 @@ VIEWER_READS = ("collector_api.store.reads", "collector_api.store.stats", "colle
                 "collector_api.store.scope",
                 "collector_api.store.ingest_health",  # ingest health page (issue 14)
                 "collector_api.store.credentials")  # header parsing only, shared with the collector
-VIEWER_WRITERS = ("collector_api.store.accounts",)
+VIEWER_WRITERS = ("collector_api.store.accounts",
+                  "collector_api.store.alerts")  # alert rules page (issue 18)
 STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
                  "collector_api.store.maintenance",
