@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from collector_api.alerting import AlertConfig, alert_tick
 from collector_api.app import install_collector
 from collector_api.counters import IngestCounters, flush_counters
 from collector_api.state import CollectorState
@@ -14,6 +16,7 @@ from collector_api.store.db import create_pool
 from collector_api.store.jobs import maintenance_loop
 from collector_api.store.maintenance import maintenance_jobs
 from collector_api.store.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
+from collector_api.webhooks import parse_allow_list
 from config.server import ServerSettings
 from viewer.app import install_viewer
 
@@ -37,7 +40,8 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     counters = state.metrics.health
     jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds,
                             flush_counters=lambda: flush_counters(counters, pool),
-                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds)
+                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds,
+                            alert_tick=_alert_tick(settings, pool), alert_interval_s=settings.flusso_alert_interval_s)
     plan = DrainPlan(timeout_s=settings.flusso_drain_timeout_s, grace_s=settings.flusso_drain_grace_s)
 
     @asynccontextmanager
@@ -60,6 +64,17 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     install_collector(app, state)
     install_viewer(app, pool, settings)
     return app
+
+
+def _alert_tick(settings: ServerSettings, pool):
+    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
+    key = settings.flusso_alert_secret_key
+    if not key:  # `serve` always sets it (data dir); an app built directly gets a key of its own
+        key = secrets.token_urlsafe(48)
+        logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: webhooks are signed with secrets no one was shown")
+    config = AlertConfig(master_key=key, allow=parse_allow_list(settings.flusso_webhook_allow),
+                         public_url=settings.flusso_public_url)
+    return lambda: alert_tick(pool, config)
 
 
 async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:

@@ -55,7 +55,9 @@ VIEWER_WRITERS = ("collector_api.store.accounts",
 STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
                  "collector_api.store.maintenance",
-                 "collector_api.store.ingest_counts")  # ingest health counters (issue 14)
+                 "collector_api.store.ingest_counts",  # ingest health counters (issue 14)
+                 "collector_api.store.alert_rollups", "collector_api.store.alert_eval",  # alerts (issue 18)
+                 "collector_api.store.alert_deliveries")
 
 
 def test_viewer_uses_only_the_stores_read_side_and_named_writers():

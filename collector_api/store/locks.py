@@ -15,5 +15,8 @@ PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
 # Leader election of the maintenance jobs (store.maintenance), one id per job.
 JOB_PARTITION_UPKEEP = 0x4A6F6201
 JOB_ROLLUP_REFRESH = 0x4A6F6202
+# Alerts (issue 18): the evaluation + delivery job, and its minute/hour rollups.
+JOB_ALERTS = 0x4A6F6212
+ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -21,12 +21,17 @@ PARTITION_INTERVAL_S = 3600.0
 def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: float,
                      partition_interval_s: float = PARTITION_INTERVAL_S,
                      flush_counters: Callable[[], Awaitable[object]] | None = None,
-                     counters_interval_s: float = 5.0) -> list[Job]:
+                     counters_interval_s: float = 5.0,
+                     alert_tick: Callable[[], Awaitable[object]] | None = None,
+                     alert_interval_s: float = 60.0) -> list[Job]:
     """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
     unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request).
 
     `flush_counters` (collector_api.counters.flush_counters bound to this process's counters)
-    becomes the per-process `ingest-counters` job: every process flushes its own memory."""
+    becomes the per-process `ingest-counters` job: every process flushes its own memory.
+
+    `alert_tick` (collector_api.alerting.alert_tick, bound) becomes the leader-elected
+    `alert-evaluate` job every `alert_interval_s` (issue 18)."""
     jobs = [Job("partition-upkeep", partition_interval_s, locks.JOB_PARTITION_UPKEEP,
                 lambda: asyncio.to_thread(maintain_partitions, dsn))]
     if rollup_interval_s > 0:
@@ -34,4 +39,6 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
                         lambda: refresh_rollups(pool)))
     if flush_counters is not None:
         jobs.append(Job("ingest-counters", counters_interval_s, 0, flush_counters, per_process=True))
+    if alert_tick is not None and alert_interval_s > 0:
+        jobs.append(Job("alert-evaluate", alert_interval_s, locks.JOB_ALERTS, alert_tick))
     return jobs
