@@ -34,6 +34,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     processes (the ingest counters' flush runs in every process), the first pass at once; it
     turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
     """
+    if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
+        logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: alert rule secrets last only as long as this process")
+        settings = settings.model_copy(update={"flusso_alert_secret_key": secrets.token_urlsafe(48)})
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
     state = CollectorState(settings=settings, pool=pool)
@@ -68,12 +71,8 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
 
 def _alert_tick(settings: ServerSettings, pool):
     """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
-    key = settings.flusso_alert_secret_key
-    if not key:  # `serve` always sets it (data dir); an app built directly gets a key of its own
-        key = secrets.token_urlsafe(48)
-        logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: webhooks are signed with secrets no one was shown")
-    config = AlertConfig(master_key=key, allow=parse_allow_list(settings.flusso_webhook_allow),
-                         public_url=settings.flusso_public_url)
+    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
+                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url)
     return lambda: alert_tick(pool, config)
 
 

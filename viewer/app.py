@@ -20,7 +20,7 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import api, ingest, login, overview, ticket, tickets
+from .views import alerts, api, ingest, login, overview, ticket, tickets
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     routers = [module.router for module in (login, overview, tickets, ticket, api)] + [api.docs_router]
     routers += [ingest.router, ingest.api_router]  # ingest health, provider only (issue 14)
+    routers += [alerts.router]  # alert rules, provider only (issue 18)
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)
