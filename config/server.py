@@ -113,6 +113,25 @@ class ServerSettings(BaseSettings):
     flusso_trace_assembly_seconds: float = Field(
         default=1.0, gt=0, description="How often the trace-assembly job looks for due traces."
     )
+    # Alerts (issue 18).
+    flusso_alert_interval_s: float = Field(
+        default=60.0, ge=0.0, le=86400.0,
+        description="How often alert rules are evaluated and due webhooks sent (one leader across processes);"
+        " 0 turns alert evaluation off.",
+    )
+    flusso_webhook_allow: str = Field(
+        default="",
+        description="Comma-separated webhook targets allowed: host[:port] or CIDR (e.g. hooks.example.com:443,"
+        " 10.0.0.0/8), checked on the resolved address at send time. Empty: webhooks are off.",
+    )
+    flusso_public_url: str | None = Field(
+        default=None, description="The viewer's public base URL (e.g. https://obs.example.com), for links in alerts.",
+    )
+    flusso_alert_secret_key: str | None = Field(
+        default=None,
+        description="Key from which every alert rule's webhook signing secret is derived (never stored in the"
+        " database). When unset, one is generated and kept in the data dir; replicas must share it.",
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: str | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

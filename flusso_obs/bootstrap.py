@@ -66,6 +66,17 @@ def pii_hash_key(settings: ServerSettings) -> str | None:
     secret = secrets.token_urlsafe(48)
     write_private(path, secret)
     return secret
+def alert_secret_key(settings: ServerSettings) -> str:
+    """The key alert rules' webhook secrets derive from: FLUSSO_ALERT_SECRET_KEY, else one
+    generated once and kept in the data dir (mode 0600), like the session secret."""
+    if settings.flusso_alert_secret_key:
+        return settings.flusso_alert_secret_key
+    path = settings.flusso_data_dir / "alert-secret-key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(48)
+    write_private(path, key)
+    return key
 
 
 async def bootstrap_from_settings(settings: ServerSettings, dsn: str) -> None:

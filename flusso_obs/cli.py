@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, demo, db url, retention, usage, tenants."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, demo, db url, retention, usage, tenants."""
 from __future__ import annotations
 
 import argparse
@@ -145,6 +145,51 @@ def cmd_usage(args, settings):
         print("no tickets in this month")
 
 
+def cmd_alerts_create(args, settings):
+    from collector_api.store.alerts import AlertRuleError, create_rule, validate_rule
+
+    from .bootstrap import alert_secret_key
+
+    try:
+        spec = validate_rule(name=args.name, metric=args.metric, op=args.op, threshold=args.threshold,
+                             window=args.window, client_id=args.client, webhook_url=args.webhook,
+                             slack=args.slack, min_tickets=args.min_tickets)
+        with database(settings) as dsn:
+            migrate(dsn)
+            new = run_store(dsn, lambda pool: create_rule(pool, spec, alert_secret_key(settings)))
+    except AlertRuleError as exc:
+        raise CliError(f"--{exc.field.replace('_', '-')}: {exc}") from None
+    rule = new.rule
+    print(f"created alert rule {rule.id} {rule.name!r}: {rule.metric} {rule.op} {rule.threshold:g} over "
+          f"{rule.window} for {rule.client_id or 'every tenant'}; its webhook signing secret is shown only once:",
+          file=sys.stderr)
+    if not settings.flusso_webhook_allow.strip():
+        print("note: FLUSSO_WEBHOOK_ALLOW is empty, so no webhook is sent until it allows this target",
+              file=sys.stderr)
+    print(new.secret)
+
+
+def cmd_alerts_list(args, settings):
+    from collector_api.store.alerts import list_rules
+
+    with database(settings) as dsn:
+        rules = run_store(dsn, list_rules)
+    print(f"{'ID':<5} {'NAME':<24} {'CONDITION':<36} {'WINDOW':<7} {'CLIENT':<16} WEBHOOK")
+    for r in rules:
+        cond = f"{r.metric} {r.op} {r.threshold:g}" + (f" (min {r.min_tickets})" if r.min_tickets else "")
+        print(f"{r.id:<5} {r.name[:24]:<24} {cond:<36} {r.window:<7} {(r.client_id or '*'):<16} "
+              f"{r.webhook_url}{' (slack)' if r.slack else ''}")
+
+
+def cmd_alerts_delete(args, settings):
+    from collector_api.store.alerts import delete_rule
+
+    with database(settings) as dsn:
+        if not run_store(dsn, lambda pool: delete_rule(pool, args.rule_id)):
+            raise CliError(f"no alert rule {args.rule_id} (see `flusso-obs alerts list`)")
+    print(f"deleted alert rule {args.rule_id}")
+
+
 def cmd_serve(args, settings):
     from .runner import serve
 
@@ -211,6 +256,30 @@ def _add_users(sub) -> None:
     p.set_defaults(fn=cmd_users_create)
 
 
+def _add_alerts(sub) -> None:
+    from collector_api.store.alerts import METRICS, OPS
+
+    alerts = sub.add_parser("alerts", help="manage alert rules (signed webhooks)",
+                            description="Manage alert rules; see docs/alerts.md.")
+    acts = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    p = acts.add_parser("create", help="create a rule (its signing secret is printed once, on the last line)")
+    p.add_argument("--name", required=True, help="a name for people (1-100 characters)")
+    p.add_argument("--metric", required=True, help=f"one of {', '.join(METRICS)}")
+    p.add_argument("--op", required=True, help=f"one of {' '.join(OPS)} (tickets: < or <=)")
+    p.add_argument("--threshold", required=True, help="a number; rates and risk are fractions 0-1")
+    p.add_argument("--window", required=True, help="5m to 7d, e.g. 15m, 6h, 1d")
+    p.add_argument("--client", default=None, help="one tenant (default: every tenant, each judged on its own)")
+    p.add_argument("--webhook", required=True, help="http(s) URL; must be allowed by FLUSSO_WEBHOOK_ALLOW")
+    p.add_argument("--min-tickets", default="0", help="tickets needed in the window before it can fire (not tickets)")
+    p.add_argument("--slack", action="store_true", help="send a Slack-compatible body ({\"text\": ...})")
+    p.set_defaults(fn=cmd_alerts_create)
+    p = acts.add_parser("list", help="list rules")
+    p.set_defaults(fn=cmd_alerts_list)
+    p = acts.add_parser("delete", help="delete a rule by ID (its delivery log stays)")
+    p.add_argument("rule_id", metavar="ID", type=int)
+    p.set_defaults(fn=cmd_alerts_delete)
+
+
 def _add_demo(sub) -> None:
     help_ = "send simulated Flusso tickets through the real bridge to a collector"
     p = sub.add_parser("demo", help=help_, description=help_)
@@ -257,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_demo, _add_database, _add_usage,
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, _add_demo, _add_database, _add_usage,
                 _add_tenants):
         add(sub)
     return parser

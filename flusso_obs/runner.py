@@ -19,7 +19,7 @@ import uvicorn
 from collector_api.telemetry import MULTIPROC_ENV
 from config.server import ServerSettings
 
-from .bootstrap import bootstrap_from_settings, ensure_demo_credentials, pii_hash_key, session_secret
+from .bootstrap import alert_secret_key, bootstrap_from_settings, ensure_demo_credentials, pii_hash_key, session_secret
 from .database import database, migrate
 from .embedded import process_alive
 from .errors import CliError
@@ -28,10 +28,17 @@ logger = logging.getLogger(__name__)
 
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
+    from collector_api.webhooks import AllowListError, parse_allow_list
+
+    try:
+        parse_allow_list(settings.flusso_webhook_allow)
+    except AllowListError as exc:
+        raise CliError(str(exc)) from None
     migrate(dsn)
     asyncio.run(bootstrap_from_settings(settings, dsn))
     return settings.model_copy(update={"flusso_session_secret": session_secret(settings),
-                                       "flusso_pii_hash_key": pii_hash_key(settings)})
+                                       "flusso_pii_hash_key": pii_hash_key(settings),
+                                       "flusso_alert_secret_key": alert_secret_key(settings)})
 
 
 def _exit_on_sigterm() -> None:
@@ -86,6 +93,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
         if settings.flusso_pii_hash_key:
             os.environ["FLUSSO_PII_HASH_KEY"] = settings.flusso_pii_hash_key
+        os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert signing (issue 18)
         os.environ[MULTIPROC_ENV] = str(_metrics_dir(settings))
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
                     log_level="info", server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,

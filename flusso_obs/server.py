@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from collector_api.alerting import AlertConfig, alert_tick
 from collector_api.app import install_collector
 from collector_api.counters import IngestCounters, flush_counters
 from collector_api.routes_traces import TracesRuntime
@@ -16,6 +18,7 @@ from collector_api.store.jobs import maintenance_loop
 from collector_api.store.maintenance import maintenance_jobs
 from collector_api.store.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
 from collector_api.trace_assembly import AssemblyConfig, assemble_due
+from collector_api.webhooks import parse_allow_list
 from config.server import ServerSettings
 from viewer.app import install_viewer
 
@@ -34,6 +37,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     processes (the ingest counters' flush runs in every process), the first pass at once; it
     turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
     """
+    if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
+        logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: alert rule secrets last only as long as this process")
+        settings = settings.model_copy(update={"flusso_alert_secret_key": secrets.token_urlsafe(48)})
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
     state = CollectorState(settings=settings, pool=pool)
@@ -65,8 +71,16 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
                             trace_assembly=_trace_assembly(pool, settings, app.state.traces),
                             trace_interval_s=settings.flusso_trace_assembly_seconds,
                             staging_retention_s=settings.flusso_trace_max_age_seconds
-                            + settings.flusso_trace_late_window_seconds)
+                            + settings.flusso_trace_late_window_seconds,
+                            alert_tick=_alert_tick(settings, pool), alert_interval_s=settings.flusso_alert_interval_s)
     return app
+
+
+def _alert_tick(settings: ServerSettings, pool):
+    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
+    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
+                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url)
+    return lambda: alert_tick(pool, config)
 
 
 async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:

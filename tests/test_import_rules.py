@@ -53,13 +53,16 @@ VIEWER_READS = ("collector_api.store.reads", "collector_api.store.stats", "colle
                 "collector_api.store.credentials",  # header parsing only, shared with the collector
                 "collector_api.store.review_reads")  # issue 17: review history, queue, calibration
 VIEWER_WRITERS = ("collector_api.store.accounts",
-                  "collector_api.store.reviews")  # issue 17: records reviews (scrubbed by the bridge's pii)
+                  "collector_api.store.reviews",  # issue 17: records reviews (scrubbed by the bridge's pii)
+                  "collector_api.store.alerts")  # alert rules page (issue 18)
 STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
                  "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
                  "collector_api.store.maintenance",
                  "collector_api.store.ingest_counts",  # ingest health counters (issue 14)
                  "collector_api.store.backfill",  # issue 19: derived-figures backfill job
-                 "collector_api.store.staging", "collector_api.store.assembly")  # /v1/traces staging and assembly
+                 "collector_api.store.staging", "collector_api.store.assembly",  # /v1/traces staging and assembly
+                 "collector_api.store.alert_rollups", "collector_api.store.alert_eval",  # alerts (issue 18)
+                 "collector_api.store.alert_deliveries")
 
 
 def test_viewer_uses_only_the_stores_read_side_and_named_writers():

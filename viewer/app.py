@@ -23,7 +23,7 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import api, compare, ingest, login, overview, review_api, reviews, ticket, tickets, usage
+from .views import alerts, api, compare, ingest, login, overview, review_api, reviews, ticket, tickets, usage
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     routers += [ingest.router, ingest.api_router]  # ingest health, provider only (issue 14)
     routers += [reviews.router, review_api.router]  # issue 17
     routers += [usage.router, usage.api_router, compare.router]  # issue 19
+    routers += [alerts.router]  # alert rules, provider only (issue 18)
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

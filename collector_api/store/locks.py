@@ -19,5 +19,8 @@ JOB_ROLLUP_REFRESH = 0x4A6F6202
 JOB_DERIVED_BACKFILL = 0x4A6F6219  # issue 19: critical path and usage of logs stored before 0013
 JOB_TRACE_ASSEMBLY = 0x4A6F6203
 JOB_STAGING_UPKEEP = 0x4A6F6204
+# Alerts (issue 18): the evaluation + delivery job, and its minute/hour rollups.
+JOB_ALERTS = 0x4A6F6212
+ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -27,12 +27,17 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
                      flush_counters: Callable[[], Awaitable[object]] | None = None,
                      counters_interval_s: float = 5.0,
                      trace_assembly: Callable[[], Awaitable[object]] | None = None, trace_interval_s: float = 1.0,
-                     staging_retention_s: float = 1200.0) -> list[Job]:
+                     staging_retention_s: float = 1200.0,
+                     alert_tick: Callable[[], Awaitable[object]] | None = None,
+                     alert_interval_s: float = 60.0) -> list[Job]:
     """Partition upkeep (months ahead; rows out of DEFAULT), and the overview's rollup refresh
     unless `rollup_interval_s` is 0 (the overview then aggregates raw logs on every request).
 
     `flush_counters` (collector_api.counters.flush_counters bound to this process's counters)
-    becomes the per-process `ingest-counters` job: every process flushes its own memory."""
+    becomes the per-process `ingest-counters` job: every process flushes its own memory.
+
+    `alert_tick` (collector_api.alerting.alert_tick, bound) becomes the leader-elected
+    `alert-evaluate` job every `alert_interval_s` (issue 18)."""
     jobs = [Job("partition-upkeep", partition_interval_s, locks.JOB_PARTITION_UPKEEP,
                 lambda: asyncio.to_thread(maintain_partitions, dsn))]
     if rollup_interval_s > 0:
@@ -48,4 +53,6 @@ def maintenance_jobs(dsn: str, pool: AsyncConnectionPool, *, rollup_interval_s: 
         jobs.append(Job("trace-assembly", trace_interval_s, locks.JOB_TRACE_ASSEMBLY, trace_assembly))
         jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
                         lambda: asyncio.to_thread(staging_upkeep, dsn, staging_retention_s)))
+    if alert_tick is not None and alert_interval_s > 0:
+        jobs.append(Job("alert-evaluate", alert_interval_s, locks.JOB_ALERTS, alert_tick))
     return jobs

@@ -1,6 +1,7 @@
 """SIGTERM drains `flusso-obs serve` (issue 14): /readyz 503, new ingest 503 + Retry-After, the
 requests in progress finish and commit, the process exits within FLUSSO_DRAIN_TIMEOUT_S; the
 same with --workers. A real `serve` subprocess, real senders on loopback, a real SIGTERM."""
+import http.client
 import os
 import signal
 import subprocess
@@ -49,6 +50,32 @@ def sender(url: str, key: str, stop: threading.Event, results: list, n: int, bat
             time.sleep(0.1)
 
 
+def slow_post(port: int, key: str, results: list, halfway: threading.Event, finish: threading.Event) -> None:
+    """One request that is surely in flight across the SIGTERM: half its body is sent, then the
+    rest only once `finish` is set (after the signal). It must still be answered 2xx and stored."""
+    logs = [make_log("acme", ticket_id=f"SLOW-{j}") for j in range(5)]
+    body = make_request(*(make_record(log) for log in logs)).SerializeToString()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    started = time.monotonic()
+    try:
+        conn.putrequest("POST", "/v1/logs")
+        for name, value in (("X-API-Key", key), ("Content-Type", "application/x-protobuf"),
+                            ("Content-Length", str(len(body)))):
+            conn.putheader(name, value)
+        conn.endheaders()
+        conn.send(body[: len(body) // 2])
+        halfway.set()
+        finish.wait(10)
+        conn.send(body[len(body) // 2:])
+        resp = conn.getresponse()
+        outcome = ("ok", resp.status) if resp.status < 300 else ("http", (resp.status, resp.getheader("Retry-After")))
+    except OSError as exc:
+        outcome = ("conn", repr(exc))
+    finally:
+        conn.close()
+    results.append(((*outcome, started, time.monotonic()), [log["trace_id"] for log in logs]))
+
+
 def readyz(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
@@ -78,15 +105,22 @@ def test_sigterm_drains_without_losing_an_acknowledged_log(db_dsn, tmp_path, wor
         for t in threads:
             t.start()
         assert wait_for(lambda: sum(r[0][0] == "ok" for r in results) >= 4, 30), results[:3]
+        halfway, finish = threading.Event(), threading.Event()
+        slow = threading.Thread(target=slow_post, args=(port, key, results, halfway, finish))
+        slow.start()
+        assert halfway.wait(10), "the slow request did not start"
+        time.sleep(0.2)  # its headers are in: the server has admitted it
         sigterm_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        finish.set()
         ready_codes = []
         while proc.poll() is None and time.monotonic() - sigterm_at < DRAIN_TIMEOUT_S + 10:
             ready_codes.append(readyz(url))
             time.sleep(0.05)
         exited_after = time.monotonic() - sigterm_at
         stop.set()
-        for t in threads:
+        for t in [*threads, slow]:
             t.join(30)
     finally:
         if proc.poll() is None:
