@@ -235,6 +235,12 @@ class Delivery:
                            "FLUSSO_SPOOL_DIR to keep them for the next process)", left)
         if spool is not None:
             spool.close()
+        with self._lock:  # what is left is on disk or lost: it no longer holds memory here
+            held = [i for b in self._batches for i in b] + list(self._inbox) + self._committing
+            self.budget.log_bytes -= sum(i.size for i in held)
+            self._batches.clear()
+            self._inbox.clear()
+            self._committing = []
         self.transport.shutdown()
         return left
 
@@ -410,8 +416,9 @@ class Delivery:
         (``replace``) or by two halves (``split``)."""
         keys = [i.key for i in done if i.key]
         with self._lock:
-            if self._batches:
-                self._batches.popleft()
+            if not self._batches:  # closed or handed over meanwhile: nothing of ours to settle
+                return
+            self._batches.popleft()
             if split is not None:
                 self._batches.appendleft(split[1])
                 self._batches.appendleft(split[0])

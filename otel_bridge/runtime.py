@@ -125,6 +125,7 @@ def _swap_in(new: Pipeline) -> Pipeline | None:
         tracer, joined = _setup_tracing(new.resource)
         _pipeline = new
         STATE = BridgeState(pipeline=new, tracer=tracer, worker=worker, joined_host_provider=joined)
+        _reset_checkpoint(worker)
         PROCESSOR.worker = worker
         if not _atexit_registered:
             _atexit_registered = True
@@ -206,6 +207,12 @@ def _bad_total(counters: dict[str, int]) -> int:
     reason, incomplete logs, build errors."""
     return sum(v for k, v in counters.items()
                if (k.startswith(_BAD_PREFIXES) and k != "dropped_spans_total") or k in _BAD_KEYS)
+
+
+def _reset_checkpoint(worker: Worker) -> None:
+    """A new pipeline counts from zero; the worker's counters go on."""
+    global _bad_checkpoint
+    _bad_checkpoint = _bad_total(worker.counters())
 
 
 def _truthful(state: BridgeState, delivered: bool, what: str) -> bool:
