@@ -283,6 +283,8 @@ class Delivery:
             return
         with self._lock:
             self.budget.log_bytes -= sum(i.size for i in self._committing)
+            self.stats["spool_bytes_written"] += sum(len(i.data) for i in self._committing)
+            self.stats["spool_commits"] += 1
             self._committing = []
         self._wake.set()
         if trimmed:
