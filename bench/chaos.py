@@ -142,9 +142,7 @@ class Stack:
                 break
             time.sleep(0.05)
         time.sleep(1.0)
-        from flusso_obs.embedded import start_embedded
-
-        self.handle = start_embedded(self.tmp, stop_on_exit=False)
+        self.handle.ensure_postgres_running()  # the same handle starts it again
 
     def stored(self, prefix: str) -> tuple[set[str], int]:
         import psycopg
@@ -375,6 +373,7 @@ def main() -> int:
             else:
                 rows.append(run.simple(fault))
             print_table(rows[-1:])
+            sys.stdout.flush()
         print(f"\nchaos ({'short' if a.short else 'full'}: {n} tickets per fault at {rate}/s)")
         print_table(rows)
         costs = [run.cost(False), run.cost(True)]
