@@ -170,6 +170,53 @@ class Stack:
             pass
 
 
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 in front of the collector that can hold the collector's answers
+    back for ``delay_s``: the collector has stored a batch, the client has not heard so yet;
+    a client killed in that window leaves acknowledged rows in its spool (the replay path)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.delay_s = 0.0
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(256)
+        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                up.settimeout(None)
+            except OSError:
+                down.close()
+                continue
+            threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if answers and self.delay_s:
+                    time.sleep(self.delay_s)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+
 def _make_key(dsn: str, client: str) -> str:
     from collector_api.store.accounts import create_api_key
     from collector_api.store.db import create_pool
@@ -182,14 +229,15 @@ def _make_key(dsn: str, client: str) -> str:
 
 class Client:
     def __init__(self, stack: Stack, prefix: str, n: int, rate: float, spool: str | None, seed: int,
-                 out: Path, drain_s: float) -> None:
+                 out: Path, drain_s: float, url: str | None = None) -> None:
         self.out = out
-        args = [sys.executable, __file__, "--client", "--url", stack.url, "--key", stack.key, "--prefix", prefix,
+        args = [sys.executable, __file__, "--client", "--url", url or stack.url, "--key", stack.key, "--prefix", prefix,
                 "--n", str(n), "--rate", str(rate), "--seed", str(seed), "--out", str(out),
                 "--drain-s", str(drain_s)]
         if spool:
             args += ["--spool", spool]
-        self.proc = subprocess.Popen(args, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.err = open(out.with_suffix(".err"), "w")  # the bridge's warnings, for a post-mortem
+        self.proc = subprocess.Popen(args, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=self.err)
         self.peak_rss = 0.0
         self.report: dict = {}
         threading.Thread(target=self._watch_rss, daemon=True).start()
@@ -230,9 +278,9 @@ class Run:
         self.down_s = {"collector_kill": 2.0 if short else 5.0, "outage": 6.0 if short else 60.0,
                        "blackhole": 6.0 if short else 30.0}
 
-    def client(self, prefix: str, n: int, spool: str | None, tag: str) -> Client:
+    def client(self, prefix: str, n: int, spool: str | None, tag: str, url: str | None = None) -> Client:
         return Client(self.stack, prefix, n, self.rate, spool, seed=abs(hash(prefix)) % 1000,
-                      out=self.tmp / f"{prefix}.{tag}.sent", drain_s=240.0)
+                      out=self.tmp / f"{prefix}.{tag}.sent", drain_s=240.0, url=url)
 
     def wait_returned(self, c: Client, k: int, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -264,7 +312,8 @@ class Run:
     def client_kill(self, name: str, with_pg: bool = False) -> dict:
         st, prefix = self.stack, f"{name}{int(time.time())}"
         spool = str(self.tmp / f"spool-{prefix}")
-        c1 = self.client(prefix + "-a", self.n // 2, spool, "a")
+        proxy = DelayProxy(st.port)
+        c1 = self.client(prefix + "-a", self.n // 2, spool, "a", proxy.url)
         self.wait_returned(c1, self.n // 6)
         st.kill_collector()
         if with_pg:
@@ -272,16 +321,19 @@ class Run:
         self.wait_returned(c1, self.n // 3)
         killed = c1.kill()
         sent = {t for t, at in c1.returned() if at <= killed - (FSYNC_MS + 100) / 1000}
-        c2 = self.client(prefix + "-b", self.n // 2, spool, "b")
+        c2 = self.client(prefix + "-b", self.n // 2, spool, "b", proxy.url)
         self.wait_returned(c2, self.n // 4)
+        before = len(st.stored(prefix)[0])
+        proxy.delay_s = 3.0  # the collector's first answers are held back
         st.start_collector()
         t_end = time.time()
         deadline = time.monotonic() + 120
-        while not st.stored(prefix)[0] and time.monotonic() < deadline:
+        while len(st.stored(prefix)[0]) <= before and time.monotonic() < deadline:
             time.sleep(0.01)
-        killed = c2.kill()  # as soon as the replay lands: acknowledged rows not yet deleted are re-sent
+        killed = c2.kill()  # the replay landed, its answer is held back: those rows stay spooled
+        proxy.delay_s = 0.0
         sent |= {t for t, at in c2.returned() if at <= killed - (FSYNC_MS + 100) / 1000}
-        c3 = self.client(prefix + "-c", 0, spool, "c")
+        c3 = self.client(prefix + "-c", 0, spool, "c", proxy.url)
         c3.wait(600)
         return self.tally(name, prefix, sent, t_end, [c1, c2, c3])
 
@@ -377,9 +429,13 @@ def main() -> int:
         print(f"\nchaos ({'short' if a.short else 'full'}: {n} tickets per fault at {rate}/s)")
         print_table(rows)
         costs = [run.cost(False), run.cost(True)]
-        print("\nbridge cost per ticket (no fault; baseline = no spool)")
+        print("\nbridge cost per ticket, no fault (bridge threads' CPU, the workflow's own thread excluded)")
+        print("mode | bridge CPU ms/ticket | ratio vs memory | spool bytes/ticket | peak RSS MB | delivered")
+        base = costs[0]["bridge_cpu_ms_per_ticket"] or 1e-9
         for c in costs:
-            print(c)
+            print(f"{'spool' if c['spool'] else 'memory (baseline)'} | {c['bridge_cpu_ms_per_ticket']:.2f} | "
+                  f"{c['bridge_cpu_ms_per_ticket'] / base:.2f}x | {c['spool_bytes_per_ticket']:.0f} | "
+                  f"{c['peak_rss_mb']} | {c['delivered']}")
         b = burst(stack, tmp, a.burst or (300 if a.short else 2000), 64)
         print("\nburst:", json.dumps(b))
         bad = [r["fault"] for r in rows if r["lost"] or r["stored_twice"]]

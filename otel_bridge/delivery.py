@@ -47,7 +47,7 @@ WARN_EVERY_S = 60.0
 @dataclass(slots=True)
 class Item:
     data: bytes  # a serialized ExportLogsServiceRequest holding this one log (b"" for a foreign exporter)
-    created: float  # wall clock when handed over; FLUSSO_RETRY_MAX_AGE_S counts from it
+    created: float  # wall clock when its ticket ended: the spool commit deadline and the age limit count from it
     size: int  # bytes it holds in memory
     key: int = 0  # spool row id
     record: Any = None  # the SDK record, only for an exporter that is not ours
@@ -264,8 +264,16 @@ class Delivery:
 
     # --- the spool thread ---
     def _run_spool(self) -> None:
+        """Commit in groups, so that a log is on disk at most FLUSSO_SPOOL_FSYNC_MS after its
+        ticket ended (``Item.created``): the wait counts from the oldest log waiting, and the
+        thread looks every quarter interval (a deque check) while none is due."""
+        period = self.spool_commit_s
         while not self._stopped and self.spool is not None:
-            self._spool_wake.wait(self.spool_commit_s)
+            with self._lock:
+                oldest = self._inbox[0].created if self._inbox else None
+            wait = period / 4 if oldest is None else min(period / 4, oldest + period * 0.75 - time.time())
+            if wait > 0 and not self._spool_wake.wait(wait):
+                continue  # nothing due yet: look again
             self._spool_wake.clear()
             self._commit_inbox()
 

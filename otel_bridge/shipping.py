@@ -126,13 +126,14 @@ class DeliveryProcessor(LogRecordProcessor):
             readable = ReadableLogRecord(log_record=api_record, resource=log_record.resource,
                                          instrumentation_scope=log_record.instrumentation_scope,
                                          limits=log_record.limits)
+            ended = min(time.time(), api_record.timestamp / 1e9) if api_record.timestamp else time.time()
             if self.encodes:
                 data = encode_logs([readable]).SerializeToString()
-                item = Item(data, time.time(), len(data) + LOG_OVERHEAD_BYTES)
+                item = Item(data, ended, len(data) + LOG_OVERHEAD_BYTES)
             else:
                 body = api_record.body
                 size = (len(body) if isinstance(body, str | bytes) else 1024) + LOG_OVERHEAD_BYTES
-                item = Item(b"", time.time(), size, record=readable)
+                item = Item(b"", ended, size, record=readable)
             self.delivery.submit(item)
         except Exception:
             self.delivery.stats["encode_errors"] += 1
