@@ -189,3 +189,15 @@ def test_deprecated_count_settings_warn_and_still_cap(refused_url, configure_bri
     s = otel_bridge.stats()
     assert s["logs_pending"] <= 3 + 3  # the queue cap plus one batch in flight
     assert s["dropped_logs_memory"] >= 4
+
+
+def test_the_demo_never_says_delivered_when_logs_were_rejected(receiver):
+    from flusso_obs.demo import run_demo
+
+    receiver.behaviour.update(status=401, body=b"unknown key")
+    summary = run_demo(collector=receiver.url, api_key="wrong", tickets=3, progress=False, speed=0.0)
+    assert summary.delivered is False
+    assert "NOT all delivered" in str(summary) and "rejected_http_401 3" in str(summary)
+    receiver.behaviour.update(status=200, body=b"")
+    summary = run_demo(collector=receiver.url, api_key="right", tickets=3, progress=False, speed=0.0)
+    assert summary.delivered is True and str(summary).endswith(": delivered")
