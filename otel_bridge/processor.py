@@ -102,7 +102,7 @@ class Worker:
         budget, avg = self.budget, max(1.0, self._span_cost_avg)
         queued = len(self._queue)
         budget.span_bytes = self._buffered_bytes + int(queued * avg)
-        room = int((budget.limit - budget.log_bytes - self._buffered_bytes) // avg)
+        room = int((budget.limit - _logs_share(budget) - self._buffered_bytes) // avg)
         bound = max(_MIN_QUEUED_SPANS, room)
         if self.queued_cap is not None:
             bound = min(bound, self.queued_cap)
@@ -278,7 +278,7 @@ class Worker:
         if cap is not None and self._buffered >= cap:
             return True
         budget = self.budget
-        return self._buffered_bytes + budget.log_bytes >= budget.limit
+        return self._buffered_bytes + _logs_share(budget) >= budget.limit
 
     def _sweep(self, now: float) -> None:
         ttl = self.trace_ttl_seconds
@@ -304,6 +304,12 @@ class Worker:
             self._last_drop_log = now
             logger.warning("otel_bridge: dropped trace %032x (%s, %d spans); totals %s",
                            trace_id, reason, n_spans, dict(self.stats))
+
+
+def _logs_share(budget: MemoryBudget) -> int:
+    """Waiting logs never squeeze spans below half the budget: during a long outage without a
+    spool, the oldest logs are dropped (delivery) rather than every new ticket left incomplete."""
+    return min(budget.log_bytes, budget.limit // 2)
 
 
 def _span_cost(span: Any) -> int:

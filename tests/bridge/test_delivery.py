@@ -169,6 +169,7 @@ def test_the_memory_budget_drops_the_oldest_log_and_counts(refused_url, configur
     assert s["dropped_logs_memory"] > 0
     assert s["logs_pending"] + s["dropped_logs_memory"] == 40
     assert s["memory_bytes"] <= 0.05 * 1024 * 1024 + 20_000  # one log over at most
+    assert s.get("logs_incomplete", 0) == 0  # waiting logs never starve the spans of new tickets
 
 
 def test_flush_is_false_when_a_log_was_left_incomplete(receiver, configure_bridge):
