@@ -74,14 +74,16 @@ class BridgeSettings(BaseSettings):
     worker_poll_millis: int = Field(
         100, ge=1, le=5000, validation_alias=_env("FLUSSO_WORKER_POLL_MILLIS", "worker_poll_millis")
     )
-    log_queue_size: int = Field(
-        512, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
+    # Deprecated count bounds (one version): unset, FLUSSO_MEMORY_MAX_MB bounds these in bytes;
+    # set, they still cap the count on top of it, with a deprecation warning.
+    log_queue_size: int | None = Field(
+        None, ge=1, validation_alias=_env("FLUSSO_LOG_QUEUE_SIZE", "log_queue_size")
     )
-    max_queued_spans: int = Field(
-        4096, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")
+    max_queued_spans: int | None = Field(
+        None, ge=10, validation_alias=_env("FLUSSO_MAX_QUEUED_SPANS", "max_queued_spans")
     )
-    max_buffered_spans: int = Field(
-        8192, ge=10, validation_alias=_env("FLUSSO_MAX_BUFFERED_SPANS", "max_buffered_spans")
+    max_buffered_spans: int | None = Field(
+        None, ge=10, validation_alias=_env("FLUSSO_MAX_BUFFERED_SPANS", "max_buffered_spans")
     )
     max_open_traces: int = Field(
         1000, ge=1, validation_alias=_env("FLUSSO_MAX_OPEN_TRACES", "max_open_traces")
@@ -94,4 +96,19 @@ class BridgeSettings(BaseSettings):
     )
     shutdown_timeout_seconds: float = Field(
         5.0, gt=0, validation_alias=_env("FLUSSO_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout_seconds")
+    )
+
+    # --- delivery: retries, memory budget, write-ahead spool (docs/client.md "Delivery") ---
+    memory_max_mb: float = Field(
+        32.0, gt=0, validation_alias=_env("FLUSSO_MEMORY_MAX_MB", "memory_max_mb")
+    )
+    retry_max_age_s: float = Field(
+        86400.0, gt=0, validation_alias=_env("FLUSSO_RETRY_MAX_AGE_S", "retry_max_age_s")
+    )
+    spool_dir: str | None = Field(None, validation_alias=_env("FLUSSO_SPOOL_DIR", "spool_dir"))
+    spool_fsync_ms: int = Field(
+        200, ge=1, le=60000, validation_alias=_env("FLUSSO_SPOOL_FSYNC_MS", "spool_fsync_ms")
+    )
+    spool_max_mb: float = Field(
+        256.0, gt=0, validation_alias=_env("FLUSSO_SPOOL_MAX_MB", "spool_max_mb")
     )

@@ -7,7 +7,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,11 +17,26 @@ class DemoSummary:
     seconds: float
     delivered: bool
     collector: str
+    problems: dict = field(default_factory=dict)  # what was not delivered whole, from otel_bridge.stats()
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
-        state = "delivered" if self.delivered else "NOT all delivered (see warnings above)"
+        if self.delivered:
+            state = "delivered"
+        else:
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(self.problems.items()))
+            state = f"NOT all delivered ({detail or 'see warnings above'})"
         return (f"sent {self.tickets} tickets in {self.seconds:.1f}s ({parts}) to {self.collector}: {state}")
+
+
+_PROBLEMS = ("logs_pending", "logs_spooled", "logs_incomplete", "logs_rejected")
+
+
+def _problems(stats: dict) -> dict:
+    """Counters that say something was not delivered whole (drops, rejections, incomplete logs,
+    logs still pending or spooled)."""
+    return {k: v for k, v in stats.items() if v and k != "dropped_spans_total"
+            and (k.startswith(("dropped_", "rejected_")) or k in _PROBLEMS)}
 
 
 def run_demo(*, collector: str, api_key: str, tickets: int, rate: float = 0.0, seed: int | None = None,
@@ -60,5 +75,7 @@ def run_demo(*, collector: str, api_key: str, tickets: int, rate: float = 0.0, s
             await asyncio.gather(*(one(i, t) for i, t in enumerate(batch)))
 
     asyncio.run(drive())
-    delivered = otel_bridge.shutdown(timeout_seconds=15.0)
-    return DemoSummary(len(batch), statuses, time.monotonic() - started, delivered, collector)
+    delivered = otel_bridge.flush(timeout_seconds=15.0)
+    problems = _problems(otel_bridge.stats())
+    delivered = otel_bridge.shutdown(timeout_seconds=5.0) and delivered and not problems
+    return DemoSummary(len(batch), statuses, time.monotonic() - started, delivered, collector, problems)

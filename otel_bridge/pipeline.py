@@ -7,6 +7,7 @@ finish on which pipeline).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,15 +17,19 @@ from opentelemetry.sdk.resources import Resource
 
 from config.bridge import BridgeSettings
 from otel_bridge.assemble import build_workflow_log
+from otel_bridge.budget import MemoryBudget
+from otel_bridge.delivery import Delivery, ExporterTransport, OtlpTransport
 from otel_bridge.errors import ConfigurationError
 from otel_bridge.pii import DEV_KEY, Redactor
 from otel_bridge.shipping import Shipper, build_otlp_exporter, resolve_endpoint, resolve_headers
+from otel_bridge.spool import Spool, SpoolUnavailable, binding_of
 
 logger = logging.getLogger(__name__)
 
 DEV_ENVIRONMENTS = ("development", "dev", "test", "testing", "local")
 # What was warned about once per process (reset by tests that check the warning).
 warned: set[str] = set()
+DEPRECATED_COUNTS = ("log_queue_size", "max_queued_spans", "max_buffered_spans")
 
 
 @dataclass(frozen=True)
@@ -46,41 +51,98 @@ class Pipeline:
             return
         log = build_workflow_log(spans, identification=self.identification, redactor=self.redactor,
                                  dropped_spans=dropped)
+        if not log["outcome"]["complete"]:
+            self.shipper.incomplete += 1
         self.shipper.emit(log, root)
 
     def counters(self) -> dict[str, int]:
         if self.shipper is None:
             return {"logs_emitted": 0, "logs_exported": 0, "export_failures": 0}
-        return {"logs_emitted": self.shipper.emitted, "logs_exported": self.shipper.exporter.exported,
-                "export_failures": self.shipper.exporter.failures}
+        return self.shipper.counters()
 
     def flush(self, timeout_seconds: float) -> bool:
         return True if self.shipper is None else self.shipper.force_flush(timeout_seconds)
 
-    def shutdown(self, timeout_seconds: float) -> bool:
-        return True if self.shipper is None else self.shipper.shutdown(timeout_seconds)
+    def shutdown(self, timeout_seconds: float, successor: Pipeline | None = None) -> bool:
+        """Deliver within the deadline, then stop. Logs still waiting in memory move to
+        ``successor`` when it sends to the same endpoint with the same key."""
+        if self.shipper is None:
+            return True
+        heir = successor.shipper.delivery if successor is not None and successor.shipper is not None else None
+        return self.shipper.shutdown(timeout_seconds, heir)
 
 
 def build_pipeline(s: BridgeSettings, *, endpoint: str | None, api_key: str | None,
-                   exporter: LogRecordExporter | None) -> Pipeline:
+                   exporter: LogRecordExporter | None, budget: MemoryBudget | None = None) -> Pipeline:
     """Raises ConfigurationError when there is no PII_HASH_KEY and ENVIRONMENT was not set
     explicitly to development/test."""
     redactor = Redactor(resolve_hash_key(s), hex_chars=s.pii_token_hex_chars, max_string_chars=s.max_string_chars)
     ep = resolve_endpoint(endpoint, s)
     resource = Resource.create({"service.name": s.service_name or "flusso-workflow",
                                 "deployment.environment.name": s.environment})
-    if exporter is None and ep.url:
-        exporter = build_otlp_exporter(ep.url, resolve_headers(api_key, s), s.export_timeout_seconds)
+    warn_deprecated_counts(s)
     shipper = None
-    if exporter is not None:
-        shipper = Shipper(exporter, resource=resource, schedule_delay_millis=s.log_batch_delay_millis,
-                          max_queue_size=s.log_queue_size, client_id=s.client_id)
+    if exporter is not None or ep.url:
+        budget = budget or MemoryBudget(int(s.memory_max_mb * 1024 * 1024))
+        shipper = _build_shipper(s, ep.url, api_key, exporter, budget, resource)
     else:
         _warn_no_endpoint()
     identification = {"client_id": s.client_id, "environment": s.environment,
                       "workflow_version": s.workflow_version, "service_name": s.service_name}
     return Pipeline(settings=s, resource=resource, redactor=redactor, identification=identification,
                     shipper=shipper, endpoint=ep.url, endpoint_source=ep.source)
+
+
+def _build_shipper(s: BridgeSettings, url: str | None, api_key: str | None, exporter: LogRecordExporter | None,
+                   budget: MemoryBudget, resource: Resource) -> Shipper:
+    transport: OtlpTransport | ExporterTransport
+    headers = resolve_headers(api_key, s)
+    if exporter is None:
+        assert url is not None
+        transport = OtlpTransport(build_otlp_exporter(url, headers, s.export_timeout_seconds),
+                                  s.export_timeout_seconds)
+        binding = binding_of(url, headers)
+    else:
+        transport = ExporterTransport(exporter)
+        binding = f"exporter-{id(exporter)}"
+    spool = _open_spool(s, binding) if transport.encodes else None
+    if s.spool_dir and not transport.encodes:
+        logger.warning("otel_bridge: FLUSSO_SPOOL_DIR is ignored with configure(exporter=...): only the OTLP "
+                       "exporter's requests can be spooled")
+    delivery = Delivery(transport, budget=budget, binding=binding, batch_delay_s=s.log_batch_delay_millis / 1000,
+                        max_age_s=s.retry_max_age_s, spool=spool, spool_commit_s=s.spool_fsync_ms / 1000,
+                        max_queued=s.log_queue_size)
+    return Shipper(delivery, encodes=transport.encodes, resource=resource, client_id=s.client_id)
+
+
+def _open_spool(s: BridgeSettings, binding: str) -> Spool | None:
+    """The spool, or None (memory) with one warning when the directory cannot hold one."""
+    if not s.spool_dir:
+        return None
+    try:
+        spool = Spool(s.spool_dir, binding, int(s.spool_max_mb * 1024 * 1024))
+    except SpoolUnavailable as exc:
+        logger.warning("otel_bridge: FLUSSO_SPOOL_DIR unusable (%s); workflow logs are kept in memory", exc)
+        return None
+    if spool.others:
+        logger.warning("otel_bridge: the spool %s holds %d logs for another endpoint or API key; they are left "
+                       "alone (a process configured with that endpoint and key sends them)", spool.directory,
+                       spool.others)
+    if spool.pending:
+        logger.info("otel_bridge: the spool %s holds %d logs from a previous process; sending them",
+                    spool.directory, spool.pending)
+    return spool
+
+
+def warn_deprecated_counts(s: BridgeSettings) -> None:
+    """The count bounds keep working for one version, on top of the byte budget."""
+    for name in DEPRECATED_COUNTS:
+        if getattr(s, name) is not None and name not in warned:
+            warned.add(name)
+            message = (f"FLUSSO_{name.upper()} is deprecated and will be removed in the next "
+                       "version: FLUSSO_MEMORY_MAX_MB bounds spans and logs in bytes")
+            warnings.warn(message, DeprecationWarning, stacklevel=3)
+            logger.warning("otel_bridge: %s", message)
 
 
 def resolve_hash_key(s: BridgeSettings) -> str:

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from config.bridge import BridgeSettings
+from otel_bridge.budget import MemoryBudget
 from otel_bridge.errors import BridgeError, ConfigurationError
 from otel_bridge.pipeline import Pipeline, build_pipeline
 from otel_bridge.processor import BridgeSpanProcessor, Worker
@@ -70,6 +71,10 @@ _host_seen: object = None  # the global provider join_host_provider() last looke
 _join_lock = threading.Lock()
 _lock = threading.Lock()
 _atexit_registered = False
+# One memory budget for the process (worker spans + delivery logs); its limit follows configure().
+_budget = MemoryBudget(32 * 1024 * 1024)
+# What had gone wrong (drops, rejections, incomplete logs) at the previous flush.
+_bad_checkpoint = 0
 
 
 def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = None,
@@ -90,7 +95,8 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
     s = _merge_settings(settings, dict(client_id=client_id, environment=environment,
                                        workflow_version=workflow_version, pii_hash_key=pii_hash_key,
                                        service_name=service_name, **overrides))
-    new = build_pipeline(s, endpoint=endpoint, api_key=api_key, exporter=exporter)
+    _budget.limit = int(s.memory_max_mb * 1024 * 1024)
+    new = build_pipeline(s, endpoint=endpoint, api_key=api_key, exporter=exporter, budget=_budget)
     previous = _swap_in(new)
     if previous is not None:
         _retire(previous, min(_SWAP_TIMEOUT_SECONDS, previous.settings.shutdown_timeout_seconds))
@@ -117,11 +123,12 @@ def _swap_in(new: Pipeline) -> Pipeline | None:
         if worker is not None:
             worker.flush(_SWAP_TIMEOUT_SECONDS)
         else:
-            worker = Worker(_handle_trace)
+            worker = Worker(_handle_trace, budget=_budget)
         worker.apply_limits(**_limits(new.settings))
         tracer, joined = _setup_tracing(new.resource)
         _pipeline = new
         STATE = BridgeState(pipeline=new, tracer=tracer, worker=worker, joined_host_provider=joined)
+        _reset_checkpoint(worker)
         PROCESSOR.worker = worker
         if not _atexit_registered:
             _atexit_registered = True
@@ -135,7 +142,7 @@ def _retire(old: Pipeline, timeout: float) -> None:
     state = STATE
     if state is not None:
         state.worker.flush(timeout)
-    if not old.shutdown(timeout):
+    if not old.shutdown(timeout, successor=_pipeline):
         logger.warning("otel_bridge: the replaced configuration did not deliver all its logs in %.1fs", timeout)
 
 
@@ -185,9 +192,11 @@ def join_host_provider() -> bool:
 
 
 def flush(timeout_seconds: float | None = None) -> bool:
-    """Deliver what is pending (built and exported) within the deadline. True when all of it
-    was exported and no export failed since the previous flush. Never raises; never waits
-    longer than ``timeout_seconds`` (default: FLUSSO_SHUTDOWN_TIMEOUT_SECONDS)."""
+    """Deliver what is pending (built and exported) within the deadline. True only when all
+    of it was acknowledged and nothing was dropped, rejected or left incomplete since the
+    previous flush; otherwise False, with a warning saying what (and what stays spooled).
+    Never raises; never waits longer than ``timeout_seconds`` (default:
+    FLUSSO_SHUTDOWN_TIMEOUT_SECONDS)."""
     state = STATE
     if state is None:
         return True
@@ -195,10 +204,47 @@ def flush(timeout_seconds: float | None = None) -> bool:
     deadline = time.monotonic() + timeout
     try:
         ok = state.worker.flush(timeout)
-        return state.pipeline.flush(max(0.0, deadline - time.monotonic())) and ok
+        ok = state.pipeline.flush(max(0.0, deadline - time.monotonic())) and ok
+        return _truthful(state, ok, "flush")
     except Exception:
         logger.exception("otel_bridge: flush failed")
         return False
+
+
+_BAD_PREFIXES = ("dropped_", "rejected_")
+_BAD_KEYS = ("logs_incomplete", "trace_errors", "encode_errors")
+
+
+def _bad_total(counters: dict[str, int]) -> int:
+    """Everything counted as not delivered whole: drops (spans, traces, logs), rejections by
+    reason, incomplete logs, build errors."""
+    return sum(v for k, v in counters.items()
+               if (k.startswith(_BAD_PREFIXES) and k != "dropped_spans_total") or k in _BAD_KEYS)
+
+
+def _reset_checkpoint(worker: Worker) -> None:
+    """A new pipeline counts from zero; the worker's counters go on."""
+    global _bad_checkpoint
+    _bad_checkpoint = _bad_total(worker.counters())
+
+
+def _truthful(state: BridgeState, delivered: bool, what: str) -> bool:
+    """``delivered`` and nothing went wrong since the previous flush; a warning otherwise."""
+    global _bad_checkpoint
+    counters = state.worker.counters()
+    counters.update(state.pipeline.counters())
+    bad = _bad_total(counters)
+    new_bad, _bad_checkpoint = max(0, bad - _bad_checkpoint), bad
+    if delivered and not new_bad:
+        return True
+    wrong = {k: v for k, v in counters.items()
+             if v and ((k.startswith(_BAD_PREFIXES) and k != "dropped_spans_total") or k in _BAD_KEYS)}
+    left = counters.get("logs_pending", 0)
+    spooled = counters.get("logs_spooled")
+    logger.warning("otel_bridge: %s: NOT all delivered: %d logs not acknowledged yet%s; %d problems since the "
+                   "last flush (totals: %s)", what, left,
+                   f" ({spooled} kept in the spool {state.settings.spool_dir})" if spooled else "", new_bad, wrong)
+    return False
 
 
 def shutdown(timeout_seconds: float | None = None) -> bool:
@@ -215,7 +261,8 @@ def shutdown(timeout_seconds: float | None = None) -> bool:
         try:
             state.worker.stop(timeout)  # builds what is queued, on the current pipeline
             _pipeline = None
-            return state.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+            ok = state.pipeline.shutdown(max(0.1, deadline - time.monotonic()))
+            return _truthful(state, ok, "shutdown")
         except Exception:
             logger.exception("otel_bridge: shutdown failed")
             return False

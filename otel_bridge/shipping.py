@@ -1,27 +1,34 @@
 """Where the workflow log goes and how: a PRIVATE LoggerProvider (the global one is left to
-the host), the OTel batch log processor and the OTLP/HTTP log exporter (protobuf, gzip,
-X-API-Key). Endpoint and key resolution follow docs/client.md."""
+the host) whose one processor hands each record to ``Delivery`` (retries, memory budget,
+spool), which sends through the OTLP/HTTP log exporter (protobuf, gzip, X-API-Key). Endpoint
+and key resolution follow docs/client.md."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from config.bridge import BridgeSettings
 from otel_bridge import attributes as A
 from otel_bridge.assemble import finite
+from otel_bridge.budget import LOG_OVERHEAD_BYTES
+from otel_bridge.delivery import Delivery, Item
+
+if TYPE_CHECKING:
+    from otel_bridge.wire import FlussoLogExporter
 
 logger = logging.getLogger(__name__)
 
@@ -104,61 +111,53 @@ def resolve_headers(explicit_key: str | None, settings: BridgeSettings) -> dict[
     return headers
 
 
-class CountingExporter(LogRecordExporter):
-    """Wraps the real exporter: counts exported logs and failed exports (for stats() and
-    for flush()/shutdown() to say whether everything was delivered). Never raises."""
+class DeliveryProcessor(LogRecordProcessor):
+    """The LoggerProvider's one processor: each emitted record becomes one delivery ``Item``
+    (encoded here, on the worker thread, as a one-record OTLP request)."""
 
-    def __init__(self, inner: LogRecordExporter) -> None:
-        self.inner = inner
-        self.exported = 0
-        self.failures = 0
+    def __init__(self, delivery: Delivery, encodes: bool) -> None:
+        self.delivery = delivery
+        self.encodes = encodes
 
-    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+    def on_emit(self, log_record: Any) -> None:
         try:
-            result = self.inner.export(batch)
+            api_record = copy.copy(log_record.log_record)
+            api_record.context = Context()  # do not hold the emitting context
+            readable = ReadableLogRecord(log_record=api_record, resource=log_record.resource,
+                                         instrumentation_scope=log_record.instrumentation_scope,
+                                         limits=log_record.limits)
+            ended = min(time.time(), api_record.timestamp / 1e9) if api_record.timestamp else time.time()
+            if self.encodes:
+                data = encode_logs([readable]).SerializeToString()
+                item = Item(data, ended, len(data) + LOG_OVERHEAD_BYTES)
+            else:
+                body = api_record.body
+                size = (len(body) if isinstance(body, str | bytes) else 1024) + LOG_OVERHEAD_BYTES
+                item = Item(b"", ended, size, record=readable)
+            self.delivery.submit(item)
         except Exception:
-            logger.exception("otel_bridge: the log exporter raised; %d logs dropped", len(batch))
-            result = LogRecordExportResult.FAILURE
-        if result == LogRecordExportResult.SUCCESS:
-            self.exported += len(batch)
-        else:
-            self.failures += 1
-            logger.warning("otel_bridge: exporting %d workflow logs failed; they are dropped", len(batch))
-        return result
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return self.inner.force_flush(timeout_millis)
-        except Exception:
-            logger.exception("otel_bridge: exporter force_flush failed")
-            return False
+            self.delivery.stats["encode_errors"] += 1
+            logger.exception("otel_bridge: a workflow log could not be encoded; dropped")
 
     def shutdown(self) -> None:
-        try:
-            self.inner.shutdown()
-        except Exception:
-            logger.exception("otel_bridge: exporter shutdown failed")
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.delivery.flush(timeout_millis / 1000)
 
 
 class Shipper:
     """Emits one OTel LogRecord per workflow log. ``emit`` runs on the bridge worker thread:
-    it only serializes and enqueues (the batch processor's thread does the HTTP)."""
+    it only serializes and enqueues (delivery's own thread does the HTTP)."""
 
-    def __init__(self, exporter: LogRecordExporter, *, resource: Resource, schedule_delay_millis: int,
-                 max_queue_size: int, client_id: str | None):
+    def __init__(self, delivery: Delivery, *, encodes: bool, resource: Resource, client_id: str | None):
         self.client_id = client_id
-        self.exporter = CountingExporter(exporter)
-        self._failures_checkpoint = 0
-        self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        self.processor = BatchLogRecordProcessor(
-            self.exporter,
-            schedule_delay_millis=schedule_delay_millis,
-            max_queue_size=max_queue_size,
-            max_export_batch_size=min(512, max_queue_size),
-        )
-        self.provider.add_log_record_processor(self.processor)
-        self._logger = self.provider.get_logger("otel_bridge", "0.1.0")
+        self.delivery = delivery
         self.emitted = 0
+        self.incomplete = 0  # logs built with complete: false (spans dropped)
+        self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.provider.add_log_record_processor(DeliveryProcessor(delivery, encodes))
+        self._logger = self.provider.get_logger("otel_bridge", "0.1.0")
 
     def emit(self, log: dict[str, Any], root: Any) -> None:
         body = dumps_log(log)
@@ -188,47 +187,27 @@ class Shipper:
         self.emitted += 1
 
     def force_flush(self, timeout_seconds: float) -> bool:
-        """Export what is queued. False if the deadline passed first (a black-holed collector
-        keeps the export thread busy; we never wait past the deadline) or if an export
-        failed since the previous flush."""
-        return _run_with_deadline(self.processor.force_flush, timeout_seconds, "flush") and self._no_new_failures()
+        """Deliver what is pending; False if the deadline passed first (what is left is kept:
+        retried later, or in the spool)."""
+        return self.delivery.flush(timeout_seconds)
 
-    def shutdown(self, timeout_seconds: float) -> bool:
-        # The SDK's shutdown has no deadline of its own (it waits on a busy export): ours does.
-        return _run_with_deadline(self.processor.shutdown, timeout_seconds, "shutdown") and self._no_new_failures()
+    def shutdown(self, timeout_seconds: float, successor: Delivery | None = None) -> bool:
+        """Flush within the deadline, then stop; True when nothing was left undelivered."""
+        return self.delivery.close(timeout_seconds, successor) == 0
 
-    def _no_new_failures(self) -> bool:
-        failures = self.exporter.failures
-        ok = failures == self._failures_checkpoint
-        self._failures_checkpoint = failures
-        return ok
-
-
-def _run_with_deadline(fn: Callable[[], object], timeout_seconds: float, what: str) -> bool:
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            fn()
-        except Exception:
-            logger.exception("otel_bridge: log exporter %s failed", what)
-        finally:
-            done.set()
-
-    try:
-        threading.Thread(target=target, name=f"otel-bridge-{what}", daemon=True).start()
-    except RuntimeError:  # interpreter shutting down: no new threads; do it inline
-        target()
-    ok = done.wait(max(0.0, timeout_seconds))
-    if not ok:
-        logger.warning("otel_bridge: log exporter %s did not finish within %.1fs; pending logs may be lost",
-                       what, timeout_seconds)
-    return ok
+    def counters(self) -> dict[str, int]:
+        out = self.delivery.counters()
+        out["logs_emitted"] = self.emitted
+        out["logs_incomplete"] = self.incomplete
+        out.setdefault("logs_exported", 0)
+        out.setdefault("export_failures", 0)
+        return out
 
 
-def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float) -> LogRecordExporter:
+def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float) -> FlussoLogExporter:
     from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    return OTLPLogExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout_seconds,
-                           compression=Compression.Gzip)
+    from otel_bridge.wire import FlussoLogExporter
+
+    return FlussoLogExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout_seconds,
+                             compression=Compression.Gzip)

@@ -88,7 +88,7 @@ def db_dsn(pg_server_dsn, template_dsn):
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 running the whole app in a background thread."""
 
-    def __init__(self, dsn: str, settings=None):
+    def __init__(self, dsn: str, settings=None, port: int | None = None):
         import socket
         import threading
 
@@ -100,7 +100,7 @@ class LiveServer:
         self.settings = settings or ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+            self.port = port or sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="on")
