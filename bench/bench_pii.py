@@ -14,7 +14,8 @@ Budgets (exit status 1 if one is missed):
 
 ``--quick`` (the smoke test, run while other tests load the machine) takes fewer repeats and
 checks looser smoke bounds: 10x the adversarial budget (50 ms: a loaded CI machine measured
-33 ms; still below every old stall, the least of which was ~90 ms) and 2x the baseline on prose. The budgets above are the full run's.
+33 ms; still below every old stall, the least of which was ~90 ms) and 2x the baseline on
+prose. The budgets above are the full run's.
 
 Results: docs/benchmarks.md, "PII detectors".
 """
