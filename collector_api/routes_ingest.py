@@ -71,7 +71,7 @@ async def _decode_and_store(request: Request, state: CollectorState, tenant: str
                             mtype: str) -> tuple[int, list, list[Rejected]]:
     """(records received, stored logs, rejections sorted by record index) of one OTLP request."""
     limit = state.settings.flusso_max_body_bytes
-    raw, encoding = await read_wire(request, limit)  # waits for its turn still compressed
+    raw, encoding = await read_wire(request, limit, state.settings.flusso_body_timeout_seconds)  # still compressed
     async with state.work_slots:
         try:
             async with state.decode_slot:
@@ -117,7 +117,7 @@ async def export_logs(request: Request, state: State, key: IngestKey) -> Respons
 
 
 async def _store_legacy(request: Request, state: CollectorState, tenant: str) -> StoredLog:
-    body = await read_body(request, state.settings.flusso_max_body_bytes)
+    body = await read_body(request, state.settings.flusso_max_body_bytes, state.settings.flusso_body_timeout_seconds)
     state.metrics.received.labels("legacy").inc()
     try:
         document = parse_legacy_json(body)

@@ -27,6 +27,15 @@ class ServerSettings(BaseSettings):
     flusso_max_inflight_requests: int = Field(
         default=64, ge=1, description="Ingest requests processed at once; beyond it the collector answers 503."
     )
+    flusso_max_inflight_per_tenant: int = Field(
+        default=16, ge=1,
+        description="Ingest requests of ONE tenant in flight at once (of FLUSSO_MAX_INFLIGHT_REQUESTS);"
+                    " beyond it that tenant gets 503 + Retry-After while the others go on.",
+    )
+    flusso_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Time to receive a whole ingest request body; a body still incomplete after it: 408.",
+    )
     flusso_ingest_concurrency: int = Field(
         default=4, ge=1, le=64,
         description="Requests in the decode+store stage at once (one decodes, the others are written; the rest"
