@@ -5,8 +5,9 @@ Values resolve explicit argument -> environment variable -> `.env` file -> defau
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,8 +57,25 @@ class ServerSettings(BaseSettings):
         default=None,
         description="Secret that signs viewer session cookies. When unset, one is generated and kept in the data dir.",
     )
-    flusso_cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (set behind HTTPS).")
-    flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per IP and per email.")
+    flusso_cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Mark session cookies Secure: auto = when the request came over HTTPS (directly, or as"
+                    " X-Forwarded-Proto from a proxy in FLUSSO_FORWARDED_ALLOW_IPS); true; false.",
+    )
+    flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per client IP.")
+    flusso_login_delay_max_seconds: float = Field(
+        default=8.0, ge=0, le=300,
+        description="Cap of the growing per-account delay after repeated failed sign-ins (a delay, never a lock-out).",
+    )
+    flusso_login_verify_concurrency: int = Field(
+        default=2, ge=1, le=64,
+        description="Password checks (argon2, ~64 MiB each) run at once, off the event loop; 32 more may wait,"
+                    " beyond that sign-in answers 503.",
+    )
+    flusso_max_form_bytes: int = Field(
+        default=64 * 1024, ge=1024,
+        description="Body limit of the viewer's own POSTs (sign-in form): 413 from Content-Length before reading.",
+    )
     flusso_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Lifetime of a viewer session; after it the user signs in again."
     )
@@ -76,3 +94,10 @@ class ServerSettings(BaseSettings):
     flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
     flusso_bootstrap_admin_password: str | None = Field(default=None,
                                                      description="Its password (stored argon2-hashed).")
+
+    @field_validator("flusso_cookie_secure", mode="before")
+    @classmethod
+    def _cookie_secure_words(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value.strip().lower() if isinstance(value, str) else value

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.server import ServerSettings
 
-from .auth import LoginLimiter, SessionCodec
+from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec
 from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
@@ -37,6 +37,8 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
         pool=pool, settings=settings,
         codec=SessionCodec(secret, settings.flusso_session_hours * 3600),
         limiter=LoginLimiter(settings.flusso_login_attempts_per_minute),
+        verifier=PasswordVerifier(settings.flusso_login_verify_concurrency),
+        failures=FailureDelay(max_s=settings.flusso_login_delay_max_seconds),
         env=create_environment(),
     )
     app.add_middleware(SecurityHeaders)
