@@ -1,6 +1,8 @@
 """Liveness, readiness and the collector's Prometheus metrics."""
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -9,6 +11,7 @@ from .deps import State, metrics_access
 from .routing import CollectorRoute
 from .store.health import check_database
 
+logger = logging.getLogger(__name__)
 router = APIRouter(route_class=CollectorRoute)
 
 
@@ -21,7 +24,11 @@ async def get_healthz() -> dict:
 async def get_readyz(state: State) -> JSONResponse:
     problem = await check_database(state.pool)
     if problem:
-        return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503,
+        # Anonymous callers learn only what to do; the database's own words (host names, roles,
+        # error texts) go to the log.
+        logger.warning("/readyz: %s", problem)
+        public = problem if problem.startswith(("schema lacks", "database not migrated")) else "database unavailable"
+        return JSONResponse({"status": "unavailable", "reason": public}, status_code=503,
                             headers={"Retry-After": str(state.settings.flusso_retry_after_seconds)})
     return JSONResponse({"status": "ready"})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,10 +50,10 @@ class ServerSettings(BaseSettings):
         default=None,
         description="Proxies whose X-Forwarded-For/-Proto are trusted (e.g. 127.0.0.1); unset: none.",
     )
-    flusso_metrics_token: str | None = Field(
+    flusso_metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; without it /metrics answers only loopback clients."
     )
-    flusso_session_secret: str | None = Field(
+    flusso_session_secret: SecretStr | None = Field(
         default=None,
         description="Secret that signs viewer session cookies. When unset, one is generated and kept in the data dir.",
     )
@@ -88,11 +88,11 @@ class ServerSettings(BaseSettings):
         default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
     )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
-    flusso_bootstrap_api_key: str | None = Field(
+    flusso_bootstrap_api_key: SecretStr | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."
     )
     flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
-    flusso_bootstrap_admin_password: str | None = Field(default=None,
+    flusso_bootstrap_admin_password: SecretStr | None = Field(default=None,
                                                      description="Its password (stored argon2-hashed).")
 
     @field_validator("flusso_cookie_secure", mode="before")

@@ -29,7 +29,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings) -> None:
     """Add the viewer's routes, static files, security headers and 404 page to `app`."""
-    secret = settings.flusso_session_secret
+    secret = settings.flusso_session_secret.get_secret_value() if settings.flusso_session_secret else None
     if not secret:
         secret = secrets.token_urlsafe(32)
         logger.warning("FLUSSO_SESSION_SECRET is unset: sessions end when this process stops")
