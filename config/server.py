@@ -68,7 +68,7 @@ class ServerSettings(BaseSettings):
         description="Cap of the growing per-account delay after repeated failed sign-ins (a delay, never a lock-out).",
     )
     flusso_login_verify_concurrency: int = Field(
-        default=2, ge=1, le=64,
+        default=1, ge=1, le=64,
         description="Password checks (argon2, ~64 MiB each) run at once, off the event loop; 32 more may wait,"
                     " beyond that sign-in answers 503.",
     )

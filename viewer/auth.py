@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import secrets
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -50,6 +53,15 @@ def verify_login(password_hash: str | None, password: str) -> bool:
     return verify_password(password_hash, password)
 
 
+def _lower_priority() -> None:
+    """Password-check threads (and the lane threads argon2 starts from them) yield the CPU to
+    ingest and PostgreSQL: a login flood slows sign-ins, not the collector."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
+    except (AttributeError, OSError):  # other platforms: no per-thread priority
+        pass
+
+
 class VerifierBusy(Exception):
     """Too many sign-ins are waiting for a password check: the caller answers 503."""
 
@@ -63,6 +75,7 @@ class PasswordVerifier:
         self._slots = asyncio.Semaphore(concurrency)
         self.max_waiting = max_waiting
         self.waiting = 0
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2", initializer=_lower_priority)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         if self.waiting >= self.max_waiting:
@@ -70,7 +83,8 @@ class PasswordVerifier:
         self.waiting += 1
         try:
             async with self._slots:
-                return await asyncio.to_thread(verify_login, password_hash, password)
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._threads, verify_login, password_hash, password)
         finally:
             self.waiting -= 1
 

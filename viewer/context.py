@@ -18,7 +18,7 @@ class ViewerContext:
     codec: SessionCodec
     limiter: LoginLimiter
     env: object  # jinja2.Environment
-    verifier: PasswordVerifier = field(default_factory=lambda: PasswordVerifier(2))
+    verifier: PasswordVerifier = field(default_factory=lambda: PasswordVerifier(1))
     failures: FailureDelay = field(default_factory=FailureDelay)
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
 
