@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .deps import State, metrics_access
+from .openapi_docs import error_responses
 from .routing import CollectorRoute
 from .store.health import check_database
 
@@ -20,7 +21,13 @@ async def get_healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated")
+_READY = {"type": "object", "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}
+
+
+@router.get("/readyz", summary="The database is reachable and migrated",
+            responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READY}}},
+                       503: {"description": "Database unavailable or not migrated; see Retry-After",
+                             "content": {"application/json": {"schema": _READY}}}})
 async def get_readyz(state: State) -> JSONResponse:
     problem = await check_database(state.pool)
     if problem:
@@ -34,6 +41,8 @@ async def get_readyz(state: State) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics (metrics token, or loopback when none is set)",
-            dependencies=[Depends(metrics_access)])
+            dependencies=[Depends(metrics_access)],
+            responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+                       **error_responses(401, 403)})
 async def get_metrics(state: State) -> Response:
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from .decode import DecodeError, iter_records, parse_legacy_json, parse_otlp_jso
 from .deps import IngestKey, State
 from .errors import CollectorError, Unavailable, UnsupportedMedia
 from .ingest import Rejected, prepare_row_safely
+from .openapi_docs import LEGACY_OK, OTLP_BODY, OTLP_OK, error_responses, legacy_body
 from .routing import JSON, PROTOBUF, CollectorRoute, OtlpRoute, media_type
 from .state import CollectorState
 from .store.db import StoreUnavailable
@@ -103,7 +104,8 @@ def _export_response(total: int, rejected: list[Rejected], mtype: str) -> Respon
     return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
 
 
-@otlp_router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
+@otlp_router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)", openapi_extra=OTLP_BODY,
+                  responses={**OTLP_OK, **error_responses(400, 401, 408, 413, 415, 429, 503, otlp=True)})
 async def export_logs(request: Request, state: State, key: IngestKey) -> Response:
     mtype = media_type(request)
     if mtype not in (PROTOBUF, JSON):
@@ -138,7 +140,9 @@ async def _store_legacy(request: Request, state: CollectorState, tenant: str) ->
     return stored[0]
 
 
-@legacy_router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
+@legacy_router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)",
+                    openapi_extra=legacy_body(),
+                    responses={**LEGACY_OK, **error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503)})
 async def post_legacy_log(request: Request, state: State, key: IngestKey) -> JSONResponse:
     mtype = media_type(request)
     if mtype not in (JSON, ""):

@@ -17,7 +17,12 @@ from .tickets import build_ticket_list, export_csv, export_json, row_json
 
 router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
 Q = Annotated[str | None, Query()]
-_AUTH_DOC = {401: {"description": "No session and no valid read-scope API key"}}
+_DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}},
+                                            "required": ["detail"]}}}
+_AUTH_DOC = {400: {"description": "A bad parameter (named in `detail`)", "content": _DETAIL},
+             401: {"description": "No session and no valid read-scope API key", "content": _DETAIL},
+             503: {"description": "The database is unavailable", "content": _DETAIL}}
+_CSV_DOC = {200: {"description": "The rows as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
 def _json(data, status: int = 200) -> Response:
@@ -51,7 +56,7 @@ async def get_api_tickets(request: Request, ctx: Context, principal: ApiPrincipa
 
 
 @router.get("/tickets/export.csv", summary="Export the filtered tickets as CSV", description=_FILTER_DOC,
-            dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
+            dependencies=[Depends(_ticket_params)], responses={**_CSV_DOC, **_AUTH_DOC})
 async def get_api_tickets_csv(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
     return export_csv(ctx, principal, request.query_params)
 
@@ -63,7 +68,7 @@ async def get_api_tickets_json(request: Request, ctx: Context, principal: ApiPri
 
 
 @router.get("/tickets/{log_id}", summary="One ticket: its row and its full workflow log",
-            responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's"}})
+            responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's", "content": _DETAIL}})
 async def get_api_ticket(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
     row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
     return _json({"ticket": row_json(row), "log": row["log_data"]})
