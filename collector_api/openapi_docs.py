@@ -73,4 +73,7 @@ LEGACY_OK = {200: {"description": "Stored, or a duplicate of a log stored before
                    "content": {"application/json": {"schema": {"type": "object", "properties": {
                        "status": {"enum": ["stored", "duplicate"]}, "id": {"type": "integer"},
                        "trace_id": {"type": "string"}, "duplicate": {"type": "boolean"}},
-                       "required": ["status", "id", "trace_id", "duplicate"]}}}}}
+                       "required": ["status", "id", "trace_id", "duplicate"]}}},
+                   "links": {"ReadTheStoredLog": {  # a stateful fuzz run follows it
+                       "operationRef": "#/paths/~1api~1v1~1tickets~1{log_id}/get",
+                       "parameters": {"log_id": "$response.body#/id"}}}}}

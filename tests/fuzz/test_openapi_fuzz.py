@@ -77,3 +77,23 @@ def test_every_operation_with_keys(case, fuzz_server):
 @FUZZ_SETTINGS
 def test_every_operation_with_a_provider_session(case, fuzz_server):
     _run(case, fuzz_server, 1)
+
+
+def test_stateful_ingest_then_read(fuzz_server):
+    """Sequences along the schema's links (a stored log -> its ticket; a ticket page -> its first
+    ticket), with the same checks on every step."""
+    from hypothesis import settings as hsettings
+
+    server, creds = fuzz_server
+
+    class Machine(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            headers, cookies = _credentials(case, creds, 0)
+            return {"base_url": server.url, "headers": headers, "cookies": cookies, "timeout": 30}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            _note_case()
+            case.validate_response(response, checks=CHECKS)
+
+    Machine.run(settings=hsettings(max_examples=max(5, EXAMPLES // 2), stateful_step_count=4, deadline=None,
+                                   derandomize=True, database=None, suppress_health_check=list(HealthCheck)))

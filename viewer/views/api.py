@@ -22,6 +22,10 @@ _DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"det
 _AUTH_DOC = {400: {"description": "A bad parameter (named in `detail`)", "content": _DETAIL},
              401: {"description": "No session and no valid read-scope API key", "content": _DETAIL},
              503: {"description": "The database is unavailable", "content": _DETAIL}}
+_LIST_DOC = {200: {"description": "One page of tickets",
+                   "content": {"application/json": {"schema": {"type": "object"}}},
+                  "links": {"OpenTheFirstTicket": {"operationRef": "#/paths/~1api~1v1~1tickets~1{log_id}/get",
+                                                   "parameters": {"log_id": "$response.body#/tickets/0/id"}}}}}
 _CSV_DOC = {200: {"description": "The rows as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
@@ -47,7 +51,8 @@ _FILTER_DOC = (
 
 @router.get("/tickets", summary="Search tickets (keyset pages)", dependencies=[Depends(_ticket_params)],
             description=_FILTER_DOC + " Pages: `limit` (1-500, default 50), `after` = the previous page's"
-            " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).", responses=_AUTH_DOC)
+            " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).",
+            responses={**_LIST_DOC, **_AUTH_DOC})
 async def get_api_tickets(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
     query = parse_ticket_query(request.query_params, principal)
     data = await build_ticket_list(ctx, principal, query)
