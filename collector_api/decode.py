@@ -23,6 +23,9 @@ EVENT_NAME = "flusso.workflow_log"
 # bridge builds nests ~20 levels at most (record.* payloads are cut at 16); deeper documents
 # would reach recursion limits in validation, storage or the viewer.
 MAX_NESTING = 64
+# An OTLP/JSON request wraps the log in its envelope: ~7 JSON levels around a JSON-string body, 4
+# per level of a kvlist body. Deeper requests are refused before anything walks them.
+MAX_ENVELOPE_NESTING = 4 * MAX_NESTING + 16
 
 
 class DecodeError(Exception):
@@ -109,6 +112,9 @@ def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
         raise DecodeError(_not_json(exc)) from None
     if not isinstance(data, dict):
         raise DecodeError("body must be a JSON object (an ExportLogsServiceRequest)")
+    if nesting_error(data, MAX_ENVELOPE_NESTING):
+        raise DecodeError(f"the OTLP/JSON request is nested deeper than {MAX_ENVELOPE_NESTING} levels (room for a"
+                          f" workflow log at the limit of {MAX_NESTING} levels)")
     _hex_ids_to_base64(data)
     request = ExportLogsServiceRequest()
     try:

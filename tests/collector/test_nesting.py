@@ -124,3 +124,14 @@ def test_beyond_the_limit_is_400_naming_it(client, acme_key, endpoint, levels):
 def test_kvlist_body_below_protobufs_own_cap_is_stored(client, acme_key):
     _, r = _post(client, acme_key, "otlp-kvlist", 30)
     assert r.status_code == 200, r.content[:300]
+
+
+@pytest.mark.parametrize("levels", [1020, 5000])
+def test_a_deep_otlp_json_envelope_is_400_not_500(client, acme_key, levels):
+    """The request itself ~1,000 levels deep (not the log inside it): it used to reach Python's
+    recursion limit while its ids were converted, a 500."""
+    body = ('{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": ' + '{"a":' * levels + "1"
+            + "}" * levels + "}]}]}]}").encode()
+    r = client.post("/v1/logs", content=body, headers={"Content-Type": "application/json", "X-API-Key": acme_key})
+    assert r.status_code == 400, r.content[:300]
+    assert LIMIT_TEXT in json.loads(r.content)["message"]
