@@ -3,7 +3,7 @@ and collector routes) and sends them to a live server on 127.0.0.1 with real Pos
 ingest key, read key and provider session. Every answer must be < 500 and match the schema
 (status code, content type, body). A stateful run follows the schema's links.
 
-Short mode (`make test`): FLUSSO_FUZZ_EXAMPLES (default 25) cases per operation and auth.
+Short mode (`make test`): FLUSSO_FUZZ_EXAMPLES (default 10) cases per operation and auth.
 Long mode: bench/fuzz_api.py (>= 10,000 cases, figures in docs/benchmarks.md)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = int(os.environ.get("FLUSSO_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("FLUSSO_FUZZ_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 COUNT_FILE = os.environ.get("FLUSSO_FUZZ_COUNT_FILE")  # the long-mode script counts cases here
 
