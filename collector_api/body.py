@@ -1,10 +1,12 @@
 """Reading a request body within a size limit, on the wire and after decompression."""
 from __future__ import annotations
 
+import asyncio
+
 from isal import isal_zlib
 from starlette.requests import Request
 
-from .errors import CollectorError, PayloadTooLarge, UnsupportedMedia
+from .errors import CollectorError, PayloadTooLarge, RequestTimeout, UnsupportedMedia
 
 ENCODINGS = ("gzip", "deflate", "identity", "")
 
@@ -28,19 +30,26 @@ def content_encoding(request: Request) -> str:
     return encoding
 
 
-async def read_wire(request: Request, limit: int) -> tuple[bytes, str]:
-    """The body as sent (still compressed) and its encoding; 413 once the wire bytes pass `limit`.
+async def read_wire(request: Request, limit: int, timeout_s: float | None = None) -> tuple[bytes, str]:
+    """The body as sent (still compressed) and its encoding; 413 once the wire bytes pass `limit`,
+    408 when the whole body has not arrived within `timeout_s` (a stalled upload must not hold
+    its admission slot: FLUSSO_BODY_TIMEOUT_SECONDS).
 
     Ingest requests wait for their turn holding only this, a fraction of the inflated size; they
     are inflated when their turn comes (`inflate`). Sizes: docs/benchmarks-ingest.md."""
     encoding = content_encoding(request)
     check_declared_size(request, limit)
     wire, parts = 0, []
-    async for chunk in request.stream():
-        wire += len(chunk)
-        if wire > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                wire += len(chunk)
+                if wire > limit:
+                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s ({wire} bytes received)"
+                             ) from None
     return b"".join(parts), encoding
 
 
@@ -81,7 +90,7 @@ def inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The decompressed body, within `limit` on the wire and after decompression."""
-    raw, encoding = await read_wire(request, limit)
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The decompressed body, within `limit` on the wire and after decompression, and `timeout_s`."""
+    raw, encoding = await read_wire(request, limit, timeout_s)
     return inflate(raw, encoding, limit)

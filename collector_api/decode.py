@@ -19,7 +19,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 EVENT_NAME = "flusso.workflow_log"
-MAX_KVLIST_DEPTH = 64
+# One nesting limit for a workflow log on both ingest endpoints (docs/collector.md): a log the
+# bridge builds nests ~20 levels at most (record.* payloads are cut at 16); deeper documents
+# would reach recursion limits in validation, storage or the viewer.
+MAX_NESTING = 64
+# An OTLP/JSON request wraps the log in its envelope: ~7 JSON levels around a JSON-string body, 4
+# per level of a kvlist body. Deeper requests are refused before anything walks them.
+MAX_ENVELOPE_NESTING = 4 * MAX_NESTING + 16
 
 
 class DecodeError(Exception):
@@ -49,6 +55,28 @@ def loads_lenient(text: str | bytes) -> tuple[object, bool]:
             return json.loads(text, parse_constant=lambda _: None), False
         except (ValueError, RecursionError):
             raise first from None
+
+
+def _not_json(exc: Exception) -> str:
+    """Why a JSON text was refused; orjson's own depth limit (1024) is reported as ours."""
+    if "depth limit" in str(exc) or isinstance(exc, RecursionError):
+        return f"the workflow log is nested deeper than the limit of {MAX_NESTING} levels"
+    return f"body is not valid JSON: {exc}"
+
+
+def nesting_error(value: object, limit: int = MAX_NESTING) -> str | None:
+    """None when `value` nests at most `limit` levels of objects/arrays, else the message.
+    Iterative: a hostile depth costs no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return f"the workflow log is nested deeper than the limit of {limit} levels"
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:  # type: ignore[union-attr]
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return None
 
 
 def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
@@ -81,9 +109,12 @@ def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
+        raise DecodeError(_not_json(exc)) from None
     if not isinstance(data, dict):
         raise DecodeError("body must be a JSON object (an ExportLogsServiceRequest)")
+    if nesting_error(data, MAX_ENVELOPE_NESTING):
+        raise DecodeError(f"the OTLP/JSON request is nested deeper than {MAX_ENVELOPE_NESTING} levels (room for a"
+                          f" workflow log at the limit of {MAX_NESTING} levels)")
     _hex_ids_to_base64(data)
     request = ExportLogsServiceRequest()
     try:
@@ -94,9 +125,10 @@ def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
 
 
 def any_value_to_python(value: AnyValue, depth: int = 0) -> Any:
-    if depth > MAX_KVLIST_DEPTH:
-        raise ValueError(f"value nested deeper than {MAX_KVLIST_DEPTH} levels")
+    """The Python value of an AnyValue; `depth` arrays/kvlists enclose it (at most MAX_NESTING)."""
     kind = value.WhichOneof("value")
+    if depth >= MAX_NESTING and kind in ("array_value", "kvlist_value"):
+        raise ValueError(f"the workflow log is nested deeper than the limit of {MAX_NESTING} levels")
     if kind == "string_value":
         return value.string_value
     if kind == "bool_value":
@@ -152,10 +184,15 @@ def _decode_record(index: int, record) -> RawRecord:
             document = any_value_to_python(record.body)
         else:
             return RawRecord(index, None, trace_id, f"body must be a JSON string or a kvlist, got {kind or 'nothing'}")
-    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
-        return RawRecord(index, None, trace_id, f"body is not valid JSON: {exc}")
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        return RawRecord(index, None, trace_id, _not_json(exc))
+    except ValueError as exc:  # a kvlist nested beyond MAX_NESTING
+        return RawRecord(index, None, trace_id, str(exc))
     if not isinstance(document, dict):
         return RawRecord(index, None, trace_id, "body must be a JSON object")
+    too_deep = nesting_error(document) if text is not None else None  # a kvlist was bounded while read
+    if too_deep:
+        return RawRecord(index, None, trace_id, too_deep)
     may_hold_nul = text is None or not strict or "\\u0000" in text
     return RawRecord(index, document, trace_id, may_hold_nul=may_hold_nul, text=None if may_hold_nul else text)
 
@@ -164,7 +201,10 @@ def parse_legacy_json(body: bytes) -> dict:
     try:
         document, _ = loads_lenient(body)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
+        raise DecodeError(_not_json(exc)) from None
     if not isinstance(document, dict):
         raise DecodeError("body must be one workflow-log JSON object")
+    too_deep = nesting_error(document)
+    if too_deep:
+        raise DecodeError(too_deep)
     return document

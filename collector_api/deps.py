@@ -65,7 +65,7 @@ def _is_loopback(request: Request) -> bool:
 
 def metrics_access(request: Request, state: State) -> None:
     """/metrics: the metrics token as `Authorization: Bearer`, or a loopback peer when no token is set."""
-    token = state.settings.flusso_metrics_token
+    token = state.settings.flusso_metrics_token.get_secret_value() if state.settings.flusso_metrics_token else None
     if token:
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(presented.encode(), token.encode()):

@@ -31,3 +31,7 @@ class Unavailable(CollectorError):
 
 class TooManyRequests(CollectorError):
     status = 429
+
+
+class RequestTimeout(CollectorError):
+    status = 408

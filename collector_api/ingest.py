@@ -12,7 +12,7 @@ import orjson
 
 from .derived import derived_json
 from .store.rows import LogRow
-from .timestamps import parse_executed_at
+from .timestamps import out_of_bounds, parse_executed_at
 from .validate import schema_error
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,10 @@ def prepare_row(index: int, document: dict, tenant: str, record_trace_id: str | 
     except (ValueError, TypeError, OverflowError):  # year 1 at +05:00 overflows in UTC
         return Rejected(index, f"ticket_info.executed_at {str(info['executed_at'])[:40]!r}"
                                " is not an ISO 8601 date-time")
+    too_far = out_of_bounds(executed_at)
+    if too_far:
+        return Rejected(index, f"ticket_info.executed_at {info['executed_at'][:40]!r} {too_far}"
+                               " (accepted: 2000-01-01 to now + 1 day)")
     settled = _settle_trace_id(document, record_trace_id, tenant, legacy_key, legacy)
     if settled is None:
         return Rejected(index, "trace_id must be 32 lowercase hex characters (in the body or on the log record)")

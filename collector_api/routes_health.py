@@ -1,14 +1,18 @@
 """Liveness, readiness and the collector's Prometheus metrics."""
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .deps import State, metrics_access
+from .openapi_docs import error_responses
 from .routing import CollectorRoute
 from .store.health import check_database
 
+logger = logging.getLogger(__name__)
 router = APIRouter(route_class=CollectorRoute)
 
 
@@ -17,7 +21,13 @@ async def get_healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated, and the process is not draining")
+_READY = {"type": "object", "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}
+
+
+@router.get("/readyz", summary="The database is reachable and migrated, and the process is not draining",
+            responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READY}}},
+                       503: {"description": "Draining after SIGTERM, or the database unavailable or not migrated;"
+                             " see Retry-After", "content": {"application/json": {"schema": _READY}}}})
 async def get_readyz(request: Request, state: State) -> JSONResponse:
     retry = {"Retry-After": str(state.settings.flusso_retry_after_seconds)}
     drain = getattr(request.app.state, "drain", None)
@@ -26,11 +36,17 @@ async def get_readyz(request: Request, state: State) -> JSONResponse:
                             headers=retry)
     problem = await check_database(state.pool)
     if problem:
-        return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503, headers=retry)
+        # Anonymous callers learn only what to do; the database's own words (host names, roles,
+        # error texts) go to the log.
+        logger.warning("/readyz: %s", problem)
+        public = problem if problem.startswith(("schema lacks", "database not migrated")) else "database unavailable"
+        return JSONResponse({"status": "unavailable", "reason": public}, status_code=503, headers=retry)
     return JSONResponse({"status": "ready"})
 
 
 @router.get("/metrics", summary="Prometheus metrics (metrics token, or loopback when none is set)",
-            dependencies=[Depends(metrics_access)])
+            dependencies=[Depends(metrics_access)],
+            responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+                       **error_responses(401, 403)})
 async def get_metrics(state: State) -> Response:
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

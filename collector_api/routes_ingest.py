@@ -15,6 +15,7 @@ from .deps import IngestKey, State
 from .drain import refuse_when_draining
 from .errors import CollectorError, Unavailable, UnsupportedMedia
 from .ingest import Rejected, prepare_row_safely
+from .openapi_docs import LEGACY_OK, OTLP_BODY, OTLP_OK, error_responses, legacy_body
 from .routing import JSON, PROTOBUF, CollectorRoute, OtlpRoute, media_type
 from .state import CollectorState
 from .store.db import StoreUnavailable
@@ -74,7 +75,7 @@ async def _decode_and_store(request: Request, state: CollectorState, tenant: str
                             mtype: str) -> tuple[int, list, list[Rejected]]:
     """(records received, stored logs, rejections sorted by record index) of one OTLP request."""
     limit = state.settings.flusso_max_body_bytes
-    raw, encoding = await read_wire(request, limit)  # waits for its turn still compressed
+    raw, encoding = await read_wire(request, limit, state.settings.flusso_body_timeout_seconds)  # still compressed
     async with state.work_slots:
         try:
             async with state.decode_slot:
@@ -106,7 +107,8 @@ def _export_response(total: int, rejected: list[Rejected], mtype: str) -> Respon
     return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
 
 
-@otlp_router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
+@otlp_router.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)", openapi_extra=OTLP_BODY,
+                  responses={**OTLP_OK, **error_responses(400, 401, 408, 413, 415, 429, 503, otlp=True)})
 async def export_logs(request: Request, state: State, key: IngestKey) -> Response:
     mtype = media_type(request)
     if mtype not in (PROTOBUF, JSON):
@@ -120,7 +122,7 @@ async def export_logs(request: Request, state: State, key: IngestKey) -> Respons
 
 
 async def _store_legacy(request: Request, state: CollectorState, tenant: str) -> StoredLog:
-    body = await read_body(request, state.settings.flusso_max_body_bytes)
+    body = await read_body(request, state.settings.flusso_max_body_bytes, state.settings.flusso_body_timeout_seconds)
     state.metrics.received.labels("legacy").inc()
     try:
         document = parse_legacy_json(body)
@@ -141,7 +143,9 @@ async def _store_legacy(request: Request, state: CollectorState, tenant: str) ->
     return stored[0]
 
 
-@legacy_router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)")
+@legacy_router.post("/api/v1/logs", summary="Legacy: one workflow-log JSON document (the seed's shipper)",
+                    openapi_extra=legacy_body(),
+                    responses={**LEGACY_OK, **error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503)})
 async def post_legacy_log(request: Request, state: State, key: IngestKey) -> JSONResponse:
     mtype = media_type(request)
     if mtype not in (JSON, ""):

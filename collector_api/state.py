@@ -43,6 +43,7 @@ class CollectorState:
     metrics: CollectorMetrics = field(default_factory=CollectorMetrics.create)
     inflight: int = 0
     limiter: TenantRateLimiter | None = None
+    tenant_inflight: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
@@ -56,14 +57,37 @@ class CollectorState:
 
     @asynccontextmanager
     async def admitted(self, tenant: str) -> AsyncIterator[None]:
-        """One ingest request of `tenant` inside: 429 over the tenant's rate, 503 at the in-flight
-        bound, and its slot released however the request ends."""
+        """One ingest request of `tenant` inside: 429 over the tenant's rate, 503 at the tenant's
+        in-flight bound or the global one, and its slots released however the request ends."""
         self.limiter.check(tenant, self.settings.flusso_retry_after_seconds)
-        self.admit()
+        self._admit_tenant(tenant)
+        try:
+            self.admit()
+        except BaseException:
+            self._release_tenant(tenant)
+            raise
         try:
             yield
         finally:
             self.release()
+            self._release_tenant(tenant)
+
+    def _admit_tenant(self, tenant: str) -> None:
+        """One tenant holds at most FLUSSO_MAX_INFLIGHT_PER_TENANT of the global slots: slow or
+        stalled uploads of one tenant cannot take them all."""
+        held = self.tenant_inflight.get(tenant, 0)
+        if held >= self.settings.flusso_max_inflight_per_tenant:
+            self.metrics.rejected.labels("tenant_overloaded", tenant).inc()
+            raise Unavailable(f"tenant {tenant} is at its limit of {held} ingest requests in flight; retry later",
+                              retry_after=self.settings.flusso_retry_after_seconds)
+        self.tenant_inflight[tenant] = held + 1
+
+    def _release_tenant(self, tenant: str) -> None:
+        held = self.tenant_inflight.get(tenant, 0) - 1
+        if held > 0:
+            self.tenant_inflight[tenant] = held
+        else:
+            self.tenant_inflight.pop(tenant, None)  # the map holds only tenants with requests in flight
 
     def admit(self) -> None:
         """Count one more ingest request in flight, or refuse it with 503 when at the bound."""

@@ -5,8 +5,9 @@ Values resolve explicit argument -> environment variable -> `.env` file -> defau
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +28,15 @@ class ServerSettings(BaseSettings):
     flusso_max_inflight_requests: int = Field(
         default=64, ge=1, description="Ingest requests processed at once; beyond it the collector answers 503."
     )
+    flusso_max_inflight_per_tenant: int = Field(
+        default=16, ge=1,
+        description="Ingest requests of ONE tenant in flight at once (of FLUSSO_MAX_INFLIGHT_REQUESTS);"
+                    " beyond it that tenant gets 503 + Retry-After while the others go on.",
+    )
+    flusso_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Time to receive a whole ingest request body; a body still incomplete after it: 408.",
+    )
     flusso_ingest_concurrency: int = Field(
         default=4, ge=1, le=64,
         description="Requests in the decode+store stage at once (one decodes, the others are written; the rest"
@@ -40,15 +50,32 @@ class ServerSettings(BaseSettings):
         default=None,
         description="Proxies whose X-Forwarded-For/-Proto are trusted (e.g. 127.0.0.1); unset: none.",
     )
-    flusso_metrics_token: str | None = Field(
+    flusso_metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token for /metrics; without it /metrics answers only loopback clients."
     )
-    flusso_session_secret: str | None = Field(
+    flusso_session_secret: SecretStr | None = Field(
         default=None,
         description="Secret that signs viewer session cookies. When unset, one is generated and kept in the data dir.",
     )
-    flusso_cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (set behind HTTPS).")
-    flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per IP and per email.")
+    flusso_cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Mark session cookies Secure: auto = when the request came over HTTPS (directly, or as"
+                    " X-Forwarded-Proto from a proxy in FLUSSO_FORWARDED_ALLOW_IPS); true; false.",
+    )
+    flusso_login_attempts_per_minute: int = Field(default=10, ge=1, description="Login attempts per client IP.")
+    flusso_login_delay_max_seconds: float = Field(
+        default=8.0, ge=0, le=300,
+        description="Cap of the growing per-account delay after repeated failed sign-ins (a delay, never a lock-out).",
+    )
+    flusso_login_verify_concurrency: int = Field(
+        default=1, ge=1, le=64,
+        description="Password checks (argon2, ~64 MiB each) run at once, off the event loop; 32 more may wait,"
+                    " beyond that sign-in answers 503.",
+    )
+    flusso_max_form_bytes: int = Field(
+        default=64 * 1024, ge=1024,
+        description="Body limit of the viewer's own POSTs (sign-in form): 413 from Content-Length before reading.",
+    )
     flusso_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Lifetime of a viewer session; after it the user signs in again."
     )
@@ -133,9 +160,16 @@ class ServerSettings(BaseSettings):
         " database). When unset, one is generated and kept in the data dir; replicas must share it.",
     )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
-    flusso_bootstrap_api_key: str | None = Field(
+    flusso_bootstrap_api_key: SecretStr | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."
     )
     flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
-    flusso_bootstrap_admin_password: str | None = Field(default=None,
+    flusso_bootstrap_admin_password: SecretStr | None = Field(default=None,
                                                      description="Its password (stored argon2-hashed).")
+
+    @field_validator("flusso_cookie_secure", mode="before")
+    @classmethod
+    def _cookie_secure_words(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value.strip().lower() if isinstance(value, str) else value

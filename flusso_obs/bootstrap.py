@@ -40,10 +40,42 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Values that are public: the defaults older compose files shipped, and the usual stand-ins.
+KNOWN_PLACEHOLDERS = frozenset({
+    "compose-dev-session-secret-change-me-0123456789", "change-me-please", "flusso-dev-password",
+    "flusso-owner-dev-password", "fo_compose_demo_key_change_me_0123456789abcdef",
+    "compose-demo-pii-key-change-me-0123456789abcdef", "change-me", "changeme", "change_me", "secret",
+    "password", "admin", "test", "example", "default", "dev", "development",
+})
+MIN_SESSION_SECRET_BYTES = 32
+ADMIN_PASSWORD_FILE = "bootstrap-admin-password"
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return lowered in KNOWN_PLACEHOLDERS or "change-me" in lowered or "change_me" in lowered or "changeme" in lowered
+
+
+def unsafe_secrets(settings: ServerSettings) -> list[str]:
+    """Why the configured secrets must not be served with (empty when they are fine): a known
+    placeholder anywhere, or a session secret shorter than 32 bytes."""
+    problems = []
+    for name in ("flusso_session_secret", "flusso_metrics_token", "flusso_bootstrap_api_key",
+                 "flusso_bootstrap_admin_password"):
+        value = getattr(settings, name)
+        if value and _is_placeholder(value.get_secret_value()):
+            problems.append(f"{name.upper()} is a published placeholder; set a secret of your own")
+    secret = settings.flusso_session_secret
+    if secret and len(secret.get_secret_value().encode()) < MIN_SESSION_SECRET_BYTES:
+        problems.append(f"FLUSSO_SESSION_SECRET is shorter than {MIN_SESSION_SECRET_BYTES} bytes"
+                        " (unset it to have one generated into the data directory)")
+    return problems
+
+
 def session_secret(settings: ServerSettings) -> str:
     """The configured cookie-signing secret, else one generated once and kept in the data dir."""
     if settings.flusso_session_secret:
-        return settings.flusso_session_secret
+        return settings.flusso_session_secret.get_secret_value()
     path = settings.flusso_data_dir / "session-secret"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -84,12 +116,25 @@ async def bootstrap_from_settings(settings: ServerSettings, dsn: str) -> None:
     async with create_pool(dsn) as pool:
         if settings.flusso_bootstrap_api_key:
             client = settings.flusso_bootstrap_client_id or "default"
-            await create_api_key(pool, client, "ingest", secret=settings.flusso_bootstrap_api_key)
+            await create_api_key(pool, client, "ingest", secret=settings.flusso_bootstrap_api_key.get_secret_value())
             logger.info("bootstrap ingest key for tenant %s is in place", client)
-        email, password = settings.flusso_bootstrap_admin_email, settings.flusso_bootstrap_admin_password
-        if email and password and await find_user(pool, email) is None:
-            await create_user(pool, email, hash_password(password), "provider", None)
+        email = settings.flusso_bootstrap_admin_email
+        if email and await find_user(pool, email) is None:
+            password = settings.flusso_bootstrap_admin_password
+            secret = password.get_secret_value() if password else _generated_admin_password(settings, email)
+            await create_user(pool, email, hash_password(secret), "provider", None)
             logger.info("bootstrap provider login %s created", email)
+
+
+def _generated_admin_password(settings: ServerSettings, email: str) -> str:
+    """A password for the bootstrap login when none is configured: generated once, kept (0600) in
+    the data directory and printed once, to this process's log, when the login is created."""
+    path = settings.flusso_data_dir / ADMIN_PASSWORD_FILE
+    password = secrets.token_urlsafe(18)
+    write_private(path, password + "\n")
+    logger.warning("generated the password of the provider login %s (printed once; also in %s): %s",
+                   email, path, password)
+    return password
 
 
 async def ensure_demo_credentials(settings: ServerSettings, dsn: str) -> DemoCredentials:

@@ -288,7 +288,8 @@ def _add_demo(sub) -> None:
     p.add_argument("--collector", default=os.environ.get("LOG_COLLECTOR_URL", "http://127.0.0.1:8000"),
                    help="collector base URL (default LOG_COLLECTOR_URL or http://127.0.0.1:8000)")
     p.add_argument("--api-key", default=os.environ.get("LOG_COLLECTOR_API_KEY"),
-                   help="ingest key; the tickets go to its tenant (default LOG_COLLECTOR_API_KEY)")
+                   help="ingest key; the tickets go to its tenant (default LOG_COLLECTOR_API_KEY, preferred:"
+                        " a flag is visible to every local user in `ps`)")
     p.add_argument("--rate", type=float, default=0.0, help="tickets per second (default: as fast as possible)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--concurrency", type=int, default=16, help="tickets in flight at once (default 16)")

@@ -15,16 +15,30 @@ import urllib.request
 from pathlib import Path
 
 import uvicorn
+from pydantic import SecretStr
 
 from collector_api.telemetry import MULTIPROC_ENV
 from config.server import ServerSettings
 
-from .bootstrap import alert_secret_key, bootstrap_from_settings, ensure_demo_credentials, pii_hash_key, session_secret
+from .bootstrap import (
+    alert_secret_key,
+    bootstrap_from_settings,
+    ensure_demo_credentials,
+    pii_hash_key,
+    session_secret,
+    unsafe_secrets,
+)
 from .database import database, migrate
 from .embedded import process_alive
 from .errors import CliError
 
 logger = logging.getLogger(__name__)
+
+
+def refuse_unsafe_secrets(settings: ServerSettings) -> None:
+    problems = unsafe_secrets(settings)
+    if problems:
+        raise CliError("refusing to serve: " + "; ".join(problems))
 
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
@@ -36,7 +50,7 @@ def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
         raise CliError(str(exc)) from None
     migrate(dsn)
     asyncio.run(bootstrap_from_settings(settings, dsn))
-    return settings.model_copy(update={"flusso_session_secret": session_secret(settings),
+    return settings.model_copy(update={"flusso_session_secret": SecretStr(session_secret(settings)),
                                        "flusso_pii_hash_key": pii_hash_key(settings),
                                        "flusso_alert_secret_key": alert_secret_key(settings)})
 
@@ -81,6 +95,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
     one GIL per process); each has its own pool, in-flight bound and rate limiter, and /metrics
     reports the sum over all of them (prometheus-client's multiprocess mode)."""
     host, port = host or settings.flusso_host, port or settings.flusso_port
+    refuse_unsafe_secrets(settings)
     check_port_free(host, port)
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)
@@ -90,7 +105,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         from .asgi import RESOLVED_DSN_ENV
 
         os.environ[RESOLVED_DSN_ENV] = dsn
-        os.environ["FLUSSO_SESSION_SECRET"] = settings.flusso_session_secret  # one secret for all workers
+        os.environ["FLUSSO_SESSION_SECRET"] = session_secret(settings)  # one secret for all workers
         if settings.flusso_pii_hash_key:
             os.environ["FLUSSO_PII_HASH_KEY"] = settings.flusso_pii_hash_key
         os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert signing (issue 18)
@@ -129,6 +144,13 @@ def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:
     return False
 
 
+def demo_command(url: str, key: str, tickets: int) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of one demo sender: the key travels in LOG_COLLECTOR_API_KEY, never on
+    the command line, where any local user sees it in `ps`."""
+    argv = [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", str(tickets), "--collector", url, "--quiet"]
+    return argv, {**os.environ, "LOG_COLLECTOR_API_KEY": key}
+
+
 def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list) -> None:
     try:
         if not _wait_ready(url):
@@ -140,9 +162,8 @@ def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list
             share = tickets // len(tenants) + (1 if i < tickets % len(tenants) else 0)
             if share <= 0 or done.is_set():
                 continue
-            proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", str(share),
-                                     "--collector", url, "--api-key", key, "--quiet"],
-                                    stdout=subprocess.PIPE, text=True)
+            argv, env = demo_command(url, key, share)
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
             procs.append(proc)
             running.append((tenant, proc))
         for tenant, proc in running:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from collector_api.store.reviews import Scrubber, review_flags
 from config.server import ServerSettings
 
-from .auth import LoginLimiter, SessionCodec
+from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec
 from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
@@ -39,7 +39,7 @@ def review_hash_key(settings: ServerSettings, session_secret: str) -> bytes:
 
 def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings) -> None:
     """Add the viewer's routes, static files, security headers and 404 page to `app`."""
-    secret = settings.flusso_session_secret
+    secret = settings.flusso_session_secret.get_secret_value() if settings.flusso_session_secret else None
     if not secret:
         secret = secrets.token_urlsafe(32)
         logger.warning("FLUSSO_SESSION_SECRET is unset: sessions end when this process stops")
@@ -47,6 +47,8 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
         pool=pool, settings=settings,
         codec=SessionCodec(secret, settings.flusso_session_hours * 3600),
         limiter=LoginLimiter(settings.flusso_login_attempts_per_minute),
+        verifier=PasswordVerifier(settings.flusso_login_verify_concurrency),
+        failures=FailureDelay(max_s=settings.flusso_login_delay_max_seconds),
         env=create_environment(),
         review_flags=review_flags(label.strip() for label in settings.flusso_review_labels.split(",") if label.strip()),
         scrubber=Scrubber(review_hash_key(settings, secret)),

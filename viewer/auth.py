@@ -4,11 +4,15 @@ Routes get their principal from the dependencies in `viewer.deps` and contain no
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import os
 import secrets
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -47,6 +51,42 @@ def verify_login(password_hash: str | None, password: str) -> bool:
         verify_password(_DUMMY_HASH, password)
         return False
     return verify_password(password_hash, password)
+
+
+def _lower_priority() -> None:
+    """Password-check threads (and the lane threads argon2 starts from them) yield the CPU to
+    ingest and PostgreSQL: a login flood slows sign-ins, not the collector."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
+    except (AttributeError, OSError):  # other platforms: no per-thread priority
+        pass
+
+
+class VerifierBusy(Exception):
+    """Too many sign-ins are waiting for a password check: the caller answers 503."""
+
+
+class PasswordVerifier:
+    """argon2 off the event loop (ingest shares it): at most `concurrency` checks at once in
+    threads (each costs ~64 MiB and a core for ~50 ms), at most `max_waiting` more queued; beyond
+    that VerifierBusy at once, so a login flood costs bounded memory and CPU."""
+
+    def __init__(self, concurrency: int, max_waiting: int = 32):
+        self._slots = asyncio.Semaphore(concurrency)
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2", initializer=_lower_priority)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        if self.waiting >= self.max_waiting:
+            raise VerifierBusy()
+        self.waiting += 1
+        try:
+            async with self._slots:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._threads, verify_login, password_hash, password)
+        finally:
+            self.waiting -= 1
 
 
 @dataclass(frozen=True)
@@ -111,6 +151,35 @@ class SessionCodec:
 
 def csrf_matches(expected: str | None, presented: str | None) -> bool:
     return bool(expected and presented) and hmac.compare_digest(expected, presented)
+
+
+class FailureDelay:
+    """A growing delay per account after repeated failed sign-ins: none for the first
+    `free_failures`, then `base_s` doubling up to `max_s`; forgotten after a success or
+    `forget_s` without failures. A delay, never a lock-out: whoever triggers it, the right
+    password still signs in."""
+
+    def __init__(self, *, free_failures: int = 3, base_s: float = 0.5, max_s: float = 8.0,
+                 forget_s: float = 900.0, max_keys: int = 100_000):
+        self.free_failures, self.base_s, self.max_s = free_failures, base_s, max_s
+        self.forget_s, self.max_keys = forget_s, max_keys
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def delay_s(self, account: str) -> float:
+        count, last = self._failures.get(account, (0, 0.0))
+        if count < self.free_failures or time.monotonic() - last > self.forget_s:
+            return 0.0
+        return min(self.max_s, self.base_s * 2 ** (count - self.free_failures))
+
+    def failed(self, account: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) > self.max_keys:  # bound memory under a spray of emails
+            self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.forget_s}
+        count, last = self._failures.get(account, (0, now))
+        self._failures[account] = ((0 if now - last > self.forget_s else count) + 1, now)
+
+    def succeeded(self, account: str) -> None:
+        self._failures.pop(account, None)
 
 
 class LoginLimiter:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
 
 from config.server import ServerSettings
 
-from .auth import LoginLimiter, SessionCodec
+from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec
 
 
 @dataclass
@@ -17,10 +18,14 @@ class ViewerContext:
     codec: SessionCodec
     limiter: LoginLimiter
     env: object  # jinja2.Environment
+    verifier: PasswordVerifier = field(default_factory=lambda: PasswordVerifier(1))
+    failures: FailureDelay = field(default_factory=FailureDelay)
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
     review_flags: tuple[str, ...] = ()  # flags a review may carry (built in + FLUSSO_REVIEW_LABELS)
     scrubber: object = None  # store.reviews.Scrubber: the PII detectors applied to review notes
 
-    @property
-    def cookie_secure(self) -> bool:
-        return self.settings.flusso_cookie_secure
+    def cookie_secure(self, request: Request) -> bool:
+        """FLUSSO_COOKIE_SECURE: true/false, or auto: when this request came over HTTPS (uvicorn
+        sets the scheme from X-Forwarded-Proto only for the proxies in FLUSSO_FORWARDED_ALLOW_IPS)."""
+        mode = self.settings.flusso_cookie_secure
+        return request.url.scheme == "https" if mode == "auto" else mode == "true"

@@ -15,7 +15,7 @@ async def check_database(pool: AsyncConnectionPool) -> str | None:
             cur = await conn.execute("SELECT coalesce(array_agg(version), '{}') AS v FROM schema_migrations")
             row = await cur.fetchone()
     except StoreUnavailable as exc:
-        return f"database unreachable: {exc}"
+        return f"database unreachable: {exc}"  # for the log; /readyz shows callers less
     except psycopg.errors.UndefinedTable:
         return "database not migrated: run `flusso-obs migrate`"
     except psycopg.Error as exc:

@@ -110,7 +110,8 @@ def list_partitions(conn: psycopg.Connection) -> list[Partition]:
 
 
 def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
-    """Drop whole monthly partitions that end on or before `cutoff` (retention). Never touches DEFAULT."""
+    """Drop whole monthly partitions that end on or before `cutoff` (retention), and DEFAULT's rows
+    dated before it; DEFAULT itself stays."""
     dropped = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.PARTITIONS,))
@@ -120,6 +121,14 @@ def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
                 dropped.append(part.name)
                 if part.table == "workflow_logs":
                     _drop_reviews(conn, part)
+        # Rows dated before the oldest partition sit in DEFAULT (upkeep never creates months
+        # in the past): retention removes them too. The owner's policy (migration 0005) lets
+        # this cross-tenant DELETE through FORCE ROW LEVEL SECURITY.
+        for table in PARTITIONED_TABLES:
+            cur = conn.execute(sql.SQL("DELETE FROM {d} WHERE executed_at < %s").format(
+                d=sql.Identifier(f"{table}_default")), (cutoff,))
+            if cur.rowcount:
+                logger.info("retention deleted %d rows dated before %s from %s_default", cur.rowcount, cutoff, table)
     return dropped
 
 

@@ -134,3 +134,17 @@ def test_usage_command_table_csv_and_bad_month(db_dsn):
     assert table.returncode == 0 and "acme" in table.stdout and "globex" in table.stdout
     bad = cli("usage", "--month", "2026-13", dsn=db_dsn)
     assert bad.returncode == 2 and "2026-13" in bad.stderr
+def test_settings_hide_secrets_and_the_demo_key_stays_off_the_command_line():
+    """Issue 12 point 6: secrets are SecretStr (never in a repr or a log of the settings), and
+    `run` hands the demo sender its key in the environment, not in argv (visible in `ps`)."""
+    from config.server import ServerSettings
+    from flusso_obs.runner import demo_command
+
+    secrets = {"flusso_session_secret": "S" * 40, "flusso_metrics_token": "metrics-tok-123",
+               "flusso_bootstrap_api_key": "fo_bootstrap_key_987", "flusso_bootstrap_admin_password": "hunter2-pw"}
+    settings = ServerSettings(_env_file=None, **secrets)
+    for value in secrets.values():
+        assert value not in repr(settings) and value not in str(settings.model_dump())
+    argv, env = demo_command("http://127.0.0.1:1", "fo_demo_secret_key", 5)
+    assert "fo_demo_secret_key" not in " ".join(argv) and "--api-key" not in argv
+    assert env["LOG_COLLECTOR_API_KEY"] == "fo_demo_secret_key"

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from config.bridge import BridgeSettings
@@ -36,10 +37,30 @@ def settings_env_names() -> set[str]:
     return names
 
 
+# The secrets compose cannot generate: required, no default (issue 12 point 1).
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "PII_HASH_KEY")
+
+
+def _compose_config(env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS and not k.startswith("FLUSSO_")}
+    return subprocess.run([str(compose_binary()), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env={**clean, **env})
+
+
 def test_compose_file_is_valid_for_compose_v2():
-    out = subprocess.run([str(compose_binary()), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = _compose_config({name: f"value-of-{name.lower()}" for name in REQUIRED_SECRETS})
     assert out.returncode == 0, out.stderr
+
+
+def test_compose_has_no_public_default_secret():
+    """Every required secret left unset stops `compose config` with a message naming it; no
+    secret-looking variable has a non-empty default in the file."""
+    for missing in REQUIRED_SECRETS:
+        out = _compose_config({name: "x" * 40 for name in REQUIRED_SECRETS if name != missing})
+        assert out.returncode != 0 and missing in out.stderr, (missing, out.stderr)
+    text = (ROOT / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{(\w*(?:SECRET|PASSWORD|KEY|TOKEN)\w*):?-([^}]*)\}", text)
+    assert all(value == "" for _, value in defaults), defaults
 
 
 def test_compose_env_vars_exist_in_settings_and_env_example():
@@ -108,7 +129,7 @@ def test_container_command_serves_a_ready_server(db_dsn, tmp_path):
     key = "fo_bootstrap_" + "k" * 40
     env = {**os.environ, "DATABASE_URL": db_dsn, "FLUSSO_HOST": "127.0.0.1", "FLUSSO_PORT": str(port),
            "FLUSSO_DATA_DIR": str(tmp_path), "FLUSSO_BOOTSTRAP_CLIENT_ID": "acme", "FLUSSO_BOOTSTRAP_API_KEY": key,
-           "FLUSSO_BOOTSTRAP_ADMIN_EMAIL": "admin@example.com", "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": "change-me-please",
+           "FLUSSO_BOOTSTRAP_ADMIN_EMAIL": "admin@example.com", "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": "a-real-pw-4832",
            "FLUSSO_SESSION_SECRET": "s" * 40}
     binary = Path(sys.executable).parent / cmd[0]
     proc = subprocess.Popen([str(binary), *cmd[1:]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -155,3 +176,63 @@ def test_the_provision_command_creates_the_owner(pg_server_dsn, template_dsn, ca
 
     assert main(["--admin-url", _admin_dsn(pg_server_dsn, TEMPLATE_DB), "--owner-password", OWNER_PASSWORD]) == 0
     assert "role flusso_owner ready; ownership moved: nothing (already done)" in capsys.readouterr().out
+
+
+def _run_container_command(env: dict, seconds: float = 30) -> tuple[int | None, str, int]:
+    """The Dockerfile's CMD with `env` on a free port: (exit code or None if it became ready, output, port)."""
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLUSSO_")}
+    full = {**clean, "FLUSSO_HOST": "127.0.0.1", "FLUSSO_PORT": str(port), **env}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        code = proc.poll()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    return code, out, port
+
+
+def test_first_start_generates_session_secret_and_prints_the_admin_password_once(db_dsn, tmp_path):
+    """Compose passes no session secret and no admin password: the entrypoint generates both into
+    the data volume (0600), prints the password once; a second start reuses them silently."""
+    env = {"DATABASE_URL": db_dsn, "FLUSSO_DATA_DIR": str(tmp_path), "FLUSSO_SESSION_SECRET": "",
+           "FLUSSO_BOOTSTRAP_ADMIN_EMAIL": "admin@example.com", "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": ""}
+    code, out, _ = _run_container_command(env)
+    assert code is None, out[-2000:]
+    password = (tmp_path / "bootstrap-admin-password").read_text().strip()
+    secret = (tmp_path / "session-secret").read_text().strip()
+    assert len(password) >= 20 and len(secret.encode()) >= 32
+    assert (tmp_path / "bootstrap-admin-password").stat().st_mode & 0o077 == 0
+    assert out.count(password) == 1
+    code, out, _ = _run_container_command(env)
+    assert code is None and password not in out, out[-2000:]
+    assert (tmp_path / "session-secret").read_text().strip() == secret
+    from viewer.auth import verify_password
+    with __import__("psycopg").connect(db_dsn) as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users WHERE email = 'admin@example.com'").fetchone()
+    assert verify_password(stored, password)
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"FLUSSO_SESSION_SECRET": "compose-dev-session-secret-change-me-0123456789"}, "FLUSSO_SESSION_SECRET"),
+    ({"FLUSSO_SESSION_SECRET": "too-short-secret"}, "shorter than 32 bytes"),
+    ({"FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": "change-me-please"}, "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD"),
+    ({"FLUSSO_BOOTSTRAP_API_KEY": "fo_compose_demo_key_change_me_0123456789abcdef"}, "FLUSSO_BOOTSTRAP_API_KEY"),
+])
+def test_serve_refuses_placeholders_and_short_session_secrets(tmp_path, env, named):
+    code, out, _ = _run_container_command({"FLUSSO_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql://unused/x",
+                                           **env}, seconds=20)
+    assert code == 2 and "refusing to serve" in out and named in out, out[-1000:]

@@ -48,3 +48,43 @@ def test_rows_in_default_move_into_a_new_partition_and_retention_drops_months(db
         recent = month_start(datetime.now(UTC).date())
         assert all(p.start >= date(2024, 5, 1) for p in list_partitions(conn))
         assert any(p.start == recent for p in list_partitions(conn))
+
+
+def _insert_as_tenant(conn, tenant: str, ticket: str, executed_at) -> None:
+    """A row written the way ingest writes it: as the RLS role with the tenant set."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('role', 'flusso_app', true), set_config('flusso.tenant', %s, true),"
+                     " set_config('flusso.scope', 'client', true)", (tenant,))
+        conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+                     " VALUES (%s, %s, 'SUCCESS', %s, %s, '{}')", (tenant, ticket, executed_at, ticket))
+
+
+def test_upkeep_as_the_nosuperuser_owner_under_force_rls_moves_future_rows_and_retention_works(db_dsn):
+    """Issue 12 point 2: rows of several tenants dated months ahead sit in DEFAULT; when their
+    month comes into range the hourly upkeep (as the NOSUPERUSER owner, FORCE RLS on the table)
+    must create it and move them, not roll back; retention drops old months and DEFAULT's old rows."""
+    from collector_api.store.partitions import maintain_partitions
+
+    today = datetime.now(UTC).date()
+    far = month_start(today, 3)  # the farthest month upkeep creates
+    name = f"workflow_logs_{far:%Y_%m}"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                            ).fetchone() == (False,)
+        assert conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'workflow_logs'"
+                            ).fetchone() == (True,)
+        conn.execute(f"DROP TABLE {name}")  # as if the month had not been created yet
+        for tenant in ("acme", "globex"):
+            _insert_as_tenant(conn, tenant, f"future-{tenant}", datetime(far.year, far.month, 15, tzinfo=UTC))
+        _insert_as_tenant(conn, "acme", "ancient", datetime(2001, 2, 3, tzinfo=UTC))
+        assert conn.execute("SELECT count(*) FROM workflow_logs_default").fetchone()[0] == 3
+    assert maintain_partitions(db_dsn) == [name]  # the job's own entry point, its own connection
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        moved = conn.execute(f"SELECT client_id, ticket_id FROM {name} ORDER BY 1").fetchall()
+        assert moved == [("acme", "future-acme"), ("globex", "future-globex")]
+        assert conn.execute("SELECT ticket_id FROM workflow_logs_default").fetchall() == [("ancient",)]
+        assert ensure_partitions(conn) == []  # the next run has nothing to do and does not fail
+        dropped = drop_partitions_before(conn, month_start(today, -1))
+        assert dropped == []  # no month that old, but DEFAULT's ancient row goes
+        assert conn.execute("SELECT count(*) FROM workflow_logs_default").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0] == 2

@@ -17,7 +17,16 @@ from .tickets import build_ticket_list, export_csv, export_json, row_json
 
 router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
 Q = Annotated[str | None, Query()]
-_AUTH_DOC = {401: {"description": "No session and no valid read-scope API key"}}
+_DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}},
+                                            "required": ["detail"]}}}
+_AUTH_DOC = {400: {"description": "A bad parameter (named in `detail`)", "content": _DETAIL},
+             401: {"description": "No session and no valid read-scope API key", "content": _DETAIL},
+             503: {"description": "The database is unavailable", "content": _DETAIL}}
+_LIST_DOC = {200: {"description": "One page of tickets",
+                   "content": {"application/json": {"schema": {"type": "object"}}},
+                  "links": {"OpenTheFirstTicket": {"operationRef": "#/paths/~1api~1v1~1tickets~1{log_id}/get",
+                                                   "parameters": {"log_id": "$response.body#/tickets/0/id"}}}}}
+_CSV_DOC = {200: {"description": "The rows as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
 def _json(data, status: int = 200) -> Response:
@@ -45,7 +54,8 @@ _FILTER_DOC = (
 
 @router.get("/tickets", summary="Search tickets (keyset pages)", dependencies=[Depends(_ticket_params)],
             description=_FILTER_DOC + " Pages: `limit` (1-500, default 50), `after` = the previous page's"
-            " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).", responses=_AUTH_DOC)
+            " `next_cursor`. `count` is exact up to 10,000 (`count_capped` true beyond).",
+            responses={**_LIST_DOC, **_AUTH_DOC})
 async def get_api_tickets(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
     query = parse_ticket_query(request.query_params, principal)
     data = await build_ticket_list(ctx, principal, query)
@@ -54,7 +64,7 @@ async def get_api_tickets(request: Request, ctx: Context, principal: ApiPrincipa
 
 
 @router.get("/tickets/export.csv", summary="Export the filtered tickets as CSV", description=_FILTER_DOC,
-            dependencies=[Depends(_ticket_params)], responses=_AUTH_DOC)
+            dependencies=[Depends(_ticket_params)], responses={**_CSV_DOC, **_AUTH_DOC})
 async def get_api_tickets_csv(request: Request, ctx: Context, principal: ApiPrincipal) -> Response:
     return export_csv(ctx, principal, request.query_params)
 
@@ -66,7 +76,7 @@ async def get_api_tickets_json(request: Request, ctx: Context, principal: ApiPri
 
 
 @router.get("/tickets/{log_id}", summary="One ticket: its row and its full workflow log",
-            responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's"}})
+            responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's", "content": _DETAIL}})
 async def get_api_ticket(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
     row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
     return _json({"ticket": row_json(row), "log": row["log_data"]})

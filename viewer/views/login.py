@@ -1,6 +1,7 @@
 """Sign in and sign out."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from collector_api.store.accounts import end_sessions, find_user
 
-from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_matches, verify_login
+from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, VerifierBusy, csrf_matches
 from ..context import ViewerContext
 from ..deps import Context, CurrentPrincipal, SessionPrincipal
 from ..errors import BadRequest, TooManyAttempts
@@ -33,7 +34,7 @@ def _login_page(request: Request, ctx: ViewerContext, *, next_path: str, error: 
     response = render(request, "login.html", {"next": next_path, "error": error, "login_csrf": token,
                                               "email": email}, status=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, httponly=True, samesite="lax",
-                        secure=ctx.cookie_secure, path="/login")
+                        secure=ctx.cookie_secure(request), path="/login")
     return response
 
 
@@ -55,29 +56,38 @@ async def post_login(request: Request, ctx: Context, email: Annotated[str, Form(
                            error="The form expired or came from elsewhere; please sign in again.")
     ip = request.client.host if request.client else "?"
     email = email.strip().lower()
-    if not ctx.limiter.allow(f"ip:{ip}", f"email:{email}"):
+    # A hard limit per client address only: one per email would let anyone lock a user out.
+    if not ctx.limiter.allow(f"ip:{ip}"):
         logger.warning("login rate limit hit for ip=%s email=%s", ip, email)
         return _login_page(request, ctx, next_path=next_path, status=TooManyAttempts.status, email=email,
                            error="Too many sign-in attempts; wait a minute and try again.")
+    await asyncio.sleep(ctx.failures.delay_s(email))  # grows with the account's recent failures
     user = await find_user(ctx.pool, email) if email else None
-    if not verify_login(user.password_hash if user else None, password):
+    try:
+        ok = await ctx.verifier.verify(user.password_hash if user else None, password)
+    except VerifierBusy:
+        return _login_page(request, ctx, next_path=next_path, status=503, email=email,
+                           error="Too many sign-ins at once; try again in a few seconds.")
+    if not ok:
+        ctx.failures.failed(email)
         return _login_page(request, ctx, next_path=next_path, status=401, email=email,
                            error="Unknown email or wrong password.")
+    ctx.failures.succeeded(email)
     cookie, _ = ctx.codec.new_session(user.id, user.session_epoch)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=ctx.codec.max_age_s, httponly=True, samesite="lax",
-                        secure=ctx.cookie_secure, path="/")
+                        secure=ctx.cookie_secure(request), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     logger.info("user %s signed in", user.email)
     return response
 
 
 @router.post("/logout")
-async def post_logout(ctx: Context, principal: CurrentPrincipal,
+async def post_logout(request: Request, ctx: Context, principal: CurrentPrincipal,
                       csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     if not csrf_matches(principal.csrf, csrf_token):
         raise BadRequest("the sign-out form expired; reload the page and try again")
     await end_sessions(ctx.pool, principal.user_id)  # a copied cookie dies with this one
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.cookie_secure)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.cookie_secure(request))
     return response

@@ -1,0 +1,68 @@
+"""A live server on 127.0.0.1 over a real PostgreSQL database, with real keys and a real session,
+shared by one module's fuzz cases."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from config.server import ServerSettings
+from tests.conftest import LiveServer
+
+
+@pytest.fixture(scope="module")
+def fuzz_db(pg_server_dsn, template_dsn):
+    from tests.conftest import TEMPLATE_DB, _with_database
+    from tests.viewer.helpers import create_accounts, standard_logs, store_logs
+
+    name = f"flusso_f_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+    dsn = _with_database(pg_server_dsn, name)
+    accounts = create_accounts(dsn)
+    store_logs(dsn, standard_logs())
+    yield dsn, accounts
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class Credentials:
+    def __init__(self, ingest: str, read: str, session_cookie: str):
+        self.ingest, self.read, self.session_cookie = ingest, read, session_cookie
+
+
+def _keys(dsn: str) -> tuple[str, str]:
+    from collector_api.store.accounts import create_api_key
+    from collector_api.store.db import create_pool
+
+    async def go():
+        async with create_pool(dsn) as pool:
+            ingest = await create_api_key(pool, "acme", "ingest")
+            return ingest.secret, (await create_api_key(pool, "acme", "read")).secret
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(fuzz_db):
+    """(server, Credentials): an ingest key and a read key of tenant acme, and a provider session."""
+    from tests.viewer.helpers import PASSWORD
+
+    dsn, accounts = fuzz_db
+    settings = ServerSettings(_env_file=None, flusso_session_secret="fuzz-" + "f" * 40,
+                              flusso_login_attempts_per_minute=10_000, flusso_tenant_rate_limit_per_s=0)
+    server = LiveServer(dsn, settings).start()
+    ingest, read = _keys(dsn)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        page = client.get("/login")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        r = client.post("/login", data={"email": "provider@example.com", "password": PASSWORD,
+                                         "csrf_token": token, "next": "/"})
+        assert r.status_code == 303, r.text[:300]
+        cookie = client.cookies["flusso_session"]
+    yield server, Credentials(ingest, read, cookie)
+    server.stop()
