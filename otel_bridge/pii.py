@@ -307,6 +307,27 @@ class Redactor:
             return s
         return self.token("phone", digits)
 
+    def replace_known(self, value: object, known: KnownValues, depth: int = 0) -> object:
+        """Only ``known``'s values replaced, in every string and key of a JSON-like structure,
+        without the pattern detectors: for text those already scrubbed (a trace's spans get a
+        second pass once all its person values are known). Tokens are kept as they are."""
+        try:
+            if isinstance(value, str):
+                return self._replace_known(value, known) if len(value) >= 3 else value
+            if value is None or isinstance(value, (bool, int, float)) or not known.lows:
+                return value
+            if depth > 32:
+                return "<too deep>"
+            if isinstance(value, Mapping):
+                return {self.replace_known(str(k), known, depth + 1): self.replace_known(v, known, depth + 1)
+                        for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [self.replace_known(v, known, depth + 1) for v in value]
+            return self.scrub_value(value, known, depth)
+        except Exception:
+            logger.exception("otel_bridge: replacing known values in a %s failed", type(value).__name__)
+            return REDACTION_FAILED
+
     # --- whole structures ---
     def scrub_value(self, value: object, known: KnownValues | None = None, depth: int = 0) -> object:
         """Scrub a JSON-like structure: strings scanned, dict keys too, known PII field names
@@ -385,15 +406,23 @@ def _known_pattern(raw: str) -> str:
 class KnownValues:
     """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
 
-    __slots__ = ("pairs", "lows", "kinds", "rx", "cache")
+    __slots__ = ("pairs", "lows", "kinds", "_rx", "cache")
 
     def __init__(self, pairs: list[tuple[str, str]]):
         self.pairs = pairs
         self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
         self.lows = tuple(raw.lower() for raw, _ in pairs)
         self.kinds = {raw.lower(): kind for raw, kind in pairs}
-        alts = "|".join(_known_pattern(raw) for raw, _ in pairs)
-        self.rx = re.compile(f"{_TOKEN}|(?i:{alts})") if pairs else None
+        self._rx: re.Pattern[str] | None = None
+
+    @property
+    def rx(self) -> re.Pattern[str] | None:
+        """The combined pattern, compiled on first use: most texts hold none of the values (the
+        substring pre-check says so), and compiling dozens of alternatives costs ~0.2 ms."""
+        if self._rx is None and self.pairs:
+            alts = "|".join(_known_pattern(raw) for raw, _ in self.pairs)
+            self._rx = re.compile(f"{_TOKEN}|(?i:{alts})")
+        return self._rx
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
