@@ -122,11 +122,15 @@ def run_phase(admin: str, tag: str, args, workdir: Path, split: bool) -> dict:
             bi.set_cpus(bi._tree(server.pid), {0})
         rng, now = Random(7), time.time_ns()
         bodies = encode([make_trace(rng, i, now) for i in range(args.traces)], args.per_request)
+        postmaster = bi.postgres_pids(admin)[0]
+        cpu0, pg0 = bi.tree_cpu_seconds(server.pid), bi.tree_cpu_seconds(postmaster)
         t0 = time.perf_counter()
         post_all(port, key, "/v1/traces", bodies, args.senders)
         acked = time.perf_counter() - t0
         stored = wait_logs(dsn, args.traces, 600)
         elapsed = time.perf_counter() - t0
+        cpu_ms = (bi.tree_cpu_seconds(server.pid) - cpu0) * 1000 / args.traces
+        pg_ms = (bi.tree_cpu_seconds(postmaster) - pg0) * 1000 / args.traces
         if stored != args.traces:
             raise SystemExit(f"FAILED: {args.traces} traces sent, {stored} logs stored")
         base_rss = bi.vm_kib(server.pid, "VmRSS") / 1024
@@ -156,6 +160,7 @@ def run_phase(admin: str, tag: str, args, workdir: Path, split: bool) -> dict:
         server.wait(30)
     return {"traces/s (until every log is stored)": args.traces / elapsed,
             "spans/s": args.traces * len(SHAPE) / elapsed, "ack time s": acked, "end-to-end s": elapsed,
+            "collector CPU ms per trace": cpu_ms, "PostgreSQL CPU ms per trace (incl. wait polls)": pg_ms,
             "/v1/logs logs/s (same tickets)": args.traces / logs_elapsed,
             "ratio traces / logs": (args.traces / elapsed) / (args.traces / logs_elapsed),
             "collector RSS MB after run": base_rss,

@@ -80,19 +80,37 @@ def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tupl
 
 
 def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list) -> list[SpanRecord]:
-    """Person values known anywhere in the trace, replaced in every span's text."""
+    """Person values known anywhere in the trace, replaced in every span's text. Only the known
+    values: every string was scrubbed by the pattern detectors on arrival (traces_decode)."""
     known = known_values({}, (), pairs)
     if not known:
         return records
     out = []
     for s in records:
-        attrs = {k: (v if isinstance(v, (bool, int, float)) or v is None else r.scrub_value(v, known))
-                 for k, v in s.attributes.items()}
-        events = tuple(EventRecord(e.name, e.timestamp, r.scrub_value(dict(e.attributes), known)) for e in s.events)
-        out.append(SpanRecord(r.scrub_text(s.name, known), s.trace_id, s.span_id, s.parent_span_id, s.start_time,
-                              s.end_time, s.status, r.scrub_text(s.status_description, known)
+        attrs = {k: r.replace_known(v, known) for k, v in s.attributes.items()}
+        events = tuple(EventRecord(str(r.replace_known(e.name, known)), e.timestamp,
+                                   _as_dict(r.replace_known(dict(e.attributes), known))) for e in s.events)
+        out.append(SpanRecord(str(r.replace_known(s.name, known)), s.trace_id, s.span_id, s.parent_span_id,
+                              s.start_time, s.end_time, s.status, str(r.replace_known(s.status_description, known))
                               if s.status_description else None, attrs, events, s.kind, s.dropped_events))
     return out
+
+
+def _serialize(log: dict) -> tuple[str | None, bool]:
+    """(the log's JSON text, whether prepare_row must walk it to clean it). orjson refuses lone
+    surrogates and integers beyond 64 bits and escapes U+0000 as ``\\u0000``: a text without
+    that escape that orjson wrote needs no cleaning walk (~1 ms per trace saved)."""
+    try:
+        text = orjson.dumps(log)
+    except orjson.JSONEncodeError:
+        return None, True
+    if b"\\u0000" in text:
+        return None, True
+    return text.decode(), False
+
+
+def _as_dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {"redaction": value}  # "<redaction failed>": never raw
 
 
 def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfig,
@@ -114,7 +132,8 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
     ident = {k: str(v)[:64] for k, v in ident.items() if v is not None}
     log = build_workflow_log(prepared.records, identification=ident, dropped_spans=trace.dropped_spans)
     log = conventions.finish(log, prepared, dropped_spans=trace.dropped_spans)
-    row = prepare_row(0, log, trace.client_id, trace.trace_id)
+    text, needs_cleaning = _serialize(log)
+    row = prepare_row(0, log, trace.client_id, trace.trace_id, may_hold_nul=needs_cleaning, source_text=text)
     if isinstance(row, Rejected):  # cannot happen for checked spans; never silently
         logger.error("tenant %s trace %s: assembled log refused: %s", trace.client_id, trace.trace_id, row.reason)
         return Built(trace, None, "failed", trace.span_count)

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -115,13 +116,19 @@ def _check_span(span: Span, tenant: str, claimed: Any, now_ns: int) -> str | Non
 
 def person_kind(key: str, value: Any) -> str | None:
     """Token kind of an attribute that names a person, else None."""
+    if key == "session.id" and isinstance(value, str) and _EMAIL.match(value.strip()):
+        return "email"
+    return _key_kind(key)
+
+
+@lru_cache(maxsize=4096)
+def _key_kind(key: str) -> str | None:
+    """person_kind for every key but session.id (decided by the key alone; keys recur)."""
     kind = PERSON_ATTRIBUTES.get(key)
     if kind is not None:
         return kind
     if key.startswith(TICKET_PREFIX):
         return ticket_field_kind(key[len(TICKET_PREFIX):])
-    if key == "session.id" and isinstance(value, str) and _EMAIL.match(value.strip()):
-        return "email"
     # Other keys by the bridge's key rule on their last part (``customer.email``); content keys
     # (``...message``, ``...body``) are not hashed: they are scrubbed and sealed instead.
     kind = field_kind(key.rsplit(".", 1)[-1])

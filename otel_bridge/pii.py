@@ -111,6 +111,10 @@ _DROP_SEPARATORS = str.maketrans("", "", " .-/()+")
 _LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 # Cheap pre-check: the secret patterns cannot match a string with none of these.
 _SECRET_HINT_RE = re.compile(r"-----BEGIN|eyJ|(?i:bearer|basic)\s|sk-|AKIA|ASIA|gh[pousr]_|xox|AIza")
+# The same pre-check as substrings of the lowered text (a superset: a hit only means the full
+# scan runs): ~3x faster than the regex's case-insensitive alternatives on 500 chars of prose.
+_SECRET_HINTS_LOWER = ("-----begin", "eyj", "bearer", "basic", "sk-", "akia", "asia", "ghp_", "gho_", "ghu_",
+                       "ghs_", "ghr_", "xox", "aiza")
 _CACHE_MAX_LEN = 256
 _CACHE_MAX_ENTRIES = 8192
 
@@ -230,11 +234,13 @@ class Redactor:
             return cached
         out = text
         if len(out) >= 6:
-            if _SECRET_HINT_RE.search(out):
+            lowered = out.lower()
+            if any(hint in lowered for hint in _SECRET_HINTS_LOWER) and _SECRET_HINT_RE.search(out):
                 out = _SECRET_RE.sub(self._secret, out)
                 if "eyJ" in out:
                     out = _JWT_RE.sub(self._secret, out)
-            if ("=" in out or ":" in out) and _has_secret_key(out):
+                lowered = out.lower()
+            if ("=" in out or ":" in out) and any(hint in lowered for hint in _SECRET_KEY_HINTS):
                 out = _ASSIGN_RE.sub(self._assignment, out)
             if "@" in out or ("%" in out and _ENCODED_AT_RE.search(out)):
                 out = _sub_outside_tokens(_EMAIL_RE, self._email, out)
@@ -306,6 +312,27 @@ class Redactor:
         if s.isdigit() and len(s) < 10:
             return s
         return self.token("phone", digits)
+
+    def replace_known(self, value: object, known: KnownValues, depth: int = 0) -> object:
+        """Only ``known``'s values replaced, in every string and key of a JSON-like structure,
+        without the pattern detectors: for text those already scrubbed (a trace's spans get a
+        second pass once all its person values are known). Tokens are kept as they are."""
+        try:
+            if isinstance(value, str):
+                return self._replace_known(value, known) if len(value) >= 3 else value
+            if value is None or isinstance(value, (bool, int, float)) or not known.lows:
+                return value
+            if depth > 32:
+                return "<too deep>"
+            if isinstance(value, Mapping):
+                return {self.replace_known(str(k), known, depth + 1): self.replace_known(v, known, depth + 1)
+                        for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [self.replace_known(v, known, depth + 1) for v in value]
+            return self.scrub_value(value, known, depth)
+        except Exception:
+            logger.exception("otel_bridge: replacing known values in a %s failed", type(value).__name__)
+            return REDACTION_FAILED
 
     # --- whole structures ---
     def scrub_value(self, value: object, known: KnownValues | None = None, depth: int = 0) -> object:
@@ -385,15 +412,23 @@ def _known_pattern(raw: str) -> str:
 class KnownValues:
     """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
 
-    __slots__ = ("pairs", "lows", "kinds", "rx", "cache")
+    __slots__ = ("pairs", "lows", "kinds", "_rx", "cache")
 
     def __init__(self, pairs: list[tuple[str, str]]):
         self.pairs = pairs
         self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
         self.lows = tuple(raw.lower() for raw, _ in pairs)
         self.kinds = {raw.lower(): kind for raw, kind in pairs}
-        alts = "|".join(_known_pattern(raw) for raw, _ in pairs)
-        self.rx = re.compile(f"{_TOKEN}|(?i:{alts})") if pairs else None
+        self._rx: re.Pattern[str] | None = None
+
+    @property
+    def rx(self) -> re.Pattern[str] | None:
+        """The combined pattern, compiled on first use: most texts hold none of the values (the
+        substring pre-check says so), and compiling dozens of alternatives costs ~0.2 ms."""
+        if self._rx is None and self.pairs:
+            alts = "|".join(_known_pattern(raw) for raw, _ in self.pairs)
+            self._rx = re.compile(f"{_TOKEN}|(?i:{alts})")
+        return self._rx
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
