@@ -17,6 +17,7 @@ _DESCRIPTIONS = {
     415: "Unsupported Content-Type or Content-Encoding",
     422: "The workflow log fails the schema (the message names the field)",
     429: "The tenant is over FLUSSO_TENANT_RATE_LIMIT_PER_S",
+    501: "/v1/traces is not configured: FLUSSO_PII_HASH_KEY is unset (the message names it)",
     503: "Database unavailable, or the in-flight bound (global or the tenant's) reached; see Retry-After",
 }
 _DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
@@ -77,3 +78,19 @@ LEGACY_OK = {200: {"description": "Stored, or a duplicate of a log stored before
                    "links": {"ReadTheStoredLog": {  # a stateful fuzz run follows it
                        "operationRef": "#/paths/~1api~1v1~1tickets~1{log_id}/get",
                        "parameters": {"log_id": "$response.body#/id"}}}}}
+
+_SPAN = {"type": "object", "properties": {
+    "traceId": {"type": "string"}, "spanId": {"type": "string"}, "parentSpanId": {"type": "string"},
+    "name": {"type": "string"}, "startTimeUnixNano": {"type": "string"}, "endTimeUnixNano": {"type": "string"},
+    "attributes": {"type": "array", "items": {"type": "object", "properties": {
+        "key": {"type": "string"}, "value": _ANY_VALUE}}}}}
+TRACES_BODY = {"requestBody": {"required": True,
+                               "description": "ExportTraceServiceRequest (OTLP/HTTP), JSON or protobuf",
+                               "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                   "resourceSpans": {"type": "array", "items": {"type": "object", "properties": {
+                                       "scopeSpans": {"type": "array", "items": {"type": "object", "properties": {
+                                           "spans": {"type": "array", "items": _SPAN}}}}}}}}}},
+                                   "application/x-protobuf": {"schema": _BINARY}}}}
+TRACES_OK = {200: {"description": "ExportTraceServiceResponse (partial_success names rejected spans)",
+                   "content": {"application/json": {"schema": {"type": "object"}},
+                               "application/x-protobuf": {"schema": _BINARY}}}}

@@ -26,6 +26,7 @@ from .decode import DecodeError
 from .deps import IngestKey, State
 from .drain import refuse_when_draining
 from .errors import CollectorError, Unavailable, UnsupportedMedia
+from .openapi_docs import TRACES_BODY, TRACES_OK, error_responses
 from .prices import PriceTable, load_prices
 from .routing import JSON, PROTOBUF, OtlpRoute, media_type
 from .state import CollectorState
@@ -119,7 +120,9 @@ def _response(total: int, refused: list[tuple[int, str]], mtype: str) -> Respons
     return Response(json_format.MessageToJson(response, indent=None), media_type=JSON)
 
 
-@traces_router.post("/v1/traces", summary="OTLP/HTTP traces export (protobuf or JSON); assembled into workflow logs")
+@traces_router.post("/v1/traces", summary="OTLP/HTTP traces export (protobuf or JSON); assembled into workflow logs",
+                    openapi_extra=TRACES_BODY,
+                    responses={**TRACES_OK, **error_responses(400, 401, 408, 413, 415, 429, 501, 503, otlp=True)})
 async def export_traces(request: Request, state: State, key: IngestKey) -> Response:
     rt: TracesRuntime = request.app.state.traces
     if rt.secret is None:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_GRPC_CODES = {400: 3, 401: 16, 403: 7, 408: 4, 413: 11, 415: 3, 422: 3, 429: 8, 503: 14}
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 408: 4, 413: 11, 415: 3, 422: 3, 429: 8, 501: 12, 503: 14}
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 

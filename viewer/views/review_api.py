@@ -71,7 +71,10 @@ def export_line(row: dict) -> dict[str, Any]:
 
 @router.get("/reviews/export.jsonl", summary="Every reviewed ticket once, as JSON lines (streamed)",
             description="Takes the ticket search's filters (`client`, `start`, `end`, `status`, `verdict`, `flag`"
-            ", ...). One line per reviewed ticket, newest first.", responses=_AUTH_DOC)
+            ", ...). One line per reviewed ticket, newest first.",
+            responses={200: {"description": "One JSON object per line",
+                             "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                       400: {"description": "A bad filter (named in `detail`)"}, **_AUTH_DOC})
 async def get_reviews_export(request: Request, ctx: Context, principal: ApiPrincipal, client: Q = None,
                              start: Q = None, end: Q = None, verdict: Q = None, flag: Q = None) -> Response:
     query = parse_ticket_query(request.query_params, principal)  # a bad filter is refused before streaming

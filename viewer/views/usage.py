@@ -95,7 +95,9 @@ async def get_api_usage(request: Request, ctx: Context, principal: ApiPrincipal,
 
 
 @api_router.get("/usage.csv", summary="The usage report as CSV, for billing", description=_DOC
-                + " Per client one line of totals (model `*`), then one line per model.", responses=_RESPONSES)
+                + " Per client one line of totals (model `*`), then one line per model.",
+                responses={200: {"description": "The report as CSV",
+                                 "content": {"text/csv": {"schema": {"type": "string"}}}}, **_RESPONSES})
 async def get_api_usage_csv(request: Request, ctx: Context, principal: ApiPrincipal, month: str | None = Query(None),
                             start: str | None = Query(None), end: str | None = Query(None),
                             client: str | None = Query(None)) -> Response:
