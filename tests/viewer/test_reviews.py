@@ -200,6 +200,7 @@ def test_export_round_trips_every_reviewed_ticket_once(app_client, loaded_db):
                                                                                       "Better draft", 2)
     # a client's export holds its own tenant only; the filters apply
     app_client.cookies.clear()
+    app_client.cookies.clear()
     login(app_client, "acme@example.com")
     mine = [json.loads(line)["ticket_id"] for line in app_client.get("/api/v1/reviews/export.jsonl").text.splitlines()]
     assert sorted(mine) == ["A-1", "A-2"]
@@ -242,3 +243,31 @@ def test_retention_drops_the_reviews_of_dropped_months(app_client, loaded_db):
     for table in ("ticket_reviews", "ticket_review_state"):
         left = {r[0] for r in _stored(dsn, f"SELECT log_id FROM {table}")}
         assert left == {ids["A-1"]}, table  # 45 days apart: never in the same month
+
+
+def test_verdict_search_pages_in_time_order_and_keeps_tenants_apart(app_client, loaded_db):
+    """The verdict/flag search walks the review state (store.reads._PICKS): keyset pages give every
+    match once, newest first, with the other filters applied; a client never sees another tenant's."""
+    _, _, ids = loaded_db
+    login(app_client, "provider@example.com")
+    for name in ids:
+        _review(app_client, ids[name], verdict="incorrect", flags=["tone"])
+    rows = app_client.get("/api/v1/tickets?verdict=incorrect&limit=500").json()["tickets"]
+    assert sorted(r["id"] for r in rows) == sorted(ids.values())
+    seen, cursor = [], None
+    while True:
+        page = app_client.get("/api/v1/tickets?flag=tone&limit=2" + (f"&after={cursor}" if cursor else "")).json()
+        seen += page["tickets"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [r["id"] for r in seen] == [r["id"] for r in rows]  # same order, each once
+    keys = [(r["executed_at"], r["id"]) for r in seen]
+    assert keys == sorted(keys, reverse=True)
+    failed = app_client.get("/api/v1/tickets?verdict=incorrect&status=FAILED&limit=500").json()["tickets"]
+    assert {r["status"] for r in failed} <= {"FAILED"} and len(failed) == sum(r["status"] == "FAILED" for r in rows)
+    acme = sorted(r["id"] for r in rows if r["ticket_id"].startswith("A-"))
+    app_client.cookies.clear()
+    login(app_client, "acme@example.com")
+    mine = app_client.get("/api/v1/tickets?verdict=incorrect&limit=500").json()["tickets"]
+    assert acme and sorted(r["id"] for r in mine) == acme

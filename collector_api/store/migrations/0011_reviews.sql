@@ -41,9 +41,10 @@ CREATE TABLE ticket_review_state (
 );
 CREATE INDEX ticket_review_state_client_time_idx ON ticket_review_state (client_id, executed_at)
     INCLUDE (verdict, overall_confidence, hallucination_risk);
-CREATE INDEX ticket_review_state_time_idx ON ticket_review_state (executed_at)
+CREATE INDEX ticket_review_state_time_idx ON ticket_review_state (executed_at, log_id)
     INCLUDE (client_id, verdict, overall_confidence, hallucination_risk);
-CREATE INDEX ticket_review_state_verdict_idx ON ticket_review_state (verdict, executed_at DESC);
+-- Searches by verdict or flag walk these in (executed_at, log_id) order (store.reads._PICKS).
+CREATE INDEX ticket_review_state_verdict_idx ON ticket_review_state (verdict, executed_at DESC, log_id DESC);
 
 -- The review queue's order: FAILED and PARTIAL first, then lowest confidence, then highest
 -- hallucination risk, newest first. An index walk in this order stops after one page.
