@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
@@ -79,13 +79,20 @@ def nesting_error(value: object, limit: int = MAX_NESTING) -> str | None:
     return None
 
 
-def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
-    request = ExportLogsServiceRequest()
+M = TypeVar("M")
+
+
+def parse_protobuf(message: M, body: bytes) -> M:
+    """`body` parsed into the empty `message` (an OTLP export request), or a DecodeError naming it."""
     try:
-        request.ParseFromString(body)
+        message.ParseFromString(body)
     except (ProtobufDecodeError, RecursionError, ValueError) as exc:
-        raise DecodeError(f"body is not a valid protobuf ExportLogsServiceRequest: {exc}") from None
-    return request
+        raise DecodeError(f"body is not a valid protobuf {type(message).__name__}: {exc}") from None
+    return message
+
+
+def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
+    return parse_protobuf(ExportLogsServiceRequest(), body)
 
 
 def _hex_ids_to_base64(node: Any) -> None:

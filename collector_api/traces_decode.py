@@ -21,14 +21,13 @@ from typing import Any
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
 
-from .decode import DecodeError, _hex_ids_to_base64
+from .decode import DecodeError, _hex_ids_to_base64, parse_protobuf
 from .otlp_spans import _KINDS, _STATUSES, attributes
 from .store.staging import SpanRow
 from .trace_crypto import TenantCipher
@@ -54,12 +53,7 @@ class SpanRejection:
 
 
 def parse_traces_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
-        raise DecodeError(f"body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
-    return request
+    return parse_protobuf(ExportTraceServiceRequest(), body)
 
 
 def parse_traces_json(body: bytes) -> ExportTraceServiceRequest:
