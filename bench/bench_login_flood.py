@@ -109,12 +109,15 @@ def _flood(url: str, concurrency: int, stop, counts) -> None:
     asyncio.run(main())
 
 
-def _serve(dsn: str, data_dir: Path, port: int, verify_concurrency: int | None) -> subprocess.Popen:
+def _serve(dsn: str, data_dir: Path, port: int, verify_concurrency: int | None,
+           checks_per_second: float | None) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": dsn, "FLUSSO_DATA_DIR": str(data_dir), "FLUSSO_HOST": "127.0.0.1",
            "FLUSSO_PORT": str(port), "FLUSSO_SESSION_SECRET": secrets.token_urlsafe(32),
            "FLUSSO_FORWARDED_ALLOW_IPS": "127.0.0.1", "FLUSSO_ROLLUP_REFRESH_SECONDS": "0"}
     if verify_concurrency:
         env["FLUSSO_LOGIN_VERIFY_CONCURRENCY"] = str(verify_concurrency)
+    if checks_per_second:
+        env["FLUSSO_LOGIN_CHECKS_PER_SECOND"] = str(checks_per_second)
     proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve"], env=env, cwd=data_dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
@@ -130,7 +133,8 @@ def _serve(dsn: str, data_dir: Path, port: int, verify_concurrency: int | None) 
     raise RuntimeError("server did not become ready")
 
 
-def run(seconds: float, rate: float, flood: int, verify_concurrency: int | None = None) -> dict:
+def run(seconds: float, rate: float, flood: int, verify_concurrency: int | None = None,
+        checks_per_second: float | None = None) -> dict:
     from flusso_obs.embedded import embedded_dsn, start_embedded
 
     tmp = Path(tempfile.mkdtemp(prefix="flusso-bench-login-"))
@@ -143,7 +147,7 @@ def run(seconds: float, rate: float, flood: int, verify_concurrency: int | None 
         apply_migrations(dsn)
         key = _prepare(dsn)
         port = _free_port()
-        proc = _serve(dsn, tmp, port, verify_concurrency)
+        proc = _serve(dsn, tmp, port, verify_concurrency, checks_per_second)
         url = f"http://127.0.0.1:{port}"
         n = max(10, int(seconds * rate))
         _ingest(url, key, _bodies(5), rate)  # warm-up
@@ -173,9 +177,11 @@ def main() -> int:
     ap.add_argument("--flood", type=int, default=32, help="sign-in attempts in flight during the flood")
     ap.add_argument("--verify-concurrency", type=int, default=None,
                     help="FLUSSO_LOGIN_VERIFY_CONCURRENCY of the server (default: the setting's default)")
+    ap.add_argument("--checks-per-second", type=float, default=None,
+                    help="FLUSSO_LOGIN_CHECKS_PER_SECOND of the server (default: the setting's default)")
     args = ap.parse_args()
     seconds = 3.0 if args.smoke else args.seconds
-    res = run(seconds, args.rate, 8 if args.smoke else args.flood, args.verify_concurrency)
+    res = run(seconds, args.rate, 8 if args.smoke else args.flood, args.verify_concurrency, args.checks_per_second)
     quiet, flooded = res["quiet"], res["flooded"]
     ratio = pct(flooded, 99) / pct(quiet, 99)
     print(f"ingest latency, {res['n']} OTLP requests of 10 logs at {args.rate:g}/s per phase (ms)")

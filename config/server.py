@@ -72,6 +72,11 @@ class ServerSettings(BaseSettings):
         description="Password checks (argon2, ~64 MiB each) run at once, off the event loop; 32 more may wait,"
                     " beyond that sign-in answers 503.",
     )
+    flusso_login_checks_per_second: float = Field(
+        default=2.0, gt=0, le=1000,
+        description="Password checks started per second at most (paced; the waiting ones queue, beyond 32 a 503"
+                    " with Retry-After): bounds the CPU a sign-in flood takes from ingest.",
+    )
     flusso_max_form_bytes: int = Field(
         default=64 * 1024, ge=1024,
         description="Body limit of the viewer's own POSTs (sign-in form): 413 from Content-Length before reading.",

@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "flusso_session"
 LOGIN_CSRF_COOKIE = "flusso_login_csrf"
-_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
+# argon2id, RFC 9106's second recommended option (64 MiB, 3 passes) in ONE lane: the library's
+# default of 4 lanes runs each check on 4 threads, so one check took both cores from ingest at
+# once. One lane costs the same memory and CPU time (~0.1-0.2 s), on one core.
+_hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1)
 
 
 def hash_password(password: str) -> str:
@@ -44,6 +47,15 @@ def verify_password(password_hash: str, password: str) -> bool:
 # Verifying against this when the email is unknown keeps the response time of unknown and
 # known emails alike, so timing does not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True for a hash made with other parameters (e.g. the 4-lane default of earlier versions):
+    sign-in then stores a new hash of the password it just checked."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except (InvalidHashError, ValueError):
+        return False
 
 
 def verify_login(password_hash: str | None, password: str) -> bool:
@@ -68,14 +80,22 @@ class VerifierBusy(Exception):
 
 class PasswordVerifier:
     """argon2 off the event loop (ingest shares it): at most `concurrency` checks at once in
-    threads (each costs ~64 MiB and a core for ~50 ms), at most `max_waiting` more queued; beyond
-    that VerifierBusy at once, so a login flood costs bounded memory and CPU."""
+    threads (each costs ~64 MiB and a core for ~50-170 ms), started at most `checks_per_second`
+    times a second, at most `max_waiting` more queued; beyond that VerifierBusy at once. So a
+    login flood costs bounded memory and a bounded share of the CPU, whatever its size."""
 
-    def __init__(self, concurrency: int, max_waiting: int = 32):
+    def __init__(self, concurrency: int, max_waiting: int = 32, checks_per_second: float | None = None):
         self._slots = asyncio.Semaphore(concurrency)
         self.max_waiting = max_waiting
         self.waiting = 0
+        self._interval = 1.0 / checks_per_second if checks_per_second else 0.0
+        self._next_start = 0.0  # loop time before which no further check may start
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2", initializer=_lower_priority)
+
+    @property
+    def retry_after_s(self) -> int:
+        """How long the queue takes to drain at the paced rate (the 503's Retry-After)."""
+        return max(1, round(self.max_waiting * self._interval))
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         if self.waiting >= self.max_waiting:
@@ -84,9 +104,16 @@ class PasswordVerifier:
         try:
             async with self._slots:
                 loop = asyncio.get_running_loop()
+                start = max(loop.time(), self._next_start)
+                self._next_start = start + self._interval
+                await asyncio.sleep(start - loop.time())  # pacing: a token bucket of one
                 return await loop.run_in_executor(self._threads, verify_login, password_hash, password)
         finally:
             self.waiting -= 1
+
+    async def rehash(self, password: str) -> str:
+        """A new hash of `password` (after a successful sign-in), on the same low-priority threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, hash_password, password)
 
 
 @dataclass(frozen=True)

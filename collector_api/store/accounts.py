@@ -177,3 +177,11 @@ async def end_sessions(pool: AsyncConnectionPool, user_id: int) -> None:
     """Void every session of the user (sessions are signed cookies that carry their epoch)."""
     async with owner_connection(pool) as conn:
         await conn.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = %s", (user_id,))
+
+
+async def upgrade_password_hash(pool: AsyncConnectionPool, user_id: int, old_hash: str, new_hash: str) -> None:
+    """Replace a user's hash made with older parameters, only if it is still `old_hash` (a
+    password change in between wins)."""
+    async with owner_connection(pool) as conn:
+        await conn.execute("UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s",
+                           (new_hash, user_id, old_hash))

@@ -49,7 +49,7 @@ def test_password_checks_leave_the_event_loop_free(loaded_db):
     """Six sign-ins at once (argon2, ~64 MiB and tens to hundreds of ms each): /healthz on the same
     loop keeps answering fast. With argon2 on the loop it waited for every check in turn."""
     dsn, _, _ = loaded_db
-    server = _server(dsn, flusso_login_attempts_per_minute=100)
+    server = _server(dsn, flusso_login_attempts_per_minute=100, flusso_login_checks_per_second=100)  # unpaced
     latencies, done = [], threading.Event()
 
     def probe():
@@ -98,6 +98,64 @@ def test_verifier_bounds_concurrency_and_queue():
         results, waiting = pool.submit(asyncio.run, run()).result()
     assert results.count(True) == 3 and sum(isinstance(r, VerifierBusy) for r in results) == 2
     assert waiting == 0
+
+
+def test_verifier_paces_checks_per_second():
+    """Checks start at most `checks_per_second` times a second, whatever the concurrency: a flood
+    cannot take more CPU than that from ingest. Six cheap checks at 5/s need >= 1 s; unpaced
+    (before) they took a few ms."""
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("pw")
+
+    async def run():
+        verifier = PasswordVerifier(2, checks_per_second=5)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(verifier.verify(cheap, "pw") for _ in range(6)))
+        return results, time.perf_counter() - started
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # its own thread: the browser tests keep a loop running in this one
+        results, elapsed = pool.submit(asyncio.run, run()).result()
+    assert results == [True] * 6
+    assert 0.95 <= elapsed < 10, elapsed
+
+
+def test_login_flood_gets_503_with_retry_after(loaded_db):
+    """Sign-ins beyond the paced queue get 503 + Retry-After at once; the admitted ones are checked
+    one per 1/rate seconds."""
+    dsn, _, _ = loaded_db
+    server = _server(dsn, flusso_login_attempts_per_minute=1000, flusso_login_checks_per_second=0.5)
+    server.server.config.app.state.viewer.verifier.max_waiting = 2
+    try:
+        clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(5)]
+        tokens = []
+        for client in clients:
+            page = client.get("/login")
+            tokens.append(page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0])
+        answers: list[tuple[int, str | None, float]] = []
+
+        def post(client: httpx.Client, token: str) -> None:
+            started = time.perf_counter()
+            r = client.post("/login", data={"email": "nobody@example.com", "password": "x",
+                                            "csrf_token": token, "next": "/"})
+            answers.append((r.status_code, r.headers.get("retry-after"), time.perf_counter() - started))
+            assert r.status_code != 503 or "Too many sign-ins at once" in r.text
+
+        threads = [threading.Thread(target=post, args=pair) for pair in zip(clients, tokens, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses == [401, 401, 503, 503, 503], answers
+        assert all(retry == "4" for status, retry, _ in answers if status == 503), answers  # 2 waiting x 2 s
+        assert max(took for status, _, took in answers if status == 401) >= 1.9, answers  # the second waited its turn
+        for client in clients:
+            client.close()
+    finally:
+        server.stop()
 
 
 def test_failure_delay_grows_per_account_and_is_forgotten_on_success():
@@ -155,3 +213,35 @@ def test_a_nul_in_a_filter_is_400_not_500(app_client):
         r = app_client.get(path)
         assert r.status_code == 400 and "NUL" in r.json()["detail"], (path, r.text[:200])
     assert app_client.get("/tickets?ticket=%00").status_code == 400
+
+
+def test_a_four_lane_hash_is_replaced_by_a_one_lane_hash_at_sign_in(loaded_db):
+    """Hashes of earlier versions (argon2's default 4 lanes: one check on 4 threads, both cores) are
+    re-hashed with one lane when their owner signs in; the password still works after that, and a
+    wrong password never triggers it."""
+    import psycopg
+    from argon2 import PasswordHasher
+
+    dsn, _, _ = loaded_db
+    old = PasswordHasher(parallelism=4).hash(PASSWORD)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE users SET password_hash = %s WHERE email = 'provider@example.com'", (old,))
+    server = _server(dsn)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert _login(client, "provider@example.com", "wrong").status_code == 401
+            assert _stored_hash(dsn) == old
+            assert _login(client, "provider@example.com").status_code == 303
+        new = _stored_hash(dsn)
+        assert new != old and ",p=1$" in new, new
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert _login(client, "provider@example.com").status_code == 303
+    finally:
+        server.stop()
+
+
+def _stored_hash(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT password_hash FROM users WHERE email = 'provider@example.com'").fetchone()[0]

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.accounts import end_sessions, find_user
+from collector_api.store.accounts import end_sessions, find_user, upgrade_password_hash
 
-from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, VerifierBusy, csrf_matches
+from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, VerifierBusy, csrf_matches, needs_rehash
 from ..context import ViewerContext
 from ..deps import Context, CurrentPrincipal, SessionPrincipal
 from ..errors import BadRequest, TooManyAttempts
@@ -66,13 +66,18 @@ async def post_login(request: Request, ctx: Context, email: Annotated[str, Form(
     try:
         ok = await ctx.verifier.verify(user.password_hash if user else None, password)
     except VerifierBusy:
-        return _login_page(request, ctx, next_path=next_path, status=503, email=email,
+        busy = _login_page(request, ctx, next_path=next_path, status=503, email=email,
                            error="Too many sign-ins at once; try again in a few seconds.")
+        busy.headers["Retry-After"] = str(ctx.verifier.retry_after_s)
+        return busy
     if not ok:
         ctx.failures.failed(email)
         return _login_page(request, ctx, next_path=next_path, status=401, email=email,
                            error="Unknown email or wrong password.")
     ctx.failures.succeeded(email)
+    if needs_rehash(user.password_hash):
+        await upgrade_password_hash(ctx.pool, user.id, user.password_hash,
+                                    await ctx.verifier.rehash(password))
     cookie, _ = ctx.codec.new_session(user.id, user.session_epoch)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=ctx.codec.max_age_s, httponly=True, samesite="lax",
