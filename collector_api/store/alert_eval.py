@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .alerts import _COLUMNS, AlertRule, _rule, format_window
 from .db import owner_connection
-from .stats import _quantile
+from .stats import histogram_quantile
 
 HOUR_GRAIN_FROM_S = 6 * 3600  # windows from 6 h read hour rollups (rounded to whole hours)
 COUNTER_METRICS = ("tickets", "rejections")  # from ingest_counts; min_tickets does not apply
@@ -61,7 +61,7 @@ async def _window_data(conn, window_s: int, now: datetime, want_p95: bool, want_
                 " AND start >= %s GROUP BY 1, 2", (grain, start))).fetchall():
             hist[r["client_id"]][r["bucket"]] = r["n"]
         for client, counts in hist.items():
-            data[client]["p95"] = _quantile(counts, 0.95)
+            data[client]["p95"] = histogram_quantile(counts, 0.95)
     if want_counts:
         minute_start = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(seconds=window_s - 60)
         for r in await (await conn.execute(

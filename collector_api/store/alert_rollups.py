@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import locks
 from .db import owner_connection
-from .rollups import LATE_COMMIT_SLACK, _safe_cursor
+from .rollups import LATE_COMMIT_SLACK, safe_cursor
 from .stats import FINE_EDGES
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _DURATIONS = (
 async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
     """Bring the minute and hour rollups up to date; returns how many buckets were recomputed.
     One refresh at a time (advisory lock); a concurrent call returns 0 at once."""
-    cursor = await _safe_cursor(pool)
+    cursor = await safe_cursor(pool)
     async with owner_connection(pool) as conn, conn.transaction():
         locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
                                            (locks.ALERT_ROLLUPS,))).fetchone()

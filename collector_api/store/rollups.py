@@ -39,7 +39,7 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     """
     today = today or datetime.now(UTC).date()
     stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
-    cursor = await _safe_cursor(pool)
+    cursor = await safe_cursor(pool)
     async with scoped_transaction(pool, Scope.provider()) as conn:
         locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (locks.ROLLUPS,))).fetchone()
         if not locked["ok"]:
@@ -61,7 +61,7 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     return len(dirty)
 
 
-async def _safe_cursor(pool: AsyncConnectionPool) -> datetime:
+async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
     """The next watermark: now, or the start of the oldest open transaction if earlier.
 
     Read as the owner (before switching to the RLS role), which sees its own sessions'

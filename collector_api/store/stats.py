@@ -113,7 +113,7 @@ async def _rolled(conn, tenant: TenantCondition, first: date, stop: date) -> tup
     return daily, durations, nodes
 
 
-def _quantile(counts: dict[int, int], q: float) -> float | None:
+def histogram_quantile(counts: dict[int, int], q: float) -> float | None:
     """Quantile (percentile_cont semantics) from fine-bucket counts, linear within a bucket."""
     total = sum(counts.values())
     if not total:
@@ -169,7 +169,7 @@ def _totals(total: dict, fine: dict[int, int]) -> dict[str, Any]:
         "avg_confidence": _avg(total["conf_sum"], total["conf_n"]),
         "avg_hallucination_risk": _avg(total["risk_sum"], total["risk_n"]),
         "avg_execution_time_s": _avg(total["exec_sum"], total["exec_n"]),
-        "p95_execution_time_s": _quantile(fine, 0.95),
+        "p95_execution_time_s": histogram_quantile(fine, 0.95),
         "input_tokens": total["input_tokens"], "output_tokens": total["output_tokens"],
         "total_tokens": total["input_tokens"] + total["output_tokens"], "cost_usd": total["cost_usd"],
     }
