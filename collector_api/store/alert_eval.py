@@ -148,19 +148,28 @@ async def evaluate_rules(pool: AsyncConnectionPool, *, public_url: str | None = 
 
 
 async def _store_transitions(conn, changes: list, public_url: str | None, now: datetime) -> list[Transition]:
-    done = []
-    for rule, client, state, value in changes:
-        changed = await (await conn.execute(
-            "INSERT INTO alert_states AS s (rule_id, client_id, state, value, changed_at) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (rule_id, client_id) DO UPDATE SET state = excluded.state, value = excluded.value,"
-            " changed_at = excluded.changed_at WHERE s.state <> excluded.state RETURNING rule_id",
-            (rule.id, client, state, value, now))).fetchone()
-        if changed is None:
-            continue  # someone else recorded this transition already
-        delivery_id = str(uuid.uuid4())
-        body = notification_body(rule, client, state, value, tickets_link(public_url, rule, client, now), now)
+    """Two statements for any number of transitions (a mass state change after a quiet spell
+    moved thousands at once, one round trip each)."""
+    if not changes:
+        return []
+    recorded = {(r["rule_id"], r["client_id"]) for r in await (await conn.execute(
+        "INSERT INTO alert_states AS s (rule_id, client_id, state, value, changed_at)"
+        " SELECT c.rule_id, c.client_id, c.state, c.value, %s"
+        " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::float8[]) AS c(rule_id, client_id, state, value)"
+        " ON CONFLICT (rule_id, client_id) DO UPDATE SET state = excluded.state, value = excluded.value,"
+        " changed_at = excluded.changed_at WHERE s.state <> excluded.state RETURNING rule_id, client_id",
+        (now, [r.id for r, _, _, _ in changes], [c for _, c, _, _ in changes], [st for _, _, st, _ in changes],
+         [v for _, _, _, v in changes]))).fetchall()}
+    done = [Transition(rule, client, state, value, str(uuid.uuid4()))  # the others: recorded by someone else
+            for rule, client, state, value in changes if (rule.id, client) in recorded]
+    if done:
         await conn.execute(
             "INSERT INTO alert_deliveries (id, rule_id, rule_name, client_id, state, body, next_attempt_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)", (delivery_id, rule.id, rule.name, client, state, body, now))
-        done.append(Transition(rule, client, state, value, delivery_id))
+            " SELECT d.id, d.rule_id, d.rule_name, d.client_id, d.state, d.body, %s FROM unnest(%s::uuid[],"
+            " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::bytea[]) AS d(id, rule_id, rule_name, client_id,"
+            " state, body)",
+            (now, [t.delivery_id for t in done], [t.rule.id for t in done], [t.rule.name for t in done],
+             [t.client_id for t in done], [t.state for t in done],
+             [notification_body(t.rule, t.client_id, t.state, t.value,
+                                tickets_link(public_url, t.rule, t.client_id, now), now) for t in done]))
     return done
