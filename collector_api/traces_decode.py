@@ -27,7 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
 
-from .conventions.content import PERSON_KEYS, is_content, person_key_kind
+from .conventions.content import METADATA, PERSON_KEYS, is_content, metadata_person_values, person_key_kind
 from .decode import DecodeError, _hex_ids_to_base64, parse_protobuf
 from .otlp_spans import _KINDS, _STATUSES, attributes
 from .store.staging import SpanRow
@@ -140,6 +140,7 @@ def _person_values(attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
             values = value if isinstance(value, (list, tuple)) else (value,)
             out.extend((str(v), "name" if kind == "name" else kind) for v in values
                        if isinstance(v, (str, int)) and not isinstance(v, bool))
+    out.extend(metadata_person_values(attrs.get(METADATA)))
     return out
 
 

@@ -9,9 +9,11 @@ the per-span attribute cap drops content first, never the model or the token cou
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Any
 
-from otel_bridge.pii_keys import key_words
+from otel_bridge.pii_keys import field_kind, key_words
 
 CONTENT_KEYS = frozenset({
     # OTel GenAI (attributes and event attributes)
@@ -44,6 +46,9 @@ PERSON_KEYS = {
     "enduser.pseudo.id": "user", "llm.user": "user", "gen_ai.user": "user", "gen_ai.request.user": "user",
 }
 ASSOCIATION = "traceloop.association.properties."
+METADATA = "metadata"  # OpenInference: the app's key/value pairs as one JSON object (using_metadata)
+METADATA_MAX_CHARS = 65_536
+_HASHED_KINDS = frozenset({"email", "phone", "name", "card", "iban"})
 _PERSON_ID_WORDS = frozenset({"user", "enduser", "customer", "requester", "contact", "person", "member",
                               "patient", "employee", "caller", "sender", "recipient"})
 
@@ -60,7 +65,30 @@ def person_key_kind(key: str) -> str | None:
     kind = PERSON_KEYS.get(key)
     if kind is not None or not key.startswith(ASSOCIATION):
         return kind
-    words = key_words(key[len(ASSOCIATION):])
+    return _id_kind(key[len(ASSOCIATION):])
+
+
+def _id_kind(key: str) -> str | None:
+    words = key_words(key)
     if len(words) >= 2 and words[-1] in ("id", "ids") and _PERSON_ID_WORDS & set(words[:-1]):
         return "user"
     return None
+
+
+def metadata_person_values(value: Any) -> list[tuple[str, str]]:
+    """(value, kind) of the person-naming keys of OpenInference's ``metadata`` JSON object
+    (``customer_name``, ``user_email``, ``user_id``...), so a name that has no pattern is known
+    and replaced wherever it recurs; [] for anything else."""
+    if not isinstance(value, str) or not value.startswith("{") or len(value) > METADATA_MAX_CHARS:
+        return []
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return []
+    out = []
+    for key, v in obj.items() if isinstance(obj, dict) else ():
+        kind = field_kind(str(key))
+        kind = kind if kind in _HASHED_KINDS else _id_kind(str(key))
+        if kind is not None and isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+            out.append((str(v), kind))
+    return out
