@@ -1,13 +1,15 @@
-"""OTel GenAI span conventions -> what the bridge's builder reads. Pure: no I/O.
+"""Span conventions -> what the bridge's builder reads. Pure: no I/O.
 
-`prepare(records, ...)` picks the trace's root, gives each GenAI span the bridge's
-`flusso.kind`, and adds the `flusso.*` events the builder derives sections and metrics from
-(`flusso.llm_call` per chat/completion span with model, tokens and cost, `flusso.retrieval`
-per retrieval span, `flusso.ticket` on the root). `finish(log, ...)` then applies the rules
-the builder does not know: `identification.source`, `outcome.status` (FAILED when the root
-errored, PARTIAL when another span did, `flusso.status` overrides), `outcome.complete`,
-`react_iterations` as the LLM calls under the agent span, and no metric the spans cannot tell.
-Precedence (docs/collector.md): `flusso.*` > OTel GenAI (old and new names) > generic.
+`prepare(records, ...)` picks the trace's root, gives each span the bridge's `flusso.kind`
+from whichever convention it carries (collector_api.conventions: OTel GenAI, OpenInference,
+OpenLLMetry; precedence `flusso.*` > GenAI > OpenInference > OpenLLMetry > generic), and adds
+the `flusso.*` events the builder derives sections and metrics from (`flusso.llm_call` per LLM
+span with model, tokens and cost, `flusso.retrieval` per retriever span, `flusso.ticket` on the
+root). `finish(log, ...)` then applies the rules the builder does not know:
+`identification.source`, `outcome.status` (FAILED when the root errored, PARTIAL when another
+span did, `flusso.status` overrides), `outcome.complete`, `react_iterations` as the LLM calls
+under an agent span, and no metric the spans cannot tell. Nothing depends on arrival order:
+spans are ordered by (start, span id) before anything is derived. Docs: docs/collector.md.
 """
 from __future__ import annotations
 
@@ -17,43 +19,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import otel_bridge.attributes as A
-from otel_bridge.spanrecord import STATUS_ERROR, EventRecord, SpanRecord
+from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
 
+from .conventions import combine, openllmetry
+from .conventions.content import is_content
+from .conventions.genai import KIND_BY_OPERATION as KIND_BY_OPERATION
 from .prices import PriceTable
 
 SOURCE = "otlp-traces"
-KIND_BY_OPERATION = {
-    "chat": "llm", "text_completion": "llm", "generate_content": "llm", "embeddings": "embedding",
-    "retrieval": "retriever", "execute_tool": "tool", "invoke_agent": "agent", "create_agent": "agent",
-    "invoke_workflow": "chain", "plan": "planner",
-}
 LLM_KINDS = frozenset({"llm"})
-# Metrics of the bridge's log that GenAI spans cannot tell: absent, not zero.
+# Metrics of the bridge's log that the spans cannot tell: absent, not zero.
 UNKNOWN_METRICS = ("overall_confidence", "hallucination_risk", "evidence_items", "evidence_conflicts", "decisions",
                    "draft_length_chars", "mean_react_iteration_ms", "vision_results")
-INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
-CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens")
-MODEL = ("gen_ai.response.model", "gen_ai.request.model")
-PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
 DEFAULT_TICKET_ATTRIBUTE = A.TICKET_ID
-
-
-def first(attrs: Mapping[str, Any], names: Sequence[str]) -> Any:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def count(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return int(value) if isinstance(value, (int, float)) and value >= 0 else None
+# Where a trace's session id may be (after the tenant's ticket attribute), by precedence.
+SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id", *openllmetry.SESSION_KEYS)
 
 
 def find_root(records: Sequence[SpanRecord]) -> tuple[SpanRecord, bool]:
@@ -75,59 +55,57 @@ def _event(name: str, ts: int, payload: Mapping[str, Any]) -> EventRecord:
     return EventRecord(name, ts, {A.PAYLOAD: json.dumps(payload, default=str)})
 
 
-def _llm_payload(s: SpanRecord, prices: PriceTable) -> dict[str, Any]:
-    a = s.attributes
-    inp, out = count(first(a, INPUT_TOKENS)), count(first(a, OUTPUT_TOKENS))
-    cache_read, cache_write = count(first(a, CACHE_READ)) or 0, count(first(a, CACHE_WRITE)) or 0
-    model = first(a, MODEL)
-    cost = a.get(A.LLM_COST_USD)
-    if not isinstance(cost, (int, float)) or isinstance(cost, bool):
-        cost = prices.cost(model, inp or 0, out or 0, cache_read, cache_write) if inp is not None or out is not None \
-            else None
-    payload = {"model": model, "provider": first(a, PROVIDER), "input_tokens": inp, "output_tokens": out,
-               "cost_usd": cost, "span_id": format(s.span_id, "016x")}
-    if cache_read:
-        payload["cache_read_input_tokens"] = cache_read
+def _llm_payload(s: SpanRecord, f: Mapping[str, Any], prices: PriceTable) -> dict[str, Any]:
+    t = combine.tokens(f)
+    cost = f.get("cost")  # flusso.llm.cost_usd, else OpenInference llm.cost.*
+    if cost is None and t.split_known and (t.input is not None or t.output is not None):
+        cost = prices.cost(f.get("model"), t.input or 0, t.output or 0, t.cache_read, t.cache_write)
+    payload = {"model": f.get("model"), "provider": f.get("provider"), "input_tokens": t.input,
+               "output_tokens": t.output, "cost_usd": cost, "span_id": format(s.span_id, "016x")}
+    if t.cache_read:
+        payload["cache_read_input_tokens"] = t.cache_read
+    if t.cache_write:
+        payload["cache_creation_input_tokens"] = t.cache_write
     return {k: v for k, v in payload.items() if v is not None}
 
 
-def _documents(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _retrieval_payload(s: SpanRecord) -> dict[str, Any]:
-    a = s.attributes
-    results = [d if isinstance(d, dict) else {"id": str(d)} for d in _documents(a.get("gen_ai.retrieval.documents"))]
-    payload = {"source": "text", "query": first(a, ("gen_ai.retrieval.query.text", "gen_ai.retrieval.query")),
-               "results": results}
-    if a.get(A.GEN_AI_DATA_SOURCE_ID) is not None:
-        payload["data_source"] = a[A.GEN_AI_DATA_SOURCE_ID]
+def _retrieval_payload(f: Mapping[str, Any]) -> dict[str, Any]:
+    query = f.get("query")
+    payload = {"source": "text", "query": query if isinstance(query, str) else None,
+               "results": list(f.get("documents") or ())}
+    if f.get("data_source") is not None:
+        payload["data_source"] = f["data_source"]
     return payload
 
 
+def _scalar(value: Any) -> str | None:
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()[:256]
+    return None
+
+
 def ticket_id(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None) -> str:
-    """The tenant's ticket attribute (default flusso.ticket_id), else session.id, else the trace id:
-    on the root first, then on any span."""
+    """The tenant's ticket attribute (default flusso.ticket_id), else a session id (`session.id`,
+    `gen_ai.conversation.id`, OpenLLMetry's association `session_id`...), else the trace id: on
+    the root first, then on any span (ordered by start, so arrival order does not matter)."""
     ordered = [root, *(r for r in records if r is not root)]
-    for name in (attribute or DEFAULT_TICKET_ATTRIBUTE, "session.id"):
+    for name in (attribute or DEFAULT_TICKET_ATTRIBUTE, *SESSION_ATTRIBUTES):
         for r in ordered:
-            value = r.attributes.get(name)
-            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-                return str(value).strip()[:256]
+            value = _scalar(r.attributes.get(name))
+            if value is not None:
+                return value
     return format(root.trace_id, "032x")
 
 
-def _ticket_payload(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None) -> dict[str, Any]:
+def _ticket_payload(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None,
+                    user: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     for r in records:
         for key, value in r.attributes.items():
             if key.startswith("flusso.ticket."):
                 payload.setdefault(key.removeprefix("flusso.ticket."), value)
+    if user is not None:
+        payload.setdefault("user_id", user)  # hashed on arrival (traces_decode)
     payload["ticket_id"] = ticket_id(records, root, attribute)
     return payload
 
@@ -137,43 +115,57 @@ class Prepared:
     records: list[SpanRecord]
     root: SpanRecord
     true_root: bool
+    agents: frozenset[int] = frozenset()  # span ids of agent spans (the root's kind became "workflow")
+
+
+def _mapped(r: SpanRecord, f: Mapping[str, Any], kind: str | None, events: list[EventRecord]) -> SpanRecord:
+    """`r` with its kind, the tool's name and id under the GenAI names, content attributes last
+    (the builder keeps a span's first attributes), an ``error.type`` as an error status."""
+    head: dict[str, Any] = {A.KIND: kind} if kind is not None else {}
+    if kind == "tool":
+        for name, field in ((A.GEN_AI_TOOL_NAME, "tool_name"), ("gen_ai.tool.call.id", "tool_call_id")):
+            if f.get(field) is not None:
+                head[name] = f[field]
+    attrs = r.attributes
+    ordered = {**head, **{k: v for k, v in attrs.items() if k not in head and not is_content(k)},
+               **{k: v for k, v in attrs.items() if k not in head and is_content(k)}}
+    status, description = r.status, r.status_description
+    if status == STATUS_UNSET and f.get("error") is not None:
+        status, description = STATUS_ERROR, description or str(f["error"])
+    return replace(r, attributes=ordered, events=tuple(events), status=status, status_description=description)
 
 
 def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str | None) -> Prepared:
-    """`records` (finished, sorted by start) with the bridge's kinds and flusso.* events added."""
+    """`records` (finished) with the bridge's kinds and flusso.* events added."""
+    records = sorted(records, key=lambda r: (r.start_time, r.span_id))
     root, true_root = find_root(records)
-    out = []
-    for r in records:
-        attrs = dict(r.attributes)
-        kind = attrs.get(A.KIND) or KIND_BY_OPERATION.get(str(attrs.get(A.GEN_AI_OPERATION_NAME, "")))
+    all_facts = [combine.facts(r) for r in records]
+    user = next((f["user_id"] for f in [all_facts[records.index(root)], *all_facts] if "user_id" in f), None)
+    out, agents = [], set()
+    for r, f in zip(records, all_facts, strict=True):
+        kind = f.get("kind")
+        if kind == "agent":
+            agents.add(r.span_id)
         events = list(r.events)
         if r is root:
             kind = A.KIND_WORKFLOW
-            events.append(_event(A.EVENT_TICKET, r.start_time, _ticket_payload(records, root, ticket_attribute)))
+            events.append(_event(A.EVENT_TICKET, r.start_time, _ticket_payload(records, root, ticket_attribute, user)))
         elif kind == A.KIND_WORKFLOW:
             kind = "chain"  # one workflow per log: the root
-        if kind is not None:
-            attrs[A.KIND] = kind
         end = r.end_time or r.start_time
         if kind in LLM_KINDS:
-            events.append(_event(A.EVENT_LLM_CALL, end, _llm_payload(r, prices)))
+            events.append(_event(A.EVENT_LLM_CALL, end, _llm_payload(r, f, prices)))
         elif kind == "retriever":
-            events.append(_event(A.EVENT_RETRIEVAL, end, _retrieval_payload(r)))
-        out.append(replace(r, attributes=attrs, events=tuple(events)))
-    return Prepared(out, out[records.index(root)], true_root)
+            events.append(_event(A.EVENT_RETRIEVAL, end, _retrieval_payload(f)))
+        out.append(_mapped(r, f, kind, events))
+    return Prepared(out, out[records.index(root)], true_root, frozenset(agents))
 
 
-def is_agent(r: SpanRecord) -> bool:
-    """An agent span (also the root, whose kind became "workflow")."""
-    return r.attributes.get(A.KIND) == "agent" or KIND_BY_OPERATION.get(
-        str(r.attributes.get(A.GEN_AI_OPERATION_NAME, ""))) == "agent"
-
-
-def _has_agent_ancestor(r: SpanRecord, by_id: Mapping[int, SpanRecord]) -> bool:
+def _has_agent_ancestor(r: SpanRecord, by_id: Mapping[int, SpanRecord], agents: frozenset[int]) -> bool:
     seen = 0
     parent = by_id.get(r.parent_span_id) if r.parent_span_id is not None else None
     while parent is not None and seen < 1000:
-        if is_agent(parent):
+        if parent.span_id in agents:
             return True
         parent = by_id.get(parent.parent_span_id) if parent.parent_span_id is not None else None
         seen += 1
@@ -206,8 +198,8 @@ def finish(log: dict[str, Any], prepared: Prepared, *, dropped_spans: int) -> di
     _token_metrics(metrics, log["trace"]["llm_calls"])
     by_id = {r.span_id: r for r in records}
     llm = [r for r in records if r.attributes.get(A.KIND) in LLM_KINDS]
-    if any(is_agent(r) for r in records):
-        metrics["react_iterations"] = sum(1 for r in llm if _has_agent_ancestor(r, by_id))
+    if prepared.agents:
+        metrics["react_iterations"] = sum(1 for r in llm if _has_agent_ancestor(r, by_id, prepared.agents))
     else:
         metrics.pop("react_iterations", None)
     metrics["models"] = sorted({str(c["model"]) for c in log["trace"]["llm_calls"] if c.get("model")})

@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
 
+from .conventions.content import METADATA, PERSON_KEYS, is_content, metadata_person_values, person_key_kind
 from .decode import DecodeError, _hex_ids_to_base64, parse_protobuf
 from .otlp_spans import _KINDS, _STATUSES, attributes
 from .store.staging import SpanRow
@@ -37,9 +38,9 @@ MIN_START_NS = 946_684_800 * 10**9
 MAX_CLOCK_SKEW_NS = 86_400 * 10**9
 CLIENT_ID_ATTRIBUTE = "flusso.client_id"
 TICKET_PREFIX = "flusso.ticket."
-# Attributes that name a person -> token kind. Hashed on arrival; raw values kept sealed only.
-PERSON_ATTRIBUTES = {"user.full_name": "name", "user.name": "name", "user.email": "email", "user.id": "user",
-                     "enduser.id": "user"}
+# Attributes that name a person -> token kind (all three conventions: collector_api.conventions.content).
+# Hashed on arrival; raw values kept sealed only.
+PERSON_ATTRIBUTES = PERSON_KEYS
 _EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}\.[A-Za-z]{2,}$")
 _HASHED_KINDS = frozenset({"email", "phone", "name", "card", "iban"})
 RESOURCE_KEYS = ("service.name", "service.version", "deployment.environment.name", "deployment.environment")
@@ -118,11 +119,13 @@ def person_kind(key: str, value: Any) -> str | None:
 @lru_cache(maxsize=4096)
 def _key_kind(key: str) -> str | None:
     """person_kind for every key but session.id (decided by the key alone; keys recur)."""
-    kind = PERSON_ATTRIBUTES.get(key)
+    kind = person_key_kind(key)  # user.id, user.email, ... and OpenLLMetry's association user_id
     if kind is not None:
         return kind
     if key.startswith(TICKET_PREFIX):
         return ticket_field_kind(key[len(TICKET_PREFIX):])
+    if is_content(key):  # prompts, outputs, documents, tool I/O: scrubbed as text and sealed
+        return None
     # Other keys by the bridge's key rule on their last part (``customer.email``); content keys
     # (``...message``, ``...body``) are not hashed: they are scrubbed and sealed instead.
     kind = field_kind(key.rsplit(".", 1)[-1])
@@ -137,6 +140,7 @@ def _person_values(attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
             values = value if isinstance(value, (list, tuple)) else (value,)
             out.extend((str(v), "name" if kind == "name" else kind) for v in values
                        if isinstance(v, (str, int)) and not isinstance(v, bool))
+    out.extend(metadata_person_values(attrs.get(METADATA)))
     return out
 
 

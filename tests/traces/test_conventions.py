@@ -1,0 +1,136 @@
+"""The convention mapping, pure: precedence, tokens (no double-counted cache), cost, documents,
+content classification and person-naming keys, with adversarial inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from collector_api.conventions import combine
+from collector_api.conventions.content import is_content, metadata_person_values, person_key_kind
+from collector_api.trace_crypto import cipher
+from collector_api.traces_decode import decode_spans, person_kind
+from otel_bridge.pii import Redactor
+from otel_bridge.spanrecord import EventRecord, SpanRecord
+
+
+def rec(attrs: dict, events=()) -> SpanRecord:
+    return SpanRecord("s", 1, 2, None, 10, 20, "UNSET", None, attrs, tuple(events), None, 0)
+
+
+def test_precedence_genai_over_openinference_over_openllmetry():
+    f = combine.facts(rec({"gen_ai.request.model": "gpt-4o", "llm.model_name": "claude-sonnet-4",
+                           "gen_ai.usage.input_tokens": 10, "llm.token_count.prompt": 99,
+                           "gen_ai.usage.prompt_tokens": 77, "llm.token_count.completion": 5,
+                           "gen_ai.usage.completion_tokens": 6, "openinference.span.kind": "TOOL",
+                           "traceloop.span.kind": "agent", "flusso.llm.cost_usd": 0.5, "llm.cost.total": 0.9}))
+    assert (f["model"], f["input_tokens"], f["output_tokens"], f["kind"], f["cost"]) == ("gpt-4o", 10, 5, "tool", 0.5)
+    assert combine.facts(rec({"traceloop.span.kind": "agent", "llm.request.type": "chat"}))["kind"] == "agent"
+    assert combine.facts(rec({"llm.request.type": "chat"}))["kind"] == "llm"
+    assert combine.facts(rec({"flusso.kind": "planner", "gen_ai.operation.name": "chat"}))["kind"] == "planner"
+
+
+@pytest.mark.parametrize("attrs, expected", [
+    ({"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 40,
+      "gen_ai.usage.cache_read.input_tokens": 1024}, (1200, 40, 1024, 0, True)),  # GenAI: input includes cache
+    ({"llm.token_count.prompt": 100, "llm.token_count.completion": 50, "llm.token_count.total": 1150,
+      "llm.token_count.prompt_details.cache_read": 1000}, (1100, 50, 1000, 0, True)),  # excluded: added once
+    ({"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
+      "gen_ai.usage.cache_creation.input_tokens": 300}, (400, 50, 0, 300, True)),  # cache > input: excluded
+    ({"llm.usage.total_tokens": 900, "gen_ai.usage.completion_tokens": 100}, (800, 100, 0, 0, True)),
+    ({"llm.token_count.total": 900}, (900, None, 0, 0, False)),  # total alone: no split, no price
+    ({"llm.token_count.prompt": 300, "llm.token_count.total": 900}, (300, 600, 0, 0, True)),
+    ({"llm.token_count.prompt": -5, "llm.token_count.completion": True, "llm.token_count.total": "NaN"},
+     (None, None, 0, 0, True)),
+])
+def test_tokens(attrs, expected):
+    t = combine.tokens(combine.facts(rec(attrs)))
+    assert (t.input, t.output, t.cache_read, t.cache_write, t.split_known) == expected
+
+
+def test_openinference_cost_parts_and_bad_values():
+    assert combine.facts(rec({"llm.cost.prompt": 0.1, "llm.cost.completion": 0.2}))["cost"] == pytest.approx(0.3)
+    assert "cost" not in combine.facts(rec({"llm.cost.total": float("inf"), "llm.cost.prompt": "x"}))
+    assert combine.facts(rec({"llm.cost.total": "0.25"}))["cost"] == 0.25
+
+
+def test_documents_of_the_three_conventions():
+    oi = combine.facts(rec({"openinference.span.kind": "RETRIEVER", "input.value": "q",
+                            "retrieval.documents.1.document.id": "b", "retrieval.documents.1.document.score": -0.5,
+                            "retrieval.documents.0.document.id": "a", "retrieval.documents.0.document.score": 0.9,
+                            "retrieval.documents.x.document.id": "ignored"}))
+    assert oi["documents"] == [{"id": "a", "score": 0.9}, {"id": "b", "score": -0.5}] and oi["query"] == "q"
+    events = [EventRecord("db.query.result", 1, {"db.query.result.id": "k", "db.query.result.score": 0.7}),
+              EventRecord("db.search.result", 2, {"db.search.result.id": 5})]
+    tl = combine.facts(rec({"db.system": "chroma"}, events))
+    assert tl["kind"] == "retriever" and tl["documents"] == [{"id": "k", "score": 0.7}, {"id": "5"}]
+    g = combine.facts(rec({"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.documents": "not json"}))
+    assert g["documents"] == [] and g["kind"] == "retriever"
+
+
+# Every content attribute of the three conventions (as the instrumentations name them).
+CONTENT = [
+    "llm.input_messages.0.message.content", "llm.input_messages.12.message.contents.0.message_content.text",
+    "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", "llm.input_messages.3.message.name",
+    "input.value", "output.value", "tool.parameters", "retrieval.documents.4.document.content",
+    "retrieval.documents.0.document.metadata", "llm.prompt_template.variables", "embedding.embeddings.0.embedding.text",
+    "reranker.input_documents.0.document.content", "llm.prompts.0.prompt.text", "llm.choices.0.completion.text",
+    "metadata", "gen_ai.prompt.0.content", "gen_ai.completion.0.content", "gen_ai.prompt.3.role",
+    "gen_ai.completion.0.tool_calls.0.arguments", "gen_ai.input.messages", "gen_ai.output.messages",
+    "gen_ai.system_instructions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "gen_ai.retrieval.query.text", "traceloop.entity.input", "traceloop.entity.output",
+    "db.query.result.document", "db.search.result.entity", "gen_ai.prompt", "gen_ai.completion", "content",
+    "exception.message", "exception.stacktrace", "mcp.request.argument",
+]
+NOT_CONTENT = ["llm.model_name", "llm.token_count.prompt", "gen_ai.usage.input_tokens", "tool.name",
+               "gen_ai.request.model", "openinference.span.kind", "traceloop.span.kind", "session.id", "user.id",
+               "gen_ai.tool.name", "llm.cost.total", "input.mime_type"]
+
+
+def test_content_classification():
+    assert all(is_content(k) for k in CONTENT)
+    assert not any(is_content(k) for k in NOT_CONTENT)
+
+
+def test_every_content_attribute_is_scrubbed_and_sealed_on_arrival():
+    secret = "s" * 40
+    email, phone = "annalisa.rossetti@example.com", "+39 347 555 0199"
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x02" * 8, "s"
+    span.start_time_unix_nano = span.end_time_unix_nano = 1_800_000_000 * 10**9
+    for key in CONTENT:
+        span.attributes.append(KeyValue(key=key, value=AnyValue(string_value=f"write to {email} or {phone}")))
+    ev = span.events.add(name="gen_ai.user.message", time_unix_nano=span.start_time_unix_nano)
+    ev.attributes.append(KeyValue(key="content", value=AnyValue(string_value=email)))
+    [row] = decode_spans(req, "acme", Redactor(b"k" * 32), cipher(secret, "acme"),
+                         now_ns=span.start_time_unix_nano).rows
+    assert email.encode() not in row.payload and b"347" not in row.payload
+    opened = json.loads(cipher(secret, "acme").open(row.trace_id, row.span_id, row.payload))
+    for key in CONTENT:
+        value = opened["a"][key]
+        assert email not in value and phone not in value and "[email:" in value and "[phone:" in value
+    assert opened["e"][0][2]["content"].startswith("[email:")
+
+
+@pytest.mark.parametrize("key, kind", [
+    ("user.id", "user"), ("enduser.id", "user"), ("user.email", "email"), ("llm.user", "user"),
+    ("traceloop.association.properties.user_id", "user"), ("traceloop.association.properties.customerId", "user"),
+    ("traceloop.association.properties.customer_email", "email"),
+    ("traceloop.association.properties.customer_name", "name"),
+    ("traceloop.association.properties.session_id", None), ("traceloop.association.properties.tenant_id", None),
+    ("llm.input_messages.0.message.name", None), ("tool.name", None), ("llm.model_name", None),
+])
+def test_person_naming_keys(key, kind):
+    assert person_kind(key, "x") == kind
+    if key.startswith("traceloop.association.properties.") and kind == "user":
+        assert person_key_kind(key) == "user"
+
+
+def test_metadata_person_values_hostile():
+    assert metadata_person_values(json.dumps({"customer_name": "Ann Bee", "user_id": 7, "plan": "gold"})) == [
+        ("Ann Bee", "name"), ("7", "user")]
+    for bad in ("{", "[1]", '{"customer_name": {"x": 1}}', "{" + " " * 70_000 + "}", 5, None, '{"a": true}'):
+        assert metadata_person_values(bad) == []
