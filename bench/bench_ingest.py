@@ -375,9 +375,13 @@ def tree_cpu_seconds(root: int) -> float:
 def set_cpus(pids: list[int], cpus: set[int]) -> None:
     """Confine every thread of `pids` to `cpus`; processes and threads they start later inherit it."""
     for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:  # a process (a PostgreSQL backend) may exit while its threads are listed
+            tasks = [int(task.name) for task in Path(f"/proc/{pid}/task").glob("*")]
+        except OSError:
+            continue
+        for task in tasks:
             try:
-                os.sched_setaffinity(int(task.name), cpus)
+                os.sched_setaffinity(task, cpus)
             except (ProcessLookupError, PermissionError):
                 pass
 
