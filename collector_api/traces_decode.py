@@ -42,6 +42,11 @@ TICKET_PREFIX = "flusso.ticket."
 # Hashed on arrival; raw values kept sealed only.
 PERSON_ATTRIBUTES = PERSON_KEYS
 _EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}\.[A-Za-z]{2,}$")
+# A person's name in an id attribute (``enduser.id = "Annalisa Rossetti"``): 2-5 words of letters
+# (with ' - . inside), no digits or @. Known as a `name`, so its parts are replaced too: agents
+# greet customers by first name ("Dear Annalisa").
+_NAME_WORD = r"[^\W\d_]+(?:[-'.][^\W\d_]+)*"  # a separator between letter runs: no ambiguity, linear
+_NAME_SHAPED = re.compile(rf"^{_NAME_WORD}(?:\s+{_NAME_WORD}){{1,4}}$")
 _HASHED_KINDS = frozenset({"email", "phone", "name", "card", "iban"})
 RESOURCE_KEYS = ("service.name", "service.version", "deployment.environment.name", "deployment.environment")
 
@@ -138,10 +143,17 @@ def _person_values(attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
         kind = person_kind(key, value)
         if kind is not None:
             values = value if isinstance(value, (list, tuple)) else (value,)
-            out.extend((str(v), "name" if kind == "name" else kind) for v in values
+            out.extend((str(v), _known_kind(kind, v)) for v in values
                        if isinstance(v, (str, int)) and not isinstance(v, bool))
     out.extend(metadata_person_values(attrs.get(METADATA)))
     return out
+
+
+def _known_kind(kind: str, value: object) -> str:
+    """The kind a person value is known by at replacement: a name-shaped user id is a `name`."""
+    if kind == "user" and isinstance(value, str) and len(value) <= 200 and _NAME_SHAPED.match(value.strip()):
+        return "name"
+    return kind
 
 
 def _redact_attributes(attrs: Mapping[str, Any], r: Redactor, known: KnownValues) -> dict[str, Any]:

@@ -49,8 +49,10 @@ class FakeOpenAI:
             self.usages.append(usage)
         has_tool_result = any(m.get("role") == "tool" for m in request.get("messages", []))
         if has_tool_result:
-            # The full name echoed (a bare first name is only caught when a `name` attribute names the person).
-            message = {"role": "assistant", "content": f"Dear {NAME}, order A-77 shipped; it arrives in two days.",
+            # The customer greeted by first name only: no pattern finds it; the collector must know it from
+            # the name-shaped person attribute (enduser.id) of the root span and replace it everywhere.
+            message = {"role": "assistant",
+                       "content": f"Dear {NAME.split()[0]}, order A-77 shipped; it arrives in two days.",
                        "refusal": None}
             finish = "stop"
         else:

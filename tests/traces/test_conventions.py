@@ -134,3 +134,29 @@ def test_metadata_person_values_hostile():
         ("Ann Bee", "name"), ("7", "user")]
     for bad in ("{", "[1]", '{"customer_name": {"x": 1}}', "{" + " " * 70_000 + "}", 5, None, '{"a": true}'):
         assert metadata_person_values(bad) == []
+
+
+@pytest.mark.parametrize("value, kind", [
+    ("Annalisa Rossetti", "name"), ("Jean-Luc Picard", "name"), ("O'Brien Kelly", "name"),
+    ("Müller Hans Peter", "name"),
+    ("annalisa.rossetti@example.com", "user"), ("user-123", "user"), ("u_42 abc", "user"), ("12 Main", "user"),
+    ("Annalisa", "user"), ("A B C D E F", "user"), ("x" * 199 + " y", "user"),
+])
+def test_a_name_shaped_user_id_is_known_as_a_name(value, kind):
+    """enduser.id = "Annalisa Rossetti": known as a `name`, so "Dear Annalisa" loses the first name
+    too (tests/interop checks it end to end with the real instrumentations)."""
+    from collector_api.traces_decode import _known_kind
+
+    assert _known_kind("user", value) == kind
+
+
+def test_name_shape_check_is_linear_on_hostile_input():
+    import time
+
+    from collector_api.traces_decode import _known_kind
+
+    hostile = ["a" * 190 + " b1", "-".join(["ab"] * 60) + " x!", "a " * 99 + "1", "é'" * 95 + " z"]
+    started = time.perf_counter()
+    for value in hostile * 100:
+        _known_kind("user", value)
+    assert time.perf_counter() - started < 0.5
