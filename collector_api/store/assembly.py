@@ -57,7 +57,8 @@ async def due_traces(pool: AsyncConnectionPool, *, quiet_s: float, max_age_s: fl
 
 async def staged_spans(pool: AsyncConnectionPool, client_id: str, trace_ids: list[str]) -> list[StagedSpan]:
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
-        cur = await conn.execute(
+        cur = conn.cursor(binary=True)  # payloads as raw bytes: no hex text to send and unescape
+        await cur.execute(
             "SELECT trace_id, span_id, parent_span_id, start_ns, end_ns, payload FROM trace_spans"
             " WHERE client_id = %s AND trace_id = ANY(%s)", (client_id, trace_ids))
         return [StagedSpan(**r) for r in await cur.fetchall()]
