@@ -38,6 +38,7 @@ class AssemblyConfig:
     quiet_s: float = 10.0
     max_age_s: float = 600.0
     batch: int = 500
+    chunk: int = 100  # traces per transaction; chunks are pipelined (assemble_due)
 
 
 @dataclass
@@ -141,21 +142,48 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
 
 
 async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> AssemblyReport:
-    """One pass: every due trace (up to cfg.batch) assembled, stored or replaced, and marked."""
+    """One pass: every due trace (up to cfg.batch) assembled, stored or replaced, and marked.
+
+    The pass works in chunks of `cfg.chunk` traces of one tenant, as a pipeline: while chunk k is
+    built (in a thread: the collector's CPU), chunk k+1's spans are read and chunk k-1's logs
+    written (PostgreSQL's). Each chunk is stored and marked in one transaction, so a pass that
+    stops half way leaves every chunk either done or still due: re-running it is idempotent."""
     report = AssemblyReport()
     due = await assembly.due_traces(pool, quiet_s=cfg.quiet_s, max_age_s=cfg.max_age_s, limit=cfg.batch)
     by_tenant: dict[str, list[DueTrace]] = {}
     for t in due:
         by_tenant.setdefault(t.client_id, []).append(t)
-    for client_id, traces in by_tenant.items():
-        ids = [t.trace_id for t in traces]
-        spans = await assembly.staged_spans(pool, client_id, ids)
-        ticket_attribute, logged = await assembly.tenant_context(pool, client_id, ids)
-        built = await asyncio.to_thread(_build_all, traces, spans, cfg, ticket_attribute, logged)
-        await assembly.finish(pool, client_id, built)
-        for b in built:
-            report.add("reassembled" if b.trace.log_id is not None and b.row is not None else b.outcome)
+    chunks = [(client_id, traces[i:i + cfg.chunk]) for client_id, traces in by_tenant.items()
+              for i in range(0, len(traces), cfg.chunk)]
+    loading: asyncio.Future | None = None
+    writing: asyncio.Future | None = None
+    try:
+        for k, (client_id, traces) in enumerate(chunks):
+            batch = await (loading or _load(pool, client_id, traces))
+            loading = asyncio.ensure_future(_load(pool, *chunks[k + 1])) if k + 1 < len(chunks) else None
+            built = await asyncio.to_thread(_build_all, traces, batch.spans, cfg, batch.ticket_attribute,
+                                            batch.logged)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(_store(pool, client_id, built, report))
+        if writing is not None:
+            await writing
+    finally:
+        pending = [f for f in (loading, writing) if f is not None and not f.done()]
+        for f in pending:
+            f.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     return report
+
+
+async def _load(pool: AsyncConnectionPool, client_id: str, traces: list[DueTrace]) -> assembly.Batch:
+    return await assembly.load_batch(pool, client_id, [t.trace_id for t in traces])
+
+
+async def _store(pool: AsyncConnectionPool, client_id: str, built: list[Built], report: AssemblyReport) -> None:
+    await assembly.finish(pool, client_id, built)
+    for b in built:
+        report.add("reassembled" if b.trace.log_id is not None and b.row is not None else b.outcome)
 
 
 def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyConfig, ticket_attribute: str | None,
