@@ -38,6 +38,7 @@ class AssemblyConfig:
     quiet_s: float = 10.0
     max_age_s: float = 600.0
     batch: int = 500
+    chunk: int = 100  # traces per transaction; chunks are pipelined (assemble_due)
 
 
 @dataclass
@@ -61,32 +62,65 @@ def _record(span: StagedSpan, payload: dict) -> SpanRecord:
 
 def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict]:
     """(records, one per span id; the raw person values of the trace; resource attributes)."""
+    records, pairs, resource, _ = _open(client_id, secret, spans)
+    return records, pairs, resource
+
+
+def _open(client_id: str, secret: str,
+          spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict, dict[int, str | None]]:
+    """open_spans, plus each span's searchable text by span id (see `_searchable`)."""
     box = cipher(secret, client_id)
     seen: set[str] = set()
-    records, pairs, resource = [], [], {}
+    records, pairs, resource, texts = [], [], {}, {}
     for span in spans:
         if span.span_id in seen:
             continue  # a replay: at-least-once delivery
         seen.add(span.span_id)
         try:
-            payload = orjson.loads(box.open(span.trace_id, span.span_id, span.payload))
+            plain = box.open(span.trace_id, span.span_id, span.payload)
+            payload = orjson.loads(plain)
         except PayloadError:
             logger.error("tenant %s: %s; span skipped", client_id, f"span {span.span_id} does not decrypt")
             continue
         pairs.extend(tuple(p) for p in payload.get("p") or ())
         resource.update(payload.get("r") or {})
-        records.append(_record(span, payload))
-    return records, pairs, resource
+        record = _record(span, payload)
+        texts[record.span_id] = _searchable(plain) if next(reversed(payload), None) == "p" else None
+        records.append(record)
+    return records, pairs, resource, texts
 
 
-def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list) -> list[SpanRecord]:
+def _searchable(plain: bytes) -> str | None:
+    """The sealed JSON text of a span without its raw person values (``"p"``, the payload's last
+    member: traces_decode._sealed_row), lowered; None when it cannot be cut off."""
+    cut = plain.rfind(b',"p":')  # a quote inside a JSON string is escaped: this is the member
+    return plain[:cut].decode("utf-8", "surrogatepass").lower() if cut > 0 else None
+
+
+# A known value holding a character JSON escapes is not found verbatim in the text; a sigma's
+# lowercase depends on its neighbours. Such values: every span is walked.
+_NOT_VERBATIM = frozenset('"\\σς') | frozenset(map(chr, range(0x20)))
+
+
+def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list,
+                   texts: dict[int, str | None] | None = None) -> list[SpanRecord]:
     """Person values known anywhere in the trace, replaced in every span's text. Only the known
-    values: every string was scrubbed by the pattern detectors on arrival (traces_decode)."""
+    values: every string was scrubbed by the pattern detectors on arrival (traces_decode).
+
+    A span whose whole JSON text (`texts`, lowered) holds none of the values is kept as it is:
+    every string, key and event of the span is in that text, so none of them could hold one
+    (Redactor.replace_known checks the same lowered substrings before it replaces)."""
     known = known_values({}, (), pairs)
     if not known:
         return records
+    if texts is None or any(not _NOT_VERBATIM.isdisjoint(low) for low in known.lows):
+        texts = {}
     out = []
     for s in records:
+        text = texts.get(s.span_id)
+        if text is not None and not any(low in text for low in known.lows):
+            out.append(s)
+            continue
         attrs = {k: r.replace_known(v, known) for k, v in s.attributes.items()}
         events = tuple(EventRecord(str(r.replace_known(e.name, known)), e.timestamp,
                                    _as_dict(r.replace_known(dict(e.attributes), known))) for e in s.events)
@@ -116,12 +150,12 @@ def _as_dict(value: object) -> dict:
 def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfig,
                 ticket_attribute: str | None) -> Built:
     """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread."""
-    records, pairs, resource = open_spans(trace.client_id, cfg.secret, spans)
+    records, pairs, resource, texts = _open(trace.client_id, cfg.secret, spans)
     records = finished_records(records)
     if not records:
         return Built(trace, None, "failed", trace.span_count)
     redactor = redactor_for(cfg.secret, trace.client_id)
-    records = _replace_known(records, redactor, pairs)
+    records = _replace_known(records, redactor, pairs, texts)
     root, _ = conventions.find_root(records)
     if conventions.is_bridge_root(root):
         return Built(trace, None, "bridge", trace.span_count)
@@ -141,21 +175,48 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
 
 
 async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> AssemblyReport:
-    """One pass: every due trace (up to cfg.batch) assembled, stored or replaced, and marked."""
+    """One pass: every due trace (up to cfg.batch) assembled, stored or replaced, and marked.
+
+    The pass works in chunks of `cfg.chunk` traces of one tenant, as a pipeline: while chunk k is
+    built (in a thread: the collector's CPU), chunk k+1's spans are read and chunk k-1's logs
+    written (PostgreSQL's). Each chunk is stored and marked in one transaction, so a pass that
+    stops half way leaves every chunk either done or still due: re-running it is idempotent."""
     report = AssemblyReport()
     due = await assembly.due_traces(pool, quiet_s=cfg.quiet_s, max_age_s=cfg.max_age_s, limit=cfg.batch)
     by_tenant: dict[str, list[DueTrace]] = {}
     for t in due:
         by_tenant.setdefault(t.client_id, []).append(t)
-    for client_id, traces in by_tenant.items():
-        ids = [t.trace_id for t in traces]
-        spans = await assembly.staged_spans(pool, client_id, ids)
-        ticket_attribute, logged = await assembly.tenant_context(pool, client_id, ids)
-        built = await asyncio.to_thread(_build_all, traces, spans, cfg, ticket_attribute, logged)
-        await assembly.finish(pool, client_id, built)
-        for b in built:
-            report.add("reassembled" if b.trace.log_id is not None and b.row is not None else b.outcome)
+    chunks = [(client_id, traces[i:i + cfg.chunk]) for client_id, traces in by_tenant.items()
+              for i in range(0, len(traces), cfg.chunk)]
+    loading: asyncio.Future | None = None
+    writing: asyncio.Future | None = None
+    try:
+        for k, (client_id, traces) in enumerate(chunks):
+            batch = await (loading or _load(pool, client_id, traces))
+            loading = asyncio.ensure_future(_load(pool, *chunks[k + 1])) if k + 1 < len(chunks) else None
+            built = await asyncio.to_thread(_build_all, traces, batch.spans, cfg, batch.ticket_attribute,
+                                            batch.logged)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(_store(pool, client_id, built, report))
+        if writing is not None:
+            await writing
+    finally:
+        pending = [f for f in (loading, writing) if f is not None and not f.done()]
+        for f in pending:
+            f.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     return report
+
+
+async def _load(pool: AsyncConnectionPool, client_id: str, traces: list[DueTrace]) -> assembly.Batch:
+    return await assembly.load_batch(pool, client_id, [t.trace_id for t in traces])
+
+
+async def _store(pool: AsyncConnectionPool, client_id: str, built: list[Built], report: AssemblyReport) -> None:
+    await assembly.finish(pool, client_id, built)
+    for b in built:
+        report.add("reassembled" if b.trace.log_id is not None and b.row is not None else b.outcome)
 
 
 def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyConfig, ticket_attribute: str | None,

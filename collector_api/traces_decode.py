@@ -215,7 +215,7 @@ def _sealed_row(index: int, span: Span, resource: Mapping[str, Any], attrs: Mapp
                _redact_attributes(attributes(ev.attributes), r, known)] for ev in span.events],
         "de": span.dropped_events_count,
         "r": {k: r.scrub_value(resource[k], known) for k in RESOURCE_KEYS if k in resource},
-        "p": _person_values(attrs),
+        "p": _person_values(attrs),  # the raw values: keep it LAST (trace_assembly._searchable cuts it off)
     }
     blob = cipher.seal(trace_id, span_id, orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS))
     return SpanRow(index=index, client_id=tenant, trace_id=trace_id, span_id=span_id, parent_span_id=parent,

@@ -113,8 +113,10 @@ _LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 _SECRET_HINT_RE = re.compile(r"-----BEGIN|eyJ|(?i:bearer|basic)\s|sk-|AKIA|ASIA|gh[pousr]_|xox|AIza")
 # The same pre-check as substrings of the lowered text (a superset: a hit only means the full
 # scan runs): ~3x faster than the regex's case-insensitive alternatives on 500 chars of prose.
-_SECRET_HINTS_LOWER = ("-----begin", "eyj", "bearer", "basic", "sk-", "akia", "asia", "ghp_", "gho_", "ghu_",
-                       "ghs_", "ghr_", "xox", "aiza")
+# The GitHub prefixes are looked for only after "gh" is found (one scan instead of five).
+_SECRET_HINTS_LOWER = ("-----begin", "eyj", "bearer", "basic", "sk-", "akia", "asia", "xox", "aiza")
+_GITHUB_HINTS_LOWER = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")
+_ASCII_DIGITS = "0123456789"
 _CACHE_MAX_LEN = 256
 _CACHE_MAX_ENTRIES = 8192
 
@@ -131,6 +133,22 @@ def _sub_outside_tokens(rx: re.Pattern[str], repl: Callable[[re.Match[str]], str
 def _has_secret_key(text: str) -> bool:
     lowered = text.lower()
     return any(hint in lowered for hint in _SECRET_KEY_HINTS)
+
+
+def _secret_hint(lowered: str) -> bool:
+    """Whether the lowered text holds a hint of _SECRET_HINT_RE (a superset: then it runs)."""
+    for hint in _SECRET_HINTS_LOWER:
+        if hint in lowered:
+            return True
+    return "gh" in lowered and any(hint in lowered for hint in _GITHUB_HINTS_LOWER)
+
+
+def _has_digit(text: str) -> bool:
+    """_DIGIT_RE.search (any Unicode decimal digit); an ASCII text can only hold ASCII digits,
+    found by one memchr each: ~5x faster than the regex over prose that holds none."""
+    if text.isascii():
+        return any(map(text.__contains__, _ASCII_DIGITS))
+    return _DIGIT_RE.search(text) is not None
 
 
 def luhn_ok(digits: str) -> bool:
@@ -235,7 +253,7 @@ class Redactor:
         out = text
         if len(out) >= 6:
             lowered = out.lower()
-            if any(hint in lowered for hint in _SECRET_HINTS_LOWER) and _SECRET_HINT_RE.search(out):
+            if _secret_hint(lowered) and _SECRET_HINT_RE.search(out):
                 out = _SECRET_RE.sub(self._secret, out)
                 if "eyJ" in out:
                     out = _JWT_RE.sub(self._secret, out)
@@ -244,7 +262,7 @@ class Redactor:
                 out = _ASSIGN_RE.sub(self._assignment, out)
             if "@" in out or ("%" in out and _ENCODED_AT_RE.search(out)):
                 out = _sub_outside_tokens(_EMAIL_RE, self._email, out)
-            if _DIGIT_RE.search(out):
+            if _has_digit(out):
                 out = _sub_outside_tokens(_IBAN_RE, self._iban, out)
                 out = _sub_outside_tokens(_CARD_RE, self._card, out)
                 out = _sub_outside_tokens(_PHONE_RE, self._phone, out)

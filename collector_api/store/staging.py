@@ -53,9 +53,11 @@ _LOCK_STATES = (
     " WHERE client_id = %s AND trace_id = ANY(%s) ORDER BY trace_id FOR UPDATE"
 )
 _OPEN_COUNT = "SELECT count(*) AS n FROM trace_state WHERE client_id = %s AND state = 'open'"
+# The arrays go in binary (%b): psycopg's text form of a bytea[] escapes every payload byte in
+# Python (~0.9 ms per span, the largest cost of a request); the binary form is a length prefix.
 _INSERT_SPANS = (
     "INSERT INTO trace_spans (client_id, trace_id, span_id, parent_span_id, start_ns, end_ns, payload)"
-    " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[], %s::bytea[])"
+    " SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::text[], %b::int8[], %b::int8[], %b::bytea[])"
 )
 _UPSERT_STATES = (
     "INSERT INTO trace_state AS t (client_id, trace_id, span_count, bytes, dropped_spans, root_ended)"

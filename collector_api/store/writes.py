@@ -99,16 +99,24 @@ def canonical(row: LogRow) -> LogRow:
 
 
 async def _insert(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
-    columns = [list(col) for col in zip(*map(row_values, rows), strict=False)]
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
-        cur = await conn.execute(_INSERT, columns)
-        inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
-        missing = {(r.trace_id, r.executed_at) for r in rows} - inserted.keys()
-        existing = {}
-        if missing:
-            traces, times = zip(*missing, strict=False)
-            cur = await conn.execute(_EXISTING, (list(traces), list(times), client_id))
-            existing = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
+        return await insert_rows(conn, client_id, rows)
+
+
+async def insert_rows(conn: psycopg.AsyncConnection, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
+    """insert_workflow_logs inside the caller's transaction (scoped to `client_id`), so that
+    other writes can commit with the logs (the trace-assembly job marks its traces in it)."""
+    if not rows:
+        return []
+    columns = [list(col) for col in zip(*map(row_values, rows), strict=False)]
+    cur = await conn.execute(_INSERT, columns)
+    inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
+    missing = {(r.trace_id, r.executed_at) for r in rows} - inserted.keys()
+    existing = {}
+    if missing:
+        traces, times = zip(*missing, strict=False)
+        cur = await conn.execute(_EXISTING, (list(traces), list(times), client_id))
+        existing = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
     result, first_seen = [], set()
     for r in rows:
         key = (r.trace_id, r.executed_at)
