@@ -29,15 +29,27 @@ def _generic(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> di
     return {k: v for k, v in facts.items() if v is not None}
 
 
-READERS: tuple[Reader, ...] = (_flusso, genai.read, openinference.read, openllmetry.read, _generic)
+def _always(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> bool:
+    return True
+
+
+Applies = Callable[[Mapping[str, Any], Sequence[EventRecord]], bool]
+# (whether the reader can find anything in a span, the reader), by precedence. The checks are
+# cheap key scans; most spans carry one convention, so the others' readers are skipped
+# (tests/traces/test_conventions.py checks each check covers every key its reader reads).
+READERS: tuple[tuple[Applies, Reader], ...] = (
+    (_always, _flusso), (genai.applies, genai.read), (openinference.applies, openinference.read),
+    (openllmetry.applies, openllmetry.read), (_always, _generic))
 
 
 def facts(span: SpanRecord) -> dict[str, Any]:
     """Every field any convention gives for `span`, the highest-precedence one winning."""
     out: dict[str, Any] = {}
-    for read in READERS:
-        for key, value in read(span.attributes, span.events).items():
-            out.setdefault(key, value)
+    attrs, events = span.attributes, span.events
+    for applies, read in READERS:
+        if applies(attrs, events):
+            for key, value in read(attrs, events).items():
+                out.setdefault(key, value)
     return out
 
 

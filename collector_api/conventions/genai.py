@@ -38,6 +38,11 @@ def _documents(value: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def applies(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> bool:
+    """Whether `read` can find anything: it reads only ``gen_ai.*`` and ``error.type``."""
+    return "error.type" in attrs or any(k.startswith("gen_ai.") for k in attrs)
+
+
 def read(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> dict[str, Any]:
     """What a GenAI span says (only the fields it carries)."""
     facts = {

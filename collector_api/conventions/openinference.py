@@ -45,6 +45,14 @@ def documents(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return [d for d in docs if d]
 
 
+NAMESPACES = ("openinference.", "llm.", "embedding.", "reranker.", "tool.", "retrieval.")
+
+
+def applies(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> bool:
+    """Whether `read` can find anything (input/output values count only with a span kind)."""
+    return any(k.startswith(NAMESPACES) for k in attrs)
+
+
 def read(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> dict[str, Any]:
     """What an OpenInference span says (only the fields it carries)."""
     raw_kind = attrs.get(SPAN_KIND)

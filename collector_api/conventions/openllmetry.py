@@ -49,6 +49,15 @@ def _kind(attrs: Mapping[str, Any], docs: list | None) -> str | None:
     return "retriever" if docs is not None else None
 
 
+NAMESPACES = ("traceloop.", "llm.")
+_GENAI_NAMES = frozenset(INPUT_TOKENS + OUTPUT_TOKENS + TOTAL_TOKENS + CACHE_READ + CACHE_WRITE + USER_KEYS)
+
+
+def applies(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> bool:
+    """Whether `read` can find anything: result events, its namespaces, or its older GenAI names."""
+    return bool(events) or any(k.startswith(NAMESPACES) or k in _GENAI_NAMES for k in attrs)
+
+
 def read(attrs: Mapping[str, Any], events: Sequence[EventRecord] = ()) -> dict[str, Any]:
     """What an OpenLLMetry span says (only the fields it carries)."""
     docs = documents(events)

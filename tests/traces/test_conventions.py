@@ -160,3 +160,42 @@ def test_name_shape_check_is_linear_on_hostile_input():
     for value in hostile * 100:
         _known_kind("user", value)
     assert time.perf_counter() - started < 0.5
+
+
+class _Recording(dict):
+    """A span's attributes that note every key a reader asks for (get, in, iteration by prefix)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked: set[str] = set()
+
+    def get(self, key, default=None):
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self.asked.add(key)
+        return super().__contains__(key)
+
+
+@pytest.mark.parametrize("seed", [
+    {}, {"openinference.span.kind": "TOOL"}, {"openinference.span.kind": "RETRIEVER"},
+    {"traceloop.span.kind": "tool"}, {"llm.request.type": "chat"}, {"gen_ai.operation.name": "execute_tool"},
+])
+def test_each_reader_is_skipped_only_when_it_cannot_find_anything(seed):
+    """combine.facts skips a convention's reader when its `applies` check says the span carries
+    none of its keys: every key the reader asks for must make `applies` true on its own, or a
+    field would be lost for spans that carry only that key."""
+    from collector_api.conventions import genai, openinference, openllmetry
+
+    for module in (genai, openinference, openllmetry):
+        attrs = _Recording(seed)
+        module.read(attrs, ())
+        asked = attrs.asked - set(seed)
+        assert asked, module.__name__
+        for key in asked:  # keys read only under a seed (a span kind) are read with it
+            assert module.applies({**seed, key: "x"} if seed else {key: "x"}, ()), (module.__name__, key)
+    assert openinference.applies({"retrieval.documents.0.document.id": "d"}, ())  # read by prefix
+    assert openllmetry.applies({}, (EventRecord("db.query.result", 1, {}),))  # read from events
+    assert not openinference.applies({"gen_ai.request.model": "m", "session.id": "s"}, ())
+    assert not openllmetry.applies({"gen_ai.usage.input_tokens": 3}, ())
