@@ -95,7 +95,7 @@ def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return parse_protobuf(ExportLogsServiceRequest(), body)
 
 
-def _hex_ids_to_base64(node: Any) -> None:
+def hex_ids_to_base64(node: Any) -> None:
     """OTLP/JSON writes traceId/spanId as hex; protobuf's JSON mapping expects base64."""
     if isinstance(node, dict):
         for key in ("traceId", "spanId", "trace_id", "span_id"):
@@ -106,10 +106,10 @@ def _hex_ids_to_base64(node: Any) -> None:
                 except ValueError:
                     raise DecodeError(f"{key} {value[:40]!r} is not a hex string") from None
         for value in node.values():
-            _hex_ids_to_base64(value)
+            hex_ids_to_base64(value)
     elif isinstance(node, list):
         for value in node:
-            _hex_ids_to_base64(value)
+            hex_ids_to_base64(value)
 
 
 def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
@@ -122,7 +122,7 @@ def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
     if nesting_error(data, MAX_ENVELOPE_NESTING):
         raise DecodeError(f"the OTLP/JSON request is nested deeper than {MAX_ENVELOPE_NESTING} levels (room for a"
                           f" workflow log at the limit of {MAX_NESTING} levels)")
-    _hex_ids_to_base64(data)
+    hex_ids_to_base64(data)
     request = ExportLogsServiceRequest()
     try:
         json_format.ParseDict(data, request, ignore_unknown_fields=True, max_recursion_depth=100)

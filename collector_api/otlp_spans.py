@@ -15,14 +15,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, SpanRecord
 
-_KINDS = {
+SPAN_KINDS = {
     Span.SPAN_KIND_INTERNAL: "internal",
     Span.SPAN_KIND_SERVER: "server",
     Span.SPAN_KIND_CLIENT: "client",
     Span.SPAN_KIND_PRODUCER: "producer",
     Span.SPAN_KIND_CONSUMER: "consumer",
 }
-_STATUSES = {
+SPAN_STATUSES = {
     Status.STATUS_CODE_UNSET: STATUS_UNSET,
     Status.STATUS_CODE_OK: STATUS_OK,
     Status.STATUS_CODE_ERROR: STATUS_ERROR,
@@ -55,11 +55,11 @@ def span_record(span: Span) -> SpanRecord:
         parent_span_id=parent,
         start_time=span.start_time_unix_nano,
         end_time=span.end_time_unix_nano or None,
-        status=_STATUSES.get(span.status.code, STATUS_UNSET),
+        status=SPAN_STATUSES.get(span.status.code, STATUS_UNSET),
         status_description=span.status.message or None,
         attributes=attributes(span.attributes),
         events=tuple(EventRecord(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in span.events),
-        kind=_KINDS.get(span.kind),
+        kind=SPAN_KINDS.get(span.kind),
         dropped_events=span.dropped_events_count,
     )
 

@@ -28,8 +28,8 @@ from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
 
 from .conventions.content import METADATA, PERSON_KEYS, is_content, metadata_person_values, person_key_kind
-from .decode import DecodeError, _hex_ids_to_base64, parse_protobuf
-from .otlp_spans import _KINDS, _STATUSES, attributes
+from .decode import DecodeError, hex_ids_to_base64, parse_protobuf
+from .otlp_spans import SPAN_KINDS, SPAN_STATUSES, attributes
 from .store.staging import SpanRow
 from .trace_crypto import TenantCipher
 
@@ -71,7 +71,7 @@ def parse_traces_json(body: bytes) -> ExportTraceServiceRequest:
         raise DecodeError("body must be a JSON object (an ExportTraceServiceRequest)")
     for key in ("parentSpanId", "parent_span_id"):
         _hex_field_to_base64(data, key)
-    _hex_ids_to_base64(data)
+    hex_ids_to_base64(data)
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(data, request, ignore_unknown_fields=True, max_recursion_depth=100)
@@ -81,7 +81,7 @@ def parse_traces_json(body: bytes) -> ExportTraceServiceRequest:
 
 
 def _hex_field_to_base64(node: Any, key: str) -> None:
-    """parentSpanId is hex in OTLP/JSON too (decode._hex_ids_to_base64 knows traceId/spanId)."""
+    """parentSpanId is hex in OTLP/JSON too (decode.hex_ids_to_base64 knows traceId/spanId)."""
     import base64
 
     if isinstance(node, dict):
@@ -207,8 +207,8 @@ def _sealed_row(index: int, span: Span, resource: Mapping[str, Any], attrs: Mapp
     parent = span.parent_span_id.hex() if span.parent_span_id else None
     payload = {
         "n": r.scrub_text(span.name, known),
-        "k": _KINDS.get(span.kind),
-        "s": _STATUSES.get(span.status.code),
+        "k": SPAN_KINDS.get(span.kind),
+        "s": SPAN_STATUSES.get(span.status.code),
         "d": r.scrub_text(span.status.message, known) if span.status.message else None,
         "a": _redact_attributes(attrs, r, known),
         "e": [[r.scrub_text(ev.name, known), ev.time_unix_nano,
