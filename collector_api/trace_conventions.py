@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 import otel_bridge.attributes as A
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
@@ -52,7 +54,11 @@ def is_bridge_root(root: SpanRecord) -> bool:
 
 
 def _event(name: str, ts: int, payload: Mapping[str, Any]) -> EventRecord:
-    return EventRecord(name, ts, {A.PAYLOAD: json.dumps(payload, default=str)})
+    try:  # orjson: ~5x faster; integers beyond 64 bits (a hostile token count) need the stdlib
+        text = orjson.dumps(payload, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = json.dumps(payload, default=str)
+    return EventRecord(name, ts, {A.PAYLOAD: text})
 
 
 def _llm_payload(s: SpanRecord, f: Mapping[str, Any], prices: PriceTable) -> dict[str, Any]:
@@ -132,7 +138,9 @@ def _mapped(r: SpanRecord, f: Mapping[str, Any], kind: str | None, events: list[
     status, description = r.status, r.status_description
     if status == STATUS_UNSET and f.get("error") is not None:
         status, description = STATUS_ERROR, description or str(f["error"])
-    return replace(r, attributes=ordered, events=tuple(events), status=status, status_description=description)
+    # SpanRecord(...) directly: dataclasses.replace inspects the fields on every call (~5 us per span)
+    return SpanRecord(r.name, r.trace_id, r.span_id, r.parent_span_id, r.start_time, r.end_time, status,
+                      description, ordered, tuple(events), r.kind, r.dropped_events)
 
 
 def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str | None) -> Prepared:
