@@ -124,9 +124,14 @@ def critical_nodes(path: list[dict[str, Any]]) -> list[str]:
     return names[:MAX_MODELS]
 
 
+# As collector_api.ingest.FIGURE_MAX (not imported: ingest imports this module): a call claiming
+# more counts as 0, so per-model sums stay far from float8/numeric trouble.
+_FIGURE_MAX = 10**12
+
+
 def _int(value: Any) -> int:
     number = _ms(value)
-    return int(number) if number < 2**62 else 0
+    return int(number) if number <= _FIGURE_MAX else 0
 
 
 def _cost(value: Any) -> float:
@@ -137,7 +142,7 @@ def _cost(value: Any) -> float:
         number = float(value)
     except OverflowError:
         return 0.0
-    return number if math.isfinite(number) else 0.0
+    return number if math.isfinite(number) and abs(number) <= _FIGURE_MAX else 0.0
 
 
 def usage_by_model(llm_calls: Any) -> dict[str, dict[str, Any]]:

@@ -72,6 +72,15 @@ def _number(value: Any) -> float | None:
 
 
 INT4_MAX, INT8_SAFE = 2**31 - 1, 2**62
+# The most a figure of one log may claim in the columns the overview, rollups and alerts sum:
+# beyond it the column is NULL (the document keeps the value). Sums of claimed 1e308 costs or
+# 2**62 tokens overflowed float8/bigint and failed the rollup job, one statement for every tenant.
+FIGURE_MAX = 10**12
+
+
+def _figure(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is None or abs(number) <= FIGURE_MAX else None
 
 
 def _integer(value: Any, limit: int = INT8_SAFE) -> int | None:
@@ -182,11 +191,11 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
     nodes = metrics.get("node_durations_ms")
     node_durations = {}
     if isinstance(nodes, dict):
-        node_durations = {str(k)[:200]: float(v) for k, v in nodes.items() if _number(v) is not None}
+        node_durations = {str(k)[:200]: float(v) for k, v in nodes.items() if _figure(v) is not None}
     critical, usage = derived_json(document)
-    exec_seconds = _number(info.get("execution_time_seconds"))
+    exec_seconds = _figure(info.get("execution_time_seconds"))
     if exec_seconds is None:
-        exec_seconds = _number(metrics.get("execution_time_seconds"))
+        exec_seconds = _figure(metrics.get("execution_time_seconds"))
     return LogRow(
         client_id=tenant,
         ticket_id=ticket_id,
@@ -202,9 +211,9 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         hallucination_risk=_number(metrics.get("hallucination_risk")),
         react_iterations=_integer(metrics.get("react_iterations"), INT4_MAX),  # an int4 column
         execution_time_seconds=exec_seconds,
-        input_tokens=_integer(metrics.get("input_tokens")),
-        output_tokens=_integer(metrics.get("output_tokens")),
-        cost_usd=_number(metrics.get("cost_usd")),
+        input_tokens=_integer(metrics.get("input_tokens"), FIGURE_MAX),
+        output_tokens=_integer(metrics.get("output_tokens"), FIGURE_MAX),
+        cost_usd=_figure(metrics.get("cost_usd")),
         complete=outcome.get("complete") is not False,
         node_durations=node_durations,
         critical_path=critical,

@@ -23,28 +23,33 @@ def first(attrs: Mapping[str, Any], names: Sequence[str]) -> Any:
     return None
 
 
+COUNT_MAX = 10**12  # as collector_api.ingest.FIGURE_MAX: beyond it a count is not believed
+
+
 def count(value: Any) -> int | None:
-    """A token count: a non-negative integer (or its digits as a string), else None."""
+    """A token count: a non-negative integer (or its digits as a string) up to COUNT_MAX, else
+    None (a 400-digit count made the price computation overflow and the trace fail to assemble)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        return int(text) if text.isdigit() and len(text) <= 13 and int(text) <= COUNT_MAX else None
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return int(value) if isinstance(value, (int, float)) and value >= 0 else None
+    return int(value) if isinstance(value, (int, float)) and 0 <= value <= COUNT_MAX else None
 
 
 def number(value: Any, *, signed: bool = False) -> float | None:
     """A finite number, non-negative unless `signed` (a score may be below 0), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str):
+    if isinstance(value, (str, int)):
         try:
-            value = float(value)
-        except ValueError:
+            value = float(value)  # an int from JSON may be beyond float: OverflowError
+        except (ValueError, OverflowError):
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value) and (signed or value >= 0):
-        return float(value)
+    if isinstance(value, float) and math.isfinite(value) and (signed or value >= 0):
+        return value
     return None
 
 

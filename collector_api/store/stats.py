@@ -65,7 +65,10 @@ _DAILY_LIVE = (
     " COALESCE(sum(overall_confidence), 0) AS conf_sum, count(overall_confidence) AS conf_n,"
     " COALESCE(sum(hallucination_risk), 0) AS risk_sum, count(hallucination_risk) AS risk_n,"
     " COALESCE(sum(execution_time_seconds), 0) AS exec_sum, count(execution_time_seconds) AS exec_n,"
-    " COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(output_tokens), 0)::bigint AS output_tokens,"
+    # Clamped: a tenant's claimed tokens may sum past bigint, and one failing cast stopped the
+    # rollup job (one statement for every tenant) for everyone.
+    " LEAST(COALESCE(sum(input_tokens), 0), 9223372036854775807)::bigint AS input_tokens,"
+    " LEAST(COALESCE(sum(output_tokens), 0), 9223372036854775807)::bigint AS output_tokens,"
     " COALESCE(sum(cost_usd), 0) AS cost_usd, max(executed_at) AS last_ticket_at"
     " FROM workflow_logs WHERE {where} GROUP BY 1, 2"
 )

@@ -53,3 +53,30 @@ def test_the_cursor_is_durable_so_a_restart_recomputes_nothing(db_dsn, monkeypat
         insert(conn, "B")
     assert refresh(db_dsn) == 1  # only the day the new log touched
     assert rolled_success(db_dsn) == 2
+
+
+def test_a_hostile_tenant_s_huge_figures_do_not_stop_the_rollups_of_everyone(db_dsn):
+    """Two logs of one tenant each claiming 2**62 input tokens (the most the column keeps) and
+    absurd node durations: their day's token sum exceeds bigint. The refresh is one job for all
+    tenants: before, it failed on that cast every run and no tenant's overview moved again."""
+    from tests.viewer.helpers import make_log, store_logs
+
+    evil = [make_log("evil", f"E-{i}") for i in range(2)]
+    for doc in evil:
+        doc["metrics"].update(input_tokens=2**62, output_tokens=2**62, cost_usd=1.7e308, execution_time_seconds=1e308)
+        doc["ticket_info"]["execution_time_seconds"] = 1e308
+        doc["metrics"]["node_durations_ms"] = {"planner": 1e300, "agent": 1.7e308, "draft": 250}
+        doc["trace"]["llm_calls"] = [{"model": "m", "input_tokens": 2**62, "output_tokens": 1, "cost_usd": 1.7e308}] * 3
+    store_logs(db_dsn, [*evil, make_log("acme", "A-1")])
+    assert refresh(db_dsn) >= 1
+    with psycopg.connect(db_dsn) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT client_id, input_tokens, cost_usd, exec_sum FROM viewer_daily_rollup").fetchall()}
+        nodes = dict(conn.execute("SELECT node, ms_sum FROM viewer_daily_node_rollup d JOIN (SELECT 1) x ON true"
+                                  " WHERE d.client_id = 'evil'").fetchall())
+        usage = conn.execute("SELECT input_tokens, cost_usd FROM viewer_daily_usage_rollup"
+                             " WHERE client_id = 'evil'").fetchone()
+    assert rows["evil"] == (0, 0, 0)  # figures beyond 1e12 are not summed (the documents keep them)
+    assert nodes == {"draft": 500}
+    assert tuple(usage) == (0, 0)
+    assert "acme" in rows and rows["acme"][0] > 0

@@ -199,3 +199,23 @@ def test_each_reader_is_skipped_only_when_it_cannot_find_anything(seed):
     assert openllmetry.applies({}, (EventRecord("db.query.result", 1, {}),))  # read from events
     assert not openinference.applies({"gen_ai.request.model": "m", "session.id": "s"}, ())
     assert not openllmetry.applies({"gen_ai.usage.input_tokens": 3}, ())
+
+
+@pytest.mark.parametrize("value", ["9" * 400, 10**400, 2**63, "1e400", float("inf"), -5, "12a"])
+def test_absurd_token_counts_and_numbers_never_fail_a_trace(value):
+    """A token count of 400 digits made the price computation overflow: the whole trace failed to
+    assemble after its spans were acknowledged. Absurd figures now count as absent."""
+    from collector_api.conventions.common import count, number
+    from collector_api.prices import load_prices
+    from collector_api.trace_conventions import prepare
+
+    assert count(value) is None
+    assert number(10**400) is None and number("1e400") is None and number("9" * 400) is None
+    root = SpanRecord("agent", 1, 1, None, 1, 10, attributes={"gen_ai.operation.name": "invoke_agent"})
+    chat = SpanRecord("chat", 1, 2, 1, 2, 5, attributes={
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": value,
+        "gen_ai.usage.output_tokens": 5, "llm.cost.total": value,
+        "gen_ai.retrieval.documents": json.dumps([{"id": "d", "score": 10**400}])})
+    prepared = prepare([root, chat], load_prices(None), None)
+    payload = json.loads(prepared.records[1].events[-1].attributes["flusso.payload"])
+    assert "input_tokens" not in payload and payload["output_tokens"] == 5
