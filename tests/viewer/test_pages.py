@@ -252,3 +252,20 @@ def test_ticket_header_and_metrics_read_well(app_client, loaded_db):
     assert 'class="section-gap">Ticket</h2>' in metrics
     axis = page.split('class="wf-axis"', 1)[1].split("</div>", 1)[0]
     assert 'class="last"' in axis and ">0<" in axis
+
+
+def test_a_log_without_iteration_detail_says_how_many_llm_calls_it_counted(app_client, loaded_db):
+    """A log assembled from OpenTelemetry spans counts react_iterations (LLM calls under the agent)
+    but has no thought/action/observation: the page said "0 ... No ReACT iterations recorded"
+    next to metrics saying 2."""
+    dsn, _, _ = loaded_db
+    doc = make_log("acme", "OT-1")
+    doc["trace"].pop("react", None)
+    doc["metrics"]["react_iterations"] = 2
+    doc["identification"]["source"] = "otlp-traces"
+    [log_id] = store_logs(dsn, [doc])
+    login(app_client, "acme@example.com")
+    page = app_client.get(f"/tickets/{log_id}").text
+    react = page.split('id="react"', 1)[1].split("</section>", 1)[0]
+    assert "<small>2</small>" in react and "2 LLM calls under the agent span" in react
+    assert "assembled from OpenTelemetry spans" in react and "No ReACT iterations recorded" not in react

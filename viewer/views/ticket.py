@@ -167,6 +167,7 @@ def detail_sections(row: dict) -> dict[str, Any]:
         "waterfall_ticks": ticks,
         "critical_known": critical_spans(row) is not None,
         "iterations": [i for i in _list(_dict(trace.get("react")).get("iterations")) if isinstance(i, dict)],
+        "react_count": metrics.get("react_iterations") if isinstance(metrics.get("react_iterations"), int) else None,
         "vision": _results(retrieval.get("vision")),
         "text": _results(retrieval.get("text")),
         "evidence_items": [i for i in _list(evidence.get("items")) if isinstance(i, dict)],
