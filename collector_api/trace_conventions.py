@@ -26,6 +26,7 @@ from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, Span
 from .conventions import combine, openllmetry
 from .conventions.content import is_content
 from .conventions.genai import KIND_BY_OPERATION as KIND_BY_OPERATION
+from .conventions.output import final_answer
 from .prices import PriceTable
 
 SOURCE = "otlp-traces"
@@ -143,6 +144,15 @@ def _mapped(r: SpanRecord, f: Mapping[str, Any], kind: str | None, events: list[
                       description, ordered, tuple(events), r.kind, r.dropped_events)
 
 
+def _draft_event(records: list[SpanRecord], root: SpanRecord, all_facts: list[dict[str, Any]]) -> list[EventRecord]:
+    """The trace's final answer as the bridge's draft event (the log's draft response), if any."""
+    llm = [r for r, f in zip(records, all_facts, strict=True) if f.get("kind") in LLM_KINDS]
+    answer = final_answer(records, root, llm)
+    if answer is None:
+        return []
+    return [_event(A.EVENT_DRAFT, root.end_time or root.start_time, {"text": answer, "length_chars": len(answer)})]
+
+
 def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str | None) -> Prepared:
     """`records` (finished) with the bridge's kinds and flusso.* events added."""
     records = sorted(records, key=lambda r: (r.start_time, r.span_id))
@@ -158,6 +168,7 @@ def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str
         if r is root:
             kind = A.KIND_WORKFLOW
             events.append(_event(A.EVENT_TICKET, r.start_time, _ticket_payload(records, root, ticket_attribute, user)))
+            events += _draft_event(records, root, all_facts)
         elif kind == A.KIND_WORKFLOW:
             kind = "chain"  # one workflow per log: the root
         end = r.end_time or r.start_time
@@ -200,8 +211,10 @@ def finish(log: dict[str, Any], prepared: Prepared, *, dropped_spans: int) -> di
         outcome["resolution_status"] = "unresolved"
     outcome["complete"] = prepared.true_root and dropped_spans == 0 and all(r.dropped_events == 0 for r in records)
     metrics = log["metrics"]
+    known = ("overall_confidence", "hallucination_risk") + (
+        ("draft_length_chars",) if log["trace"].get("output", {}).get("draft") is not None else ())
     for name in UNKNOWN_METRICS:
-        if metrics.get(name) is None or name not in ("overall_confidence", "hallucination_risk"):
+        if metrics.get(name) is None or name not in known:
             metrics.pop(name, None)
     _token_metrics(metrics, log["trace"]["llm_calls"])
     by_id = {r.span_id: r for r in records}

@@ -39,6 +39,9 @@ def assert_stored_log(dsn: str, fake: FakeOpenAI, trace_id: str) -> None:
     assert metrics.get("llm_calls") == 2, metrics
     assert metrics.get("tool_calls") == 1, metrics
     assert row["status"] == "SUCCESS"
+    draft = log["trace"]["output"]["draft"]  # the agent's final answer, the first name replaced
+    assert draft.startswith("Dear [name:") and draft.endswith("order A-77 shipped; it arrives in two days."), draft
+    assert metrics.get("draft_length_chars") == len(draft)
 
 
 @pytest.mark.parametrize("convention", ["genai", "openinference", "traceloop"])

@@ -219,3 +219,32 @@ def test_absurd_token_counts_and_numbers_never_fail_a_trace(value):
     prepared = prepare([root, chat], load_prices(None), None)
     payload = json.loads(prepared.records[1].events[-1].attributes["flusso.payload"])
     assert "input_tokens" not in payload and payload["output_tokens"] == 5
+
+
+@pytest.mark.parametrize("root_attrs, llm_attrs, expected", [
+    ({"output.value": "Final answer."}, {"llm.output_messages.0.message.content": "earlier"}, "Final answer."),
+    ({"traceloop.entity.output": '"Quoted answer."'}, {}, "Quoted answer."),
+    ({"output.value": '{"k": 1}', "output.mime_type": "application/json"},
+     {"llm.output_messages.0.message.content": "From the LLM."}, "From the LLM."),
+    ({}, {"gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+        {"type": "tool_call", "name": "x"}, {"type": "text", "content": "Parts text."}]}])}, "Parts text."),
+    ({}, {"gen_ai.output.messages": json.dumps([{"role": "assistant", "content": [{"type": "text", "text": "A"}]}])},
+     "A"),
+    ({}, {"gen_ai.completion.0.content": "Old OpenLLMetry."}, "Old OpenLLMetry."),
+    ({}, {"gen_ai.output.messages": "not json ["}, None),
+    ({"output.value": "   "}, {"gen_ai.output.messages": json.dumps({"not": "a list"})}, None),
+])
+def test_the_final_answer_becomes_the_draft(root_attrs, llm_attrs, expected):
+    """Root output first (text only, a JSON string decoded, a JSON object skipped), else the last
+    LLM reply in any convention; hostile values give no draft, never an error."""
+    from collector_api.prices import load_prices
+    from collector_api.trace_conventions import prepare
+
+    root = SpanRecord("agent", 1, 1, None, 1, 10, attributes={"gen_ai.operation.name": "invoke_agent", **root_attrs})
+    chat = SpanRecord("chat", 1, 2, 1, 2, 5, attributes={"gen_ai.operation.name": "chat", **llm_attrs})
+    prepared = prepare([root, chat], load_prices(None), None)
+    drafts = [e for e in prepared.root.events if e.name == "flusso.draft"]
+    if expected is None:
+        assert drafts == []
+    else:
+        assert json.loads(drafts[0].attributes["flusso.payload"]) == {"text": expected, "length_chars": len(expected)}

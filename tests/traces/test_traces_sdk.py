@@ -24,8 +24,11 @@ def test_genai_trace_becomes_one_workflow_log(traces_server, acme_ingest, db_dsn
     assert abs(m["cost_usd"] - (2000 * 0.15 + 300 * 0.60) / 1e6) < 1e-9
     assert m["react_iterations"] == 2 and m["models"] == ["gpt-4o-mini"]
     assert m["retrieval_top_score"] == 0.8
-    for absent in ("overall_confidence", "evidence_items", "decisions", "draft_length_chars"):
+    for absent in ("overall_confidence", "evidence_items", "decisions"):
         assert absent not in m
+    draft = log["trace"]["output"]["draft"]  # the last LLM reply, the customer's first name replaced
+    assert draft.startswith("Dear [name:") and draft.endswith(", your order ships tomorrow.")
+    assert m["draft_length_chars"] == len(draft)
     assert log["trace"]["ticket"]["ticket_id"] == "T-100"
 
 
