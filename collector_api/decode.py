@@ -91,6 +91,16 @@ def parse_protobuf(message: M, body: bytes) -> M:
     return message
 
 
+def parse_json_dict(message: M, data: dict) -> M:
+    """An OTLP/JSON object (hex ids) parsed into the empty `message`, or a DecodeError naming it."""
+    hex_ids_to_base64(data)
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=True, max_recursion_depth=100)
+    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+        raise DecodeError(f"body is not a valid OTLP/JSON {type(message).__name__}: {exc}") from None
+    return message
+
+
 def parse_otlp_protobuf(body: bytes) -> ExportLogsServiceRequest:
     return parse_protobuf(ExportLogsServiceRequest(), body)
 
@@ -122,13 +132,7 @@ def parse_otlp_json(body: bytes) -> ExportLogsServiceRequest:
     if nesting_error(data, MAX_ENVELOPE_NESTING):
         raise DecodeError(f"the OTLP/JSON request is nested deeper than {MAX_ENVELOPE_NESTING} levels (room for a"
                           f" workflow log at the limit of {MAX_NESTING} levels)")
-    hex_ids_to_base64(data)
-    request = ExportLogsServiceRequest()
-    try:
-        json_format.ParseDict(data, request, ignore_unknown_fields=True, max_recursion_depth=100)
-    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
-        raise DecodeError(f"body is not a valid OTLP/JSON ExportLogsServiceRequest: {exc}") from None
-    return request
+    return parse_json_dict(ExportLogsServiceRequest(), data)
 
 
 def any_value_to_python(value: AnyValue, depth: int = 0) -> Any:

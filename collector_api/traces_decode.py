@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -28,7 +27,7 @@ from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
 
 from .conventions.content import METADATA, PERSON_KEYS, is_content, metadata_person_values, person_key_kind
-from .decode import DecodeError, hex_ids_to_base64, parse_protobuf
+from .decode import DecodeError, parse_json_dict, parse_protobuf
 from .otlp_spans import SPAN_KINDS, SPAN_STATUSES, attributes
 from .store.staging import SpanRow
 from .trace_crypto import TenantCipher
@@ -71,13 +70,7 @@ def parse_traces_json(body: bytes) -> ExportTraceServiceRequest:
         raise DecodeError("body must be a JSON object (an ExportTraceServiceRequest)")
     for key in ("parentSpanId", "parent_span_id"):
         _hex_field_to_base64(data, key)
-    hex_ids_to_base64(data)
-    request = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(data, request, ignore_unknown_fields=True, max_recursion_depth=100)
-    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
-        raise DecodeError(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return request
+    return parse_json_dict(ExportTraceServiceRequest(), data)
 
 
 def _hex_field_to_base64(node: Any, key: str) -> None:
