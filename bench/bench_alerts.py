@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from collector_api.store.alert_eval import evaluate_rules, window_start  # noqa: E402
-from collector_api.store.alert_rollups import refresh_alert_rollups  # noqa: E402
-from collector_api.store.alerts import METRICS, create_rule, validate_rule  # noqa: E402
-from collector_api.store.db import create_pool  # noqa: E402
+from collector_api.store.alerts.evaluation import evaluate_rules, window_start  # noqa: E402
+from collector_api.store.alerts.rollups import refresh_alert_rollups  # noqa: E402
+from collector_api.store.alerts.rules import METRICS, create_rule, validate_rule  # noqa: E402
+from collector_api.store.core.db import create_pool  # noqa: E402
 
 WINDOWS = ("5m", "15m", "1h", "6h", "1d", "7d")
 TENANTS = 20
@@ -123,7 +123,7 @@ def main() -> int:
     args = parser.parse_args()
     logs, rules = (20_000, 100) if args.smoke else (args.logs, args.rules)
     if args.dsn:
-        from collector_api.store.migrate import apply_migrations
+        from collector_api.store.core.migrate import apply_migrations
         apply_migrations(args.dsn)
         results = run(args.dsn, logs, rules)
     else:

@@ -114,9 +114,9 @@ def run_collector(n: int, rate: float) -> tuple[list[float], int]:
     import psycopg
     import uvicorn
 
-    from collector_api.store.accounts import create_api_key
-    from collector_api.store.db import create_pool
-    from collector_api.store.migrate import apply_migrations
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.core.migrate import apply_migrations
     from config.server import ServerSettings
     from flusso_obs.embedded import embedded_dsn, start_embedded
     from flusso_obs.server import create_app

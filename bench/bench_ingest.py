@@ -42,7 +42,7 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from collector_api.store.writes import _COLUMNS, _JSONB, _TYPES, row_values  # noqa: E402  (the collector's columns)
+from collector_api.store.logs.writes import _COLUMNS, _JSONB, _TYPES, row_values  # noqa: E402  (the collector's columns)
 
 TENANT = "bench"
 EVENT_NAME = "flusso.workflow_log"
@@ -133,7 +133,7 @@ def encode_requests(docs: list[dict], batch: int) -> list[bytes]:
 
 def copy_rows(docs: list[dict]) -> list[tuple]:
     """The collector's own row for each document (same promoted columns, same JSON text)."""
-    from collector_api.ingest import prepare_row
+    from collector_api.contract.prepare import prepare_row
 
     rows = []
     for i, doc in enumerate(docs):
@@ -261,7 +261,7 @@ def with_database(dsn: str, name: str) -> str:
 
 
 def fresh_database(admin_dsn: str, name: str) -> str:
-    from collector_api.store.migrate import apply_migrations
+    from collector_api.store.core.migrate import apply_migrations
     from flusso_obs.server import maintain_partitions
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -280,8 +280,8 @@ def query(dsn: str, text: str):
 
 
 async def new_key(dsn: str) -> str:
-    from collector_api.store.accounts import create_api_key
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
 
     async with create_pool(dsn) as pool:
         return (await create_api_key(pool, TENANT)).secret

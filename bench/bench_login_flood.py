@@ -48,8 +48,8 @@ def _free_port() -> int:
 
 
 def _prepare(dsn: str) -> str:
-    from collector_api.store.accounts import create_api_key, create_user
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_api_key, create_user
+    from collector_api.store.core.db import create_pool
     from viewer.auth import hash_password
 
     async def go() -> str:
@@ -142,7 +142,7 @@ def run(seconds: float, rate: float, flood: int, verify_concurrency: int | None 
     proc = None
     try:
         dsn = embedded_dsn(handle)
-        from collector_api.store.migrate import apply_migrations
+        from collector_api.store.core.migrate import apply_migrations
 
         apply_migrations(dsn)
         key = _prepare(dsn)

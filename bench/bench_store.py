@@ -3,11 +3,11 @@
     .venv/bin/python bench/bench_store.py              # 12,288 logs, 1 and 2 streams
     .venv/bin/python bench/bench_store.py --smoke      # small, < 30 s
 
-No HTTP and no decoding: rows are prepared before the clock (`collector_api.ingest.prepare_row`,
+No HTTP and no decoding: rows are prepared before the clock (`collector_api.contract.prepare.prepare_row`,
 as the collector builds them). Each stream is a forked process writing transactions of 512 rows,
 one path at a time into a fresh database with the collector's schema:
 
-- `collector`: `collector_api.store.writes.insert_workflow_logs` (RLS role, INSERT ... SELECT
+- `collector`: `collector_api.store.logs.writes.insert_workflow_logs` (RLS role, INSERT ... SELECT
   FROM unnest(binary arrays) ON CONFLICT DO NOTHING RETURNING, one transaction per batch);
 - `COPY`: `COPY workflow_logs (...) FROM STDIN (FORMAT BINARY)` as the owner.
 
@@ -38,7 +38,7 @@ import bench_ingest as ingest  # noqa: E402  (documents, schema set-up, COPY col
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from collector_api.store.writes import LogRow, row_values  # noqa: E402
+from collector_api.store.logs.writes import LogRow, row_values  # noqa: E402
 
 BATCH = 512
 ROWS: list[LogRow] = []  # inherited by the forked writers
@@ -59,8 +59,8 @@ def write_copy(dsn: str, chunks: list[tuple[int, int]]) -> None:
 
 
 def write_collector(dsn: str, chunks: list[tuple[int, int]]) -> None:
-    from collector_api.store.db import create_pool
-    from collector_api.store.writes import insert_workflow_logs
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.logs.writes import insert_workflow_logs
 
     async def go():
         async with create_pool(dsn, max_size=1) as pool:
@@ -128,7 +128,7 @@ def main() -> int:
     now = datetime.now(UTC)
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rng = Random(7)
-    from collector_api.ingest import prepare_row
+    from collector_api.contract.prepare import prepare_row
 
     ROWS[:] = [prepare_row(i, ingest.make_doc(rng, i, month, now), ingest.TENANT, None) for i in range(args.logs)]
     from flusso_obs.embedded import start_embedded

@@ -40,7 +40,7 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from collector_api.derived import derived_json  # noqa: E402  (issue 19: what the collector stores)
+from collector_api.contract.derived import derived_json  # noqa: E402  (issue 19: what the collector stores)
 
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
@@ -114,7 +114,7 @@ def check_disk(path: str, logs: int) -> None:
 
 def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
     """COPY `logs` logs spread over `days` days and `tenants` tenants (Zipf-like volumes)."""
-    from collector_api.store.partitions import ensure_partitions
+    from collector_api.store.logs.partitions import ensure_partitions
 
     rng = random.Random(seed)
     names = [f"client-{i:02d}" for i in range(tenants)]
@@ -192,8 +192,8 @@ def measure_posts(client: httpx.Client, ids: list[int], count: int) -> tuple[lis
 
 
 async def _users(dsn: str) -> None:
-    from collector_api.store.accounts import create_user
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_user
+    from collector_api.store.core.db import create_pool
     from viewer.auth import hash_password
 
     async with create_pool(dsn, max_size=1) as pool:
@@ -206,8 +206,8 @@ async def _users(dsn: str) -> None:
 
 
 async def _refresh(dsn: str) -> int:
-    from collector_api.store.db import create_pool
-    from collector_api.store.rollups import refresh_rollups
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.logs.rollups import refresh_rollups
 
     async with create_pool(dsn, max_size=1) as pool:
         return await refresh_rollups(pool)
@@ -281,7 +281,7 @@ def main() -> int:
         dsn = handle.get_uri("postgres")
     server = None
     try:
-        from collector_api.store.migrate import apply_migrations
+        from collector_api.store.core.migrate import apply_migrations
 
         apply_migrations(dsn)
         if not args.no_load and args.dsn:

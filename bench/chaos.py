@@ -122,7 +122,7 @@ class Stack:
         self.tmp = tmp
         self.handle = start_embedded(tmp, stop_on_exit=False)
         self.dsn = embedded_dsn(self.handle)
-        from collector_api.store.migrate import apply_migrations
+        from collector_api.store.core.migrate import apply_migrations
 
         apply_migrations(self.dsn)
         self.key = _make_key(self.dsn, "acme")
@@ -249,8 +249,8 @@ class DelayProxy:
 
 
 def _make_key(dsn: str, client: str) -> str:
-    from collector_api.store.accounts import create_api_key
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
 
     async def go() -> str:
         async with create_pool(dsn) as pool:

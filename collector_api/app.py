@@ -6,11 +6,11 @@ import time
 
 from fastapi import FastAPI
 
-from .drain import Drain
-from .routes_health import router as health_router
-from .routes_ingest import legacy_router, otlp_router
-from .routes_traces import install_traces, traces_router
-from .state import CollectorState
+from collector_api.http.admission import CollectorState
+from collector_api.http.drain import Drain
+from collector_api.logs.routes import legacy_router, otlp_router
+from collector_api.http.health import router as health_router
+from collector_api.traces.routes import install_traces, traces_router
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class IngestTiming:
 
 def install_collector(app: FastAPI, state: CollectorState) -> None:
     """Mount the collector's routes and request timing on `app`; each router's route class
-    renders its errors (collector_api.routing)."""
+    renders its errors (collector_api.http.responses)."""
     app.state.collector = state
     app.state.drain = Drain()  # flusso_obs.drain begins it on SIGTERM
     app.add_middleware(IngestTiming, state=state)

@@ -8,8 +8,8 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from collector_api.store.accounts import create_api_key, create_user, find_user
-from collector_api.store.db import create_pool
+from collector_api.store.accounts.principals import create_api_key, create_user, find_user
+from collector_api.store.core.db import create_pool
 from config.server import ServerSettings
 from viewer.auth import hash_password
 

@@ -30,7 +30,7 @@ def cmd_db_url(args, settings):
 
 
 def cmd_keys_create(args, settings):
-    from collector_api.store.accounts import create_api_key
+    from collector_api.store.accounts.principals import create_api_key
 
     with database(settings) as dsn:
         migrate(dsn)
@@ -41,7 +41,7 @@ def cmd_keys_create(args, settings):
 
 
 def cmd_keys_list(args, settings):
-    from collector_api.store.accounts import list_api_keys
+    from collector_api.store.accounts.principals import list_api_keys
 
     with database(settings) as dsn:
         keys = run_store(dsn, lambda pool: list_api_keys(pool, args.client))
@@ -52,7 +52,7 @@ def cmd_keys_list(args, settings):
 
 
 def cmd_keys_revoke(args, settings):
-    from collector_api.store.accounts import revoke_api_key
+    from collector_api.store.accounts.principals import revoke_api_key
 
     with database(settings) as dsn:
         if not run_store(dsn, lambda pool: revoke_api_key(pool, args.key_id)):
@@ -61,7 +61,7 @@ def cmd_keys_revoke(args, settings):
 
 
 def cmd_tenants_set(args, settings):
-    from collector_api.store.assembly import set_ticket_attribute
+    from collector_api.store.traces.assembly import set_ticket_attribute
 
     attribute = args.ticket_attribute.strip()
     if len(attribute) > 255:
@@ -74,7 +74,7 @@ def cmd_tenants_set(args, settings):
 
 
 def cmd_users_create(args, settings):
-    from collector_api.store.accounts import create_user
+    from collector_api.store.accounts.principals import create_user
     from viewer.auth import hash_password
 
     if args.password_stdin:
@@ -107,8 +107,8 @@ def cmd_retention(args, settings):
 
     import psycopg
 
-    from collector_api.store.ingest_counts import delete_counts_before
-    from collector_api.store.partitions import drop_partitions_before, month_start
+    from collector_api.store.ingest_health.counts import delete_counts_before
+    from collector_api.store.logs.partitions import drop_partitions_before, month_start
 
     cutoff = month_start((datetime.now(UTC) - timedelta(days=args.days)).date())
     with database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
@@ -119,8 +119,8 @@ def cmd_retention(args, settings):
 
 
 def cmd_usage(args, settings):
-    from collector_api.store.db import Scope
-    from collector_api.store.usage import BadMonth, get_usage, parse_month, usage_csv
+    from collector_api.store.core.db import Scope
+    from collector_api.store.logs.usage import BadMonth, get_usage, parse_month, usage_csv
 
     try:
         start, end = parse_month(args.month)
@@ -146,7 +146,7 @@ def cmd_usage(args, settings):
 
 
 def cmd_alerts_create(args, settings):
-    from collector_api.store.alerts import AlertRuleError, create_rule, validate_rule
+    from collector_api.store.alerts.rules import AlertRuleError, create_rule, validate_rule
 
     from .bootstrap import alert_secret_key
 
@@ -170,7 +170,7 @@ def cmd_alerts_create(args, settings):
 
 
 def cmd_alerts_list(args, settings):
-    from collector_api.store.alerts import list_rules
+    from collector_api.store.alerts.rules import list_rules
 
     with database(settings) as dsn:
         rules = run_store(dsn, list_rules)
@@ -182,7 +182,7 @@ def cmd_alerts_list(args, settings):
 
 
 def cmd_alerts_delete(args, settings):
-    from collector_api.store.alerts import delete_rule
+    from collector_api.store.alerts.rules import delete_rule
 
     with database(settings) as dsn:
         if not run_store(dsn, lambda pool: delete_rule(pool, args.rule_id)):
@@ -257,7 +257,7 @@ def _add_users(sub) -> None:
 
 
 def _add_alerts(sub) -> None:
-    from collector_api.store.alerts import METRICS, OPS
+    from collector_api.store.alerts.rules import METRICS, OPS
 
     alerts = sub.add_parser("alerts", help="manage alert rules (signed webhooks)",
                             description="Manage alert rules; see docs/alerts.md.")

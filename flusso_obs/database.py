@@ -33,8 +33,8 @@ def database(settings: ServerSettings, *, stop_on_exit: bool = True) -> Iterator
 
 def migrate(dsn: str) -> list[str]:
     """Apply pending migrations and create the coming months' partitions; the migrations applied."""
-    from collector_api.store.migrate import apply_migrations
-    from collector_api.store.partitions import ensure_partitions
+    from collector_api.store.core.migrate import apply_migrations
+    from collector_api.store.logs.partitions import ensure_partitions
 
     applied = apply_migrations(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -43,7 +43,7 @@ def migrate(dsn: str) -> list[str]:
 
 
 async def _with_pool(dsn: str, fn):
-    from collector_api.store.db import create_pool
+    from collector_api.store.core.db import create_pool
 
     async with create_pool(dsn) as pool:
         return await fn(pool)
@@ -51,7 +51,7 @@ async def _with_pool(dsn: str, fn):
 
 def run_store(dsn: str, fn):
     """`await fn(pool)` on a pool of its own; an account problem becomes a CliError."""
-    from collector_api.store.accounts import AccountError
+    from collector_api.store.accounts.principals import AccountError
 
     try:
         return asyncio.run(_with_pool(dsn, fn))

@@ -1,7 +1,7 @@
 """SIGTERM drains the process instead of cutting it off (issue 14).
 
 uvicorn on SIGTERM closes its listener at once and waits for the requests in progress. We put a
-drain phase before that: the app's `Drain` flag turns on (collector_api.drain: /readyz 503, new
+drain phase before that: the app's `Drain` flag turns on (collector_api.http.drain: /readyz 503, new
 ingest 503 + Retry-After), the listener stays open for FLUSSO_DRAIN_GRACE_S so load balancers see
 the 503s and senders are told to retry elsewhere or later, and once no request is in progress
 (or the budget runs out) uvicorn's own shutdown runs: listener closed, remaining connections
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from collector_api.drain import Drain
+from collector_api.http.drain import Drain
 
 logger = logging.getLogger(__name__)
 

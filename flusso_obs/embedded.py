@@ -36,7 +36,7 @@ def embedded_dsn(handle: Any, database: str = "postgres") -> str:
     to the owner whatever an older version left owned by the superuser (database, schema,
     tables, partitions, sequences): a `.flusso` data dir is upgraded in place.
     """
-    from collector_api.store.roles import OWNER_ROLE, dsn_as, provision_owner
+    from collector_api.store.core.roles import OWNER_ROLE, dsn_as, provision_owner
 
     admin = handle.get_uri(database)
     provision_owner(admin)

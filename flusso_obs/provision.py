@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from collector_api.store.roles import OWNER_ROLE, provision_owner
+from collector_api.store.core.roles import OWNER_ROLE, provision_owner
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr
 
-from collector_api.telemetry import MULTIPROC_ENV
+from collector_api.telemetry.metrics import MULTIPROC_ENV
 from config.server import ServerSettings
 
 from .bootstrap import (
@@ -42,7 +42,7 @@ def refuse_unsafe_secrets(settings: ServerSettings) -> None:
 
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
-    from collector_api.webhooks import AllowListError, parse_allow_list
+    from collector_api.alerts.webhooks import AllowListError, parse_allow_list
 
     try:
         parse_allow_list(settings.flusso_webhook_allow)

@@ -8,17 +8,17 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from collector_api.alerting import AlertConfig, alert_tick
+from collector_api.alerts.job import AlertConfig, alert_tick
+from collector_api.alerts.webhooks import parse_allow_list
 from collector_api.app import install_collector
-from collector_api.counters import IngestCounters, flush_counters
-from collector_api.routes_traces import TracesRuntime
-from collector_api.state import CollectorState
-from collector_api.store.db import create_pool
-from collector_api.store.jobs import maintenance_loop
-from collector_api.store.maintenance import maintenance_jobs
-from collector_api.store.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
-from collector_api.trace_assembly import AssemblyConfig, assemble_due
-from collector_api.webhooks import parse_allow_list
+from collector_api.http.admission import CollectorState
+from collector_api.store.core.db import create_pool
+from collector_api.store.core.jobs import maintenance_loop
+from collector_api.store.core.maintenance import maintenance_jobs
+from collector_api.store.logs.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
+from collector_api.telemetry.counters import IngestCounters, flush_counters
+from collector_api.traces.assembly import AssemblyConfig, assemble_due
+from collector_api.traces.routes import TracesRuntime
 from config.server import ServerSettings
 from viewer.app import install_viewer
 

@@ -1,7 +1,7 @@
 """The neutral span record the log builder consumes. Pure: no OpenTelemetry import.
 
 An SDK ``ReadableSpan`` (bridge side, ``from_sdk_span``) and an OTLP protobuf ``Span``
-(collector side, ``collector_api.otlp_spans``) both convert to ``SpanRecord``, so one builder
+(collector side, ``collector_api.traces.otlp_spans``) both convert to ``SpanRecord``, so one builder
 serves both and the same spans give the same workflow log.
 """
 

@@ -30,7 +30,7 @@ def _admin_dsn(dsn: str, database: str) -> str:
 
 def _with_database(dsn: str, database: str) -> str:
     """The owner role's DSN for `database`: what the app and the tests connect with."""
-    from collector_api.store.roles import OWNER_ROLE, dsn_as
+    from collector_api.store.core.roles import OWNER_ROLE, dsn_as
 
     return dsn_as(_admin_dsn(dsn, database), OWNER_ROLE, OWNER_PASSWORD)
 
@@ -53,8 +53,8 @@ def pg_server_dsn():
 
 @pytest.fixture(scope="session")
 def template_dsn(pg_server_dsn):
-    from collector_api.store.migrate import apply_migrations
-    from collector_api.store.roles import provision_owner
+    from collector_api.store.core.migrate import apply_migrations
+    from collector_api.store.core.roles import provision_owner
 
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
@@ -62,7 +62,7 @@ def template_dsn(pg_server_dsn):
     provision_owner(_admin_dsn(pg_server_dsn, TEMPLATE_DB), password=OWNER_PASSWORD)
     dsn = _with_database(pg_server_dsn, TEMPLATE_DB)
     apply_migrations(dsn)
-    from collector_api.store.partitions import ensure_partitions
+    from collector_api.store.logs.partitions import ensure_partitions
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_partitions(conn)
@@ -74,7 +74,7 @@ def template_dsn(pg_server_dsn):
 @pytest.fixture()
 def db_dsn(pg_server_dsn, template_dsn):
     """A migrated, empty database of its own for one test, as the owner role (not a superuser)."""
-    from collector_api.store.roles import OWNER_ROLE
+    from collector_api.store.core.roles import OWNER_ROLE
 
     name = f"flusso_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:

@@ -1,152 +1,189 @@
-"""The one-way data flow of docs/architecture.md, checked on the source (ast, not at runtime)."""
+"""The one-way data flow of docs/architecture.md, checked on the source (ast, not at runtime).
+
+One table, ROOMS, says what each room of the code may import of ours. The check is transitive:
+a module may reach (through any chain of our imports) only what its room allows, so a room
+cannot borrow a forbidden module through a neighbour. Imports inside functions and
+TYPE_CHECKING blocks count too.
+"""
 import ast
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def imports_of_file(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth (inside functions and TYPE_CHECKING too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the module's package
-                base = path.relative_to(ROOT).with_suffix("").parts[:-node.level]
-                names.add(".".join((*base, node.module)) if node.module else ".".join(base))
-                if not node.module:  # `from . import rollups` imports the module rollups
-                    names.update(".".join((*base, alias.name)) for alias in node.names)
-            else:
-                names.add(node.module)
-    return names
-
-
-def imports_of(package: str) -> dict[str, set[str]]:
-    return {str(path.relative_to(ROOT)): imports_of_file(path) for path in (ROOT / package).rglob("*.py")}
-
-
-def top(name: str) -> str:
-    return name.split(".")[0]
-
-
-def test_bridge_imports_nothing_of_the_provider_side():
-    for path, names in imports_of("otel_bridge").items():
-        bad = {n for n in names if top(n) in ("collector_api", "viewer", "flusso_obs")}
-        assert not bad, f"{path} imports {bad}"
-
-
-def test_config_imports_nothing_of_ours():
-    for path, names in imports_of("config").items():
-        bad = {n for n in names if top(n) in ("otel_bridge", "collector_api", "viewer", "flusso_obs")}
-        assert not bad, f"{path} imports {bad}"
-
-
-# The viewer reads through these store modules; accounts is its only writer (reviews and alert
-# rules will join it). Every other store module that writes (ingest, rollups, partitions,
-# migrations, roles, jobs) is out of the viewer's reach, also through a re-export.
-VIEWER_READS = ("collector_api.store.reads", "collector_api.store.stats", "collector_api.store.db",
-                "collector_api.store.scope",
-                "collector_api.store.ingest_health",  # ingest health page (issue 14)
-                "collector_api.store.usage",  # issue 19: usage report, critical-path nodes
-                "collector_api.store.credentials",  # header parsing only, shared with the collector
-                "collector_api.store.review_reads")  # issue 17: review history, queue, calibration
-VIEWER_WRITERS = ("collector_api.store.accounts",
-                  "collector_api.store.reviews",  # issue 17: records reviews (scrubbed by the bridge's pii)
-                  "collector_api.store.alerts")  # alert rules page (issue 18)
-STORE_WRITERS = ("collector_api.store.writes", "collector_api.store.rollups", "collector_api.store.partitions",
-                 "collector_api.store.migrate", "collector_api.store.roles", "collector_api.store.jobs",
-                 "collector_api.store.maintenance",
-                 "collector_api.store.ingest_counts",  # ingest health counters (issue 14)
-                 "collector_api.store.backfill",  # issue 19: derived-figures backfill job
-                 "collector_api.store.staging", "collector_api.store.assembly",  # /v1/traces staging and assembly
-                 "collector_api.store.alert_rollups", "collector_api.store.alert_eval",  # alerts (issue 18)
-                 "collector_api.store.alert_deliveries")
-
-
-def test_viewer_uses_only_the_stores_read_side_and_named_writers():
-    allowed = VIEWER_READS + VIEWER_WRITERS
-    for path, names in imports_of("viewer").items():
-        bad = {n for n in names if top(n) in ("otel_bridge", "flusso_obs")
-               or (top(n) == "collector_api" and n not in allowed and not n.startswith("collector_api.store.db."))}
-        assert not bad, f"{path} imports {bad}"
-
-
-def store_imports() -> dict[str, set[str]]:
-    modules = imports_of("collector_api/store").items()
-    return {path.removesuffix(".py").replace("/", "."): names for path, names in modules}
-
-
-def test_the_viewers_read_modules_reach_no_writer():
-    """Transitively: a read module imports no writer, nor a module that imports one (no re-export)."""
-    graph = store_imports()
-    for start in VIEWER_READS:
-        seen, todo = set(), [start]
-        while todo:
-            module = todo.pop()
-            if module in seen:
-                continue
-            seen.add(module)
-            assert module not in STORE_WRITERS + VIEWER_WRITERS, f"{start} reaches the writer {module}"
-            todo += [n for n in graph.get(module, ()) if n.startswith("collector_api.store")]
-
-
-def test_every_store_module_is_classified():
-    """A new store module is named here as read side or writer, so the two lists stay complete."""
-    modules = {m for m in store_imports() if not m.endswith("__init__")}
-    known = set(VIEWER_READS + VIEWER_WRITERS + STORE_WRITERS) | {
-        "collector_api.store.health", "collector_api.store.locks", "collector_api.store.rows"}
-    assert modules - known == set(), "classify these store modules in tests/test_import_rules.py"
-
-
-# Issue 17: the review writer scrubs notes with the bridge's free-text detectors; it alone
-# may import the bridge, and only its pure modules.
-STORE_BRIDGE_USERS = {"collector_api/store/reviews.py"}
-
-
-def test_store_imports_no_web_framework():
-    for path, names in imports_of("collector_api/store").items():
-        bad = {n for n in names if top(n) in ("fastapi", "starlette", "viewer", "otel_bridge")
-               and not (path in STORE_BRIDGE_USERS and n in BRIDGE_PURE_MODULES)}
-        assert not bad, f"{path} imports {bad}"
-
+OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime.
-BRIDGE_PURE_MODULES = (
-    "otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys", "otel_bridge.attributes",
-    "otel_bridge.spanrecord", "otel_bridge.schemas",
-)
+BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
+               "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas")
+
+# What the viewer may use of the store: its read side, and the writers a page needs.
+STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
+               "collector_api.store.core.db", "collector_api.store.core.scope", "collector_api.store.ingest_health.reads",
+               "collector_api.store.reviews.reads", "collector_api.store.alerts.reads")
+VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
+                  "collector_api.store.alerts.rules")
+EDGE = "collector_api.http"
+STORE = "collector_api.store"
+SHARED_RULES = "collector_api.contract"
+
+# room (a module prefix; the longest prefix names a module's room) -> what it may reach of ours.
+ROOMS: dict[str, tuple[str, ...]] = {
+    "config": (),
+    "otel_bridge": ("config", "otel_bridge"),
+    **{pure: BRIDGE_PURE for pure in BRIDGE_PURE},
+    "collector_api.store": (STORE,),
+    "collector_api.contract": (SHARED_RULES, *BRIDGE_PURE, "collector_api.store.logs.rows"),
+    "collector_api.telemetry": ("collector_api.telemetry", STORE, "config"),
+    "collector_api.http": (EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config", *BRIDGE_PURE),
+    "collector_api.logs": ("collector_api.logs", EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config",
+                           *BRIDGE_PURE),
+    "collector_api.traces": ("collector_api.traces", EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config",
+                             *BRIDGE_PURE),
+    "collector_api.alerts": ("collector_api.alerts", "collector_api.telemetry", SHARED_RULES, STORE, "config"),
+    "collector_api": ("collector_api", "config", *BRIDGE_PURE),
+    "viewer": ("viewer", "config", "collector_api.http.credentials", "collector_api.contract",
+               *STORE_READS, *VIEWER_WRITERS),
+    "flusso_obs": OURS,
+}
+# Third-party packages a room must never import (directly; our own modules are checked above).
+FORBIDDEN_THIRD_PARTY = {
+    "collector_api.store": ("fastapi", "starlette", "jinja2", "httpx", "urllib"),
+    "collector_api.contract": ("fastapi", "starlette", "psycopg", "psycopg_pool"),
+    "config": ("fastapi", "psycopg"),
+}
+# Pure modules: no I/O library at all (they are imported by the bridge side or run in threads).
+PURE_MODULES = ("collector_api.traces.otlp_spans", "collector_api.traces.decode", "collector_api.traces.mapping",
+                "collector_api.logs.decode", "collector_api.http.otlp")
 
 
-def test_collector_imports_only_the_bridges_pure_modules():
-    for path, names in imports_of("collector_api").items():
-        bad = {n for n in names if top(n) in ("viewer", "flusso_obs")
-               or (top(n) == "otel_bridge" and n not in BRIDGE_PURE_MODULES)}
-        assert not bad, f"{path} imports {bad}"
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_bridge_pure_modules_import_only_each_other():
-    for module in BRIDGE_PURE_MODULES:
-        rel = module.replace(".", "/")
-        path = f"{rel}/__init__.py" if (ROOT / rel).is_dir() else f"{rel}.py"
-        names = imports_of_file(ROOT / path)
-        ours = {n for n in names if top(n) in ("otel_bridge", "collector_api", "viewer", "flusso_obs", "config")}
-        assert ours <= set(BRIDGE_PURE_MODULES) | {"otel_bridge"}, f"{path} imports {ours}"
-        assert not {n for n in names if top(n) == "opentelemetry"}, f"{path} imports OpenTelemetry"
+def imported_names(path: Path) -> list[tuple[str, str | None]]:
+    """(module, imported name or None) of every import in `path`, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module_name(path).split(".") if path.name == "__init__.py" else module_name(path).split(".")[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join([*package[:len(package) - node.level + 1], node.module] if node.level and node.module
+                            else package[:len(package) - node.level + 1] if node.level else [node.module])
+            out += [(base, alias.name) for alias in node.names]
+    return out
 
 
-def test_otlp_span_converter_imports_only_pure_modules_and_the_proto():
-    names = imports_of_file(ROOT / "collector_api/otlp_spans.py")
-    for n in names:
-        assert n in BRIDGE_PURE_MODULES or n.startswith("opentelemetry.proto.") or top(n) in (
-            "__future__", "collections", "typing"), f"collector_api/otlp_spans.py imports {n}"
+@cache
+def all_modules() -> dict[str, Path]:
+    found = {}
+    for top in OURS:
+        for path in (ROOT / top).rglob("*.py"):
+            found[module_name(path)] = path
+    return found
+
+
+def resolve(module: str, name: str | None) -> str:
+    """`from a.b import c`: the module a.b.c when it is one, else a.b."""
+    if name and f"{module}.{name}" in all_modules():
+        return f"{module}.{name}"
+    return module
+
+
+@cache
+def our_imports(module: str) -> frozenset[str]:
+    path = all_modules().get(module)
+    if path is None:
+        return frozenset()
+    return frozenset(resolve(m, n) for m, n in imported_names(path) if m.split(".")[0] in OURS)
+
+
+def room_of(module: str) -> str:
+    rooms = [r for r in ROOMS if module == r or module.startswith(r + ".")]
+    return max(rooms, key=len)
+
+
+def allowed(target: str, room: str) -> bool:
+    return any(target == a or target.startswith(a + ".") for a in ROOMS[room])
+
+
+def reachable(start: str) -> dict[str, str]:
+    """Every module of ours `start` reaches, each with the module that imports it."""
+    seen, todo = {}, [start]
+    while todo:
+        module = todo.pop()
+        for target in our_imports(module):
+            if target not in seen and target != start:
+                seen[target] = module
+                todo.append(target)
+    return seen
+
+
+def test_every_module_is_in_a_room():
+    for module in all_modules():
+        assert room_of(module), f"{module} has no room in ROOMS"
+
+
+def test_each_room_reaches_only_what_it_may_transitive_imports_included():
+    failures = []
+    for module in sorted(all_modules()):
+        room = room_of(module)
+        for target, via in reachable(module).items():
+            if not allowed(target, room) and target.split(".")[0] in OURS and target in all_modules():
+                failures.append(f"{module} (room {room}) reaches {target} (imported by {via})")
+    assert not failures, "\n".join(failures)
+
+
+def test_no_module_imports_a_private_name_of_another():
+    failures = []
+    for module, path in all_modules().items():
+        for source, name in imported_names(path):
+            if name and name.startswith("_") and not name.startswith("__") and source.split(".")[0] in OURS:
+                failures.append(f"{module} imports {source}.{name}")
+    assert not failures, "\n".join(failures)
+
+
+def test_forbidden_third_party_imports():
+    for module, path in all_modules().items():
+        banned = next((v for k, v in sorted(FORBIDDEN_THIRD_PARTY.items(), key=lambda kv: -len(kv[0]))
+                       if module == k or module.startswith(k + ".")), ())
+        for source, _ in imported_names(path):
+            assert source.split(".")[0] not in banned, f"{module} imports {source}"
+
+
+def test_pure_modules_import_no_io_library():
+    io = ("psycopg", "psycopg_pool", "fastapi", "starlette", "httpx", "socket", "asyncio", "threading", "urllib")
+    for module in PURE_MODULES:
+        for source, _ in imported_names(all_modules()[module]):
+            assert source.split(".")[0] not in io, f"{module} is pure but imports {source}"
+
+
+def test_the_viewers_read_modules_reach_no_writer():
+    """A read module imports no writer, nor a module that imports one (no re-export)."""
+    for start in STORE_READS:
+        for target, via in reachable(start).items():
+            assert not target.startswith(STORE) or target in STORE_READS or target in (
+                "collector_api.store.core.locks",) or not _writes(target), f"{start} reaches the writer {target} via {via}"
+
+
+def _writes(module: str) -> bool:
+    """A store module that changes data (INSERT/UPDATE/DELETE/DDL in its SQL)."""
+    text = all_modules()[module].read_text(encoding="utf-8").upper()
+    return any(word in text for word in ("INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE", "ALTER TABLE"))
+
+
+def test_bridge_pure_modules_import_no_opentelemetry():
+    for module in BRIDGE_PURE:
+        for source, _ in imported_names(all_modules()[module]):
+            assert source.split(".")[0] != "opentelemetry", f"{module} imports OpenTelemetry"
 
 
 def test_the_collector_validates_with_the_bridges_one_schema_file():
-    from collector_api import validate
+    from collector_api.contract import schema
 
     assert not (ROOT / "collector_api/schemas").exists(), "the schema has one file: otel_bridge/schemas/"
     bridge = (ROOT / "otel_bridge/schemas/workflow-log.v1.json").read_text(encoding="utf-8")
-    assert validate.schema_text() == bridge
+    assert schema.schema_text() == bridge

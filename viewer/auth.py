@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from collector_api.store.db import Scope
+from collector_api.store.core.db import Scope
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from collector_api.store.accounts import find_api_key, get_user
-from collector_api.store.credentials import MAX_KEY_LENGTH, presented_api_key
+from collector_api.http.credentials import MAX_KEY_LENGTH, presented_api_key
+from collector_api.store.accounts.principals import find_api_key, get_user
 
 from .auth import SESSION_COOKIE, Principal
 from .context import ViewerContext

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from collector_api.store.reads import SORTS, STATUSES, Cursor, TicketFilters
+from collector_api.store.logs.reads import SORTS, STATUSES, Cursor, TicketFilters
 
 from .auth import Principal
 from .errors import BadRequest

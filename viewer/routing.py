@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from collector_api.store.db import StoreUnavailable
+from collector_api.store.core.db import StoreUnavailable
 
 from .deps import session_principal
 from .errors import LoginRequired, ViewerError

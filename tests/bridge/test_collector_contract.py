@@ -1,12 +1,12 @@
 """What the bridge emits is what the collector accepts: real tickets (the demo workflow, some
 failing) run through the bridge, and every log passes the collector's own schema validator
-and its executed_at rule (collector_api/validate.py, collector_api/timestamps.py)."""
+and its executed_at rule (collector_api/contract/schema.py, collector_api/contract/timestamps.py)."""
 
 import asyncio
 from datetime import UTC, datetime
 
-from collector_api.timestamps import parse_executed_at
-from collector_api.validate import schema_error
+from collector_api.contract.schema import schema_error
+from collector_api.contract.timestamps import parse_executed_at
 from examples.support_workflow import generate_tickets, handle_ticket
 
 TICKETS = 12

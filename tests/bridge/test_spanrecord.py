@@ -1,5 +1,5 @@
 """One builder for both sides: SDK spans, and the same spans sent through the real OTLP span
-encoder and converted back by the collector (collector_api.otlp_spans), build the same log."""
+encoder and converted back by the collector (collector_api.traces.otlp_spans), build the same log."""
 
 import json
 
@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from collector_api.otlp_spans import span_records
+from collector_api.traces.otlp_spans import span_records
 from otel_bridge import attributes as A
 from otel_bridge.assemble import build_workflow_log
 from otel_bridge.pii import Redactor

@@ -6,7 +6,7 @@ import sys
 import psycopg
 import pytest
 
-from collector_api.store.accounts import hash_api_key
+from collector_api.store.accounts.principals import hash_api_key
 
 
 def cli(*args, dsn=None, stdin=None, env=None, timeout=60):

@@ -3,8 +3,8 @@ import asyncio
 import pytest
 from fastapi.testclient import TestClient
 
-from collector_api.store.accounts import create_api_key
-from collector_api.store.db import create_pool
+from collector_api.store.accounts.principals import create_api_key
+from collector_api.store.core.db import create_pool
 from config.server import ServerSettings
 from flusso_obs.server import create_app
 

@@ -1,11 +1,11 @@
-"""The critical path and the usage by model, computed once per log (collector_api.derived)."""
+"""The critical path and the usage by model, computed once per log (collector_api.contract.derived)."""
 from __future__ import annotations
 
 import time
 
 import orjson
 
-from collector_api.derived import (
+from collector_api.contract.derived import (
     MAX_MODELS,
     OTHER_MODELS,
     UNKNOWN_MODEL,

@@ -42,7 +42,7 @@ def test_plain_otel_sdk_exporter_delivers(live_server, db_dsn):
 
 
 def test_database_down_gives_503_then_the_exporter_retries_and_delivers():
-    from collector_api.store.migrate import apply_migrations
+    from collector_api.store.core.migrate import apply_migrations
     from flusso_obs.embedded import start_embedded
 
     data_dir = Path(tempfile.mkdtemp(prefix="flusso-outage-"))
@@ -87,7 +87,7 @@ def test_rls_holds_for_the_application_role(db_dsn, client, acme_key):
     """Connected as the superuser but scoped through the app role: tenant A sees no row of B."""
     import asyncio
 
-    from collector_api.store.db import Scope, create_pool, scoped_transaction
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
     from tests.collector.helpers import make_record, make_request
 
     globex_key = make_key(db_dsn, "globex")

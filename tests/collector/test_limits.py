@@ -2,8 +2,8 @@
 
 from fastapi.testclient import TestClient
 
-from collector_api.errors import Unavailable
-from collector_api.state import CollectorState, TenantRateLimiter
+from collector_api.http.admission import CollectorState, TenantRateLimiter
+from collector_api.http.errors import Unavailable
 from config.server import ServerSettings
 from flusso_obs.server import create_app
 from tests.collector.helpers import make_log, make_record, make_request

@@ -73,8 +73,8 @@ def test_missing_or_wrong_key_is_401(client, headers):
 def test_bearer_key_works_and_revoked_key_is_401(client, db_dsn):
     import asyncio
 
-    from collector_api.store.accounts import create_api_key, revoke_api_key
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_api_key, revoke_api_key
+    from collector_api.store.core.db import create_pool
 
     async def setup():
         async with create_pool(db_dsn) as pool:

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector_api.ingest import Rejected, prepare_row
-from collector_api.timestamps import is_date_time, parse_executed_at
-from collector_api.validate import schema_error
+from collector_api.contract.prepare import Rejected, prepare_row
+from collector_api.contract.schema import schema_error
+from collector_api.contract.timestamps import is_date_time, parse_executed_at
 from tests.collector.helpers import make_log
 
 

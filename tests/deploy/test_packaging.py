@@ -32,3 +32,12 @@ def test_every_package_file_is_shipped():
         for path in folder.iterdir():
             if path.is_file() and path.suffix not in (".py", ".pyc"):
                 assert any(fnmatch.fnmatch(path.name, g) for g in globs), f"{path} is not in package-data"
+
+
+def test_every_package_is_listed():
+    """A new sub-package (a folder with __init__.py) is named in pyproject's packages, so the wheel has it."""
+    listed = set(PROJECT["tool"]["setuptools"]["packages"])
+    for top in ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            package = ".".join(init.parent.relative_to(ROOT).parts)
+            assert package in listed, f"{package} is not in pyproject.toml's [tool.setuptools] packages"

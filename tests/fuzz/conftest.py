@@ -37,8 +37,8 @@ class Credentials:
 
 
 def _keys(dsn: str) -> tuple[str, str]:
-    from collector_api.store.accounts import create_api_key
-    from collector_api.store.db import create_pool
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
 
     async def go():
         async with create_pool(dsn) as pool:

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector_api.counters import IngestCounters, flush_counters
-from collector_api.store.db import create_pool
-from collector_api.store.ingest_counts import delete_counts_before
-from collector_api.store.jobs import Job, maintenance_loop
+from collector_api.store.core.db import create_pool
+from collector_api.store.core.jobs import Job, maintenance_loop
+from collector_api.store.ingest_health.counts import delete_counts_before
+from collector_api.telemetry.counters import IngestCounters, flush_counters
 
 T0 = datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC).timestamp()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 
-from collector_api.store import locks
-from collector_api.store.jobs import Job, maintenance_loop, run_due_jobs
+from collector_api.store.core import locks
+from collector_api.store.core.jobs import Job, maintenance_loop, run_due_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def test_a_failing_job_is_logged_recorded_and_does_not_stop_the_others(db_dsn, c
         async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
             return await run_due_jobs(conn, jobs)
 
-    with caplog.at_level(logging.ERROR, logger="collector_api.store.jobs"):
+    with caplog.at_level(logging.ERROR, logger="collector_api.store.core.jobs"):
         assert asyncio.run(scenario()) == ["a", "b"]
     assert len(failing) == 1 and len(fine) == 1
     assert "maintenance job a failed" in caplog.text

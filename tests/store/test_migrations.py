@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from collector_api.store.migrate import apply_migrations, latest_version, list_migrations
+from collector_api.store.core.migrate import apply_migrations, latest_version, list_migrations
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "collector_api" / "store" / "migrations"
 
@@ -27,7 +27,7 @@ def test_0004_moves_node_durations_into_the_row_as_a_non_superuser_owner(pg_serv
     ROW LEVEL SECURITY applies to it): 0004 copies every log's node rows into node_durations."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from collector_api.store import migrate
+    from collector_api.store.core import migrate
 
     name, owner = f"flusso_up_{uuid.uuid4().hex[:10]}", f"flusso_owner_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
@@ -84,7 +84,7 @@ def test_a_reused_number_is_refused(tmp_path):
 @pytest.fixture()
 def empty_db(pg_server_dsn, template_dsn):
     """An empty database owned by the owner role (no schema yet): (owner DSN, superuser DSN)."""
-    from collector_api.store.roles import OWNER_ROLE, provision_owner
+    from collector_api.store.core.roles import OWNER_ROLE, provision_owner
     from tests.conftest import OWNER_PASSWORD, _admin_dsn, _with_database
 
     name = f"flusso_m_{uuid.uuid4().hex[:10]}"
@@ -115,8 +115,8 @@ def test_migrations_landing_out_of_order_are_applied(empty_db, tmp_path):
 def test_readiness_names_a_missing_migration_below_the_latest(db_dsn):
     import asyncio
 
-    from collector_api.store.db import create_pool
-    from collector_api.store.health import check_database
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.core.health import check_database
 
     async def check():
         async with create_pool(db_dsn) as pool:

@@ -2,7 +2,12 @@ from datetime import UTC, date, datetime
 
 import psycopg
 
-from collector_api.store.partitions import drop_partitions_before, ensure_partitions, list_partitions, month_start
+from collector_api.store.logs.partitions import (
+    drop_partitions_before,
+    ensure_partitions,
+    list_partitions,
+    month_start,
+)
 
 
 def server_has_lz4(conn) -> bool:
@@ -63,7 +68,7 @@ def test_upkeep_as_the_nosuperuser_owner_under_force_rls_moves_future_rows_and_r
     """Issue 12 point 2: rows of several tenants dated months ahead sit in DEFAULT; when their
     month comes into range the hourly upkeep (as the NOSUPERUSER owner, FORCE RLS on the table)
     must create it and move them, not roll back; retention drops old months and DEFAULT's old rows."""
-    from collector_api.store.partitions import maintain_partitions
+    from collector_api.store.logs.partitions import maintain_partitions
 
     today = datetime.now(UTC).date()
     far = month_start(today, 3)  # the farthest month upkeep creates

@@ -7,9 +7,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from collector_api.store.migrate import apply_migrations, list_migrations
-from collector_api.store.partitions import ensure_partitions
-from collector_api.store.roles import OWNER_ROLE, is_superuser, provision_owner
+from collector_api.store.core.migrate import apply_migrations, list_migrations
+from collector_api.store.core.roles import OWNER_ROLE, is_superuser, provision_owner
+from collector_api.store.logs.partitions import ensure_partitions
 
 
 def test_the_apps_connection_is_not_a_superuser(db_dsn):
@@ -105,7 +105,7 @@ def test_partition_upkeep_moves_a_far_future_row_out_of_default_as_the_owner(db_
 
 
 def test_a_tenant_scope_still_sees_only_its_rows_when_connected_as_the_owner(db_dsn):
-    from collector_api.store.db import Scope, create_pool, scoped_transaction
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
 
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         for tenant in ("acme", "globex"):

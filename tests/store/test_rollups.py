@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector_api.store import rollups
-from collector_api.store.db import create_pool
+from collector_api.store.core.db import create_pool
+from collector_api.store.logs import rollups
 
 YESTERDAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
 

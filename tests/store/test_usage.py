@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector_api.derived import critical_nodes, critical_path
-from collector_api.ingest import Rejected, prepare_row
-from collector_api.store import rollups
-from collector_api.store.backfill import backfill_derived
-from collector_api.store.db import Scope, create_pool
-from collector_api.store.usage import get_critical_nodes, get_usage, parse_month, usage_csv
-from collector_api.store.writes import insert_workflow_logs
+from collector_api.contract.derived import critical_nodes, critical_path
+from collector_api.contract.prepare import Rejected, prepare_row
+from collector_api.store.core.db import Scope, create_pool
+from collector_api.store.logs import rollups
+from collector_api.store.logs.backfill import backfill_derived
+from collector_api.store.logs.usage import get_critical_nodes, get_usage, parse_month, usage_csv
+from collector_api.store.logs.writes import insert_workflow_logs
 from tests.viewer.helpers import EXAMPLE
 
 NOW = datetime.now(UTC)
@@ -164,7 +164,7 @@ def test_a_client_sees_only_its_own_usage(db_dsn):
 def test_bad_months_are_refused_by_name():
     import pytest
 
-    from collector_api.store.usage import BadMonth
+    from collector_api.store.logs.usage import BadMonth
 
     for bad in ("2026-13", "2026-00", "2026-1", "26-11", "2026-11-01", "", "x" * 500, "9999-12", "0000-05"):
         with pytest.raises(BadMonth, match="month"):

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collector_api import trace_conventions as conventions
-from collector_api.prices import load_prices
+from collector_api.traces import mapping as conventions
+from collector_api.traces.prices import load_prices
 from otel_bridge.assemble import build_workflow_log, finished_records
 from otel_bridge.spanrecord import from_sdk_span
 

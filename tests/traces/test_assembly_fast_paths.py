@@ -8,9 +8,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector_api.store.assembly import StagedSpan
-from collector_api.trace_assembly import _open, _replace_known
-from collector_api.trace_crypto import cipher, redactor_for
+from collector_api.store.traces.assembly import StagedSpan
+from collector_api.traces.assembly import _open, _replace_known
+from collector_api.traces.sealing import cipher, redactor_for
 
 SECRET = "test-secret-" + "s" * 32
 TENANT = "acme"

@@ -13,13 +13,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector_api import trace_assembly
-from collector_api.prices import load_prices
-from collector_api.store import assembly
-from collector_api.store.db import create_pool
-from collector_api.store.staging import StagingLimits, stage_spans
-from collector_api.trace_crypto import cipher, redactor_for
-from collector_api.traces_decode import decode_spans
+from collector_api.store.core.db import create_pool
+from collector_api.store.traces import assembly
+from collector_api.store.traces.staging import StagingLimits, stage_spans
+from collector_api.traces import assembly as trace_assembly
+from collector_api.traces.decode import decode_spans
+from collector_api.traces.prices import load_prices
+from collector_api.traces.sealing import cipher, redactor_for
 from tests.collector.conftest import make_key
 
 SECRET = "pipeline-secret-" + "p" * 32

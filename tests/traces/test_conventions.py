@@ -8,10 +8,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from collector_api.conventions import combine
-from collector_api.conventions.content import is_content, metadata_person_values, person_key_kind
-from collector_api.trace_crypto import cipher
-from collector_api.traces_decode import decode_spans, person_kind
+from collector_api.traces.conventions import combine
+from collector_api.traces.conventions.content import is_content, metadata_person_values, person_key_kind
+from collector_api.traces.decode import decode_spans, person_kind
+from collector_api.traces.sealing import cipher
 from otel_bridge.pii import Redactor
 from otel_bridge.spanrecord import EventRecord, SpanRecord
 
@@ -145,7 +145,7 @@ def test_metadata_person_values_hostile():
 def test_a_name_shaped_user_id_is_known_as_a_name(value, kind):
     """enduser.id = "Annalisa Rossetti": known as a `name`, so "Dear Annalisa" loses the first name
     too (tests/interop checks it end to end with the real instrumentations)."""
-    from collector_api.traces_decode import _known_kind
+    from collector_api.traces.decode import _known_kind
 
     assert _known_kind("user", value) == kind
 
@@ -153,7 +153,7 @@ def test_a_name_shaped_user_id_is_known_as_a_name(value, kind):
 def test_name_shape_check_is_linear_on_hostile_input():
     import time
 
-    from collector_api.traces_decode import _known_kind
+    from collector_api.traces.decode import _known_kind
 
     hostile = ["a" * 190 + " b1", "-".join(["ab"] * 60) + " x!", "a " * 99 + "1", "é'" * 95 + " z"]
     started = time.perf_counter()
@@ -186,7 +186,7 @@ def test_each_reader_is_skipped_only_when_it_cannot_find_anything(seed):
     """combine.facts skips a convention's reader when its `applies` check says the span carries
     none of its keys: every key the reader asks for must make `applies` true on its own, or a
     field would be lost for spans that carry only that key."""
-    from collector_api.conventions import genai, openinference, openllmetry
+    from collector_api.traces.conventions import genai, openinference, openllmetry
 
     for module in (genai, openinference, openllmetry):
         attrs = _Recording(seed)
@@ -205,9 +205,9 @@ def test_each_reader_is_skipped_only_when_it_cannot_find_anything(seed):
 def test_absurd_token_counts_and_numbers_never_fail_a_trace(value):
     """A token count of 400 digits made the price computation overflow: the whole trace failed to
     assemble after its spans were acknowledged. Absurd figures now count as absent."""
-    from collector_api.conventions.common import count, number
-    from collector_api.prices import load_prices
-    from collector_api.trace_conventions import prepare
+    from collector_api.traces.conventions.common import count, number
+    from collector_api.traces.mapping import prepare
+    from collector_api.traces.prices import load_prices
 
     assert count(value) is None
     assert number(10**400) is None and number("1e400") is None and number("9" * 400) is None
@@ -237,8 +237,8 @@ def test_absurd_token_counts_and_numbers_never_fail_a_trace(value):
 def test_the_final_answer_becomes_the_draft(root_attrs, llm_attrs, expected):
     """Root output first (text only, a JSON string decoded, a JSON object skipped), else the last
     LLM reply in any convention; hostile values give no draft, never an error."""
-    from collector_api.prices import load_prices
-    from collector_api.trace_conventions import prepare
+    from collector_api.traces.mapping import prepare
+    from collector_api.traces.prices import load_prices
 
     root = SpanRecord("agent", 1, 1, None, 1, 10, attributes={"gen_ai.operation.name": "invoke_agent", **root_attrs})
     chat = SpanRecord("chat", 1, 2, 1, 2, 5, attributes={"gen_ai.operation.name": "chat", **llm_attrs})

@@ -9,10 +9,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from collector_api.ingest import Rejected, prepare_row
-from collector_api.store.accounts import create_api_key, create_user
-from collector_api.store.db import create_pool
-from collector_api.store.writes import insert_workflow_logs
+from collector_api.contract.prepare import Rejected, prepare_row
+from collector_api.store.accounts.principals import create_api_key, create_user
+from collector_api.store.core.db import create_pool
+from collector_api.store.logs.writes import insert_workflow_logs
 from viewer.auth import hash_password
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())

@@ -139,7 +139,7 @@ def test_row_level_security_holds_without_the_query_filter(loaded_db):
     """Defense in depth: a statement that forgets its tenant filter still sees one tenant only."""
     import asyncio
 
-    from collector_api.store.db import Scope, create_pool, scoped_transaction
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
 
     dsn, _, _ = loaded_db
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector_api.store.db import Scope, create_pool
-from collector_api.store.review_reads import get_calibration
-from collector_api.store.reviews import Author, ReviewInput, Scrubber, add_review
+from collector_api.store.core.db import Scope, create_pool
+from collector_api.store.reviews.reads import get_calibration
+from collector_api.store.reviews.writes import Author, ReviewInput, Scrubber, add_review
 
 from .helpers import make_log, run_async, store_logs
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from collector_api.store.accounts import create_api_key
-from collector_api.store.db import Scope, create_pool
-from collector_api.store.ingest_health import read_ingest_health
+from collector_api.store.accounts.principals import create_api_key
+from collector_api.store.core.db import Scope, create_pool
+from collector_api.store.ingest_health.reads import read_ingest_health
 from config.server import ServerSettings
 from tests.collector.helpers import make_log, make_record, make_request
 from tests.conftest import LiveServer

@@ -199,7 +199,7 @@ def test_templates_have_no_inline_script_or_style():
 
 
 def test_count_is_capped(app_client, monkeypatch):
-    from collector_api.store import reads
+    from collector_api.store.logs import reads
 
     monkeypatch.setattr(reads, "COUNT_CAP", 4)
     login(app_client, "provider@example.com")

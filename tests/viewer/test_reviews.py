@@ -7,8 +7,8 @@ from datetime import date
 import psycopg
 import pytest
 
-from collector_api.store.accounts import create_api_key
-from collector_api.store.db import create_pool
+from collector_api.store.accounts.principals import create_api_key
+from collector_api.store.core.db import create_pool
 
 from .conftest import login
 from .helpers import run_async
@@ -232,7 +232,7 @@ def test_retention_drops_the_reviews_of_dropped_months(app_client, loaded_db):
     login(app_client, "provider@example.com")
     _review(app_client, ids["A-OLD"], verdict="correct")
     _review(app_client, ids["A-1"], verdict="correct")
-    from collector_api.store.partitions import drop_partitions_before, ensure_partitions, list_partitions
+    from collector_api.store.logs.partitions import drop_partitions_before, ensure_partitions, list_partitions
 
     old_day = _stored(dsn, "SELECT executed_at FROM workflow_logs WHERE id = %s", ids["A-OLD"])[0][0].date()
     with psycopg.connect(dsn, autocommit=True) as conn:

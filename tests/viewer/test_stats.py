@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, time, timedelta
 
-from collector_api.store.db import Scope, create_pool
-from collector_api.store.reads import get_stats
-from collector_api.store.rollups import refresh_rollups
+from collector_api.store.core.db import Scope, create_pool
+from collector_api.store.logs.reads import get_stats
+from collector_api.store.logs.rollups import refresh_rollups
 
 from .helpers import make_log, run_async, store_logs
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector_api.store.reads import Cursor
+from collector_api.store.logs.reads import Cursor
 from viewer.auth import LoginLimiter, Principal, SessionCodec
 from viewer.errors import BadRequest
 from viewer.query_params import decode_cursor, encode_cursor, parse_ticket_query

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.alerts import (
+from collector_api.store.alerts.rules import (
     METRICS,
     OPS,
     AlertRuleError,

@@ -9,7 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from collector_api.store.ingest_health import SILENT_FACTOR, SILENT_FLOOR_S, WINDOWS, TenantHealth, read_ingest_health
+from collector_api.store.ingest_health.reads import (
+    SILENT_FACTOR,
+    SILENT_FLOOR_S,
+    WINDOWS,
+    TenantHealth,
+    read_ingest_health,
+)
 
 from ..auth import Principal
 from ..context import ViewerContext

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.accounts import end_sessions, find_user, upgrade_password_hash
+from collector_api.store.accounts.principals import end_sessions, find_user, upgrade_password_hash
 
 from ..auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, VerifierBusy, csrf_matches, needs_rehash
 from ..context import ViewerContext

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from collector_api.store.accounts import list_tenants
-from collector_api.store.reads import get_stats
-from collector_api.store.review_reads import get_calibration
-from collector_api.store.usage import get_critical_nodes
+from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.logs.reads import get_stats
+from collector_api.store.logs.usage import get_critical_nodes
+from collector_api.store.reviews.reads import get_calibration
 
 from ..auth import Principal
 from ..context import ViewerContext

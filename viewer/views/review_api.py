@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from collector_api.store.review_reads import iter_reviewed_tickets, list_reviews
+from collector_api.store.reviews.reads import iter_reviewed_tickets, list_reviews
 
 from ..deps import ApiPrincipal, Context, ReviewKeyPrincipal
 from ..errors import BadRequest

@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.accounts import list_tenants
-from collector_api.store.review_reads import review_queue
-from collector_api.store.reviews import Author, ReviewError, add_review, validate_review
+from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.reviews.reads import review_queue
+from collector_api.store.reviews.writes import Author, ReviewError, add_review, validate_review
 
 from ..auth import Principal, csrf_matches
 from ..context import ViewerContext

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from collector_api.store.accounts import list_tenants
-from collector_api.store.reads import STATUSES, count_tickets, iter_ticket_rows, list_filter_values, list_tickets
+from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.logs.reads import STATUSES, count_tickets, iter_ticket_rows, list_filter_values, list_tickets
 
 from ..auth import Principal
 from ..context import ViewerContext

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from collector_api.store.accounts import list_tenants
-from collector_api.store.usage import BadMonth, UsageReport, get_usage, parse_month, usage_csv
+from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.logs.usage import BadMonth, UsageReport, get_usage, parse_month, usage_csv
 
 from ..auth import Principal
 from ..context import ViewerContext

@@ -1,0 +1,154 @@
+"""Signed webhook delivery for alerts: the target allow-list, the signature, one POST.
+
+Targets are restricted by FLUSSO_WEBHOOK_ALLOW (host[:port] or CIDR entries; empty = no
+webhook is sent). The check runs at send time on the address the host resolves to, and the
+request goes to that very address (no second lookup a DNS rebinding could change); TLS still
+verifies the certificate for the URL's host name. Redirects are never followed (http.client
+does not follow them; a 3xx is a failed attempt).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from collector_api.store.alerts.deliveries import AttemptResult
+
+USER_AGENT = "flusso-obs-alerts/1"
+MAX_RESPONSE_BYTES = 64 * 1024
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AllowListError(ValueError):
+    """A FLUSSO_WEBHOOK_ALLOW entry that is neither host[:port] nor a CIDR; names the entry."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    hosts: tuple[tuple[str, int | None], ...] = ()  # (lower-case name or IP literal, port or None)
+    networks: tuple[IPNetwork, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.hosts or self.networks)
+
+    def allows(self, host: str, port: int, address: str) -> bool:
+        """Whether a request for `host`:`port`, resolved to `address`, may be sent.
+
+        A CIDR entry matches the resolved address; an IP entry the resolved address (and port);
+        a name entry the URL's host name (and port), but never a link-local address (cloud
+        metadata) unless a CIDR or IP entry names it."""
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if any(ip in net for net in self.networks):
+            return True
+        for name, allowed_port in self.hosts:
+            if allowed_port is not None and allowed_port != port:
+                continue
+            literal = _ip_or_none(name)
+            if literal is not None and literal == ip:
+                return True
+            if literal is None and name == host.lower() and not ip.is_link_local:
+                return True
+        return False
+
+
+def _ip_or_none(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _parse_entry(entry: str) -> tuple[str, int | None] | IPNetwork:
+    if "/" in entry:
+        try:
+            return ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise AllowListError(f"FLUSSO_WEBHOOK_ALLOW: {entry!r} is not a CIDR: {exc}") from None
+    host, port = entry, None
+    if entry.startswith("["):  # [v6]:port
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    try:
+        number = int(port) if port is not None else None
+    except ValueError:
+        number = -1
+    if (number is not None and not 1 <= number <= 65535) or not host:
+        raise AllowListError(f"FLUSSO_WEBHOOK_ALLOW: {entry!r} is not host[:port] or a CIDR")
+    return host.lower(), number
+
+
+def parse_allow_list(text: str) -> AllowList:
+    """'hooks.example.com:443, 10.0.0.0/8, 127.0.0.1:8080' -> AllowList; raises AllowListError."""
+    hosts, networks = [], []
+    for entry in (e.strip() for e in (text or "").split(",")):
+        if entry:
+            parsed = _parse_entry(entry)
+            (hosts if isinstance(parsed, tuple) else networks).append(parsed)
+    return AllowList(tuple(hosts), tuple(networks))
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-Flusso-Signature value: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address already checked, verifying the certificate for the URL's host name."""
+
+    def __init__(self, address: str, port: int, server_name: str, timeout: float):
+        super().__init__(address, port, timeout=timeout, context=ssl.create_default_context())
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name)  # type: ignore[attr-defined]
+
+
+def post_webhook(url: str, body: bytes, headers: dict[str, str], allow: AllowList,
+                 timeout_s: float = 5.0) -> AttemptResult:
+    """One POST (blocking; run it in a thread). Never raises: the outcome is the result."""
+    started = time.monotonic()
+
+    def result(status: int | None, error: str | None) -> AttemptResult:
+        return AttemptResult(status, error[:500] if error else None, (time.monotonic() - started) * 1000)
+
+    parts = urlsplit(url)
+    host, https = parts.hostname or "", parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    if not allow:
+        return result(None, "webhooks are off: FLUSSO_WEBHOOK_ALLOW is empty")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return result(None, f"cannot resolve {host}: {exc}")
+    address = next((str(i[4][0]) for i in infos if allow.allows(host, port, str(i[4][0]))), None)
+    if address is None:
+        return result(None, f"{host}:{port} (resolved to {', '.join(sorted({str(i[4][0]) for i in infos}))})"
+                            " is not allowed by FLUSSO_WEBHOOK_ALLOW")
+    conn = (_PinnedHTTPSConnection(address, port, host, timeout_s) if https
+            else http.client.HTTPConnection(address, port, timeout=timeout_s))
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", target, body=body, headers={
+            "Host": parts.netloc.rpartition("@")[2], "Content-Type": "application/json", "User-Agent": USER_AGENT,
+            **headers})
+        response = conn.getresponse()
+        response.read(MAX_RESPONSE_BYTES)
+        if 300 <= response.status < 400:
+            return result(response.status, f"redirect to {response.getheader('Location', '?')[:200]} not followed")
+        return result(response.status, None if 200 <= response.status < 300 else f"HTTP {response.status}")
+    except (OSError, http.client.HTTPException) as exc:
+        return result(None, f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()

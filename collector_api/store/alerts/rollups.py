@@ -1,0 +1,88 @@
+"""The alert evaluation's rollups (migration 0012): per tenant and UTC minute ('m', kept 2 days)
+and hour ('h', kept 8 days) of `executed_at`, written only here, by the alert job.
+
+Incremental, like store.rollups: each refresh recomputes the minutes and hours touched by logs
+stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`,
+never later than the oldest open transaction, with the same late-commit overlap). So an
+evaluation reads a few thousand rollup rows and never scans raw logs.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.store.core import locks
+from collector_api.store.core.db import owner_connection
+from collector_api.store.logs.rollups import LATE_COMMIT_SLACK, safe_cursor
+from collector_api.store.logs.stats import FINE_EDGES
+
+logger = logging.getLogger(__name__)
+
+MINUTE_DAYS, HOUR_DAYS = 2, 8
+GRAINS = {"m": ("minute", timedelta(minutes=1), MINUTE_DAYS), "h": ("hour", timedelta(hours=1), HOUR_DAYS)}
+
+_BUCKET = "date_trunc(%(unit)s, executed_at, 'UTC')"
+_WHERE = f"executed_at >= %(first)s AND executed_at < %(stop)s AND {_BUCKET} = ANY(%(starts)s)"
+_TOTALS = (
+    "INSERT INTO alert_rollup (grain, client_id, start, total, partial, failed, risk_sum, risk_n, cost_usd)"
+    f" SELECT %(grain)s, client_id, {_BUCKET}, count(*), count(*) FILTER (WHERE status = 'PARTIAL'),"
+    " count(*) FILTER (WHERE status = 'FAILED'), COALESCE(sum(hallucination_risk), 0), count(hallucination_risk),"
+    f" COALESCE(sum(cost_usd), 0) FROM workflow_logs WHERE {_WHERE} GROUP BY 2, 3")
+_DURATIONS = (
+    "INSERT INTO alert_rollup_duration (grain, client_id, start, bucket, n)"
+    f" SELECT %(grain)s, client_id, {_BUCKET}, width_bucket(execution_time_seconds, %(edges)s::float8[]), count(*)"
+    f" FROM workflow_logs WHERE {_WHERE} AND execution_time_seconds IS NOT NULL GROUP BY 2, 3, 4")
+
+
+async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
+    """Bring the minute and hour rollups up to date; returns how many buckets were recomputed.
+    One refresh at a time (advisory lock); a concurrent call returns 0 at once."""
+    cursor = await safe_cursor(pool)
+    async with owner_connection(pool) as conn, conn.transaction():
+        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
+                                           (locks.ALERT_ROLLUPS,))).fetchone()
+        if not locked["ok"]:
+            return 0
+        row = await (await conn.execute(
+            "SELECT watermark, now() AS now FROM alert_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
+        now, touched = row["now"], await _touched_minutes(conn, row["watermark"], row["now"])
+        done = 0
+        for grain, (unit, size, days) in GRAINS.items():
+            starts = sorted({_trunc(m, unit) for m in touched if m >= now - timedelta(days=days)})
+            if starts:
+                await _recompute(conn, grain, unit, size, starts)
+                done += len(starts)
+            for table in ("alert_rollup", "alert_rollup_duration"):
+                await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",
+                                   (grain, now - timedelta(days=days)))
+        await conn.execute("UPDATE alert_rollup_state SET watermark = %s WHERE id = 1", (cursor,))
+    if done:
+        logger.debug("alert rollups: %d bucket(s) recomputed", done)
+    return done
+
+
+async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> list[datetime]:
+    """UTC minutes (of executed_at, within the hour rollups' reach) of logs stored since the cursor;
+    every minute that has logs on the first run."""
+    since = "" if watermark is None else f" AND created_at >= %(mark)s - interval '{LATE_COMMIT_SLACK}'"
+    rows = await (await conn.execute(
+        "SELECT DISTINCT date_trunc('minute', executed_at, 'UTC') AS m FROM workflow_logs"
+        f" WHERE executed_at >= %(first)s{since}",
+        {"first": now - timedelta(days=HOUR_DAYS), "mark": watermark})).fetchall()
+    return [r["m"] for r in rows]
+
+
+def _trunc(moment: datetime, unit: str) -> datetime:
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    return moment.replace(minute=0) if unit == "hour" else moment
+
+
+async def _recompute(conn, grain: str, unit: str, size: timedelta, starts: list[datetime]) -> None:
+    params = {"grain": grain, "unit": unit, "first": starts[0], "stop": starts[-1] + size, "starts": starts,
+              "edges": FINE_EDGES}
+    for table in ("alert_rollup", "alert_rollup_duration"):
+        await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start = ANY(%s)", (grain, starts))
+    await conn.execute(_TOTALS, params)
+    await conn.execute(_DURATIONS, params)

@@ -1,0 +1,122 @@
+"""The overview's daily rollups, written only here (by the rollup-refresh job, store.maintenance).
+
+Incremental: each refresh recomputes the UTC days touched by logs stored since the previous
+refresh, found through `created_at` (indexed), plus every day not rolled up yet. The cursor
+(`viewer_rollup_state.watermark`) is durable, so a restart resumes where the last refresh
+stopped instead of recomputing everything.
+
+A log's `created_at` is its transaction's start, but it becomes visible only at commit: a
+transaction that began before a refresh and commits after it would fall behind the cursor. The
+cursor is therefore never later than the start of the oldest transaction in progress when the
+refresh begins (sessions of the application's role; pg_stat_activity), with LATE_COMMIT_SLACK
+as a further overlap for sessions of other roles, which pg_stat_activity does not show us.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.store.core import locks
+from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
+from collector_api.store.logs.stats import _DAILY_LIVE, _DURATION_LIVE, _NODE_LIVE, FINE_EDGES, _utc_midnight
+from collector_api.store.logs.usage import CRITICAL_LIVE, USAGE_LIVE
+
+logger = logging.getLogger(__name__)
+
+LATE_COMMIT_SLACK = "2 minutes"
+ROLLUP_TABLES = ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
+                 "viewer_daily_usage_rollup", "viewer_daily_critical_rollup")  # the last two: migration 0013
+_DAY_FILTER = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME ZONE 'UTC')::date = ANY(%s)"
+
+
+async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None) -> int:
+    """Bring the daily rollups up to date (up to `today`, UTC); returns the days recomputed.
+
+    Safe to call from many processes: one refresh runs at a time (advisory lock), the others
+    return 0 at once.
+    """
+    today = today or datetime.now(UTC).date()
+    stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
+    cursor = await safe_cursor(pool)
+    async with scoped_transaction(pool, Scope.provider()) as conn:
+        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (locks.ROLLUPS,))).fetchone()
+        if not locked["ok"]:
+            return 0
+        state = await (await conn.execute(
+            "SELECT watermark FROM viewer_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
+        bounds = await (await conn.execute(
+            "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
+        first = bounds["first"]
+        dirty = await _dirty_days(conn, state["watermark"], first, stop) if first is not None and first < stop else []
+        if dirty:
+            await _recompute(conn, dirty)
+        if first is not None:  # retention dropped older partitions: forget their days too
+            for table in (*ROLLUP_TABLES, "viewer_rollup_days"):
+                await conn.execute(f"DELETE FROM {table} WHERE day < %s", (first,))
+        await conn.execute("UPDATE viewer_rollup_state SET watermark = %s WHERE id = 1", (cursor,))
+    if dirty:
+        logger.info("rolled up %d day(s) of workflow logs", len(dirty))
+    return len(dirty)
+
+
+async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
+    """The next watermark: now, or the start of the oldest open transaction if earlier.
+
+    Read as the owner (before switching to the RLS role), which sees its own sessions'
+    transactions in pg_stat_activity; the refresh's snapshot is taken after this.
+    """
+    async with owner_connection(pool) as conn:
+        row = await (await conn.execute(
+            "SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)) AS cursor")).fetchone()
+    return row["cursor"]
+
+
+async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date) -> list[date]:
+    """Days touched since `watermark` (less the slack), and days never rolled up, before `stop`."""
+    dirty: set[date] = set()
+    if watermark is not None:
+        rows = await (await conn.execute(
+            "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
+            f" WHERE created_at >= %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
+            (watermark, _utc_midnight(stop)))).fetchall()
+        dirty |= {r["day"] for r in rows}
+    done = {r["day"] for r in await (await conn.execute(
+        "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, stop))).fetchall()}
+    day = first
+    while day < stop:
+        if day not in done:
+            dirty.add(day)
+        day += timedelta(days=1)
+    return sorted(d for d in dirty if d < stop)
+
+
+async def _recompute(conn, days: list[date]) -> None:
+    """Replace the rollup rows of `days` with fresh aggregates of their logs."""
+    params = [_utc_midnight(days[0]), _utc_midnight(days[-1] + timedelta(days=1)), days]
+    for table in ROLLUP_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s)", (days,))
+    await conn.execute(
+        "INSERT INTO viewer_daily_rollup (client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum,"
+        " risk_n, exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at) "
+        + _DAILY_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute("INSERT INTO viewer_daily_duration_rollup (client_id, day, bucket, n) "
+                       + _DURATION_LIVE.format(where=_DAY_FILTER), [FINE_EDGES] + params)
+    await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
+                       + _NODE_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute("INSERT INTO viewer_daily_usage_rollup (client_id, day, model, calls, input_tokens,"
+                       " output_tokens, cost_usd) " + USAGE_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute("INSERT INTO viewer_daily_critical_rollup (client_id, day, node, n) "
+                       + CRITICAL_LIVE.format(where=_DAY_FILTER), params)
+    await conn.execute(
+        "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
+        " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
+
+
+async def forget_days(conn, days: list[date]) -> None:
+    """Mark `days` as not rolled up (their logs changed in place, e.g. by the derived backfill):
+    readers aggregate them live until the next refresh recomputes them."""
+    if days:
+        await conn.execute("DELETE FROM viewer_rollup_days WHERE day = ANY(%s)", (sorted(set(days)),))
