@@ -8,25 +8,23 @@ from fastapi import FastAPI
 
 from collector_api.http.admission import CollectorState
 from collector_api.http.drain import Drain
-from collector_api.logs.routes import legacy_router, otlp_router
+from collector_api.http.edge import all_routes, receiver_of
 from collector_api.http.health import router as health_router
-from collector_api.traces.routes import install_traces, traces_router
+from collector_api.logs.routes import logs_routers
+from collector_api.traces.routes import install_traces
 
 logger = logging.getLogger(__name__)
-
-
-_TIMED = {"/v1/logs": "otlp", "/api/v1/logs": "legacy", "/v1/traces": "traces"}
 
 
 class IngestTiming:
     """Ingest request latency by endpoint and status, as pure ASGI: Starlette's BaseHTTPMiddleware
     (`@app.middleware`) re-streams every body chunk through an extra task and queue."""
 
-    def __init__(self, app, state: CollectorState):
-        self.app, self.state = app, state
+    def __init__(self, app, state: CollectorState, timed: dict[str, str]):
+        self.app, self.state, self.timed = app, state, timed  # path -> the receiver's endpoint label
 
     async def __call__(self, scope, receive, send):
-        endpoint = _TIMED.get(scope.get("path", "")) if scope["type"] == "http" else None
+        endpoint = self.timed.get(scope.get("path", "")) if scope["type"] == "http" else None
         if endpoint is None or scope.get("method") != "POST":
             return await self.app(scope, receive, send)
         started, status = time.perf_counter(), [500]
@@ -47,12 +45,12 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     renders its errors (collector_api.http.responses)."""
     app.state.collector = state
     app.state.drain = Drain()  # flusso_obs.drain begins it on SIGTERM
-    app.add_middleware(IngestTiming, state=state)
-    routers = (otlp_router, legacy_router, health_router, traces_router)
-    for router in routers[:-1]:
+    for router in (*logs_routers(), health_router):
         app.include_router(router)
     install_traces(app, state, state.settings)  # /v1/traces and what its assembly job shares
+    receivers = [r for r in map(receiver_of, all_routes(app.routes)) if r is not None]
+    app.add_middleware(IngestTiming, state=state, timed={r.path: r.name for r in receivers})
     # Every collector route answers machines: an unknown address under their first path segments
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
-    roots = {route.path.split("/")[1] for router in routers for route in router.routes}
+    roots = {path.split("/")[1] for path in [r.path for r in receivers] + [r.path for r in health_router.routes]}
     app.state.machine_roots = frozenset(getattr(app.state, "machine_roots", frozenset()) | roots)

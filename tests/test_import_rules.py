@@ -14,7 +14,7 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime.
-BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
+BRIDGE_PURE = BRIDGE_PURE_MODULES = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
                "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas")
 
 # What the viewer may use of the store: its read side, and the writers a page needs.

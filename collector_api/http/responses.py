@@ -16,12 +16,11 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 
 from collector_api.http.errors import CollectorError, Unavailable
+from collector_api.http.otlp import JSON, PROTOBUF
 from collector_api.store.core.db import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 408: 4, 413: 11, 415: 3, 422: 3, 429: 8, 501: 12, 503: 14}
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]

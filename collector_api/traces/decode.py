@@ -23,7 +23,7 @@ import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from collector_api.logs.decode import DecodeError, parse_json_dict, parse_protobuf
+from collector_api.http.otlp import attributes
 from collector_api.store.traces.staging import SpanRow
 from collector_api.traces.conventions.content import (
     METADATA,
@@ -32,7 +32,7 @@ from collector_api.traces.conventions.content import (
     metadata_person_values,
     person_key_kind,
 )
-from collector_api.traces.otlp_spans import SPAN_KINDS, SPAN_STATUSES, attributes
+from collector_api.traces.otlp_spans import SPAN_KINDS, SPAN_STATUSES
 from collector_api.traces.sealing import TenantCipher
 from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
@@ -60,40 +60,6 @@ class SpanRejection:
     index: int
     reason: str
     tenant_mismatch: bool = False
-
-
-def parse_traces_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    return parse_protobuf(ExportTraceServiceRequest(), body)
-
-
-def parse_traces_json(body: bytes) -> ExportTraceServiceRequest:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise DecodeError("body must be a JSON object (an ExportTraceServiceRequest)")
-    for key in ("parentSpanId", "parent_span_id"):
-        _hex_field_to_base64(data, key)
-    return parse_json_dict(ExportTraceServiceRequest(), data)
-
-
-def _hex_field_to_base64(node: Any, key: str) -> None:
-    """parentSpanId is hex in OTLP/JSON too (decode.hex_ids_to_base64 knows traceId/spanId)."""
-    import base64
-
-    if isinstance(node, dict):
-        value = node.get(key)
-        if isinstance(value, str) and value:
-            try:
-                node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-            except ValueError:
-                raise DecodeError(f"{key} {value[:40]!r} is not a hex string") from None
-        for child in node.values():
-            _hex_field_to_base64(child, key)
-    elif isinstance(node, list):
-        for child in node:
-            _hex_field_to_base64(child, key)
 
 
 def _check_span(span: Span, tenant: str, claimed: Any, now_ns: int) -> str | None:
@@ -167,6 +133,14 @@ def _redact_attributes(attrs: Mapping[str, Any], r: Redactor, known: KnownValues
     return out
 
 
+def _attributes_or_error(pairs, what: str) -> tuple[dict[str, Any], str | None]:
+    """The attributes as Python values, or ({}, why) when a value nests beyond the limit."""
+    try:
+        return attributes(pairs), None
+    except ValueError as exc:
+        return {}, f"{what}: {exc}"
+
+
 @dataclass
 class DecodedTraces:
     total: int
@@ -182,12 +156,13 @@ def decode_spans(request: ExportTraceServiceRequest, tenant: str, redactor: Reda
     rejected: list[SpanRejection] = []
     index = 0
     for rs in request.resource_spans:
-        resource = attributes(rs.resource.attributes)
+        resource, resource_error = _attributes_or_error(rs.resource.attributes, "a resource attribute")
         for ss in rs.scope_spans:
             for span in ss.spans:
-                attrs = attributes(span.attributes)
+                attrs, reason = _attributes_or_error(span.attributes, "an attribute")
+                reason = resource_error or reason
                 claimed = attrs.get(CLIENT_ID_ATTRIBUTE, resource.get(CLIENT_ID_ATTRIBUTE))
-                reason = _check_span(span, tenant, claimed, now_ns)
+                reason = reason or _check_span(span, tenant, claimed, now_ns)
                 if reason is None:
                     items.append((index, span, resource, attrs))
                 else:
@@ -195,8 +170,13 @@ def decode_spans(request: ExportTraceServiceRequest, tenant: str, redactor: Reda
                 index += 1
     pairs = [p for _, _, res, attrs in items for p in _person_values(attrs)]
     known = known_values({}, (), pairs)
-    rows = [_sealed_row(i, span, res, attrs, tenant, redactor, cipher, known) for i, span, res, attrs in items]
-    return DecodedTraces(index, rows, rejected)
+    rows = []
+    for i, span, res, attrs in items:
+        try:
+            rows.append(_sealed_row(i, span, res, attrs, tenant, redactor, cipher, known))
+        except ValueError as exc:  # an event attribute nested beyond the limit
+            rejected.append(SpanRejection(i, f"an event attribute: {exc}"))
+    return DecodedTraces(index, rows, sorted(rejected, key=lambda r: r.index))
 
 
 def _sealed_row(index: int, span: Span, resource: Mapping[str, Any], attrs: Mapping[str, Any], tenant: str,

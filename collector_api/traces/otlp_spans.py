@@ -8,11 +8,10 @@ bridge's pure modules and ``opentelemetry.proto``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
+from collector_api.http.otlp import attributes
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, SpanRecord
 
 SPAN_KINDS = {
@@ -27,22 +26,6 @@ SPAN_STATUSES = {
     Status.STATUS_CODE_OK: STATUS_OK,
     Status.STATUS_CODE_ERROR: STATUS_ERROR,
 }
-
-
-def any_value(value: AnyValue) -> Any:
-    """An OTLP AnyValue as the Python value the SDK would hold (arrays as tuples)."""
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return tuple(any_value(v) for v in value.array_value.values)
-    if which == "kvlist_value":
-        return attributes(value.kvlist_value.values)
-    return getattr(value, which)
-
-
-def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in pairs}
 
 
 def span_record(span: Span) -> SpanRecord:

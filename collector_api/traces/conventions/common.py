@@ -1,11 +1,12 @@
 """Helpers shared by the convention readers. Pure."""
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from collector_api.contract.jsontext import loads_bounded
 
 # The fields a reader may return (collector_api.traces.conventions.combine merges them by precedence).
 FIELDS = ("kind", "model", "provider", "input_tokens", "output_tokens", "total_tokens", "cache_read",
@@ -61,7 +62,7 @@ def json_list(value: Any) -> list[Any]:
     """A JSON array (as text or already a sequence) as a list; anything else: []."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads_bounded(value)
         except ValueError:
             return []
     return list(value) if isinstance(value, (list, tuple)) else []

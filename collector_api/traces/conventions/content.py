@@ -9,10 +9,10 @@ the per-span attribute cap drops content first, never the model or the token cou
 """
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
+from collector_api.contract.jsontext import loads_bounded
 from otel_bridge.pii_keys import field_kind, key_words
 
 CONTENT_KEYS = frozenset({
@@ -82,7 +82,7 @@ def metadata_person_values(value: Any) -> list[tuple[str, str]]:
     if not isinstance(value, str) or not value.startswith("{") or len(value) > METADATA_MAX_CHARS:
         return []
     try:
-        obj = json.loads(value)
+        obj = loads_bounded(value)
     except ValueError:
         return []
     out = []

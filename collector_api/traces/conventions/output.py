@@ -9,10 +9,10 @@ trace's person values replaced at assembly, like every other attribute.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from collector_api.contract.jsontext import loads_bounded
 from otel_bridge.spanrecord import SpanRecord
 
 MAX_CHARS = 20_000
@@ -33,7 +33,7 @@ def _root_text(attrs: Mapping[str, Any]) -> str | None:
         mime = (attrs.get("output.mime_type") or "") if key == "output.value" else ""
         if value.lstrip()[:1] in ('"', "{", "[") or mime not in _TEXT_MIME:
             try:
-                decoded = json.loads(value)
+                decoded = loads_bounded(value)
             except ValueError:
                 decoded = value if mime in _TEXT_MIME else None
             value = decoded
@@ -45,7 +45,7 @@ def _root_text(attrs: Mapping[str, Any]) -> str | None:
 def _genai_reply(value: Any) -> str | None:
     """Text parts of the last assistant message of ``gen_ai.output.messages`` (JSON)."""
     try:
-        messages = json.loads(value) if isinstance(value, str) else value
+        messages = loads_bounded(value) if isinstance(value, str) else value
     except ValueError:
         return None
     if not isinstance(messages, list):
