@@ -7,6 +7,7 @@ import time
 from fastapi import FastAPI
 
 from collector_api.http.admission import CollectorState
+from collector_api.http.body_guard import BodyGuard
 from collector_api.http.drain import Drain
 from collector_api.http.edge import all_routes, receiver_of
 from collector_api.http.health import router as health_router
@@ -50,6 +51,11 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     install_traces(app, state, state.settings)  # /v1/traces and what its assembly job shares
     receivers = [r for r in map(receiver_of, all_routes(app.routes)) if r is not None]
     app.add_middleware(IngestTiming, state=state, timed={r.path: r.name for r in receivers})
+    # Any other route's body (forms, the review API; routes mounted later too) is capped and timed
+    # out before the route runs. Edge paths are read at request time: the app's receivers are final then.
+    app.add_middleware(BodyGuard, edge_paths=lambda: frozenset(
+        r.path for r in map(receiver_of, all_routes(app.routes)) if r is not None),
+        timeout_s=state.settings.flusso_body_timeout_seconds)
     # Every collector route answers machines: an unknown address under their first path segments
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
     roots = {path.split("/")[1] for path in [r.path for r in receivers] + [r.path for r in health_router.routes]}

@@ -101,7 +101,7 @@ class LiveServer:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = port or sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url, self.dsn = f"http://127.0.0.1:{self.port}", dsn
         config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)

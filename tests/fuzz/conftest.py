@@ -32,18 +32,20 @@ def fuzz_db(pg_server_dsn, template_dsn):
 
 
 class Credentials:
-    def __init__(self, ingest: str, read: str, session_cookie: str):
-        self.ingest, self.read, self.session_cookie = ingest, read, session_cookie
+    """A key of every scope (`keys[scope]`) of tenant acme and a provider's session cookie."""
+
+    def __init__(self, keys: dict[str, str], session_cookie: str):
+        self.keys, self.session_cookie = keys, session_cookie
+        self.ingest, self.read = keys["ingest"], keys["read"]
 
 
-def _keys(dsn: str) -> tuple[str, str]:
+def _keys(dsn: str) -> dict[str, str]:
     from collector_api.store.accounts.principals import create_api_key
     from collector_api.store.core.db import create_pool
 
     async def go():
         async with create_pool(dsn) as pool:
-            ingest = await create_api_key(pool, "acme", "ingest")
-            return ingest.secret, (await create_api_key(pool, "acme", "read")).secret
+            return {scope: (await create_api_key(pool, "acme", scope)).secret for scope in ("ingest", "read", "review")}
     return asyncio.run(go())
 
 
@@ -54,9 +56,10 @@ def fuzz_server(fuzz_db):
 
     dsn, accounts = fuzz_db
     settings = ServerSettings(_env_file=None, flusso_session_secret="fuzz-" + "f" * 40,
+                              flusso_pii_hash_key="fuzz-pii-" + "k" * 40,  # /v1/traces is served, not 501
                               flusso_login_attempts_per_minute=10_000, flusso_tenant_rate_limit_per_s=0)
     server = LiveServer(dsn, settings).start()
-    ingest, read = _keys(dsn)
+    keys = _keys(dsn)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         page = client.get("/login")
         token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
@@ -64,5 +67,5 @@ def fuzz_server(fuzz_db):
                                          "csrf_token": token, "next": "/"})
         assert r.status_code == 303, r.text[:300]
         cookie = client.cookies["flusso_session"]
-    yield server, Credentials(ingest, read, cookie)
+    yield server, Credentials(keys, cookie)
     server.stop()

@@ -1,7 +1,7 @@
-"""Issue 12, fuzzing: schemathesis generates requests from the app's own /openapi.json (viewer API
-and collector routes) and sends them to a live server on 127.0.0.1 with real PostgreSQL, a real
-ingest key, read key and provider session. Every answer must be < 500 and match the schema
-(status code, content type, body). A stateful run follows the schema's links.
+"""Fuzzing: schemathesis generates requests from the app's own /openapi.json (viewer API and
+collector routes) and sends them to a live server on 127.0.0.1 with real PostgreSQL, a key of
+every scope (each route gets the scope it asks for) and a provider session. Every answer must
+be < 500 and match the schema (status code, content type, body). A stateful run follows the schema's links.
 
 Short mode (`make test`): FLUSSO_FUZZ_EXAMPLES (default 10) cases per operation and auth.
 Long mode: bench/fuzz_api.py (>= 10,000 cases, figures in docs/benchmarks.md)."""
@@ -18,34 +18,41 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from collector_api.http.edge import all_routes, receiver_of
+
 EXAMPLES = int(os.environ.get("FLUSSO_FUZZ_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 COUNT_FILE = os.environ.get("FLUSSO_FUZZ_COUNT_FILE")  # the long-mode script counts cases here
 
 
-def _app_openapi() -> dict:
-    """The app's own OpenAPI document, as /openapi.json serves it (building the app connects to
-    nothing; the requests go to the live server). Loaded at import: schemathesis's lazy fixture
-    loader does not run under this pytest."""
+def _app():
+    """The app itself (building it connects to nothing; the requests go to the live server). Built
+    at import: schemathesis's lazy fixture loader does not run under this pytest."""
     from config.server import ServerSettings
     from flusso_obs.server import create_app
 
-    app = create_app(ServerSettings(_env_file=None, flusso_session_secret="o" * 40), "postgresql://unused@/x")
-    return app.openapi()
+    return create_app(ServerSettings(_env_file=None, flusso_session_secret="o" * 40), "postgresql://unused@/x")
 
 
-schema = schemathesis.openapi.from_dict(_app_openapi())
+APP = _app()
+schema = schemathesis.openapi.from_dict(APP.openapi())
+# Each receiver of the edge asks for its own scope; a POST of the JSON API records (review scope).
+RECEIVER_SCOPES = {r.path: r.scope for r in map(receiver_of, all_routes(APP.routes)) if r is not None}
 
 
 def _credentials(case, creds, variant: int) -> tuple[dict, dict]:
-    """(headers, cookies): the collector's ingest routes get the ingest key; the viewer API a read
-    key or the provider's session, by `variant`; /metrics is loopback (no credentials needed)."""
+    """(headers, cookies): every receiver gets a key of its scope; the viewer API a key of the
+    scope it asks for (read, or review to record) in variant 0, the provider's session in variant 1;
+    /metrics is loopback (no credentials needed)."""
     path = case.operation.path
-    if path in ("/v1/logs", "/api/v1/logs"):
-        return {"X-API-Key": creds.ingest}, {}
+    if path in RECEIVER_SCOPES:
+        return {"X-API-Key": creds.keys[RECEIVER_SCOPES[path]]}, {}
     if path.startswith("/api/v1/"):
-        return ({"X-API-Key": creds.read}, {}) if variant == 0 else ({}, {"flusso_session": creds.session_cookie})
-    return {}, {}
+        scope = "review" if case.method.upper() == "POST" else "read"
+        if variant == 0:
+            return {"X-API-Key": creds.keys[scope]}, {}
+        return {}, {"flusso_session": creds.session_cookie}
+    return {}, {"flusso_session": creds.session_cookie} if variant == 1 else {}
 
 
 def _note_case() -> None:

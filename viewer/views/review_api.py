@@ -41,8 +41,11 @@ async def get_api_reviews(log_id: str, ctx: Context, principal: ApiPrincipal) ->
              description="JSON body: `verdict` (correct|needs_work|incorrect), `flags` (list), `note` (at most"
              " 10,000 characters), `corrected_draft`. Notes and drafts are scrubbed of personal data before they"
              " are stored. The author is the key's id. 201 with the stored review; 400 names a bad field.",
-             responses={401: {"description": "No valid API key"}, 403: {"description": "Not a review-scope key"},
-                        404: {"description": "No such ticket, or another tenant's"}})
+             responses={400: {"description": "A field is invalid or the body is not a JSON object"},
+                        401: {"description": "No valid API key"}, 403: {"description": "Not a review-scope key"},
+                        404: {"description": "No such ticket, or another tenant's"},
+                        408: {"description": "The body did not arrive within FLUSSO_BODY_TIMEOUT_SECONDS"},
+                        413: {"description": "The body is over the 1 MiB limit of non-ingest routes"}})
 async def post_api_review(request: Request, log_id: str, ctx: Context, principal: ReviewKeyPrincipal) -> Response:
     ticket = parse_log_id(log_id)
     body = await request.body()
