@@ -14,13 +14,15 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime.
-BRIDGE_PURE = BRIDGE_PURE_MODULES = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
+BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
                "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas")
+BRIDGE_PURE_MODULES = BRIDGE_PURE
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
-STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
-               "collector_api.store.core.db", "collector_api.store.core.scope", "collector_api.store.ingest_health.reads",
-               "collector_api.store.reviews.reads", "collector_api.store.alerts.reads")
+STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats",
+               "collector_api.store.logs.usage", "collector_api.store.core.db", "collector_api.store.core.scope",
+               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
+               "collector_api.store.alerts.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
                   "collector_api.store.alerts.rules")
 EDGE = "collector_api.http"
@@ -165,8 +167,8 @@ def test_the_viewers_read_modules_reach_no_writer():
     """A read module imports no writer, nor a module that imports one (no re-export)."""
     for start in STORE_READS:
         for target, via in reachable(start).items():
-            assert not target.startswith(STORE) or target in STORE_READS or target in (
-                "collector_api.store.core.locks",) or not _writes(target), f"{start} reaches the writer {target} via {via}"
+            harmless = not target.startswith(STORE) or target in STORE_READS or not _writes(target)
+            assert harmless, f"{start} reaches the writer {target} via {via}"
 
 
 def _writes(module: str) -> bool:
