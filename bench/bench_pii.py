@@ -1,7 +1,7 @@
 """PII detectors: the time Redactor.scrub_text takes on adversarial and on typical text.
 
 The baseline is ``bench/pii_baseline.py``, a frozen copy of ``otel_bridge/pii.py`` before
-issue 11 (its patterns backtracked: ~1.4 s on a 16 KB field of 40-digit runs). Both run in the
+the linear-time rewrite (its patterns backtracked: ~1.4 s on a 16 KB field of 40-digit runs). Both run in the
 same process, interleaved, so the ratios hold on a noisy shared machine; each figure is a median
 over repeats.
 

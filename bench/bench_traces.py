@@ -6,7 +6,7 @@ in the same run. Then RSS with many open traces (no root: never due).
     .venv/bin/python bench/bench_traces.py            # 5,000 traces, then the split run
     .venv/bin/python bench/bench_traces.py --smoke    # small, < 60 s
 
-Targets (issue 15), judged on the split run (PostgreSQL on its own core): >= 500 traces/s,
+Targets, judged on the split run (PostgreSQL on its own core): >= 500 traces/s,
 RSS <= 250 MB with 10,000 open traces. Reported, not enforced; exit 1 if a log is missing.
 """
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main() -> int:
     ap.add_argument("--no-split", dest="split", action="store_false")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--convention", choices=sorted(CONVENTIONS), default="genai",
-                    help="span conventions of the 17-span traces (issue 16)")
+                    help="span conventions of the 17-span traces ")
     args = ap.parse_args()
     if args.smoke:
         args.traces, args.open_traces, args.per_request, args.senders, args.split = 120, 100, 20, 2, False

@@ -8,10 +8,10 @@ child process, and times sequential requests over loopback for each page and API
 
 Without --dsn an embedded PostgreSQL is started in a temporary directory (removed at exit).
 Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms.
-Reviews (issue 17; --reviews, default a tenth of the logs): review queue <= 100 ms, search by
+Reviews (--reviews, default a tenth of the logs): review queue <= 100 ms, search by
 verdict <= 100 ms, overview with calibration <= 150 ms, posting a review <= 50 ms.
 Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms,
-usage report <= 200 ms, compare <= 100 ms (issue 19).
+usage report <= 200 ms, compare <= 100 ms.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from collector_api.contract.derived import derived_json  # noqa: E402  (issue 19: what the collector stores)
+from collector_api.contract.derived import derived_json  # noqa: E402  (what the collector stores)
 
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
@@ -50,7 +50,7 @@ PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-           "log_data", "critical_path", "usage_by_model")  # the last two: issue 19, as the collector derives them
+           "log_data", "critical_path", "usage_by_model")  # the last two as the collector derives them
 LLM_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet")
 
 
@@ -93,7 +93,7 @@ def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime)
         offset += ms
     doc["trace"]["spans"] = spans
     split = rng.random()
-    doc["trace"]["llm_calls"] = [  # issue 19: two calls whose sums are the metrics
+    doc["trace"]["llm_calls"] = [  # two calls whose sums are the metrics
         {"model": rng.choice(LLM_MODELS), "input_tokens": int(tokens_in * split), "output_tokens": tokens_out // 2,
          "cost_usd": round(cost * split, 6)},
         {"model": "gpt-4o-mini", "input_tokens": tokens_in - int(tokens_in * split),
@@ -349,7 +349,7 @@ def main() -> int:
                 ("provider", "GET /api/v1/tickets", provider, ["/api/v1/tickets?status=PARTIAL"]),
                 ("provider", "ticket detail", provider, [f"/tickets/{i}" for i in ids]),
                 ("provider", "GET /api/v1/tickets/{id}", provider, [f"/api/v1/tickets/{i}" for i in ids]),
-                # issue 17: reviews (the overview rows above include the calibration)
+                # reviews (the overview rows above include the calibration)
                 ("provider", "review queue (all tenants)", provider, ["/reviews"]),
                 ("client", "review queue (own tenant)", client, ["/reviews"]),
                 ("provider", "review queue: status=SUCCESS, client", provider,
@@ -360,7 +360,7 @@ def main() -> int:
                 ("client", "search: own tenant, reviewed=no", client, ["/tickets?reviewed=no"]),
                 ("provider", "GET /api/v1/tickets/{id}/reviews", provider,
                  [f"/api/v1/tickets/{i}/reviews" for i in ids]),
-                # issue 19: usage report and ticket comparison
+                # usage report and ticket comparison
                 ("provider", "usage page (this month, all tenants)", provider, ["/usage"]),
                 ("provider", "GET /api/v1/usage (last month)", provider, [f"/api/v1/usage?month={last_month}"]),
                 ("provider", "GET /api/v1/usage.csv (90 days)", provider,

@@ -1,4 +1,4 @@
-"""Chaos suite: nothing lost on the client (issue 13).
+"""Chaos suite: nothing lost on the client.
 
 A real client process sends demo tickets with unique ids through the bridge (with a spool)
 to a real `flusso-obs serve` on a real (embedded) PostgreSQL, while one fault is injected at a

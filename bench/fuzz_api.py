@@ -1,4 +1,4 @@
-"""Long fuzz run (issue 12): schemathesis from the app's own OpenAPI against a live server with real
+"""Long fuzz run: schemathesis from the app's own OpenAPI against a live server with real
 PostgreSQL, keys and a session; the same test module as `make test`'s short mode
 (tests/fuzz/test_openapi_fuzz.py), with many more cases per operation.
 

@@ -1,4 +1,4 @@
-"""FROZEN copy of otel_bridge/pii.py at commit 6ea08b1 (before issue 11): the baseline of
+"""FROZEN copy of otel_bridge/pii.py at commit 6ea08b1 (before the linear-time detectors): the baseline of
 bench/bench_pii.py. Do not edit: the benchmark compares the current detectors against it."""
 # ruff: noqa
 

@@ -104,7 +104,7 @@ class ServerSettings(BaseSettings):
     flusso_export_max_rows: int = Field(
         default=100_000, ge=1, description="Most rows one CSV/JSON export of the viewer returns."
     )
-    # Issue 17: human review.
+    # Human review.
     flusso_review_labels: str = Field(
         default="", description="Extra review flags, comma-separated (e.g. refund,legal), beside hallucination,"
         " policy, tone and wrong_tool; each 1-40 of a-z, 0-9, '_' or '-'.",
@@ -114,7 +114,7 @@ class ServerSettings(BaseSettings):
         default=None, description="Key of the HMAC that turns personal data found in review notes and corrected"
         " drafts into tokens; unset: derived from FLUSSO_SESSION_SECRET.",
     )
-    # Issue 15: /v1/traces.
+    # /v1/traces.
     flusso_pii_hash_key: str | None = Field(
         default=None,
         description="Server secret of /v1/traces: per-tenant hashing and staging-encryption keys are derived from"
@@ -145,7 +145,7 @@ class ServerSettings(BaseSettings):
     flusso_trace_assembly_seconds: float = Field(
         default=1.0, gt=0, description="How often the trace-assembly job looks for due traces."
     )
-    # Alerts (issue 18).
+    # Alerts.
     flusso_alert_interval_s: float = Field(
         default=60.0, ge=0.0, le=86400.0,
         description="How often alert rules are evaluated and due webhooks sent (one leader across processes);"

@@ -1,4 +1,4 @@
-"""SIGTERM drains the process instead of cutting it off (issue 14).
+"""SIGTERM drains the process instead of cutting it off.
 
 uvicorn on SIGTERM closes its listener at once and waits for the requests in progress. We put a
 drain phase before that: the app's `Drain` flag turns on (collector_api.http.drain: /readyz 503, new

@@ -108,7 +108,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         os.environ["FLUSSO_SESSION_SECRET"] = session_secret(settings)  # one secret for all workers
         if settings.flusso_pii_hash_key:
             os.environ["FLUSSO_PII_HASH_KEY"] = settings.flusso_pii_hash_key
-        os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert signing (issue 18)
+        os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert rule signing secrets
         os.environ[MULTIPROC_ENV] = str(_metrics_dir(settings))
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
                     log_level="info", server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,
