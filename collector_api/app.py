@@ -55,7 +55,7 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     # out before the route runs. Edge paths are read at request time: the app's receivers are final then.
     app.add_middleware(BodyGuard, edge_paths=lambda: frozenset(
         r.path for r in map(receiver_of, all_routes(app.routes)) if r is not None),
-        timeout_s=state.settings.flusso_body_timeout_seconds)
+        timeout_s=state.settings.flusso_body_timeout_seconds, max_bytes=state.settings.flusso_max_form_bytes)
     # Every collector route answers machines: an unknown address under their first path segments
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
     roots = {path.split("/")[1] for path in [r.path for r in receivers] + [r.path for r in health_router.routes]}

@@ -79,7 +79,7 @@ class ServerSettings(BaseSettings):
     )
     flusso_max_form_bytes: int = Field(
         default=64 * 1024, ge=1024,
-        description="Body limit of the viewer's own POSTs (sign-in form): 413 from Content-Length before reading.",
+        description="Body limit of every POST that is not an ingest receiver (forms, review API): 413 before reading.",
     )
     flusso_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="Lifetime of a viewer session; after it the user signs in again."

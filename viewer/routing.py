@@ -44,7 +44,6 @@ class ViewerRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             try:
-                check_body_size(request)
                 check_query(request)
                 return await handler(request)
             except ViewerError as exc:
@@ -62,26 +61,6 @@ def check_query(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise ViewerError(f"{name[:40]!r}: NUL characters are not allowed in parameters", status=400)
-
-
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def check_body_size(request: Request) -> None:
-    """The viewer's own bodies (forms) are small: 413 from Content-Length above
-    FLUSSO_MAX_FORM_BYTES and 411 for a chunked body without one, before a byte is read."""
-    if request.method not in _BODY_METHODS:
-        return
-    limit = request.app.state.viewer.settings.flusso_max_form_bytes
-    declared = request.headers.get("content-length")
-    if declared is None:
-        if "transfer-encoding" in request.headers:
-            raise ViewerError("send the form with a Content-Length", status=411)
-        return
-    if not declared.isdigit():
-        raise ViewerError("Content-Length is not a number", status=400)
-    if int(declared) > limit:
-        raise ViewerError(f"the form is larger than {limit} bytes", status=413)
 
 
 class ApiRoute(ViewerRoute):

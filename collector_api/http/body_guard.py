@@ -3,9 +3,10 @@
 The edge's receivers stream their own (large, compressed) bodies under FLUSSO_MAX_BODY_BYTES and
 FLUSSO_BODY_TIMEOUT_SECONDS. Every other route with a body (sign-in, review and alert forms, the
 review API) gets the same rules from this pure-ASGI middleware, by construction: the body is read
-in full before the route runs, within FORM_MAX_BYTES (a form or a review is small) and the same
-timeout, then replayed to the route. Over the cap: 413; too slow: 408; both before any route
-code, authentication or form parsing runs, so a half-sent or huge body holds nothing else.
+in full before the route runs, within FLUSSO_MAX_FORM_BYTES (a form or a review is small) and the
+same timeout, then replayed to the route. Over the cap (declared or sent): 413; too slow: 408; a
+chunked body without Content-Length: 411; all before any route code, authentication or form
+parsing runs, so a half-sent or huge body holds nothing else.
 """
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import asyncio
 import json
 from collections.abc import Callable
 
-FORM_MAX_BYTES = 1024 * 1024  # the largest form or JSON body a non-ingest route accepts
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class BodyGuard:
-    def __init__(self, app, edge_paths: Callable[[], frozenset[str]], timeout_s: float,
-                 max_bytes: int = FORM_MAX_BYTES):
+    def __init__(self, app, edge_paths: Callable[[], frozenset[str]], timeout_s: float, max_bytes: int):
         self.app, self.timeout_s, self.max_bytes = app, timeout_s, max_bytes
         self._edge_paths, self._edge = edge_paths, None  # read once, at the first request (the app is final)
 
@@ -31,10 +30,15 @@ class BodyGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or scope["path"] in self.edge_paths():
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" in headers:
+            return await _refuse(send, scope, 411, "send the body with a Content-Length")
+        if declared is not None and not declared.isdigit():
+            return await _refuse(send, scope, 400, "Content-Length is not a number")
+        if declared is not None and int(declared) > self.max_bytes:
             return await _refuse(send, scope, 413, f"body of {int(declared)} bytes exceeds the limit of"
-                                                   f" {self.max_bytes} bytes")
+                                                   f" {self.max_bytes} bytes (FLUSSO_MAX_FORM_BYTES)")
         parts, size = [], 0
         try:
             async with asyncio.timeout(self.timeout_s):

@@ -18,7 +18,6 @@ import time
 import httpx
 import pytest
 
-from collector_api.http.body_guard import FORM_MAX_BYTES
 from collector_api.http.edge import all_routes, receiver_of
 from collector_api.http.otlp import JSON, PROTOBUF
 from collector_api.store.accounts.principals import create_api_key
@@ -28,6 +27,7 @@ from tests.conftest import LiveServer
 
 LIMIT = 64 * 1024  # FLUSSO_MAX_BODY_BYTES of the server under attack
 TIMEOUT_S = 1.5  # FLUSSO_BODY_TIMEOUT_SECONDS of the server under attack
+FORM_LIMIT = ServerSettings(_env_file=None).flusso_max_form_bytes  # every other body route's cap
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # (method, path) -> kind: "ingest" (an edge receiver), "form" (a viewer form, session + CSRF),
 # "api" (a JSON API route with its own key scope).
@@ -214,6 +214,14 @@ def _session(server) -> tuple[httpx.Client, str]:
     return client, token
 
 
+def client_chunked(port: int, path: str) -> int:
+    """A chunked body without Content-Length: refused at once (411), not waited for."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S + 10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n".encode())
+        return int(sock.recv(200).split(b" ", 2)[1])
+
+
 def _concrete(path: str) -> str:
     return path.replace("{log_id}", "1").replace("{rule_id}", "1")
 
@@ -229,7 +237,7 @@ def test_hostile_bodies_on_every_other_body_route(hostile_server, route):
         "utf-8", "surrogatepass").decode("latin-1"), "' OR 1=1 --"]
     try:
         answers = {
-            "oversized": client.post(path, content=b"a=" + b"x" * FORM_MAX_BYTES, headers={
+            "oversized": client.post(path, content=b"a=" + b"x" * FORM_LIMIT, headers={
                 **key, "Content-Type": "application/x-www-form-urlencoded"}),
             "deep JSON": client.post(path, content=b"[" * 5000 + b"]" * 5000,
                                      headers={**key, "Content-Type": "application/json"}),
@@ -245,5 +253,7 @@ def test_hostile_bodies_on_every_other_body_route(hostile_server, route):
     server_errors = {name: (r.status_code, r.text[:200]) for name, r in answers.items() if r.status_code >= 500}
     assert not server_errors, f"{route}: {server_errors}"
     assert answers["oversized"].status_code == 413, answers["oversized"].text[:200]
+    chunked = client_chunked(server.port, path)
+    assert chunked == 411, chunked
     status, waited = _stalled_status(server.port, path, keys["review"], "application/json")
     assert status == 408 and waited < TIMEOUT_S + 5, (status, waited)
