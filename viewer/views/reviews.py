@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.logs.reads import STATUSES
 from collector_api.store.reviews.reads import iter_reviewed_tickets, list_reviews, review_queue
 from collector_api.store.reviews.writes import Author, ReviewError, add_review, validate_review
 
@@ -81,7 +82,7 @@ async def get_review_queue(request: Request, ctx: Context, principal: CurrentPri
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
     return render(request, "reviews.html", {
         "principal": principal, "tickets": rows, "params": query.params or {}, "queue": query.link(),
-        "tenants": tenants, "statuses": ("SUCCESS", "PARTIAL", "FAILED"), "limit": query.limit})
+        "tenants": tenants, "statuses": STATUSES, "limit": query.limit})
 
 
 async def _form(request: Request) -> dict[str, Any]:
