@@ -23,7 +23,7 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import alerts, api, compare, ingest, login, overview, review_api, reviews, ticket, tickets, usage
+from .views import alerts, api, compare, ingest, login, overview, reviews, ticket, tickets, usage
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     routers = [module.router for module in (login, overview, tickets, ticket, api)] + [api.docs_router]
-    routers += [ingest.router, ingest.api_router]  # ingest health, provider only (issue 14)
-    routers += [reviews.router, review_api.router]  # issue 17
-    routers += [usage.router, usage.api_router, compare.router]  # issue 19
-    routers += [alerts.router]  # alert rules, provider only (issue 18)
+    routers += [ingest.router, ingest.api_router]  # ingest health, provider only
+    routers += [reviews.router, reviews.api_router]  # human review: queue, form, JSON API
+    routers += [usage.router, usage.api_router, compare.router]  # usage and cost; two tickets compared
+    routers += [alerts.router]  # alert rules, provider only
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

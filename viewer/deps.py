@@ -41,7 +41,7 @@ async def page_principal(request: Request) -> Principal:
     return principal
 
 
-READ_SCOPES = ("read", "review")  # a review key (issue 17) also reads its tenant
+READ_SCOPES = ("read", "review")  # a review-scope key also reads its tenant
 
 
 async def _key_principal(request: Request, secret: str) -> Principal:

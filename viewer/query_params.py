@@ -1,5 +1,5 @@
-"""Query-string parameters -> store filters (the ticket search, the date range). Every bad value is a
-BadRequest naming the field."""
+"""Query-string parameters -> store filters (the ticket search, the date range), and the ticket id of
+a path. Every bad query value is a BadRequest naming the field."""
 from __future__ import annotations
 
 import base64
@@ -16,12 +16,12 @@ import orjson
 from collector_api.store.logs.reads import SORTS, STATUSES, Cursor, TicketFilters
 
 from .auth import Principal
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 
 # Query-string names, in the order the URL carries them.
 FILTER_PARAMS = ("client", "start", "end", "status", "resolution", "environment", "version", "ticket",
                  "min_confidence", "max_confidence", "min_duration",
-                 "verdict", "flag", "reviewed",  # issue 17: review filters
+                 "verdict", "flag", "reviewed",  # the latest review's verdict and flag; reviewed or not
                  "sort", "order", "limit")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 256
@@ -97,6 +97,13 @@ def parse_client(params: Mapping[str, str], principal: Principal) -> str | None:
     return value
 
 
+def parse_log_id(text: str) -> int:
+    """The ticket id of a /tickets/ID path; NotFound for anything but 1 to 18 ASCII digits."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²".isdigit() is True
+        raise NotFound("no such ticket")
+    return int(text)
+
+
 def parse_range(params: Mapping[str, str], *, default_days: int | None) -> tuple[datetime | None, datetime | None]:
     start_text, end_text = _text(params, "start"), _text(params, "end")
     start = parse_moment("start", start_text) if start_text else None
@@ -142,7 +149,7 @@ _FLAG = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
 
 
 def parse_review_filters(params: Mapping[str, str]) -> dict[str, object]:
-    """`verdict=`, `flag=` and `reviewed=yes|no` (issue 17) as TicketFilters fields."""
+    """`verdict=`, `flag=` (of a ticket's latest review) and `reviewed=yes|no` as TicketFilters fields."""
     verdict, flag, reviewed = _text(params, "verdict"), _text(params, "flag"), _text(params, "reviewed")
     if verdict is not None and verdict not in VERDICTS:
         raise BadRequest(f"verdict: expected one of {', '.join(VERDICTS)}, got {verdict[:40]!r}")

@@ -50,7 +50,7 @@ def test_a_deep_chain_of_nested_spans_renders(reader, db_dsn):
         log_id = conn.execute("SELECT id FROM workflow_logs WHERE ticket_id = 'DEEP'").fetchone()[0]
     assert reader.get(f"/api/v1/tickets/{log_id}").status_code == 200
 
-    from viewer.views.ticket import build_waterfall
+    from viewer.pages import build_waterfall
     rows = build_waterfall(json.loads(json.dumps(spans)))
     assert len(rows) == 1900 and rows[0]["name"] == "s0" and rows[-1]["name"] == "s1899"
 

@@ -8,10 +8,10 @@ import pytest
 from collector_api.store.logs.reads import Cursor
 from viewer.auth import LoginLimiter, Principal, SessionCodec
 from viewer.errors import BadRequest
+from viewer.exports import csv_cell
+from viewer.pages import build_waterfall
 from viewer.query_params import decode_cursor, encode_cursor, parse_ticket_query
 from viewer.views.login import safe_next
-from viewer.views.ticket import build_waterfall
-from viewer.views.tickets import csv_cell
 
 PROVIDER = Principal(role="provider", client_id=None)
 CLIENT = Principal(role="client", client_id="acme")

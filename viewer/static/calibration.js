@@ -1,4 +1,4 @@
-/* Overview calibration chart (issue 17): share judged correct per confidence bucket against the
+/* Overview calibration chart (human review): share judged correct per confidence bucket against the
    diagonal. Data: stats.calibration of the JSON block #stats-data (as /api/v1/stats answers). */
 (function () {
   "use strict";

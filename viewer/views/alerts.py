@@ -1,4 +1,4 @@
-"""Alert rules (provider only, issue 18): list, create (the signing secret is shown once, on the
+"""Alert rules (provider only): list, create (the signing secret is shown once, on the
 page that answers the form), delete, the firing rules and the webhook delivery log. Plain HTML
 forms with the session's CSRF token; writes go through store.alerts only. A client user gets 404."""
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""JSON API: the pages' data, for a session or a read-scope API key, tenant-scoped the same way."""
+"""JSON API: the pages' data (viewer.pages), for a session or a read-scope API key, tenant-scoped the
+same way."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -7,13 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..deps import ApiPrincipal, Context, CurrentPrincipal
+from ..exports import export_csv, export_json
 from ..jsonout import dumps
-from ..query_params import parse_ticket_query
+from ..pages import build_overview, build_ticket_list, load_ticket, row_json
+from ..query_params import parse_log_id, parse_ticket_query
 from ..render import render
 from ..routing import ApiRoute, PageRoute
-from .overview import build_overview
-from .ticket import build_ticket_detail, parse_log_id
-from .tickets import build_ticket_list, export_csv, export_json, row_json
 
 router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
 Q = Annotated[str | None, Query()]
@@ -38,7 +38,7 @@ def _ticket_params(client: Q = None, start: Q = None, end: Q = None, status: Q =
                    environment: Q = None, version: Q = None, ticket: Q = None, min_confidence: Q = None,
                    max_confidence: Q = None, min_duration: Q = None, sort: Q = None, order: Q = None,
                    after: Q = None, limit: Q = None,
-                   verdict: Q = None, flag: Q = None, reviewed: Q = None) -> None:  # review filters (issue 17)
+                   verdict: Q = None, flag: Q = None, reviewed: Q = None) -> None:  # review filters
     """Declares the filters for /openapi.json; values are read and validated from the query string."""
 
 
@@ -78,7 +78,7 @@ async def get_api_tickets_json(request: Request, ctx: Context, principal: ApiPri
 @router.get("/tickets/{log_id}", summary="One ticket: its row and its full workflow log",
             responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's", "content": _DETAIL}})
 async def get_api_ticket(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
-    row = await build_ticket_detail(ctx, principal, parse_log_id(log_id))
+    row = await load_ticket(ctx, principal, parse_log_id(log_id))
     return _json({"ticket": row_json(row), "log": row["log_data"]})
 
 

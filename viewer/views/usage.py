@@ -16,10 +16,10 @@ from ..context import ViewerContext
 from ..deps import ApiPrincipal, Context, CurrentPrincipal
 from ..errors import BadRequest
 from ..jsonout import dumps
+from ..pages import rollups_enabled
 from ..query_params import parse_client, parse_range
 from ..render import render
 from ..routing import ApiRoute, PageRoute
-from .overview import rollups_enabled
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 api_router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
