@@ -1,6 +1,6 @@
 """Figures derived from a workflow log once, when it is stored: its critical path and its LLM
 usage by model. Pure (no I/O): the ingest path (`collector_api.contract.prepare`) and the backfill job for
-logs stored before migration 0013 (`store.backfill`) call the same functions.
+logs stored before migration 0013 (`derive_rows`, passed to store.logs.backfill) call the same functions.
 
 Everything in a log is untrusted: any shape, any size, cycles in the parent links. Both
 functions are linear (after one sort) and never recurse.
@@ -176,3 +176,14 @@ def derived_json(document: dict) -> tuple[str, str]:
     path = critical_path(trace.get("spans"))
     stored = {"spans": [e["span_id"] for e in path], "nodes": critical_nodes(path)}
     return orjson.dumps(stored).decode(), orjson.dumps(usage_by_model(trace.get("llm_calls"))).decode()
+
+
+def derive_rows(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """The backfill's derivation: rows holding a log's `spans` and `llm_calls` -> (critical path
+    texts, usage texts), as `derived_json` gives them, one of each per row."""
+    paths, usages = [], []
+    for r in rows:
+        path, usage = derived_json({"trace": {"spans": r["spans"], "llm_calls": r["llm_calls"]}})
+        paths.append(path)
+        usages.append(usage)
+    return paths, usages

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector_api.contract.derived import critical_nodes, critical_path
+from collector_api.contract.derived import critical_nodes, critical_path, derive_rows
 from collector_api.contract.prepare import Rejected, prepare_row
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.logs import rollups
@@ -206,7 +206,7 @@ def test_backfill_derives_older_logs_and_reopens_their_days(db_dsn):
 
     async def backfill():
         async with create_pool(db_dsn, max_size=2) as pool:
-            return await backfill_derived(pool, batch=3)  # several batches
+            return await backfill_derived(pool, derive_rows, batch=3)  # several batches
 
     assert run(backfill()) == sum(1 for d in docs if d["identification"]["client_id"] == "acme")
     assert run(backfill()) == 0
