@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from collector_api.contract.review_text import VERDICTS
 from collector_api.store.logs.reads import SORTS, STATUSES, Cursor, TicketFilters
 
 from .auth import Principal
@@ -137,7 +138,6 @@ def decode_cursor(text: str, sort: str) -> Cursor:
     return Cursor(value, executed, log_id)
 
 
-VERDICTS = ("correct", "needs_work", "incorrect")
 _FLAG = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
 
 
