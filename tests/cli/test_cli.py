@@ -148,3 +148,15 @@ def test_settings_hide_secrets_and_the_demo_key_stays_off_the_command_line():
     argv, env = demo_command("http://127.0.0.1:1", "fo_demo_secret_key", 5)
     assert "fo_demo_secret_key" not in " ".join(argv) and "--api-key" not in argv
     assert env["LOG_COLLECTOR_API_KEY"] == "fo_demo_secret_key"
+
+
+def test_retention_refuses_negative_days(db_dsn):
+    """A negative count once put the cutoff in the future and dropped the current month's
+    partition; days back follow collector_api.contract.dates (0 or more)."""
+    assert cli("migrate", dsn=db_dsn).returncode == 0
+    with psycopg.connect(db_dsn) as conn:
+        before = conn.execute("SELECT count(*) FROM pg_inherits").fetchone()[0]
+    refused = cli("retention", "--days", "-40", dsn=db_dsn)
+    assert refused.returncode == 2 and "--days: expected 0 or more days" in refused.stderr
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_inherits").fetchone()[0] == before
