@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge import attributes as A
+from otel_bridge.numbers import finite_number
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
 
 MAX_SPAN_ATTRIBUTES = 32
@@ -185,9 +186,8 @@ def iso(ns: int) -> str:
 
 
 def num(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return 0.0
-    return float(v)
+    number = finite_number(v)
+    return 0.0 if number is None else number
 
 
 def to_int(v: Any) -> int:
@@ -196,9 +196,8 @@ def to_int(v: Any) -> int:
 
 
 def ratio(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return min(1.0, max(0.0, float(v)))
+    number = finite_number(v)
+    return None if number is None else min(1.0, max(0.0, number))
 
 
 def finite(value: Any) -> Any:

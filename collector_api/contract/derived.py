@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from collector_api.contract.numbers import finite_number, non_negative
+
 MAX_SPANS = 5000  # spans considered (the viewer draws at most 2000)
 MAX_NAME = 200
 MAX_MODELS = 50
@@ -19,16 +21,7 @@ OTHER_MODELS = "(other models)"
 UNKNOWN_MODEL = "(unknown)"
 
 
-def _ms(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    try:
-        number = float(value)
-    except OverflowError:
-        return 0.0
-    return max(0.0, number) if math.isfinite(number) else 0.0
-
-
+_ms = non_negative
 _INF = math.inf
 
 
@@ -136,13 +129,8 @@ def _int(value: Any) -> int:
 
 def _cost(value: Any) -> float:
     """As the bridge's metrics sum it: any finite number (a refund may be negative), else 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    try:
-        number = float(value)
-    except OverflowError:
-        return 0.0
-    return number if math.isfinite(number) and abs(number) <= _FIGURE_MAX else 0.0
+    number = finite_number(value)
+    return number if number is not None and abs(number) <= _FIGURE_MAX else 0.0
 
 
 def usage_by_model(llm_calls: Any) -> dict[str, dict[str, Any]]:

@@ -2,12 +2,13 @@
 differences, and both waterfalls on one time scale with their critical paths marked."""
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+
+from collector_api.contract.numbers import finite_number
 
 from ..auth import Principal
 from ..context import ViewerContext
@@ -44,18 +45,8 @@ def parse_pair(params) -> tuple[int, int]:
     return first, second
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _diff(a: Any, b: Any) -> float | None:
-    x, y = _number(a), _number(b)
+    x, y = finite_number(a), finite_number(b)
     return None if x is None or y is None else y - x
 
 
@@ -75,8 +66,8 @@ def metric_rows(a: Mapping, b: Mapping) -> list[dict[str, Any]]:
 def node_rows(a: Mapping, b: Mapping, crit_a: set[str], crit_b: set[str]) -> list[dict[str, Any]]:
     """Per node: both durations (ms), b - a, and whether it was on each critical path."""
     names = list(dict.fromkeys([*a, *b]))
-    return [{"node": str(n), "a": _number(a.get(n)), "b": _number(b.get(n)), "diff": _diff(a.get(n), b.get(n)),
-             "crit_a": n in crit_a, "crit_b": n in crit_b} for n in names[:200]]
+    return [{"node": str(n), "a": finite_number(a.get(n)), "b": finite_number(b.get(n)),
+             "diff": _diff(a.get(n), b.get(n)), "crit_a": n in crit_a, "crit_b": n in crit_b} for n in names[:200]]
 
 
 def _side(row: dict, axis_end: float) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from collector_api.contract.numbers import finite_number, non_negative
 from collector_api.contract.review_text import VERDICTS
 from collector_api.store.logs.reads import get_ticket
 from collector_api.store.reviews.reads import list_reviews
@@ -37,16 +38,6 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def parse_log_id(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²".isdigit() is True
         raise NotFound("no such ticket")
@@ -54,7 +45,7 @@ def parse_log_id(text: str) -> int:
 
 
 def _trace_end(spans: list) -> float:
-    return max((max(0.0, _float(s.get("start_offset_ms")) or 0) + max(0.0, _float(s.get("duration_ms")) or 0)
+    return max((non_negative(s.get("start_offset_ms")) + non_negative(s.get("duration_ms"))
                 for s in spans if isinstance(s, dict)), default=0.0)
 
 
@@ -79,7 +70,7 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
     seen: set[int] = set()
 
     def kids_of(parent: Any) -> list:
-        return sorted(children.get(parent, []), key=lambda s: _float(s.get("start_offset_ms")) or 0)
+        return sorted(children.get(parent, []), key=lambda s: finite_number(s.get("start_offset_ms")) or 0)
 
     # Depth-first with an explicit stack: a chain of thousands of nested spans must not hit
     # Python's recursion limit (anyone with an ingest key can store such a log).
@@ -89,8 +80,8 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
         if id(s) in seen:
             continue
         seen.add(id(s))
-        start = max(0.0, _float(s.get("start_offset_ms")) or 0)
-        duration = max(0.0, _float(s.get("duration_ms")) or 0)
+        start = non_negative(s.get("start_offset_ms"))
+        duration = non_negative(s.get("duration_ms"))
         error = s.get("error")
         status = str(s.get("status") or "")
         rows.append({
@@ -108,8 +99,8 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
         if id(s) not in seen:
             seen.add(id(s))
             rows.append({"name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": 0,
-                         "start_ms": _float(s.get("start_offset_ms")) or 0,
-                         "duration_ms": _float(s.get("duration_ms")) or 0,
+                         "start_ms": finite_number(s.get("start_offset_ms")) or 0,
+                         "duration_ms": finite_number(s.get("duration_ms")) or 0,
                          "status": str(s.get("status") or ""), "error": s.get("error"), "failed": bool(s.get("error")),
                          "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id")})
     return rows
@@ -135,7 +126,8 @@ def _results(block: Any) -> dict:
     """Query and results ranked by score, highest first (results without a score last, in order)."""
     block = _dict(block)
     results = [r for r in _list(block.get("results")) if isinstance(r, dict)]
-    results.sort(key=lambda r: -(_float(r.get("score")) if _float(r.get("score")) is not None else -math.inf))
+    results.sort(key=lambda r: -(finite_number(r.get("score")) if finite_number(r.get("score")) is not None
+                                 else -math.inf))
     return {"query": block.get("query"), "results": results}
 
 
