@@ -152,7 +152,8 @@ def cmd_usage(args, settings):
 
 
 def cmd_alerts_create(args, settings):
-    from collector_api.store.alerts.rules import AlertRuleError, create_rule, validate_rule
+    from collector_api.alerts.admin import create_rule
+    from collector_api.alerts.rules import AlertRuleError, validate_rule
 
     from .bootstrap import alert_secret_key
 
@@ -176,7 +177,7 @@ def cmd_alerts_create(args, settings):
 
 
 def cmd_alerts_list(args, settings):
-    from collector_api.store.alerts.rules import list_rules
+    from collector_api.alerts.admin import list_rules
 
     with database(settings) as dsn:
         rules = run_store(dsn, list_rules)
@@ -263,7 +264,7 @@ def _add_users(sub) -> None:
 
 
 def _add_alerts(sub) -> None:
-    from collector_api.store.alerts.rules import METRICS, OPS
+    from collector_api.alerts.rules import METRICS, OPS
 
     alerts = sub.add_parser("alerts", help="manage alert rules (signed webhooks)",
                             description="Manage alert rules; see docs/alerts.md.")
