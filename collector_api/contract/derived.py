@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from collector_api.contract.numbers import finite_number, non_negative
+from collector_api.contract.spantree import known_parent, log_root
 
 MAX_SPANS = 5000  # spans considered (the viewer draws at most 2000)
 MAX_NAME = 200
@@ -58,11 +59,10 @@ def _kind(raw: dict) -> str:
 
 
 def _root_of(by_id: dict[str, _Span]) -> _Span | None:
-    """The workflow span: a span without a (known) parent, the workflow kind first, then the one ending last."""
-    tops = [s for s in by_id.values() if s[1] is None or s[1] not in by_id]
-    if not tops:
-        return None
-    return max(tops, key=lambda s: (_kind(s[4]) == "workflow", s[3], -s[2]))
+    """The log's root by the one rule (contract.spantree); None in a parent cycle."""
+    spans = list(by_id.values())
+    index = log_root([s[4] for s in spans])
+    return None if index is None else spans[index]
 
 
 def critical_path(spans: Any) -> list[dict[str, Any]]:
@@ -79,8 +79,9 @@ def critical_path(spans: Any) -> list[dict[str, Any]]:
         return []
     children: dict[str, list[_Span]] = {}
     for s in by_id.values():
-        if s[1] is not None and s[1] in by_id and s is not root:
-            children.setdefault(s[1], []).append(s)
+        parent = known_parent(s[0], s[1], by_id)
+        if parent is not None and s is not root:
+            children.setdefault(parent, []).append(s)
     on_path: list[_Span] = []
     seen: set[str] = set()
     stack = [(root, root[3])]

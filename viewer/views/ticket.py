@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from collector_api.contract.numbers import finite_number, non_negative
 from collector_api.contract.review_text import VERDICTS
+from collector_api.contract.spantree import known_parent
 from collector_api.store.logs.reads import get_ticket
 from collector_api.store.reviews.reads import list_reviews
 
@@ -64,8 +65,7 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
     ids = {s.get("span_id") for s in spans if s.get("span_id")}
     children: dict[Any, list] = {}
     for s in spans:
-        parent = s.get("parent_span_id")
-        children.setdefault(parent if parent in ids and parent != s.get("span_id") else None, []).append(s)
+        children.setdefault(known_parent(s.get("span_id"), s.get("parent_span_id"), ids), []).append(s)
     rows: list[dict] = []
     seen: set[int] = set()
 
