@@ -1,4 +1,4 @@
-"""Alert evaluation at scale (issue 18): N logs over 7 days, R rules, one tick timed.
+"""Alert evaluation at scale: N logs over 7 days, R rules, one tick timed.
 
     .venv/bin/python bench/bench_alerts.py                 # 1,000,000 logs, 1,000 rules
     .venv/bin/python bench/bench_alerts.py --smoke         # 20,000 logs, 100 rules, < 60 s

@@ -58,10 +58,10 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     routers = [module.router for module in (login, overview, tickets, ticket, api)] + [api.docs_router]
-    routers += [ingest.router, ingest.api_router]  # ingest health, provider only (issue 14)
-    routers += [reviews.router, review_api.router]  # issue 17
-    routers += [usage.router, usage.api_router, compare.router]  # issue 19
-    routers += [alerts.router]  # alert rules, provider only (issue 18)
+    routers += [ingest.router, ingest.api_router]  # ingest health, provider only
+    routers += [reviews.router, review_api.router]  # human review
+    routers += [usage.router, usage.api_router, compare.router]  # usage and cost, ticket comparison
+    routers += [alerts.router]  # alert rules, provider only
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

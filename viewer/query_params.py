@@ -23,7 +23,7 @@ from .errors import BadRequest
 # Query-string names, in the order the URL carries them.
 FILTER_PARAMS = ("client", "start", "end", "status", "resolution", "environment", "version", "ticket",
                  "min_confidence", "max_confidence", "min_duration",
-                 "verdict", "flag", "reviewed",  # issue 17: review filters
+                 "verdict", "flag", "reviewed",  # review filters
                  "sort", "order", "limit")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 256
@@ -129,7 +129,7 @@ _FLAG = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
 
 
 def parse_review_filters(params: Mapping[str, str]) -> dict[str, object]:
-    """`verdict=`, `flag=` and `reviewed=yes|no` (issue 17) as TicketFilters fields."""
+    """`verdict=`, `flag=` and `reviewed=yes|no` (the latest review) as TicketFilters fields."""
     verdict, flag, reviewed = _text(params, "verdict"), _text(params, "flag"), _text(params, "reviewed")
     if verdict is not None and verdict not in VERDICTS:
         raise BadRequest(f"verdict: expected one of {', '.join(VERDICTS)}, got {verdict[:40]!r}")

@@ -1,4 +1,4 @@
-"""The overview's daily rollups, written only here (by the rollup-refresh job, store.maintenance).
+"""The overview's daily rollups, written only here (by the rollup-refresh job, flusso_obs.jobs).
 
 Incremental: each refresh recomputes the UTC days touched by logs stored since the previous
 refresh, found through `created_at` (indexed), plus every day not rolled up yet. The cursor
