@@ -30,9 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from collector_api.store.alerts.evaluation import evaluate_rules, window_start  # noqa: E402
+from collector_api.alerts.admin import create_rule  # noqa: E402
+from collector_api.alerts.evaluate import evaluate_rules  # noqa: E402
+from collector_api.alerts.rules import METRICS, validate_rule  # noqa: E402
+from collector_api.store.alerts.evaluation import window_start  # noqa: E402
 from collector_api.store.alerts.rollups import refresh_alert_rollups  # noqa: E402
-from collector_api.store.alerts.rules import METRICS, create_rule, validate_rule  # noqa: E402
 from collector_api.store.core.db import create_pool  # noqa: E402
 
 WINDOWS = ("5m", "15m", "1h", "6h", "1d", "7d")

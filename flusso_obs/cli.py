@@ -103,14 +103,18 @@ def cmd_demo(args, settings):
 
 
 def cmd_retention(args, settings):
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     import psycopg
 
+    from collector_api.contract.dates import DateError, days_before
     from collector_api.store.ingest_health.counts import delete_counts_before
     from collector_api.store.logs.partitions import drop_partitions_before, month_start
 
-    cutoff = month_start((datetime.now(UTC) - timedelta(days=args.days)).date())
+    try:
+        cutoff = month_start(days_before(datetime.now(UTC), args.days).date())
+    except DateError as exc:
+        raise CliError(f"--{exc}") from None
     with database(settings) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         dropped = drop_partitions_before(conn, cutoff)
         counters = delete_counts_before(conn, datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC))
@@ -119,12 +123,14 @@ def cmd_retention(args, settings):
 
 
 def cmd_usage(args, settings):
+    from collector_api.contract.dates import DateError, parse_month
+    from collector_api.contract.usage_csv import usage_csv
     from collector_api.store.core.db import Scope
-    from collector_api.store.logs.usage import BadMonth, get_usage, parse_month, usage_csv
+    from collector_api.store.logs.usage import get_usage
 
     try:
         start, end = parse_month(args.month)
-    except BadMonth as exc:
+    except DateError as exc:
         raise CliError(str(exc)) from None
     with database(settings) as dsn:
         report = run_store(dsn, lambda pool: get_usage(pool, Scope.provider(), start, end, client_id=args.client))
@@ -146,7 +152,8 @@ def cmd_usage(args, settings):
 
 
 def cmd_alerts_create(args, settings):
-    from collector_api.store.alerts.rules import AlertRuleError, create_rule, validate_rule
+    from collector_api.alerts.admin import create_rule
+    from collector_api.alerts.rules import AlertRuleError, validate_rule
 
     from .bootstrap import alert_secret_key
 
@@ -170,7 +177,7 @@ def cmd_alerts_create(args, settings):
 
 
 def cmd_alerts_list(args, settings):
-    from collector_api.store.alerts.rules import list_rules
+    from collector_api.alerts.admin import list_rules
 
     with database(settings) as dsn:
         rules = run_store(dsn, list_rules)
@@ -257,7 +264,7 @@ def _add_users(sub) -> None:
 
 
 def _add_alerts(sub) -> None:
-    from collector_api.store.alerts.rules import METRICS, OPS
+    from collector_api.alerts.rules import METRICS, OPS
 
     alerts = sub.add_parser("alerts", help="manage alert rules (signed webhooks)",
                             description="Manage alert rules; see docs/alerts.md.")

@@ -7,6 +7,7 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,19 @@ def embedded_dsn(handle: Any, database: str = "postgres") -> str:
     to the owner whatever an older version left owned by the superuser (database, schema,
     tables, partitions, sequences): a `.flusso` data dir is upgraded in place.
     """
-    from collector_api.store.core.roles import OWNER_ROLE, dsn_as, provision_owner
+    from collector_api.store.core.roles import OWNER_ROLE, provision_owner
 
     admin = handle.get_uri(database)
     provision_owner(admin)
     return dsn_as(admin, OWNER_ROLE)
+
+
+def dsn_as(dsn: str, user: str, password: str | None = None) -> str:
+    """`dsn` with its user (and password) replaced: the owner's DSN from the superuser's."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
 def process_alive(pid: int) -> bool:

@@ -8,32 +8,27 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from collector_api.alerts.job import AlertConfig, alert_tick
-from collector_api.alerts.webhooks import parse_allow_list
 from collector_api.app import install_collector
 from collector_api.http.admission import CollectorState
 from collector_api.store.core.db import create_pool
 from collector_api.store.core.jobs import maintenance_loop
-from collector_api.store.core.maintenance import maintenance_jobs
 from collector_api.store.logs.partitions import maintain_partitions  # noqa: F401  (used by cli.migrate)
 from collector_api.telemetry.counters import IngestCounters, flush_counters
-from collector_api.traces.assembly import AssemblyConfig, assemble_due
-from collector_api.traces.routes import TracesRuntime
 from config.server import ServerSettings
 from viewer.app import install_viewer
 
 from .drain import DrainPlan
 from .drain import install as install_drain
+from .jobs import server_jobs
 
 logger = logging.getLogger(__name__)
-MAX_ASSEMBLY_PASSES = 20
 
 
 def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     """The collector + viewer app. Nothing connects until the app starts (lifespan).
 
     `dsn` connects as the schema's owner, never a superuser (docs/deployment.md). The lifespan
-    runs the maintenance loop: the jobs of store.maintenance, each leader-elected across
+    runs the maintenance loop: the jobs of flusso_obs.jobs, each leader-elected across
     processes (the ingest counters' flush runs in every process), the first pass at once; it
     turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
     """
@@ -65,22 +60,8 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_collector(app, state)
     install_viewer(app, pool, settings)
-    jobs = maintenance_jobs(dsn, pool, rollup_interval_s=settings.flusso_rollup_refresh_seconds,
-                            flush_counters=lambda: flush_counters(counters, pool),
-                            counters_interval_s=settings.flusso_ingest_counters_flush_seconds,
-                            trace_assembly=_trace_assembly(pool, settings, app.state.traces),
-                            trace_interval_s=settings.flusso_trace_assembly_seconds,
-                            staging_retention_s=settings.flusso_trace_max_age_seconds
-                            + settings.flusso_trace_late_window_seconds,
-                            alert_tick=_alert_tick(settings, pool), alert_interval_s=settings.flusso_alert_interval_s)
+    jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
     return app
-
-
-def _alert_tick(settings: ServerSettings, pool):
-    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
-    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
-                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url)
-    return lambda: alert_tick(pool, config)
 
 
 async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:
@@ -92,20 +73,3 @@ async def _final_flush(counters: IngestCounters, pool, budget_s: float) -> None:
     except Exception as exc:  # noqa: BLE001 - shutting down: log what is lost, never hang
         logger.warning("ingest counters not flushed at shutdown (%d rows lost): %s", counters.pending(), exc)
 
-
-def _trace_assembly(pool, settings: ServerSettings, runtime: TracesRuntime):
-    """The trace-assembly job's work (None without FLUSSO_PII_HASH_KEY: nothing is staged)."""
-    if runtime.secret is None:
-        return None
-    cfg = AssemblyConfig(runtime.secret, runtime.prices, quiet_s=settings.flusso_trace_quiet_seconds,
-                         max_age_s=settings.flusso_trace_max_age_seconds)
-
-    async def run() -> None:
-        for _ in range(MAX_ASSEMBLY_PASSES):  # a backlog is worked off in batches, in one run
-            report = await assemble_due(pool, cfg)
-            for outcome, n in report.counts.items():
-                runtime.traces.labels(outcome).inc(n)
-            if sum(report.counts.values()) < cfg.batch:
-                return
-
-    return run

@@ -10,13 +10,13 @@ always ships the redacted form.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from otel_bridge import attributes as A
 from otel_bridge import sections as S
+from otel_bridge.numbers import finite_number
 from otel_bridge.pii import REDACTION_FAILED, KnownValues, Redactor, known_values
 from otel_bridge.sections import EventItem
 from otel_bridge.spanrecord import SpanRecord, from_sdk_span
@@ -242,7 +242,7 @@ def _apply_custom_metrics(metrics: dict[str, Any], items: list[EventItem]) -> No
     for name, value in custom.items():
         if isinstance(value, bool):
             value = int(value)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if finite_number(value) is None:  # NaN, inf, 10**400, text: not a metric
             continue
         if name in OVERRIDABLE_METRICS:
             metrics[name] = S.ratio(value)

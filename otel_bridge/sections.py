@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from otel_bridge import attributes as A
+from otel_bridge.numbers import finite_number
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
+from otel_bridge.spantree import Node, root_index
 
 MAX_SPAN_ATTRIBUTES = 32
 
@@ -27,13 +29,11 @@ EventItem = tuple[SpanRecord, EventRecord, dict[str, Any]]
 # --- sections ---
 
 def find_root(spans: Sequence[SpanRecord]) -> SpanRecord:
-    for s in spans:
-        if s.parent_span_id is None and attr(s, A.KIND) == A.KIND_WORKFLOW:
-            return s
-    for s in spans:
-        if attr(s, A.KIND) == A.KIND_WORKFLOW:
-            return s
-    return spans[0]
+    """The trace's root by the one rule (otel_bridge.spantree); the first span when every span
+    hangs under another (a parent cycle), since a log needs a root."""
+    index = root_index([Node(s.span_id, s.parent_span_id, attr(s, A.KIND) == A.KIND_WORKFLOW, s.start_time)
+                        for s in spans])
+    return spans[0] if index is None else spans[index]
 
 
 def collect_events(spans: Sequence[SpanRecord]) -> dict[str, list[EventItem]]:
@@ -185,9 +185,8 @@ def iso(ns: int) -> str:
 
 
 def num(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return 0.0
-    return float(v)
+    number = finite_number(v)
+    return 0.0 if number is None else number
 
 
 def to_int(v: Any) -> int:
@@ -196,9 +195,8 @@ def to_int(v: Any) -> int:
 
 
 def ratio(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return min(1.0, max(0.0, float(v)))
+    number = finite_number(v)
+    return None if number is None else min(1.0, max(0.0, number))
 
 
 def finite(value: Any) -> Any:

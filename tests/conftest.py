@@ -30,7 +30,8 @@ def _admin_dsn(dsn: str, database: str) -> str:
 
 def _with_database(dsn: str, database: str) -> str:
     """The owner role's DSN for `database`: what the app and the tests connect with."""
-    from collector_api.store.core.roles import OWNER_ROLE, dsn_as
+    from collector_api.store.core.roles import OWNER_ROLE
+    from flusso_obs.embedded import dsn_as
 
     return dsn_as(_admin_dsn(dsn, database), OWNER_ROLE, OWNER_PASSWORD)
 

@@ -15,16 +15,17 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime.
 BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
-               "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas")
-BRIDGE_PURE_MODULES = BRIDGE_PURE
+               "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
+               "otel_bridge.spantree")
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
-STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats",
-               "collector_api.store.logs.usage", "collector_api.store.core.db", "collector_api.store.core.scope",
-               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
-               "collector_api.store.alerts.reads")
+STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
+               "collector_api.store.core.db", "collector_api.store.core.scope",
+               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
                   "collector_api.store.alerts.rules")
+# What the viewer may use of the alerts: rule validation (pure) and rule creation and listing.
+VIEWER_ALERTS = ("collector_api.alerts.rules", "collector_api.alerts.admin")
 EDGE = "collector_api.http"
 STORE = "collector_api.store"
 SHARED_RULES = "collector_api.contract"
@@ -42,15 +43,22 @@ ROOMS: dict[str, tuple[str, ...]] = {
                            *BRIDGE_PURE),
     "collector_api.traces": ("collector_api.traces", EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config",
                              *BRIDGE_PURE),
-    "collector_api.alerts": ("collector_api.alerts", "collector_api.telemetry", SHARED_RULES, STORE, "config"),
+    "collector_api.alerts": ("collector_api.alerts", "collector_api.telemetry", SHARED_RULES, STORE, "config",
+                             *BRIDGE_PURE),
+    # Pure: the rules as people write them, and what a notification says (no store, no I/O).
+    "collector_api.alerts.rules": ("collector_api.alerts.rules", SHARED_RULES, *BRIDGE_PURE),
+    "collector_api.alerts.notify": ("collector_api.alerts.rules", SHARED_RULES, *BRIDGE_PURE),
     "collector_api": ("collector_api", "config", *BRIDGE_PURE),
-    "viewer": ("viewer", "config", "collector_api.http.credentials", "collector_api.contract",
-               *STORE_READS, *VIEWER_WRITERS),
+    # The bridge's pure modules only through collector_api.contract (see the test on direct imports).
+    "viewer": ("viewer", "config", "collector_api.http.credentials", SHARED_RULES, *BRIDGE_PURE,
+               *STORE_READS, *VIEWER_WRITERS, *VIEWER_ALERTS),
     "flusso_obs": OURS,
 }
 # Third-party packages a room must never import (directly; our own modules are checked above).
 FORBIDDEN_THIRD_PARTY = {
-    "collector_api.store": ("fastapi", "starlette", "jinja2", "httpx", "urllib"),
+    "collector_api.store": ("fastapi", "starlette", "jinja2", "httpx", "urllib", "csv"),
+    "collector_api.alerts.rules": ("fastapi", "starlette", "psycopg", "psycopg_pool", "httpx"),
+    "collector_api.alerts.notify": ("fastapi", "starlette", "psycopg", "psycopg_pool", "httpx"),
     "collector_api.contract": ("fastapi", "starlette", "psycopg", "psycopg_pool"),
     "config": ("fastapi", "psycopg"),
 }
@@ -146,6 +154,15 @@ def test_no_module_imports_a_private_name_of_another():
             if name and name.startswith("_") and not name.startswith("__") and source.split(".")[0] in OURS:
                 failures.append(f"{module} imports {source}.{name}")
     assert not failures, "\n".join(failures)
+
+
+def test_the_viewer_imports_the_bridge_only_through_the_contract():
+    """The viewer reaches the bridge's pure modules (rules shared with the client) only by way of
+    collector_api.contract, never by importing otel_bridge itself."""
+    for module, path in all_modules().items():
+        if room_of(module) == "viewer":
+            for source, _ in imported_names(path):
+                assert source.split(".")[0] != "otel_bridge", f"{module} imports {source}"
 
 
 def test_forbidden_third_party_imports():

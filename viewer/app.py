@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from collector_api.store.reviews.writes import Scrubber, review_flags
+from collector_api.contract.review_text import Scrubber, review_flags
 from config.server import ServerSettings
 
 from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec

@@ -22,7 +22,7 @@ class ViewerContext:
     failures: FailureDelay = field(default_factory=FailureDelay)
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
     review_flags: tuple[str, ...] = ()  # flags a review may carry (built in + FLUSSO_REVIEW_LABELS)
-    scrubber: object = None  # store.reviews.Scrubber: the PII detectors applied to review notes
+    scrubber: object = None  # contract.review_text.Scrubber: the PII detectors applied to review notes
 
     def cookie_secure(self, request: Request) -> bool:
         """FLUSSO_COOKIE_SECURE: true/false, or auto: when this request came over HTTPS (uvicorn

@@ -8,14 +8,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from collector_api.contract.numbers import finite_number, non_negative
+
 # (unit, size in milliseconds), smallest first
 _TIME_UNITS = (("ns", 1e-6), ("µs", 1e-3), ("ms", 1.0), ("s", 1000.0))
-
-
-def _real(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def _decimals(value: float, digits: int) -> int:
@@ -25,7 +21,7 @@ def _decimals(value: float, digits: int) -> int:
 
 def duration_ms(value: Any, digits: int = 3) -> str:
     """A duration given in milliseconds, in the unit that reads best: 420 µs, 93.9 ms, 1.64 s."""
-    ms = _real(value)
+    ms = finite_number(value)
     if ms is None:
         return "–" if value is None else str(value)
     if ms == 0:
@@ -46,7 +42,7 @@ def duration_ms(value: Any, digits: int = 3) -> str:
 
 def duration_s(value: Any, digits: int = 3) -> str:
     """A duration given in seconds (see duration_ms)."""
-    seconds = _real(value)
+    seconds = finite_number(value)
     if seconds is None:
         return "–" if value is None else str(value)
     return duration_ms(seconds * 1000, digits)
@@ -54,7 +50,7 @@ def duration_s(value: Any, digits: int = 3) -> str:
 
 def compact(value: Any) -> str:
     """A count in a few characters: 950, 35.1k, 146k, 1.23M, 4.5B."""
-    number = _real(value)
+    number = finite_number(value)
     if number is None:
         return "–" if value is None else str(value)
     size = abs(number)
@@ -72,7 +68,7 @@ def compact(value: Any) -> str:
 
 
 def money(value: Any) -> str:
-    number = _real(value)
+    number = finite_number(value)
     if number is None:
         return "–"
     return f"${number:,.4f}" if abs(number) < 1 else f"${number:,.2f}"
@@ -111,7 +107,7 @@ def metric_value(key: str, value: Any) -> str:
     """A metric's value with its unit, judged from its name: *_ms, *_seconds, cost/usd, counts, scores."""
     if value is None:
         return "–"
-    number = _real(value)
+    number = finite_number(value)
     if number is None:
         return str(value)
     name = key.lower()
@@ -149,7 +145,7 @@ def ordered_metrics(metrics: dict) -> list[tuple[str, list[tuple[str, str]]]]:
 
 def nice_axis(total_ms: float, *, min_intervals: int = 3, max_intervals: int = 8) -> tuple[float, list[str]]:
     """(axis end in ms, tick labels from 0 to the end in even round steps: 1, 2, 2.5 or 5 × 10^k)."""
-    total = total_ms if total_ms and total_ms > 0 and math.isfinite(total_ms) else 1.0
+    total = non_negative(total_ms) or 1.0
     best: tuple[float, int, float] | None = None  # (axis end, intervals, step)
     for exponent in range(math.floor(math.log10(total / max_intervals)) - 1, math.floor(math.log10(total)) + 1):
         for mantissa in (1, 2, 2.5, 5):

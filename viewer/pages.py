@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from collector_api.contract.numbers import finite_number, non_negative
+from collector_api.contract.spantree import known_parent
 from collector_api.store.logs.reads import count_tickets, get_stats, get_ticket, list_tickets
 from collector_api.store.logs.usage import get_critical_nodes
 from collector_api.store.reviews.reads import get_calibration
@@ -39,19 +41,6 @@ def _dict(value: Any) -> dict:
 def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
-
-def _float(value: Any) -> float | None:
-    """A finite number as float; None for anything else (bools, text, NaN, infinities, huge ints)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-# --- the ticket list ------------------------------------------------------------------------
 
 def row_json(row: dict) -> dict:
     """A stored row as JSON-ready values (timestamps as ISO 8601), without its log document."""
@@ -86,7 +75,8 @@ def _results(block: Any) -> dict:
     """Query and results ranked by score, highest first (results without a score last, in order)."""
     block = _dict(block)
     results = [r for r in _list(block.get("results")) if isinstance(r, dict)]
-    results.sort(key=lambda r: -(_float(r.get("score")) if _float(r.get("score")) is not None else -math.inf))
+    results.sort(key=lambda r: -(finite_number(r.get("score")) if finite_number(r.get("score")) is not None
+                                 else -math.inf))
     return {"query": block.get("query"), "results": results}
 
 
@@ -130,7 +120,7 @@ def ticket_sections(row: dict) -> dict[str, Any]:
 
 def trace_end(spans: list) -> float:
     """Where the last span ends, in ms from the trace's start (0 without spans)."""
-    return max((max(0.0, _float(s.get("start_offset_ms")) or 0) + max(0.0, _float(s.get("duration_ms")) or 0)
+    return max((non_negative(s.get("start_offset_ms")) + non_negative(s.get("duration_ms"))
                 for s in spans if isinstance(s, dict)), default=0.0)
 
 
@@ -154,13 +144,12 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
     ids = {s.get("span_id") for s in spans if s.get("span_id")}
     children: dict[Any, list] = {}
     for s in spans:
-        parent = s.get("parent_span_id")
-        children.setdefault(parent if parent in ids and parent != s.get("span_id") else None, []).append(s)
+        children.setdefault(known_parent(s.get("span_id"), s.get("parent_span_id"), ids), []).append(s)
     rows: list[dict] = []
     seen: set[int] = set()
 
     def kids_of(parent: Any) -> list:
-        return sorted(children.get(parent, []), key=lambda s: _float(s.get("start_offset_ms")) or 0)
+        return sorted(children.get(parent, []), key=lambda s: finite_number(s.get("start_offset_ms")) or 0)
 
     # Depth-first with an explicit stack: a chain of thousands of nested spans must not hit
     # Python's recursion limit (anyone with an ingest key can store such a log).
@@ -170,8 +159,8 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
         if id(s) in seen:
             continue
         seen.add(id(s))
-        start = max(0.0, _float(s.get("start_offset_ms")) or 0)
-        duration = max(0.0, _float(s.get("duration_ms")) or 0)
+        start = non_negative(s.get("start_offset_ms"))
+        duration = non_negative(s.get("duration_ms"))
         error = s.get("error")
         status = str(s.get("status") or "")
         rows.append({
@@ -189,8 +178,8 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
         if id(s) not in seen:
             seen.add(id(s))
             rows.append({"name": str(s.get("name") or "?"), "kind": str(s.get("kind") or ""), "depth": 0,
-                         "start_ms": _float(s.get("start_offset_ms")) or 0,
-                         "duration_ms": _float(s.get("duration_ms")) or 0,
+                         "start_ms": finite_number(s.get("start_offset_ms")) or 0,
+                         "duration_ms": finite_number(s.get("duration_ms")) or 0,
                          "status": str(s.get("status") or ""), "error": s.get("error"), "failed": bool(s.get("error")),
                          "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id")})
     return rows
@@ -220,7 +209,7 @@ def mark_critical(rows: list[dict], critical: set[str] | None) -> list[dict]:
 # --- two tickets compared -------------------------------------------------------------------
 
 def _diff(a: Any, b: Any) -> float | None:
-    x, y = _float(a), _float(b)
+    x, y = finite_number(a), finite_number(b)
     return None if x is None or y is None else y - x
 
 
@@ -240,8 +229,8 @@ def metric_rows(a: Mapping, b: Mapping) -> list[dict[str, Any]]:
 def node_rows(a: Mapping, b: Mapping, crit_a: set[str], crit_b: set[str]) -> list[dict[str, Any]]:
     """Per node: both durations (ms), b - a, and whether it was on each critical path."""
     names = list(dict.fromkeys([*a, *b]))
-    return [{"node": str(n), "a": _float(a.get(n)), "b": _float(b.get(n)), "diff": _diff(a.get(n), b.get(n)),
-             "crit_a": n in crit_a, "crit_b": n in crit_b} for n in names[:MAX_COMPARED_NODES]]
+    return [{"node": str(n), "a": finite_number(a.get(n)), "b": finite_number(b.get(n)),
+             "diff": _diff(a.get(n), b.get(n)), "crit_a": n in crit_a, "crit_b": n in crit_b} for n in names[:MAX_COMPARED_NODES]]
 
 
 def _compared_side(row: dict, axis_end: float) -> dict[str, Any]:

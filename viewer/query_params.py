@@ -8,11 +8,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from urllib.parse import urlencode
 
 import orjson
 
+from collector_api.contract import dates
+from collector_api.contract.review_text import VERDICTS
 from collector_api.store.logs.reads import SORTS, STATUSES, Cursor, TicketFilters
 
 from .auth import Principal
@@ -62,17 +64,9 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
 def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
     """YYYY-MM-DD (a whole UTC day; an end day is included) or an ISO 8601 date-time."""
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1) if end else moment
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: 9999-12-31 + 1 day, year 1 at +05:00
-        raise BadRequest(f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time between the years "
-                         f"1 and 9999, got {value[:40]!r}") from None
+        return dates.parse_moment(name, value, end=end)
+    except dates.DateError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _number(params: Mapping[str, str], name: str, low: float, high: float) -> float | None:
@@ -108,16 +102,10 @@ def parse_range(params: Mapping[str, str], *, default_days: int | None) -> tuple
     start_text, end_text = _text(params, "start"), _text(params, "end")
     start = parse_moment("start", start_text) if start_text else None
     end = parse_moment("end", end_text, end=True) if end_text else None
-    if default_days is not None:
-        if end is None:
-            end = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time.min, tzinfo=UTC)
-        if start is None:
-            start = end - timedelta(days=default_days)
-    if start and end and start >= end:
-        raise BadRequest("start: must be before end")
-    if start and end and end - start > timedelta(days=3660):
-        raise BadRequest("end: a range spans at most 10 years")
-    return start, end
+    try:
+        return dates.check_range(start, end, default_days=default_days)
+    except dates.DateError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -144,7 +132,6 @@ def decode_cursor(text: str, sort: str) -> Cursor:
     return Cursor(value, executed, log_id)
 
 
-VERDICTS = ("correct", "needs_work", "incorrect")
 _FLAG = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,39}$")
 
 

@@ -4,17 +4,18 @@ Each takes any value a log may hold (None, text, a number out of range) and neve
 """
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
 
+from collector_api.contract.numbers import finite_number
+
 from .formatting import compact, duration_ms, duration_s
 
 
 def number(value: Any, digits: int = 2) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if finite_number(value) is None:
         return "–" if value is None else str(value)
     if isinstance(value, int):
         return f"{value:,}"
@@ -22,9 +23,10 @@ def number(value: Any, digits: int = 2) -> str:
 
 
 def percent(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    fraction = finite_number(value)
+    if fraction is None:
         return "–"
-    return f"{value * 100:.1f} %"
+    return f"{fraction * 100:.1f} %"
 
 
 def moment(value: Any) -> str:

@@ -1,8 +1,8 @@
-"""One tick of the `alert-evaluate` job (store.maintenance): bring the alert rollups up to date,
+"""One tick of the `alert-evaluate` job (flusso_obs.jobs): bring the alert rollups up to date,
 judge every rule, send the webhooks that are due, forget deliveries older than 30 days.
 
 The job is leader-elected, so across workers and replicas one process does this per interval.
-A transition is stored with its delivery in one transaction (store.alert_eval), and a delivery
+A transition is stored with its delivery in one transaction (collector_api.alerts.evaluate), and a delivery
 stays pending in the database until a 2xx: neither a restart nor a crash loses or repeats a
 notification (a crash between the POST and its record may repeat one: receivers dedupe on
 X-Flusso-Delivery).
@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from psycopg_pool import AsyncConnectionPool
 
+from collector_api.alerts.evaluate import evaluate_rules
+from collector_api.alerts.rules import signing_secret
 from collector_api.alerts.webhooks import AllowList, post_webhook, sign
 from collector_api.store.alerts.deliveries import (
     AttemptResult,
@@ -25,9 +27,7 @@ from collector_api.store.alerts.deliveries import (
     prune_deliveries,
     record_attempt,
 )
-from collector_api.store.alerts.evaluation import evaluate_rules
 from collector_api.store.alerts.rollups import refresh_alert_rollups
-from collector_api.store.alerts.rules import signing_secret
 
 logger = logging.getLogger(__name__)
 

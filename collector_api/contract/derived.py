@@ -1,6 +1,6 @@
 """Figures derived from a workflow log once, when it is stored: its critical path and its LLM
 usage by model. Pure (no I/O): the ingest path (`collector_api.contract.prepare`) and the backfill job for
-logs stored before migration 0013 (`store.backfill`) call the same functions.
+logs stored before migration 0013 (`derive_rows`, passed to store.logs.backfill) call the same functions.
 
 Everything in a log is untrusted: any shape, any size, cycles in the parent links. Both
 functions are linear (after one sort) and never recurse.
@@ -12,6 +12,9 @@ from typing import Any
 
 import orjson
 
+from collector_api.contract.numbers import finite_number, non_negative
+from collector_api.contract.spantree import known_parent, log_root
+
 MAX_SPANS = 5000  # spans considered (the viewer draws at most 2000)
 MAX_NAME = 200
 MAX_MODELS = 50
@@ -19,16 +22,7 @@ OTHER_MODELS = "(other models)"
 UNKNOWN_MODEL = "(unknown)"
 
 
-def _ms(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    try:
-        number = float(value)
-    except OverflowError:
-        return 0.0
-    return max(0.0, number) if math.isfinite(number) else 0.0
-
-
+_ms = non_negative
 _INF = math.inf
 
 
@@ -65,11 +59,10 @@ def _kind(raw: dict) -> str:
 
 
 def _root_of(by_id: dict[str, _Span]) -> _Span | None:
-    """The workflow span: a span without a (known) parent, the workflow kind first, then the one ending last."""
-    tops = [s for s in by_id.values() if s[1] is None or s[1] not in by_id]
-    if not tops:
-        return None
-    return max(tops, key=lambda s: (_kind(s[4]) == "workflow", s[3], -s[2]))
+    """The log's root by the one rule (contract.spantree); None in a parent cycle."""
+    spans = list(by_id.values())
+    index = log_root([s[4] for s in spans])
+    return None if index is None else spans[index]
 
 
 def critical_path(spans: Any) -> list[dict[str, Any]]:
@@ -86,8 +79,9 @@ def critical_path(spans: Any) -> list[dict[str, Any]]:
         return []
     children: dict[str, list[_Span]] = {}
     for s in by_id.values():
-        if s[1] is not None and s[1] in by_id and s is not root:
-            children.setdefault(s[1], []).append(s)
+        parent = known_parent(s[0], s[1], by_id)
+        if parent is not None and s is not root:
+            children.setdefault(parent, []).append(s)
     on_path: list[_Span] = []
     seen: set[str] = set()
     stack = [(root, root[3])]
@@ -136,13 +130,8 @@ def _int(value: Any) -> int:
 
 def _cost(value: Any) -> float:
     """As the bridge's metrics sum it: any finite number (a refund may be negative), else 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    try:
-        number = float(value)
-    except OverflowError:
-        return 0.0
-    return number if math.isfinite(number) and abs(number) <= _FIGURE_MAX else 0.0
+    number = finite_number(value)
+    return number if number is not None and abs(number) <= _FIGURE_MAX else 0.0
 
 
 def usage_by_model(llm_calls: Any) -> dict[str, dict[str, Any]]:
@@ -176,3 +165,14 @@ def derived_json(document: dict) -> tuple[str, str]:
     path = critical_path(trace.get("spans"))
     stored = {"spans": [e["span_id"] for e in path], "nodes": critical_nodes(path)}
     return orjson.dumps(stored).decode(), orjson.dumps(usage_by_model(trace.get("llm_calls"))).decode()
+
+
+def derive_rows(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """The backfill's derivation: rows holding a log's `spans` and `llm_calls` -> (critical path
+    texts, usage texts), as `derived_json` gives them, one of each per row."""
+    paths, usages = [], []
+    for r in rows:
+        path, usage = derived_json({"trace": {"spans": r["spans"], "llm_calls": r["llm_calls"]}})
+        paths.append(path)
+        usages.append(usage)
+    return paths, usages

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import orjson
 
 from collector_api.contract.derived import derived_json
+from collector_api.contract.numbers import finite_number
 from collector_api.contract.schema import schema_error
 from collector_api.contract.timestamps import out_of_bounds, parse_executed_at
 from collector_api.store.logs.rows import LogRow
@@ -50,25 +50,11 @@ def strip_nul(value: Any) -> Any:
         return {strip_nul(k): strip_nul(v) for k, v in value.items()}
     if isinstance(value, list):
         return [strip_nul(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        return finite_number(value)
     if isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value <= _UINT_MAX:
-        return _to_float(value)  # the stdlib parser reads 1e400-sized integers; orjson can't write them
+        return finite_number(value)  # the stdlib parser reads 1e400-sized integers; orjson can't write them
     return value
-
-
-def _to_float(value: int) -> float | None:
-    try:
-        return float(value)
-    except OverflowError:
-        return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = _to_float(value) if isinstance(value, int) else value
-    return number if number is not None and math.isfinite(number) else None
 
 
 INT4_MAX, INT8_SAFE = 2**31 - 1, 2**62
@@ -79,13 +65,13 @@ FIGURE_MAX = 10**12
 
 
 def _figure(value: Any) -> float | None:
-    number = _number(value)
+    number = finite_number(value)
     return number if number is None or abs(number) <= FIGURE_MAX else None
 
 
 def _integer(value: Any, limit: int = INT8_SAFE) -> int | None:
     """An integer column's value: None unless a finite number within +-`limit` (the column's type)."""
-    number = _number(value)
+    number = finite_number(value)
     if number is None or abs(number) > limit:
         return None
     return int(number)
@@ -207,8 +193,8 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         environment=_text(ident.get("environment")),
         workflow_version=_text(ident.get("workflow_version")),
         resolution_status=_text(outcome.get("resolution_status")),
-        overall_confidence=_number(metrics.get("overall_confidence")),
-        hallucination_risk=_number(metrics.get("hallucination_risk")),
+        overall_confidence=finite_number(metrics.get("overall_confidence")),
+        hallucination_risk=finite_number(metrics.get("hallucination_risk")),
         react_iterations=_integer(metrics.get("react_iterations"), INT4_MAX),  # an int4 column
         execution_time_seconds=exec_seconds,
         input_tokens=_integer(metrics.get("input_tokens"), FIGURE_MAX),

@@ -1,5 +1,5 @@
 """Ingest health counters, kept in this process's memory and flushed to PostgreSQL by the
-`ingest-counters` job (store.maintenance; per process, see store.jobs).
+`ingest-counters` job (flusso_obs.jobs; per process, see store.core.jobs).
 
 The hot path only adds to a dict: `count(tenant, reason, n)` is called through the collector's
 Prometheus counters (telemetry.CollectorMetrics), so every rejection `/metrics` counts, with the

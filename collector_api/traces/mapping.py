@@ -26,6 +26,7 @@ from collector_api.traces.conventions.content import is_content
 from collector_api.traces.conventions.genai import KIND_BY_OPERATION as KIND_BY_OPERATION
 from collector_api.traces.conventions.output import final_answer
 from collector_api.traces.prices import PriceTable
+from otel_bridge.sections import find_root as find_bridge_root
 from otel_bridge.spanrecord import STATUS_ERROR, STATUS_UNSET, EventRecord, SpanRecord
 
 SOURCE = "otlp-traces"
@@ -39,13 +40,11 @@ SESSION_ATTRIBUTES = ("session.id", "gen_ai.conversation.id", *openllmetry.SESSI
 
 
 def find_root(records: Sequence[SpanRecord]) -> tuple[SpanRecord, bool]:
-    """(the root, whether it is a true root: no parent). Else the earliest span whose parent
-    did not arrive (records are sorted by start)."""
-    for r in records:
-        if r.parent_span_id is None:
-            return r, True
-    ids = {r.span_id for r in records}
-    return next((r for r in records if r.parent_span_id not in ids), records[0]), False
+    """(the root, whether it is a true root: no parent), by the bridge's one rule
+    (otel_bridge.spantree, through sections.find_root): a span without a parent, else the
+    earliest whose parent did not arrive; the workflow kind first."""
+    root = find_bridge_root(records)
+    return root, root.parent_span_id is None
 
 
 def is_bridge_root(root: SpanRecord) -> bool:

@@ -1,12 +1,13 @@
 """The LLM price table (FLUSSO_PRICES_FILE, else the shipped config/prices.yaml): tokens -> USD."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import yaml
+
+from collector_api.contract.numbers import finite_number
 
 
 class PriceTableError(ValueError):
@@ -49,9 +50,10 @@ class PriceTable:
 
 def _number(source: str, model: str, entry: dict, key: str, default: float | None = None) -> float:
     value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    number = finite_number(value)
+    if number is None or number < 0:
         raise PriceTableError(f"{source}: models.{model}.{key} must be a number >= 0, got {value!r}")
-    return float(value)
+    return number
 
 
 def parse_prices(text: str, source: str) -> PriceTable:

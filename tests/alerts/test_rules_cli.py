@@ -7,7 +7,7 @@ import hmac
 import psycopg
 import pytest
 
-from collector_api.store.alerts.rules import AlertRuleError, parse_window, signing_secret, validate_rule
+from collector_api.alerts.rules import AlertRuleError, parse_window, signing_secret, validate_rule
 from tests.cli.test_cli import cli
 
 BASE = ["alerts", "create", "--name", "acme failures", "--metric", "failure_rate", "--op", ">",

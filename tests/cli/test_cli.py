@@ -116,7 +116,7 @@ def test_runner_does_not_import_the_cli():
 
 
 def test_usage_command_table_csv_and_bad_month(db_dsn):
-    """Issue 19: `flusso-obs usage` prints the same figures as the API's CSV; a bad month names it."""
+    """`flusso-obs usage` prints the same figures as the API's CSV; a bad month names it."""
     from datetime import UTC, datetime, timedelta
 
     from tests.viewer.helpers import make_log, store_logs
@@ -135,7 +135,7 @@ def test_usage_command_table_csv_and_bad_month(db_dsn):
     bad = cli("usage", "--month", "2026-13", dsn=db_dsn)
     assert bad.returncode == 2 and "2026-13" in bad.stderr
 def test_settings_hide_secrets_and_the_demo_key_stays_off_the_command_line():
-    """Issue 12 point 6: secrets are SecretStr (never in a repr or a log of the settings), and
+    """Secrets are SecretStr (never in a repr or a log of the settings), and
     `run` hands the demo sender its key in the environment, not in argv (visible in `ps`)."""
     from config.server import ServerSettings
     from flusso_obs.runner import demo_command
@@ -148,3 +148,15 @@ def test_settings_hide_secrets_and_the_demo_key_stays_off_the_command_line():
     argv, env = demo_command("http://127.0.0.1:1", "fo_demo_secret_key", 5)
     assert "fo_demo_secret_key" not in " ".join(argv) and "--api-key" not in argv
     assert env["LOG_COLLECTOR_API_KEY"] == "fo_demo_secret_key"
+
+
+def test_retention_refuses_negative_days(db_dsn):
+    """A negative count once put the cutoff in the future and dropped the current month's
+    partition; days back follow collector_api.contract.dates (0 or more)."""
+    assert cli("migrate", dsn=db_dsn).returncode == 0
+    with psycopg.connect(db_dsn) as conn:
+        before = conn.execute("SELECT count(*) FROM pg_inherits").fetchone()[0]
+    refused = cli("retention", "--days", "-40", dsn=db_dsn)
+    assert refused.returncode == 2 and "--days: expected 0 or more days" in refused.stderr
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_inherits").fetchone()[0] == before

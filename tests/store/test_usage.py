@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector_api.contract.derived import critical_nodes, critical_path
+from collector_api.contract.dates import parse_month
+from collector_api.contract.derived import critical_nodes, critical_path, derive_rows
 from collector_api.contract.prepare import Rejected, prepare_row
+from collector_api.contract.usage_csv import usage_csv
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.logs import rollups
 from collector_api.store.logs.backfill import backfill_derived
-from collector_api.store.logs.usage import get_critical_nodes, get_usage, parse_month, usage_csv
+from collector_api.store.logs.usage import get_critical_nodes, get_usage
 from collector_api.store.logs.writes import insert_workflow_logs
 from tests.viewer.helpers import EXAMPLE
 
@@ -164,10 +166,10 @@ def test_a_client_sees_only_its_own_usage(db_dsn):
 def test_bad_months_are_refused_by_name():
     import pytest
 
-    from collector_api.store.logs.usage import BadMonth
+    from collector_api.contract.dates import DateError
 
     for bad in ("2026-13", "2026-00", "2026-1", "26-11", "2026-11-01", "", "x" * 500, "9999-12", "0000-05"):
-        with pytest.raises(BadMonth, match="month"):
+        with pytest.raises(DateError, match="month"):
             parse_month(bad)
     assert parse_month("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
@@ -206,7 +208,7 @@ def test_backfill_derives_older_logs_and_reopens_their_days(db_dsn):
 
     async def backfill():
         async with create_pool(db_dsn, max_size=2) as pool:
-            return await backfill_derived(pool, batch=3)  # several batches
+            return await backfill_derived(pool, derive_rows, batch=3)  # several batches
 
     assert run(backfill()) == sum(1 for d in docs if d["identification"]["client_id"] == "acme")
     assert run(backfill()) == 0

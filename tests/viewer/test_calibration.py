@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from collector_api.contract.review_text import ReviewInput
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.reviews.reads import get_calibration
-from collector_api.store.reviews.writes import Author, ReviewInput, Scrubber, add_review
+from collector_api.store.reviews.writes import Author, add_review
 
 from .helpers import make_log, run_async, store_logs
 
@@ -29,7 +30,6 @@ GROUPS = (
 HAND_ECE = 0.075
 HAND_AUC = 178 / 256
 HAND_BUCKETS = {9: (10, 0.95, 0.9), 7: (10, 0.75, 0.6), 5: (10, 0.55, 0.5), 1: (10, 0.15, 0.1)}
-SCRUB = Scrubber("test-review-key")
 
 
 def _seed(dsn: str) -> None:
@@ -46,11 +46,11 @@ def _seed(dsn: str) -> None:
         async with create_pool(dsn, max_size=2) as pool:
             who = Author("reviewer@example.com", "user")
             # A ticket reviewed twice counts with its latest verdict only.
-            await add_review(pool, Scope.tenant("acme"), ids[0], ReviewInput("incorrect", ("tone",)), who, SCRUB)
+            await add_review(pool, Scope.tenant("acme"), ids[0], ReviewInput("incorrect", ("tone",)), who)
             for log_id, (verdict, flags) in zip(ids, plan, strict=False):
-                await add_review(pool, Scope.provider(), log_id, ReviewInput(verdict, flags), who, SCRUB)
+                await add_review(pool, Scope.provider(), log_id, ReviewInput(verdict, flags), who)
             for log_id in ids[len(docs):]:
-                await add_review(pool, Scope.tenant("globex"), log_id, ReviewInput("incorrect"), who, SCRUB)
+                await add_review(pool, Scope.tenant("globex"), log_id, ReviewInput("incorrect"), who)
     run_async(go())
 
 

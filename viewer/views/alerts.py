@@ -1,6 +1,7 @@
-"""Alert rules (provider only): list, create (the signing secret is shown once, on the
-page that answers the form), delete, the firing rules and the webhook delivery log. Plain HTML
-forms with the session's CSRF token; writes go through store.alerts only. A client user gets 404."""
+"""Alert rules (provider only): list, create (the signing secret is shown once, on the page that
+answers the form), delete, the firing rules and the webhook delivery log. Plain HTML forms with
+the session's CSRF token; a rule is validated by collector_api.alerts.rules and created through
+collector_api.alerts.admin, the rest goes through store.alerts.rules. A client user gets 404."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -8,17 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from collector_api.store.alerts.rules import (
-    METRICS,
-    OPS,
-    AlertRuleError,
-    create_rule,
-    delete_rule,
-    list_delivery_log,
-    list_firing,
-    list_rules,
-    validate_rule,
-)
+from collector_api.alerts.admin import create_rule, list_rules
+from collector_api.alerts.rules import METRICS, OPS, AlertRuleError, validate_rule
+from collector_api.store.alerts.rules import delete_rule, list_delivery_log, list_firing
 
 from ..auth import Principal, csrf_matches
 from ..context import ViewerContext

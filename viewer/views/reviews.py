@@ -1,8 +1,8 @@
 """Human review: the review queue page, the ticket page's review form (POST), and the JSON API of
 reviews (a ticket's history, recording a review with a review-scope key, the JSONL export).
 
-A review is recorded through store.reviews (the viewer's named review writer), which scrubs
-the note and corrected draft with the bridge's PII detectors before storing them.
+A review is validated and its note and corrected draft scrubbed with the bridge's PII detectors
+(collector_api.contract.review_text), then recorded through store.reviews.writes.
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
+from collector_api.contract.review_text import ReviewError, validate_review
 from collector_api.store.accounts.principals import list_tenants
 from collector_api.store.logs.reads import STATUSES
 from collector_api.store.reviews.reads import iter_reviewed_tickets, list_reviews, review_queue
-from collector_api.store.reviews.writes import Author, ReviewError, add_review, validate_review
+from collector_api.store.reviews.writes import Author, TicketNotFound, add_review
 
 from ..auth import Principal, csrf_matches
 from ..context import ViewerContext
@@ -55,8 +56,8 @@ async def record_review(ctx: ViewerContext, principal: Principal, log_id: int, v
                                  values.get("corrected_draft"), ctx.review_flags)
         author = (Author(principal.key_id or "?", "api_key") if principal.via == "api_key"
                   else Author(principal.email or f"user-{principal.user_id}", "user"))
-        return await add_review(ctx.pool, principal.scope, log_id, review, author, ctx.scrubber)
-    except ReviewError as exc:
+        return await add_review(ctx.pool, principal.scope, log_id, ctx.scrubber.scrub_review(review), author)
+    except (ReviewError, TicketNotFound) as exc:
         raise ViewerError(str(exc), status=exc.status) from None
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from collector_api.contract.review_text import VERDICTS
 from collector_api.store.reviews.reads import list_reviews
-from collector_api.store.reviews.writes import VERDICTS
 
 from ..auth import Principal
 from ..context import ViewerContext

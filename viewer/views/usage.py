@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from collector_api.contract.dates import DateError, parse_month
+from collector_api.contract.usage_csv import usage_csv
 from collector_api.store.accounts.principals import list_tenants
-from collector_api.store.logs.usage import BadMonth, UsageReport, get_usage, parse_month, usage_csv
+from collector_api.store.logs.usage import UsageReport, get_usage
 
 from ..auth import Principal
 from ..context import ViewerContext
@@ -46,7 +48,7 @@ def parse_period(params: Mapping[str, str]) -> tuple[datetime, datetime, str | N
         month = datetime.now(UTC).strftime("%Y-%m")
     try:
         start, end = parse_month(month)
-    except BadMonth as exc:
+    except DateError as exc:
         raise BadRequest(str(exc)) from None
     return start, end, month
 

@@ -1,6 +1,6 @@
 """Background work as a list of jobs, run by one maintenance loop per server process.
 
-Each job is leader-elected: it runs only under its advisory lock (ids in store.locks), taken
+Each job is leader-elected: it runs only under its advisory lock (ids in store.core.locks), taken
 with pg_try_advisory_lock, and only when `job_runs` says its interval has passed since it last
 ran anywhere. So with N processes or replicas on one database a job still runs once per
 interval. A failing job is logged with its name, recorded in `job_runs.last_error`, and retried
@@ -30,7 +30,7 @@ MAX_TICK_S = 15.0
 class Job:
     name: str
     interval_s: float
-    lock_id: int  # a constant of store.locks (unused by a per-process job)
+    lock_id: int  # a constant of store.core.locks (unused by a per-process job)
     run: Callable[[], Awaitable[object]]  # blocking work goes through asyncio.to_thread
     per_process: bool = False  # run in every process, unlocked (see the module's docstring)
 

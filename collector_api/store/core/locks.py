@@ -2,7 +2,7 @@
 
 Two kinds: locks that serialize one piece of work wherever it is called from (migrations,
 partition DDL, a rollup refresh), and the leader locks of the maintenance jobs
-(`store.jobs`): a job runs only in the process that holds its lock, so of N replicas one does it.
+(`store.core.jobs`): a job runs only in the process that holds its lock, so of N replicas one does it.
 """
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ MIGRATIONS = 0x466C7573  # "Flus"
 PARTITIONS = 0x50617274  # "Part"
 ROLLUPS = 0x526F6C6C  # "Roll"
 PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
-STAGING_PARTITIONS = 0x53746167  # "Stag": trace_spans partitions (store.staging)
+STAGING_PARTITIONS = 0x53746167  # "Stag": trace_spans partitions (store.traces.staging)
 
-# Leader election of the maintenance jobs (store.maintenance), one id per job.
+# Leader election of the maintenance jobs (the registry: flusso_obs.jobs), one id per job.
 JOB_PARTITION_UPKEEP = 0x4A6F6201
 JOB_ROLLUP_REFRESH = 0x4A6F6202
-JOB_DERIVED_BACKFILL = 0x4A6F6219  # issue 19: critical path and usage of logs stored before 0013
+JOB_DERIVED_BACKFILL = 0x4A6F6219  # critical path and usage of logs stored before 0013
 JOB_TRACE_ASSEMBLY = 0x4A6F6203
 JOB_STAGING_UPKEEP = 0x4A6F6204
-# Alerts (issue 18): the evaluation + delivery job, and its minute/hour rollups.
+# Alerts: the evaluation + delivery job, and its minute/hour rollups.
 JOB_ALERTS = 0x4A6F6212
 ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 

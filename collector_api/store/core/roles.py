@@ -12,7 +12,6 @@ moved to the owner. Only this module needs the superuser's DSN.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -83,14 +82,6 @@ def move_ownership(conn: psycopg.Connection, owner: str) -> list[str]:
     if moved:
         logger.info("moved to role %s: %s", owner, ", ".join(moved))
     return moved
-
-
-def dsn_as(dsn: str, user: str, password: str | None = None) -> str:
-    """`dsn` with its user (and password) replaced: the owner's DSN from the superuser's."""
-    parts = urlsplit(dsn)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
-    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
 def is_superuser(conn: psycopg.Connection) -> bool:

@@ -1,4 +1,4 @@
-"""The overview's daily rollups, written only here (by the rollup-refresh job, store.maintenance).
+"""The overview's daily rollups, written only here (by the rollup-refresh job, flusso_obs.jobs).
 
 Incremental: each refresh recomputes the UTC days touched by logs stored since the previous
 refresh, found through `created_at` (indexed), plus every day not rolled up yet. The cursor
@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core import locks
 from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
-from collector_api.store.logs.stats import _DAILY_LIVE, _DURATION_LIVE, _NODE_LIVE, FINE_EDGES, _utc_midnight
+from collector_api.store.logs.stats import DAILY_LIVE, DURATION_LIVE, FINE_EDGES, NODE_LIVE, utc_midnight
 from collector_api.store.logs.usage import CRITICAL_LIVE, USAGE_LIVE
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date)
         rows = await (await conn.execute(
             "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
             f" WHERE created_at >= %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
-            (watermark, _utc_midnight(stop)))).fetchall()
+            (watermark, utc_midnight(stop)))).fetchall()
         dirty |= {r["day"] for r in rows}
     done = {r["day"] for r in await (await conn.execute(
         "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, stop))).fetchall()}
@@ -95,17 +95,17 @@ async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date)
 
 async def _recompute(conn, days: list[date]) -> None:
     """Replace the rollup rows of `days` with fresh aggregates of their logs."""
-    params = [_utc_midnight(days[0]), _utc_midnight(days[-1] + timedelta(days=1)), days]
+    params = [utc_midnight(days[0]), utc_midnight(days[-1] + timedelta(days=1)), days]
     for table in ROLLUP_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s)", (days,))
     await conn.execute(
         "INSERT INTO viewer_daily_rollup (client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum,"
         " risk_n, exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at) "
-        + _DAILY_LIVE.format(where=_DAY_FILTER), params)
+        + DAILY_LIVE.format(where=_DAY_FILTER), params)
     await conn.execute("INSERT INTO viewer_daily_duration_rollup (client_id, day, bucket, n) "
-                       + _DURATION_LIVE.format(where=_DAY_FILTER), [FINE_EDGES] + params)
+                       + DURATION_LIVE.format(where=_DAY_FILTER), [FINE_EDGES] + params)
     await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
-                       + _NODE_LIVE.format(where=_DAY_FILTER), params)
+                       + NODE_LIVE.format(where=_DAY_FILTER), params)
     await conn.execute("INSERT INTO viewer_daily_usage_rollup (client_id, day, model, calls, input_tokens,"
                        " output_tokens, cost_usd) " + USAGE_LIVE.format(where=_DAY_FILTER), params)
     await conn.execute("INSERT INTO viewer_daily_critical_rollup (client_id, day, node, n) "

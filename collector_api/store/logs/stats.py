@@ -49,7 +49,7 @@ class Stats:
     per_client: list[dict] = field(default_factory=list)
 
 
-def _utc_midnight(day: date) -> datetime:
+def utc_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
@@ -57,7 +57,25 @@ def _is_midnight(moment: datetime) -> bool:
     return moment.astimezone(UTC).timetz().replace(tzinfo=None) == time.min
 
 
-_DAILY_LIVE = (
+async def split_rolled(conn, start: datetime, end: datetime) -> tuple[tuple[date, date] | None, list[tuple]]:
+    """(whole UTC days to read from the rollups, ranges to aggregate live) of [start, end).
+
+    The rollups serve whole UTC days, up to today, up to the first day not rolled up yet (a new
+    day, a first start, days the backfill reopened); the rest, and any range not aligned on UTC
+    days, is aggregated live. The overview and the usage report split the same way."""
+    stop = utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
+    if not (_is_midnight(start) and _is_midnight(end)) or start >= stop:
+        return None, [(start, end)]
+    first, last = start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date()
+    gap = await (await conn.execute(
+        "SELECT min(d)::date AS gap FROM generate_series(%s::date, %s::date - 1, interval '1 day') d"
+        " WHERE NOT EXISTS (SELECT 1 FROM viewer_rollup_days r WHERE r.day = d::date)", (first, last))).fetchone()
+    if gap["gap"] is not None:
+        return (first, gap["gap"]), [(utc_midnight(gap["gap"]), end)]
+    return (first, last), ([(stop, end)] if end > stop else [])
+
+
+DAILY_LIVE = (
     "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,"
     " count(*) FILTER (WHERE status = 'SUCCESS') AS success,"
     " count(*) FILTER (WHERE status = 'PARTIAL') AS partial,"
@@ -72,20 +90,20 @@ _DAILY_LIVE = (
     " COALESCE(sum(cost_usd), 0) AS cost_usd, max(executed_at) AS last_ticket_at"
     " FROM workflow_logs WHERE {where} GROUP BY 1, 2"
 )
-_DURATION_LIVE = (
+DURATION_LIVE = (
     "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,"
     " width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n"
     " FROM workflow_logs WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1, 2, 3"
 )
 # Per-node durations live in each row's small `node_durations` jsonb ({"node": ms}), not in log_data.
 _NODES_FROM = "workflow_logs CROSS JOIN LATERAL jsonb_each(node_durations) AS nd(node, ms)"
-_NODE_LIVE = (
+NODE_LIVE = (
     "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, nd.node, sum(nd.ms::float8) AS ms_sum,"
     " count(*) AS n FROM " + _NODES_FROM + " WHERE {where} AND jsonb_typeof(nd.ms) = 'number' GROUP BY 1, 2, 3"
 )
 
 
-def _range_where(tenant: TenantCondition, column: str, first, stop) -> tuple[str, list]:
+def range_where(tenant: TenantCondition, column: str, first, stop) -> tuple[str, list]:
     """`tenant AND column >= first AND column < stop` as text (the tenant part comes from the
     one scope helper; its only values are parameters)."""
     condition, params = tenant
@@ -93,8 +111,8 @@ def _range_where(tenant: TenantCondition, column: str, first, stop) -> tuple[str
 
 
 async def _live(conn, tenant: TenantCondition, start, end) -> tuple[list, list, list]:
-    where, params = _range_where(tenant, "executed_at", start, end)
-    daily = await (await conn.execute(_DAILY_LIVE.format(where=where), params)).fetchall()
+    where, params = range_where(tenant, "executed_at", start, end)
+    daily = await (await conn.execute(DAILY_LIVE.format(where=where), params)).fetchall()
     durations = await (await conn.execute(
         "SELECT width_bucket(execution_time_seconds, %s::float8[]) AS bucket, count(*) AS n FROM workflow_logs"
         f" WHERE {where} AND execution_time_seconds IS NOT NULL GROUP BY 1", [FINE_EDGES] + params)).fetchall()
@@ -105,7 +123,7 @@ async def _live(conn, tenant: TenantCondition, start, end) -> tuple[list, list, 
 
 
 async def _rolled(conn, tenant: TenantCondition, first: date, stop: date) -> tuple[list, list, list]:
-    where, params = _range_where(tenant, "day", first, stop)
+    where, params = range_where(tenant, "day", first, stop)
     daily = await (await conn.execute(f"SELECT * FROM viewer_daily_rollup WHERE {where}", params)).fetchall()
     durations = await (await conn.execute(
         f"SELECT bucket, sum(n)::bigint AS n FROM viewer_daily_duration_rollup WHERE {where} GROUP BY 1",
@@ -248,23 +266,9 @@ async def get_stats(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     """
     tenant = tenant_of(scope, client_id)
     condition = tenant_condition(scope, client_id)
-    run_scope = narrowed(scope, client_id)
-    stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
-    live_ranges = [(start, end)]
-    rolled = None
-    if use_rollups and _is_midnight(start) and _is_midnight(end) and start < stop:
-        rolled = (start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date())
-        live_ranges = [(stop, end)] if end > stop else []
     daily, durations, nodes = [], [], []
-    async with scoped_transaction(pool, run_scope) as conn:
-        if rolled:
-            # Days not rolled up yet (a new day, a first start) are aggregated live instead.
-            gap = await (await conn.execute(
-                "SELECT min(d)::date AS gap FROM generate_series(%s::date, %s::date - 1, interval '1 day') d"
-                " WHERE NOT EXISTS (SELECT 1 FROM viewer_rollup_days r WHERE r.day = d::date)", rolled)).fetchone()
-            if gap["gap"] is not None:
-                rolled = (rolled[0], gap["gap"])
-                live_ranges = [(_utc_midnight(gap["gap"]), end)]
+    async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
+        rolled, live_ranges = await split_rolled(conn, start, end) if use_rollups else (None, [(start, end)])
         if rolled and rolled[0] < rolled[1]:
             d, h, n = await _rolled(conn, condition, *rolled)
             daily += d

@@ -12,19 +12,15 @@ built by the bridge both agree; a log whose metrics say otherwise keeps its own 
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core.db import Scope, scoped_transaction
-from collector_api.store.core.scope import TenantCondition, narrowed, tenant_condition
-
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+from collector_api.store.core.scope import narrowed, tenant_condition
+from collector_api.store.logs.stats import range_where, split_rolled
 
 # Live SQL (also what store.rollups writes into the rollup tables, per tenant and UTC day).
 USAGE_LIVE = (
@@ -60,23 +56,6 @@ _MODELS_ROLLED = (
 _CRITICAL_ROLLED = "SELECT node, sum(n) AS n FROM viewer_daily_critical_rollup WHERE {where} GROUP BY 1"
 _TICKET_SUMS = ("success", "partial", "failed", "input_tokens", "output_tokens", "cost_usd")
 _MODEL_SUMS = ("calls", "input_tokens", "output_tokens", "cost_usd")
-
-
-class BadMonth(ValueError):
-    """A month that is not YYYY-MM (the message names it)."""
-
-
-def parse_month(text: str) -> tuple[datetime, datetime]:
-    """`2026-11` -> [2026-11-01, 2026-12-01) in UTC."""
-    match = _MONTH.match(text.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-        raise BadMonth(f"month: expected a month like 2026-11 (YYYY-MM), got {text[:40]!r}")
-    year, month = int(match.group(1)), int(match.group(2))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    if year == 9999 and month == 12:
-        raise BadMonth(f"month: {text[:40]!r} is past the last month supported")
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
 
 
 @dataclass
@@ -131,31 +110,6 @@ class UsageReport:
                 "clients": [c.as_dict() for c in self.clients]}
 
 
-def _utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _where(tenant: TenantCondition, column: str, first, stop) -> tuple[str, list]:
-    condition, params = tenant
-    return f"{condition.as_string()} AND {column} >= %s AND {column} < %s", [*params, first, stop]
-
-
-async def _split(conn, start: datetime, end: datetime) -> tuple[tuple[date, date] | None, list[tuple]]:
-    """(whole days to read from the rollups, ranges to aggregate live): as store.stats does, the
-    rollups serve whole UTC days up to the first day not rolled up yet; the rest is live."""
-    aligned = all(m.astimezone(UTC).timetz().replace(tzinfo=None) == time.min for m in (start, end))
-    stop = _utc_midnight(datetime.now(UTC).date() + timedelta(days=1))
-    if not aligned or start >= stop:
-        return None, [(start, end)]
-    first, last = start.astimezone(UTC).date(), min(end, stop).astimezone(UTC).date()
-    gap = await (await conn.execute(
-        "SELECT min(d)::date AS gap FROM generate_series(%s::date, %s::date - 1, interval '1 day') d"
-        " WHERE NOT EXISTS (SELECT 1 FROM viewer_rollup_days r WHERE r.day = d::date)", (first, last))).fetchone()
-    if gap["gap"] is not None:
-        return (first, gap["gap"]), [(_utc_midnight(gap["gap"]), end)]
-    return (first, last), ([(stop, end)] if end > stop else [])
-
-
 def _exact(name: str, value: Any) -> Any:
     """Counts and tokens as Python ints (PostgreSQL sums them as numeric: no bigint overflow), cost as float."""
     if value is None:
@@ -181,14 +135,14 @@ async def get_usage(pool: AsyncConnectionPool, scope: Scope, start: datetime, en
     tenant = tenant_condition(scope, client_id)
     clients: dict[str, ClientUsage] = {}
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
-        rolled, live = await _split(conn, start, end) if use_rollups else (None, [(start, end)])
+        rolled, live = await split_rolled(conn, start, end) if use_rollups else (None, [(start, end)])
         if rolled and rolled[0] < rolled[1]:
-            where, params = _where(tenant, "day", *rolled)
+            where, params = range_where(tenant, "day", *rolled)
             tickets = await (await conn.execute(_TICKETS_ROLLED.format(where=where), params)).fetchall()
             models = await (await conn.execute(_MODELS_ROLLED.format(where=where), params)).fetchall()
             _add(clients, tickets, models)
         for lo, hi in live:
-            where, params = _where(tenant, "executed_at", lo, hi)
+            where, params = range_where(tenant, "executed_at", lo, hi)
             tickets = await (await conn.execute(_TICKETS_LIVE.format(where=where), params)).fetchall()
             models = await (await conn.execute(
                 "SELECT client_id, model, sum(calls) AS calls, sum(input_tokens) AS input_tokens,"
@@ -205,42 +159,16 @@ async def get_critical_nodes(pool: AsyncConnectionPool, scope: Scope, start: dat
     tenant = tenant_condition(scope, client_id)
     counts: dict[str, int] = {}
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
-        rolled, live = await _split(conn, start, end) if use_rollups else (None, [(start, end)])
+        rolled, live = await split_rolled(conn, start, end) if use_rollups else (None, [(start, end)])
         parts = []
         if rolled and rolled[0] < rolled[1]:
-            parts.append((_CRITICAL_ROLLED, _where(tenant, "day", *rolled)))
+            parts.append((_CRITICAL_ROLLED, range_where(tenant, "day", *rolled)))
         for lo, hi in live:
             parts.append(("SELECT node, sum(n) AS n FROM (" + CRITICAL_LIVE + ") d GROUP BY 1",
-                          _where(tenant, "executed_at", lo, hi)))
+                          range_where(tenant, "executed_at", lo, hi)))
         for query, (where, params) in parts:
             for r in await (await conn.execute(query.format(where=where), params)).fetchall():
                 counts[r["node"]] = counts.get(r["node"], 0) + int(r["n"])
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [{"node": node, "tickets": n} for node, n in ranked]
 
-
-CSV_COLUMNS = ("client_id", "period_start", "period_end", "model", "tickets", "success", "partial", "failed",
-               "llm_calls", "input_tokens", "output_tokens", "cost_usd")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (ids and model names are tenant-chosen)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def usage_csv(report: UsageReport) -> str:
-    """For billing: per client one line of totals (model `*`), then one line per model."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    period = (report.start.isoformat(), report.end.isoformat())
-    for c in report.clients:
-        d = c.as_dict()
-        writer.writerow([_cell(c.client_id), *period, "*", d["tickets"], d["success"], d["partial"], d["failed"],
-                         d["llm_calls"], d["input_tokens"], d["output_tokens"], f"{d['cost_usd']:.8f}"])
-        for m in d["models"]:
-            writer.writerow([_cell(c.client_id), *period, _cell(m["model"]), "", "", "", "", m["calls"],
-                             m["input_tokens"], m["output_tokens"], f"{m['cost_usd']:.8f}"])
-    return out.getvalue()

@@ -1,12 +1,12 @@
 """Helpers shared by the convention readers. Pure."""
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector_api.contract.jsontext import loads_bounded
+from collector_api.contract.numbers import finite_number
 
 # The fields a reader may return (collector_api.traces.conventions.combine merges them by precedence).
 FIELDS = ("kind", "model", "provider", "input_tokens", "output_tokens", "total_tokens", "cache_read",
@@ -35,23 +35,19 @@ def count(value: Any) -> int | None:
     if isinstance(value, str):
         text = value.strip()
         return int(text) if text.isdigit() and len(text) <= 13 and int(text) <= COUNT_MAX else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return int(value) if isinstance(value, (int, float)) and 0 <= value <= COUNT_MAX else None
+    number = finite_number(value)
+    return int(number) if number is not None and 0 <= number <= COUNT_MAX else None
 
 
 def number(value: Any, *, signed: bool = False) -> float | None:
     """A finite number, non-negative unless `signed` (a score may be below 0), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (str, int)):
+    if isinstance(value, str):
         try:
-            value = float(value)  # an int from JSON may be beyond float: OverflowError
-        except (ValueError, OverflowError):
+            value = float(value)
+        except ValueError:
             return None
-    if isinstance(value, float) and math.isfinite(value) and (signed or value >= 0):
-        return value
-    return None
+    number = finite_number(value)
+    return number if number is not None and (signed or number >= 0) else None
 
 
 def text(value: Any) -> str | None:

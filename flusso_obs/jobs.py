@@ -1,0 +1,91 @@
+"""The job registry: every piece of background work a server process does, as store Job objects.
+
+`server_jobs` lists them, each with its callable, interval and leader lock (the ids live in
+collector_api.store.core.locks, so no two uses collide). Add a job here and every server
+process's maintenance loop (collector_api.store.core.jobs, started by flusso_obs/server.py) runs
+it, leader-elected, once per interval across replicas; a per-process job runs in every process.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.alerts.job import AlertConfig, alert_tick
+from collector_api.alerts.webhooks import parse_allow_list
+from collector_api.contract.derived import derive_rows
+from collector_api.store.core import locks
+from collector_api.store.core.jobs import Job
+from collector_api.store.logs.backfill import backfill_derived
+from collector_api.store.logs.partitions import maintain_partitions
+from collector_api.store.logs.rollups import refresh_rollups
+from collector_api.store.traces.staging import staging_upkeep
+from collector_api.telemetry.counters import IngestCounters, flush_counters
+from collector_api.traces.assembly import AssemblyConfig, assemble_due
+from collector_api.traces.routes import TracesRuntime
+from config.server import ServerSettings
+
+PARTITION_INTERVAL_S = 3600.0
+DERIVED_BACKFILL_INTERVAL_S = 30.0  # an idle run is one index probe
+STAGING_UPKEEP_INTERVAL_S = 60.0
+MAX_ASSEMBLY_PASSES = 20
+
+
+def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, counters: IngestCounters,
+                traces: TracesRuntime) -> list[Job]:
+    """The jobs of one server process, from its settings.
+
+    Always: partition upkeep (months ahead; rows out of DEFAULT), the ingest counters' flush (per
+    process: each flushes its own memory) and the derived-figures backfill (logs stored before
+    migration 0013). The overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
+    overview then aggregates raw logs on every request); trace assembly and the staging table's
+    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
+    interval is 0."""
+    jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
+                lambda: asyncio.to_thread(maintain_partitions, dsn))]
+    if settings.flusso_rollup_refresh_seconds > 0:
+        jobs.append(Job("rollup-refresh", settings.flusso_rollup_refresh_seconds, locks.JOB_ROLLUP_REFRESH,
+                        lambda: refresh_rollups(pool)))
+    jobs.append(Job("ingest-counters", settings.flusso_ingest_counters_flush_seconds, 0,
+                    lambda: flush_counters(counters, pool), per_process=True))
+    jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
+                    lambda: backfill_derived(pool, derive_rows)))
+    alerts = alert_job(settings, pool)  # built even when alerts are off: a bad FLUSSO_WEBHOOK_ALLOW stops the start
+    assembly = trace_assembly(pool, settings, traces)
+    if assembly is not None:  # staged traces -> workflow logs, and the staging table's hourly partitions
+        retention_s = settings.flusso_trace_max_age_seconds + settings.flusso_trace_late_window_seconds
+        jobs.append(Job("trace-assembly", settings.flusso_trace_assembly_seconds, locks.JOB_TRACE_ASSEMBLY,
+                        assembly))
+        jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
+                        lambda: asyncio.to_thread(staging_upkeep, dsn, retention_s)))
+    if settings.flusso_alert_interval_s > 0:
+        jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS,
+                        alerts))
+    return jobs
+
+
+def alert_job(settings: ServerSettings, pool: AsyncConnectionPool) -> Callable[[], Awaitable[object]]:
+    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
+    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
+                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url)
+    return lambda: alert_tick(pool, config)
+
+
+def trace_assembly(pool: AsyncConnectionPool, settings: ServerSettings,
+                   runtime: TracesRuntime) -> Callable[[], Awaitable[None]] | None:
+    """The trace-assembly job's work (None without FLUSSO_PII_HASH_KEY: nothing is staged)."""
+    if runtime.secret is None:
+        return None
+    cfg = AssemblyConfig(runtime.secret, runtime.prices, quiet_s=settings.flusso_trace_quiet_seconds,
+                         max_age_s=settings.flusso_trace_max_age_seconds)
+
+    async def run() -> None:
+        for _ in range(MAX_ASSEMBLY_PASSES):  # a backlog is worked off in batches, in one run
+            report = await assemble_due(pool, cfg)
+            for outcome, n in report.counts.items():
+                runtime.traces.labels(outcome).inc(n)
+            if sum(report.counts.values()) < cfg.batch:
+                return
+
+    return run
