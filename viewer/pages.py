@@ -230,7 +230,8 @@ def node_rows(a: Mapping, b: Mapping, crit_a: set[str], crit_b: set[str]) -> lis
     """Per node: both durations (ms), b - a, and whether it was on each critical path."""
     names = list(dict.fromkeys([*a, *b]))
     return [{"node": str(n), "a": finite_number(a.get(n)), "b": finite_number(b.get(n)),
-             "diff": _diff(a.get(n), b.get(n)), "crit_a": n in crit_a, "crit_b": n in crit_b} for n in names[:MAX_COMPARED_NODES]]
+             "diff": _diff(a.get(n), b.get(n)), "crit_a": n in crit_a, "crit_b": n in crit_b}
+            for n in names[:MAX_COMPARED_NODES]]
 
 
 def _compared_side(row: dict, axis_end: float) -> dict[str, Any]:
