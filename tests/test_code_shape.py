@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,8 +158,11 @@ def test_architecture_doc_names_only_modules_that_exist():
     named = architecture_doc_names()
     assert len(named) > 40, f"docs/architecture.md names too few modules to be the map: {sorted(named)}"
     missing = []
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"].get("package-dir", {})
     for name in sorted(named):
         path = name.rstrip("/")
+        for package, folder in mapped.items():  # flusso_obs.examples is the folder examples/
+            path = folder + path[len(package):] if path == package or path.startswith(package + ".") else path
         if path.endswith(".py") or "/" in path:
             candidates = [ROOT / path, ROOT / (path + ".py")]
         else:

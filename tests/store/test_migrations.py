@@ -66,7 +66,7 @@ def test_0004_moves_node_durations_into_the_row_as_a_non_superuser_owner(pg_serv
 
 
 def test_migration_numbers_are_unique_and_well_formed():
-    """Numbers are handed out per issue (docs/architecture.md): two files may never share one."""
+    """Two migration files may never share a number (docs/architecture.md)."""
     names = sorted(p.name for p in MIGRATIONS.iterdir() if p.suffix == ".sql")
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.sql", n) for n in names), names
     versions = [int(n[:4]) for n in names]
