@@ -17,6 +17,7 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
                "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
                "otel_bridge.spantree")
+BRIDGE_PURE_MODULES = BRIDGE_PURE
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
 STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
