@@ -184,6 +184,11 @@ class ServerSettings(BaseSettings):
     flusso_bootstrap_admin_password: SecretStr | None = Field(default=None,
                                                      description="Its password (stored argon2-hashed).")
 
+    @field_validator("flusso_grpc_tls_cert", "flusso_grpc_tls_key", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _grpc_tls_pair(self) -> ServerSettings:
         if (self.flusso_grpc_tls_cert is None) != (self.flusso_grpc_tls_key is None):
