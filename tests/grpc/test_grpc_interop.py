@@ -66,6 +66,9 @@ def test_stock_grpc_exporters_logs_and_traces(grpc_server, acme_key, db_dsn):
     assembled = {r["trace_id"]: r for r in rows if r["log"]["identification"].get("source") == "otlp-traces"}
     assert set(assembled) == traces, [r["trace_id"] for r in rows]
     assert all(r["log"]["metrics"].get("llm_calls") == 1 for r in assembled.values())
+    linked = [link for r in assembled.values() for span in r["log"]["trace"]["spans"] for link in span.get("links", ())]
+    assert len(linked) == 1 and linked[0]["trace_id"] in traces  # the SDK's Link, kept through gRPC and assembly
+    assert linked[0]["attributes"] == {"link.reason": "follow-up of the previous ticket"}
 
 
 def _serve(db_dsn: str, data_dir: Path, port: int, grpc_port: int, **env) -> subprocess.Popen:
