@@ -9,12 +9,14 @@ tests/collector/test_hostile_routes.py enumerates.
 The method is registered stream-unary with raw bytes in and out (the wire is the same as unary's):
 the handler runs as soon as the call's metadata arrives, so the key is checked and the call
 admitted BEFORE the message is read, as HTTP checks the key before the body; the message is then
-read within FLUSSO_BODY_TIMEOUT_SECONDS and parsed by the pipeline in its decode slot, like an
-HTTP body. gRPC core caps the message at FLUSSO_MAX_BODY_BYTES, after gzip decompression too
-(RESOURCE_EXHAUSTED). Errors become the status of the CollectorError (collector_api.http.errors)
-with a google.rpc.Status in `grpc-status-details-bin`, carrying a google.rpc.RetryInfo when the
-sender should retry later (shedding load, draining, database down); the RetryInfo also goes in
-`google.rpc.retryinfo-bin`, the trailer the Python OTLP exporter reads.
+read within FLUSSO_BODY_TIMEOUT_SECONDS and inflated and parsed by the pipeline in its decode
+slot, exactly like an HTTP body: gRPC core is told not to decompress (`grpc-encoding` gzip or
+deflate messages arrive as sent), caps the message on the wire at FLUSSO_MAX_BODY_BYTES, and the
+edge's `inflate` caps it after decompression (both RESOURCE_EXHAUSTED). Errors become the
+status of the CollectorError (collector_api.http.errors) with a google.rpc.Status in
+`grpc-status-details-bin`, carrying a google.rpc.RetryInfo when the sender should retry later
+(shedding load, draining, database down); the RetryInfo also goes in `google.rpc.retryinfo-bin`,
+the trailer the Python OTLP exporter reads.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ class GrpcCall:
         self.metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
 
     async def read_body(self, limit: int, timeout_s: float) -> tuple[bytes, str]:
-        """The one export request message, already inflated by gRPC core (grpc-encoding: gzip)."""
+        """The one export request message as sent (gRPC core does not inflate it: see
+        `message_encoding`), and its compression."""
         messages: list[bytes] = []
         try:
             async with asyncio.timeout(timeout_s):
@@ -70,7 +73,19 @@ class GrpcCall:
             raise CollectorError("the call carried no export request message (or one over the size limit)")
         if len(messages[0]) > limit:  # gRPC core enforces it; kept so the rule does not depend on an option
             raise PayloadTooLarge(f"message exceeds the limit of {limit} bytes")
-        return messages[0], "identity"
+        return messages[0], message_encoding(messages[0])
+
+
+def message_encoding(message: bytes) -> str:
+    """How a message arrived: "gzip", "deflate" (zlib) or "identity". Decided from its first bytes,
+    which cannot be confused for gzip (0x1f is wire type 7, which no protobuf message starts with);
+    a zlib header (0x78..) reads as protobuf field 15, which no OTLP export request has."""
+    if message[:2] == b"\x1f\x8b":
+        return "gzip"
+    zlib_header = len(message) >= 2 and message[0] & 0x0F == 8 and message[0] >> 4 <= 7
+    if zlib_header and (message[0] << 8 | message[1]) % 31 == 0:
+        return "deflate"
+    return "identity"
 
 
 def error_trailers(exc: CollectorError) -> tuple[tuple[str, bytes], ...]:
@@ -155,6 +170,9 @@ async def start_grpc_edge(receivers: Iterable[Receiver], state: CollectorState, 
     raises RuntimeError when the address cannot be bound."""
     methods = grpc_methods(receivers)
     server = grpc.aio.server(options=[
+        # Messages are inflated by the edge, like HTTP bodies: in the decode slot, with ISA-L, capped
+        # at the same limit after inflating; gRPC core caps what arrives on the wire.
+        ("grpc.per_message_decompression", 0),
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.so_reuseport", 1 if options.reuse_port else 0),
     ])

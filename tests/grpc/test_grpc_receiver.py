@@ -47,6 +47,27 @@ def test_bearer_metadata_and_gzip(grpc_server, channel, acme_key, db_dsn):
     assert count_rows(db_dsn, "workflow_logs") == 1
 
 
+@pytest.mark.parametrize("compression", [grpc.Compression.Deflate, grpc.Compression.NoCompression])
+def test_deflate_and_plain_messages(grpc_server, channel, acme_key, db_dsn, compression):
+    logs_stub(channel).Export(make_request(make_record(make_log()), make_record(make_log())),
+                              metadata=(("x-api-key", acme_key),), compression=compression, timeout=CALL_TIMEOUT_S)
+    assert count_rows(db_dsn, "workflow_logs") == 2
+
+
+def test_message_encoding_is_told_from_the_first_bytes():
+    """gzip's magic is no protobuf's first byte; an OTLP request starts with field 1 (0x0a)."""
+    import gzip
+    import zlib
+
+    from collector_api.http.grpc_edge import message_encoding
+
+    message = make_request(make_record(make_log())).SerializeToString()
+    assert message[0] == 0x0A and message_encoding(message) == "identity"
+    assert message_encoding(gzip.compress(message)) == "gzip"
+    assert all(message_encoding(zlib.compress(message, level)) == "deflate" for level in (1, 6, 9))
+    assert message_encoding(b"") == message_encoding(b"\x1f") == "identity"
+
+
 def test_replay_is_not_stored_twice(grpc_server, channel, acme_key, db_dsn):
     request = make_request(make_record(make_log()))
     for _ in range(2):
