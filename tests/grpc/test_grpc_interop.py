@@ -186,3 +186,48 @@ def _in_flight(url: str) -> float:
             if line.startswith("flusso_requests_in_flight "):
                 return float(line.split()[1])
     return 0.0
+
+
+def test_serve_with_two_workers_shares_the_grpc_port(db_dsn, tmp_path):
+    """`serve --workers 2`: every worker listens on the gRPC port (SO_REUSEPORT) and serves it."""
+    key = make_key(db_dsn, "acme")
+    port, grpc_port = free_port(), free_port()
+    full = {**os.environ, "DATABASE_URL": db_dsn, "FLUSSO_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--port", str(port), "--grpc-port",
+                             str(grpc_port), "--workers", "2"], env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: _ready(f"http://127.0.0.1:{port}"), 60), _stop(proc)[-3000:]
+        logs = [make_log(ticket_id=f"W-{i}") for i in range(12)]
+        for log in logs:  # a fresh channel (connection) each: the kernel spreads them over the workers
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                call = channel.unary_unary(LOGS_METHOD, request_serializer=None, response_deserializer=None)
+                call(make_request(make_record(log)).SerializeToString(), metadata=(("x-api-key", key),), timeout=20)
+        listening = _listeners(proc.pid, grpc_port)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        out = _stop(proc)
+    assert {log["trace_id"] for log in logs} <= stored_trace_ids(db_dsn), out[-3000:]
+    assert len(listening) == 2 and proc.pid not in listening, listening  # the two workers, not the parent
+
+
+def _listeners(parent: int, port: int) -> set[int]:
+    """Processes of `parent`'s tree holding a socket that listens on `port` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    children = [int(c) for task in Path(f"/proc/{parent}/task").glob("*/children") for c in task.read_text().split()]
+    found = set()
+    for pid in [parent, *children]:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                found.add(pid)
+    return found
