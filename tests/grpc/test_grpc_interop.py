@@ -198,12 +198,14 @@ def test_serve_with_two_workers_shares_the_grpc_port(db_dsn, tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     try:
         assert wait_for(lambda: _ready(f"http://127.0.0.1:{port}"), 60), _stop(proc)[-3000:]
+        # /readyz answered by one worker says nothing of the other: wait until both listen for gRPC
+        assert wait_for(lambda: len(_listeners(proc.pid, grpc_port)) == 2, 60), _listeners(proc.pid, grpc_port)
         logs = [make_log(ticket_id=f"W-{i}") for i in range(12)]
         for log in logs:  # a fresh channel (connection) each: the kernel spreads them over the workers
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 call = channel.unary_unary(LOGS_METHOD, request_serializer=None, response_deserializer=None)
                 call(make_request(make_record(log)).SerializeToString(), metadata=(("x-api-key", key),), timeout=20)
-        listening = _listeners(proc.pid, grpc_port)
+        listening = _listeners(proc.pid, grpc_port)  # still both, after serving
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     finally:
@@ -220,10 +222,18 @@ def _listeners(parent: int, port: int) -> set[int]:
             fields = line.split()
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
                 inodes.add(fields[9])
-    children = [int(c) for task in Path(f"/proc/{parent}/task").glob("*/children") for c in task.read_text().split()]
+    try:
+        tasks = Path(f"/proc/{parent}/task").glob("*/children")
+        children = [int(c) for task in tasks for c in task.read_text().split()]
+    except OSError:
+        children = []
     found = set()
     for pid in [parent, *children]:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # the process ended meanwhile
+            continue
+        for fd in fds:
             try:
                 target = os.readlink(fd)
             except OSError:
