@@ -10,7 +10,7 @@ from collector_api.alerts.job import AlertConfig, alert_tick
 from collector_api.alerts.webhooks import AllowListError, parse_allow_list
 from collector_api.store.alerts.evaluation import window_start
 from collector_api.store.alerts.rules import create_rule, validate_rule
-from collector_api.store.alerts.rules import deliveries as alert_deliveries
+from collector_api.store.alerts import deliveries as alert_deliveries
 from collector_api.store.core.db import create_pool
 from tests.alerts.receiver import Receiver, verify
 
