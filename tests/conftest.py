@@ -18,8 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-TEMPLATE_DB = f"flusso_template_{os.getpid()}"
-OWNER_PASSWORD = "flusso-test-owner"  # ignored by the embedded server (trust on its socket)
+from tests.helpers import OWNER_PASSWORD, LiveServer
+
+TEMPLATE_DB = f"flusso_template_{os.getpid()}"  # one per process: each xdist worker migrates its own
 
 
 def _admin_dsn(dsn: str, database: str) -> str:
@@ -35,9 +36,29 @@ def _with_database(dsn: str, database: str) -> str:
     return dsn_as(_admin_dsn(dsn, database), OWNER_ROLE, OWNER_PASSWORD)
 
 
+def _create_database(server_dsn: str, prefix: str, *, template: str | None = None, owned: bool = True) -> str:
+    """A new database (a clone of `template`, or empty), owned by the owner role unless not `owned`."""
+    from collector_api.store.core.roles import OWNER_ROLE
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+    if owned:
+        statement += sql.SQL(" OWNER {}").format(sql.Identifier(OWNER_ROLE))
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(statement)
+    return name
+
+
+def _drop_database(server_dsn: str, name: str) -> None:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def pg_server_dsn():
-    """DSN of the maintenance database of a real PostgreSQL server."""
+    """DSN of the maintenance database of a real PostgreSQL server (one per xdist worker when embedded)."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
         return
@@ -56,8 +77,8 @@ def template_dsn(pg_server_dsn):
     from collector_api.store.core.migrate import apply_migrations
     from collector_api.store.core.roles import provision_owner
 
+    _drop_database(pg_server_dsn, TEMPLATE_DB)
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
     provision_owner(_admin_dsn(pg_server_dsn, TEMPLATE_DB), password=OWNER_PASSWORD)
     dsn = _with_database(pg_server_dsn, TEMPLATE_DB)
@@ -67,60 +88,48 @@ def template_dsn(pg_server_dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_partitions(conn)
     yield dsn
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+    _drop_database(pg_server_dsn, TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def template_admin_dsn(pg_server_dsn, template_dsn):
+    """The superuser's DSN of the migrated template database (provisioning a database that exists)."""
+    return _admin_dsn(pg_server_dsn, TEMPLATE_DB)
 
 
 @pytest.fixture()
 def db_dsn(pg_server_dsn, template_dsn):
     """A migrated, empty database of its own for one test, as the owner role (not a superuser)."""
-    from collector_api.store.core.roles import OWNER_ROLE
-
-    name = f"flusso_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY OWNER {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB), sql.Identifier(OWNER_ROLE)))
+    name = _create_database(pg_server_dsn, "flusso_t", template=TEMPLATE_DB)
     yield _with_database(pg_server_dsn, name)
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _drop_database(pg_server_dsn, name)
 
 
-class LiveServer:
-    """A real uvicorn server on 127.0.0.1 running the whole app in a background thread."""
+@pytest.fixture(scope="module")
+def module_db_dsn(pg_server_dsn, template_dsn):
+    """A migrated, empty database shared by one module's tests (each loads what it needs once)."""
+    name = _create_database(pg_server_dsn, "flusso_m", template=TEMPLATE_DB)
+    yield _with_database(pg_server_dsn, name)
+    _drop_database(pg_server_dsn, name)
 
-    def __init__(self, dsn: str, settings=None, port: int | None = None):
-        import socket
-        import threading
 
-        import uvicorn
+@pytest.fixture()
+def empty_db(pg_server_dsn, template_dsn):
+    """An empty database owned by the owner role (no schema yet): (owner DSN, superuser DSN)."""
+    from collector_api.store.core.roles import provision_owner
 
-        from config.server import ServerSettings
-        from flusso_obs.server import create_app
+    name = _create_database(pg_server_dsn, "flusso_e")
+    provision_owner(_admin_dsn(pg_server_dsn, name), password=OWNER_PASSWORD)
+    yield _with_database(pg_server_dsn, name), _admin_dsn(pg_server_dsn, name)
+    _drop_database(pg_server_dsn, name)
 
-        self.settings = settings or ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = port or sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> LiveServer:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+@pytest.fixture()
+def superuser_db(pg_server_dsn, template_dsn):
+    """An empty database owned by the superuser, as older versions left theirs: (superuser DSN, owner DSN)."""
+    name = _create_database(pg_server_dsn, "flusso_s", owned=False)
+    yield _admin_dsn(pg_server_dsn, name), _with_database(pg_server_dsn, name)
+    _drop_database(pg_server_dsn, name)
 
 
 @pytest.fixture()

@@ -17,8 +17,9 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
 STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
-               "collector_api.store.core.db", "collector_api.store.core.scope", "collector_api.store.ingest_health.reads",
-               "collector_api.store.reviews.reads", "collector_api.store.alerts.reads")
+               "collector_api.store.core.db", "collector_api.store.core.scope",
+               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
+               "collector_api.store.alerts.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
                   "collector_api.store.alerts.rules")
 EDGE = "collector_api.http"
@@ -164,7 +165,8 @@ def test_the_viewers_read_modules_reach_no_writer():
     for start in STORE_READS:
         for target, via in reachable(start).items():
             assert not target.startswith(STORE) or target in STORE_READS or target in (
-                "collector_api.store.core.locks",) or not _writes(target), f"{start} reaches the writer {target} via {via}"
+                "collector_api.store.core.locks",) or not _writes(target), \
+                f"{start} reaches the writer {target} via {via}"
 
 
 def _writes(module: str) -> bool:

@@ -9,11 +9,9 @@ import time
 
 import psycopg
 
-from tests.alerts.receiver import Receiver, verify
-from tests.alerts.test_evaluation import insert_logs
-from tests.cli.test_cli import cli
-from tests.cli.test_drain import readyz
-from tests.cli.test_run import free_port, wait_for
+from tests.cli.helpers import cli, free_port, readyz, wait_for
+
+from .helpers import Receiver, insert_logs, verify
 
 INTERVAL_S = 0.5
 

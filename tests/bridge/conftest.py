@@ -15,8 +15,9 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 import otel_bridge
-from config.bridge import BridgeSettings
 from otel_bridge import runtime
+
+from .helpers import settings
 
 _ENV_VARS = ("LOG_COLLECTOR_URL", "LOG_COLLECTOR_API_KEY", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
              "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "CLIENT_ID", "ENVIRONMENT",
@@ -165,13 +166,6 @@ def refused_url():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     return f"http://127.0.0.1:{port}"
-
-
-def settings(**kw) -> BridgeSettings:
-    base = dict(environment="test", pii_hash_key="test-key-0123456789", export_timeout_seconds=1.0,
-                log_batch_delay_millis=20, client_id="acme", workflow_version="2.3.0")
-    base.update(kw)
-    return BridgeSettings(_env_file=None, **base)
 
 
 @pytest.fixture()

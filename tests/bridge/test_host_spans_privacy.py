@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.bridge.test_process import COMMON, run
+from .helpers import COMMON, run
 
 SCENARIO = COMMON + """
 from opentelemetry import trace

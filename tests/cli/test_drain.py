@@ -14,9 +14,10 @@ import urllib.request
 import psycopg
 import pytest
 
-from tests.cli.test_run import free_port, wait_for
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key
+
+from .helpers import free_port, readyz, wait_for
 
 DRAIN_TIMEOUT_S = 15
 GRACE_S = 1.5
@@ -74,16 +75,6 @@ def slow_post(port: int, key: str, results: list, halfway: threading.Event, fini
     finally:
         conn.close()
     results.append(((*outcome, started, time.monotonic()), [log["trace_id"] for log in logs]))
-
-
-def readyz(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -12,9 +12,8 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, make_key
 
 
 def emit_with_plain_sdk(url: str, key: str, logs: list[dict], timeout: float = 10) -> None:

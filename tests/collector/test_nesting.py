@@ -7,8 +7,8 @@ from google.rpc import status_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector_api.logs.decode import MAX_NESTING
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key
 
 LIMIT_TEXT = f"limit of {MAX_NESTING} levels"
 

@@ -6,9 +6,8 @@ import time
 import httpx
 
 from config.server import ServerSettings
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, make_key
 
 
 def _stalled_upload(port: int, key: str) -> socket.socket:

@@ -16,10 +16,9 @@ from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.ingest_health.reads import read_ingest_health
 from config.server import ServerSettings
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
-from .conftest import ARTIFACTS, browser_login, login
-from .helpers import create_accounts, run_async
+from .helpers import ARTIFACTS, browser_login, create_accounts, login, run_async
 
 PB = "application/x-protobuf"
 

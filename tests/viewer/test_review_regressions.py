@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
-from tests.collector.conftest import make_key as _make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key as _make_key
 
 
 def make_key(dsn, client, scope="ingest"):

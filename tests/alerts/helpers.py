@@ -1,11 +1,15 @@
-"""A real webhook receiver on loopback: records every request; answers from a script of codes."""
+"""Alert tests: a real webhook receiver on loopback, logs inserted straight into the table, and
+the alert job's own bookkeeping (job_runs) to wait on."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
 
 
 class Receiver:
@@ -51,3 +55,16 @@ def verify(secret: str, headers: dict, body: bytes) -> bool:
     parts = dict(item.split("=", 1) for item in headers["X-Flusso-Signature"].split(","))
     expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])
+
+
+def insert_logs(dsn, client, statuses, *, at=None, duration=1.0):
+    at = at or datetime.now(UTC)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (client_id) VALUES (%s) ON CONFLICT DO NOTHING", (client,))
+        for i, status in enumerate(statuses):
+            conn.execute(
+                "INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data,"
+                " execution_time_seconds, cost_usd, hallucination_risk)"
+                " VALUES (%s, %s, %s, %s, %s, '{}', %s, 0.01, 0.2)",
+                (client, f"T-{i}", status, at - timedelta(seconds=i % 30), f"{client}-{status}-{i}-{at.timestamp()}",
+                 duration))
