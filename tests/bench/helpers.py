@@ -48,3 +48,13 @@ def check_traces_table(out: str, traces: int = 120, spans_per_trace: int = 17) -
     assert 20 < rows["collector RSS MB after run"] <= rows["collector peak RSS MB"] < 2000, out
     assert 20 < open_rss <= rows["collector peak RSS MB"], out
     return rows
+
+
+def load_bench(script: str):
+    """A bench script imported as a module (its functions, without running main())."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "bench" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
