@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -68,3 +69,23 @@ def insert_logs(dsn, client, statuses, *, at=None, duration=1.0):
                 " VALUES (%s, %s, %s, %s, %s, '{}', %s, 0.01, 0.2)",
                 (client, f"T-{i}", status, at - timedelta(seconds=i % 30), f"{client}-{status}-{i}-{at.timestamp()}",
                  duration))
+
+
+def wait_for_alert_ticks(dsn: str, ticks: int = 2, timeout: float = 20.0) -> bool:
+    """Wait until the `alert-evaluate` job has run `ticks` more times from now, each run started
+    after the one seen before (job_runs.last_run_at is a run's start, written once the run,
+    webhook deliveries included, has finished). A positive sign that the job looked again and
+    had nothing new to send, instead of a sleep of a few intervals."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        mark = conn.execute("SELECT now()").fetchone()[0]
+        seen = 0
+        while seen < ticks:
+            row = conn.execute("SELECT last_run_at FROM job_runs WHERE name = 'alert-evaluate'").fetchone()
+            if row and row[0] > mark:
+                mark, seen = row[0], seen + 1
+            elif time.monotonic() > deadline:
+                return False
+            else:
+                time.sleep(0.05)
+    return True
