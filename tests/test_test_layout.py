@@ -6,6 +6,7 @@ that should change independently. Checked on the source (ast)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,22 @@ def test_test_modules_share_code_only_through_helpers_modules():
 def test_the_check_sees_each_kind_of_import(source, expected):
     as_if = TESTS / "viewer" / "test_probe.py"  # need not exist
     assert [name for _, name in imported_test_modules(as_if, source) if forbidden(name)] == expected
+
+
+ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\s*\d+", re.I)
+
+
+def test_tests_name_the_concept_not_an_issue_number():
+    """A test, its docstring and its comments say what is checked ("stored dates are bounded"),
+    not the number of the ticket that asked for it: the number tells a later reader nothing."""
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for path in sorted(TESTS.rglob("*.py")) if "node_modules" not in path.parts
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if ISSUE_NUMBER.search(line)]
+    assert not found, "\n".join(found)
+
+
+def test_the_issue_number_check_sees_the_usual_spellings():
+    for number in ("12 point 2", "#7", " 14)"):
+        for word in ("Issue ", "issue", "issues "):
+            assert ISSUE_NUMBER.search(word + number), word + number
+    assert not ISSUE_NUMBER.search("the issue is the 2 slow tests")

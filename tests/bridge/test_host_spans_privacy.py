@@ -1,4 +1,4 @@
-"""The redaction boundary towards the host's own tracing (issue 11, point 1).
+"""The redaction boundary towards the host's own tracing.
 
 Each case runs in a fresh interpreter (the global TracerProvider can be set once per
 process): the host's SDK TracerProvider exports to an InMemorySpanExporter, set up before

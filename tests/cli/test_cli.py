@@ -109,7 +109,7 @@ def test_runner_does_not_import_the_cli():
 
 
 def test_usage_command_table_csv_and_bad_month(db_dsn):
-    """Issue 19: `flusso-obs usage` prints the same figures as the API's CSV; a bad month names it."""
+    """`flusso-obs usage` prints the same figures as the API's CSV; a bad month names it."""
     from datetime import UTC, datetime, timedelta
 
     from tests.viewer.helpers import make_log, store_logs
@@ -128,7 +128,7 @@ def test_usage_command_table_csv_and_bad_month(db_dsn):
     bad = cli("usage", "--month", "2026-13", dsn=db_dsn)
     assert bad.returncode == 2 and "2026-13" in bad.stderr
 def test_settings_hide_secrets_and_the_demo_key_stays_off_the_command_line():
-    """Issue 12 point 6: secrets are SecretStr (never in a repr or a log of the settings), and
+    """Secrets are SecretStr (never in a repr or a log of the settings), and
     `run` hands the demo sender its key in the environment, not in argv (visible in `ps`)."""
     from config.server import ServerSettings
     from flusso_obs.runner import demo_command

@@ -1,4 +1,4 @@
-"""SIGTERM drains `flusso-obs serve` (issue 14): /readyz 503, new ingest 503 + Retry-After, the
+"""SIGTERM drains `flusso-obs serve`: /readyz 503, new ingest 503 + Retry-After, the
 requests in progress finish and commit, the process exits within FLUSSO_DRAIN_TIMEOUT_S; the
 same with --workers. A real `serve` subprocess, real senders on loopback, a real SIGTERM."""
 import http.client

@@ -1,4 +1,4 @@
-"""Issue 12 point 5: one nesting limit (decode.MAX_NESTING levels) for a workflow log on both
+"""One nesting limit (decode.MAX_NESTING levels) for a workflow log on both
 ingest endpoints. At the limit a log is stored and readable; beyond it, 400 naming the limit."""
 import json
 

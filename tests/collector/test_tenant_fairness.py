@@ -1,4 +1,4 @@
-"""Issue 12 point 4: one tenant holding many slow uploads cannot starve the others; a stalled
+"""One tenant holding many slow uploads cannot starve the others; a stalled
 body times out (408) and frees its slots."""
 import socket
 import time

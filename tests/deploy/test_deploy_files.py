@@ -37,7 +37,7 @@ def settings_env_names() -> set[str]:
     return names
 
 
-# The secrets compose cannot generate: required, no default (issue 12 point 1).
+# The secrets compose cannot generate: required, no default.
 REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "PII_HASH_KEY")
 
 

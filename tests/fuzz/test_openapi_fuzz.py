@@ -1,4 +1,4 @@
-"""Issue 12, fuzzing: schemathesis generates requests from the app's own /openapi.json (viewer API
+"""Fuzzing: schemathesis generates requests from the app's own /openapi.json (viewer API
 and collector routes) and sends them to a live server on 127.0.0.1 with real PostgreSQL, a real
 ingest key, read key and provider session. Every answer must be < 500 and match the schema
 (status code, content type, body). A stateful run follows the schema's links.

@@ -1,4 +1,4 @@
-"""The alerts page (issue 18): provider only, CSRF, field-named errors, the secret shown once,
+"""The alerts page: provider only, CSRF, field-named errors, the secret shown once,
 markup in a rule's name escaped; and the same in real headless Chromium."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ingest health (issue 14): counters against a seeded run with known rejections, sent as real
+"""Ingest health: counters against a seeded run with known rejections, sent as real
 requests to a real server; provider-only access; silence and median gaps; the page in Chromium."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 points 3 and 6 (viewer side): form bodies capped before reading, argon2 off the event
+"""Login and form hardening (viewer side): form bodies capped before reading, argon2 off the event
 loop with a bound, per-address limit with a growing per-account delay (no lock-out anyone can
 trigger), FLUSSO_COOKIE_SECURE=auto."""
 import asyncio

@@ -1,4 +1,4 @@
-"""Issue 19 in the viewer: the usage report (page, JSON, CSV), comparing two tickets, the critical
+"""Usage and comparison in the viewer: the usage report (page, JSON, CSV), comparing two tickets, the critical
 path on the waterfall and the overview."""
 from __future__ import annotations
 
