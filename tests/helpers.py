@@ -3,9 +3,11 @@ helpers.py; test modules never import each other or a conftest (tests/test_test_
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
+import urllib.request
 
 # The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
 # shared with the collector. Everything else of otel_bridge is the client runtime. The import
@@ -41,6 +43,18 @@ def wait_until(predicate, timeout: float = 20.0, every: float = 0.1) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics (Prometheus text): the value of `name` with exactly
+    `labels`, or None while there is no such sample."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$", line)
+        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) == labels:
+            return float(match[3])
+    return None
 
 
 class LiveServer:
