@@ -1,10 +1,18 @@
-"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test. This is
+the one place that creates databases (db_dsn, module_db_dsn, empty_db, superuser_db).
 
 TEST_DATABASE_URL points at a server of your own (a superuser's DSN); otherwise an embedded one
 is started once per session in a temporary directory. The schema is migrated once into a
 template database and cloned per test (CREATE DATABASE ... TEMPLATE), which keeps isolation
 cheap. As in production, the superuser only creates the roles and databases: migrations, the
 app and the tests' own queries run as the NOSUPERUSER owner role (store.roles).
+
+`make test` runs the suite with pytest-xdist (`-n auto --dist load`). Each worker is a session
+of its own: its own embedded PostgreSQL (a temporary directory per worker, so nothing is shared:
+not even the cluster-wide roles some tests alter) and its own template, named by its pid. With
+TEST_DATABASE_URL the workers share your server, each with its own template. `--dist load`
+hands tests out in the collected order, which pytest_collection_modifyitems below ends with the
+browser tests: each worker runs its browser tests after all its other tests.
 """
 from __future__ import annotations
 
