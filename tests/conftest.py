@@ -152,3 +152,16 @@ def pytest_collection_modifyitems(session, config, items):
     loop on the main thread for the rest of the session, after which `asyncio.run()` (used by
     store and CLI tests) refuses to start; running them last keeps any order of paths working."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+_browser_ran: list[str] = []  # in this process (this xdist worker)
+
+
+def pytest_runtest_setup(item):
+    """Say so plainly if a scheduler (an xdist --dist mode other than load, a reordering
+    plugin) ever hands this process another test after a browser test."""
+    if item.get_closest_marker("browser") is not None:
+        _browser_ran.append(item.nodeid)
+    elif _browser_ran:
+        pytest.fail(f"{item.nodeid} runs after the browser test {_browser_ran[-1]} in the same process: "
+                    "browser tests must come last (use --dist load with xdist)", pytrace=False)
