@@ -103,9 +103,11 @@ def test_sigterm_drains_without_losing_an_acknowledged_log(db_dsn, tmp_path, wor
         time.sleep(0.2)  # its headers are in: the server has admitted it
         sigterm_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        finish.set()
         ready_codes = []
+        # the drain has begun (readyz says 503) before the slow request sends the rest of its body
+        assert wait_for(lambda: ready_codes.append(readyz(url)) or ready_codes[-1] == 503, 10, every=0.02), \
+            ready_codes
+        finish.set()
         while proc.poll() is None and time.monotonic() - sigterm_at < DRAIN_TIMEOUT_S + 10:
             ready_codes.append(readyz(url))
             time.sleep(0.05)
