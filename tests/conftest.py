@@ -223,8 +223,10 @@ _browser_ran: list[str] = []  # in this process (this xdist worker)
 
 
 def pytest_runtest_setup(item):
-    """Say so plainly if a scheduler (an xdist --dist mode other than load, a reordering
-    plugin) ever hands this process another test after a browser test."""
+    """Say so plainly if xdist's scheduler (a --dist mode other than load) ever hands this
+    worker another test after a browser test."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if item.get_closest_marker("browser") is not None:
         _browser_ran.append(item.nodeid)
     elif _browser_ran:
