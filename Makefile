@@ -20,8 +20,13 @@ DEMO_TICKETS ?= 50
 run: $(STAMP)
 	$(BIN)/flusso-obs run --demo-tickets $(DEMO_TICKETS)
 
+# The suite runs on every core (pytest-xdist): one embedded PostgreSQL per worker, tests handed
+# out in collected order (--dist load), so each worker still runs its browser tests last.
+# PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS passes anything else to pytest.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP) interop
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 # tests/interop: each third-party instrumentation in its own venv (pinned requirements), and the
 # Node agent's node_modules (npm ci from package-lock.json). Stamps: a second run installs nothing;

@@ -312,6 +312,33 @@ def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.
     raise SystemExit("FAILED: server not ready within 60 s")
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# What makes a commit durable: WAL flushed to disk before COMMIT returns (any synchronous_commit
+# but "off" flushes locally), and fsync really flushing.
+DURABLE_SETTINGS = "SELECT current_setting('fsync'), current_setting('synchronous_commit')"
+
+
+def verify_after_run(dsn: str, sent: int) -> str:
+    """Count the rows once the collector has stopped, and read the server's durability settings.
+    Says "durable, verified" only when every log sent is there once and commits were flushed."""
+    rows, distinct = query(dsn, "SELECT count(*), count(DISTINCT trace_id) FROM workflow_logs")
+    if (rows, distinct) != (sent, sent):
+        raise SystemExit(f"FAILED: after the run {sent} logs sent, {rows} rows stored ({distinct} distinct ids)")
+    fsync, sync_commit = query(dsn, DURABLE_SETTINGS)
+    settings = f"fsync={fsync}, synchronous_commit={sync_commit}"
+    if fsync == "on" and sync_commit != "off":
+        return f"{sent} = {rows}, each once; {settings}: durable, verified"
+    return f"{sent} = {rows}, each once; {settings}: durability NOT verified (commits may not be on disk)"
+
+
 def _tree(pid: int) -> list[int]:
     """The process and its descendants (uvicorn workers when --workers > 1)."""
     pids = [pid]
@@ -443,6 +470,7 @@ def main() -> int:
 
         postmaster = (postgres_pids(admin) or [None])[0]
         cpu_per_log: dict[str, float] = {}  # ms of CPU per log, by phase and process
+        counted: list[int] = []  # rows counted in PostgreSQL after each pre-encoded phase
 
         def cpu_mark() -> tuple[float, float]:
             return (tree_cpu_seconds(postmaster) if postmaster else float("nan"), tree_cpu_seconds(server.pid))
@@ -461,6 +489,7 @@ def main() -> int:
             stored = query(collector_dsn, "SELECT count(*), count(DISTINCT trace_id) FROM workflow_logs")
             if tuple(stored) != (args.logs, args.logs):
                 raise SystemExit(f"FAILED: sent {args.logs} logs, stored {stored[0]} rows ({stored[1]} distinct ids)")
+            counted.append(stored[0])
             return (args.logs / elapsed, elapsed, [x for r in results for x in r[1]], sum(r[2] for r in results))
 
         def copy_phase(cpus: set[int] | None) -> tuple[float, float]:
@@ -499,7 +528,6 @@ def main() -> int:
                 set_cpus(_tree(server.pid), set(cores))
             split = (split_rate, split_copy, split_rate / split_copy, pct(split_lat, .5), pct(split_lat, .99),
                      len(db_cpus), len(app_cpus))
-        stored = (args.logs, args.logs)
         live_rate = float("nan")
         if live_logs:
             query(admin, "CHECKPOINT")
@@ -511,10 +539,15 @@ def main() -> int:
                 raise SystemExit(f"FAILED: live exporters sent {live_logs}, stored {total - args.logs}")
             live_rate = live_logs / live_elapsed
         hwm_all = vm_kib(server.pid, "VmHWM") / 1024
+        stop_server(server)  # every acknowledged log must be in PostgreSQL now, none in the collector
+        server = None
+        after_run = verify_after_run(collector_dsn, args.logs + live_logs)
 
-        rows_note = f"{args.logs} = {stored[0]}  (durable, verified)"
         lines = [
-            ("logs sent = rows stored (pre-encoded phase)", rows_note),
+            ("logs sent = rows stored (pre-encoded phase)",
+             f"{args.logs} = {counted[-1]}  (counted in PostgreSQL after the phase)" if counted else
+             f"{args.logs} sent; rows not counted"),
+            ("rows after the run (collector stopped)", after_run),
             ("document size / request", f"~{doc_kb:.1f} KB JSON, {args.batch} logs/request, gzip"),
             (f"collector, {args.procs} sender procs", f"{rate:,.0f} logs/s  ({rate / args.batch:,.1f} req/s, "
                                                        f"{elapsed:.1f} s, {retries} retried 503/429)"),
@@ -551,13 +584,9 @@ def main() -> int:
         return 0
     finally:
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            if not ok:
-                print("server log tail:\n" + (workdir / "server.log").read_text()[-2000:], file=sys.stderr)
+            stop_server(server)
+        if not ok and (workdir / "server.log").exists():
+            print("server log tail:\n" + (workdir / "server.log").read_text()[-2000:], file=sys.stderr)
         if args.dsn:
             with psycopg.connect(args.dsn, autocommit=True) as conn:
                 for name in (f"bench_ingest_{os.getpid()}_c", f"bench_ingest_{os.getpid()}_copy"):

@@ -9,15 +9,11 @@ import ast
 from functools import cache
 from pathlib import Path
 
+from tests.helpers import BRIDGE_PURE
+
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
-# The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
-# shared with the collector. Everything else of otel_bridge is the client runtime.
-BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
-               "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
-               "otel_bridge.spantree")
-BRIDGE_PURE_MODULES = BRIDGE_PURE
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
 STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",

@@ -13,22 +13,10 @@ from collector_api.alerts.webhooks import AllowListError, parse_allow_list
 from collector_api.store.alerts import deliveries as alert_deliveries
 from collector_api.store.alerts.evaluation import window_start
 from collector_api.store.core.db import create_pool
-from tests.alerts.receiver import Receiver, verify
+
+from .helpers import Receiver, insert_logs, verify
 
 KEY = "test-master-key-" + "m" * 32
-
-
-def insert_logs(dsn, client, statuses, *, at=None, duration=1.0):
-    at = at or datetime.now(UTC)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO tenants (client_id) VALUES (%s) ON CONFLICT DO NOTHING", (client,))
-        for i, status in enumerate(statuses):
-            conn.execute(
-                "INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data,"
-                " execution_time_seconds, cost_usd, hallucination_risk)"
-                " VALUES (%s, %s, %s, %s, %s, '{}', %s, 0.01, 0.2)",
-                (client, f"T-{i}", status, at - timedelta(seconds=i % 30), f"{client}-{status}-{i}-{at.timestamp()}",
-                 duration))
 
 
 def run(dsn, fn):

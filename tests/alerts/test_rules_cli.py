@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from collector_api.alerts.rules import AlertRuleError, parse_window, signing_secret, validate_rule
-from tests.cli.test_cli import cli
+from tests.cli.helpers import cli
 
 BASE = ["alerts", "create", "--name", "acme failures", "--metric", "failure_rate", "--op", ">",
         "--threshold", "0.2", "--window", "15m", "--webhook", "http://127.0.0.1:9/hook"]

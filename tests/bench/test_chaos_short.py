@@ -1,4 +1,4 @@
-"""The chaos suite's short mode (issue 13): every fault, a few hundred tickets, real processes
+"""The chaos suite's short mode: every fault, a few hundred tickets, real processes
 (client, `flusso-obs serve`, embedded PostgreSQL); 0 lost and 0 stored twice, within 5 minutes."""
 
 import subprocess

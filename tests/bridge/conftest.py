@@ -15,8 +15,9 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 import otel_bridge
-from config.bridge import BridgeSettings
 from otel_bridge import runtime
+
+from .helpers import settings
 
 _ENV_VARS = ("LOG_COLLECTOR_URL", "LOG_COLLECTOR_API_KEY", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
              "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "CLIENT_ID", "ENVIRONMENT",
@@ -55,6 +56,7 @@ class Receiver:
         self.behaviour = {"status": 200, "delay_s": 0.0, "body": b"", "headers": {}}
         self.script: list[dict] = []  # per-request behaviours used first, in order
         self.lock = threading.Lock()
+        self.open_connections = 0  # accepted and not yet closed (see settle)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,11 +83,31 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self):  # noqa: N802 - settle()'s marker: answered, never recorded
+                self.send_response(204)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request, client_address):  # in the accept loop, in arrival order
+                with receiver.lock:
+                    receiver.open_connections += 1
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request):  # in the connection's thread, once it is done
+                try:
+                    super().shutdown_request(request)
+                finally:
+                    with receiver.lock:
+                        receiver.open_connections -= 1
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -117,6 +139,20 @@ class Receiver:
                 return recs
             time.sleep(0.02)
         return self.records()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Return once every connection that reached the receiver before the call has been
+        handled and closed (a killed client's last request too): a behaviour set afterwards then
+        applies only to requests sent afterwards. Connections are accepted in arrival order, so
+        when a marker connection of our own has been answered, every earlier one was counted."""
+        with socket.create_connection(self.server.server_address, timeout=timeout) as marker:
+            marker.sendall(b"GET /settle HTTP/1.1\r\nHost: receiver\r\nConnection: close\r\n\r\n")
+            while marker.recv(4096):
+                pass
+        deadline = time.monotonic() + timeout
+        while self.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not self.open_connections, f"{self.open_connections} connections still open after {timeout} s"
 
     def close(self):
         self.server.shutdown()
@@ -165,13 +201,6 @@ def refused_url():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     return f"http://127.0.0.1:{port}"
-
-
-def settings(**kw) -> BridgeSettings:
-    base = dict(environment="test", pii_hash_key="test-key-0123456789", export_timeout_seconds=1.0,
-                log_batch_delay_millis=20, client_id="acme", workflow_version="2.3.0")
-    base.update(kw)
-    return BridgeSettings(_env_file=None, **base)
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""The redaction boundary towards the host's own tracing (issue 11, point 1).
+"""The redaction boundary towards the host's own tracing.
 
 Each case runs in a fresh interpreter (the global TracerProvider can be set once per
 process): the host's SDK TracerProvider exports to an InMemorySpanExporter, set up before
@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.bridge.test_process import COMMON, run
+from .helpers import COMMON, run
 
 SCENARIO = COMMON + """
 from opentelemetry import trace

@@ -26,7 +26,7 @@ SECRETS = [
     "AKIAIOSFODNN7EXAMPLE",
     "hunter2-Sup3rS3cret!",
 ]
-# Issue 11, point 4: fields outside the exact-key list, percent-encoded emails, names in
+# Personal data beyond the exact keys: fields outside the exact-key list, percent-encoded emails, names in
 # exception text (known only from those fields).
 BY_KEY = {"first_name": "Rosalind", "last_name": "Okonkwo", "name": "Tancredi Falconeri",
           "customer_address": "Via dei Mille 42, Torino", "phone_number": "06 1234 567"}

@@ -1,4 +1,4 @@
-"""Issue 11: the free-text detectors are linear-time and still catch every planted value;
+"""The free-text detectors are linear-time and still catch every planted value;
 personal data is recognized by key words, in percent-encoded URLs and next to '_' or digits."""
 
 import string
@@ -163,7 +163,7 @@ def test_generated_values_are_valid():
     assert iban_ok(_iban("DE", "370400440532013000")) and luhn_ok(_luhn_complete("411111111111111"))
 
 
-# --- percent-encoded emails (issue 11, point 4) ------------------------------------------
+# --- percent-encoded emails -------------------------------------------------------------
 
 @pytest.mark.parametrize("text", [
     "GET https://crm.example.com/search?email=ann%40example.com&page=2",
@@ -187,7 +187,7 @@ def test_percent_signs_in_ordinary_text_are_left_alone():
         assert R.scrub_text(text) == text
 
 
-# --- personal data by key (issue 11, point 4) ---------------------------------------------
+# --- personal data by key ----------------------------------------------------------------
 
 @pytest.mark.parametrize("key,kind", [
     ("first_name", "name"), ("last_name", "name"), ("lastName", "name"), ("customer-full-name", "name"),

@@ -1,30 +1,12 @@
 """Process-level behaviour, each in a fresh interpreter: joining the host's TracerProvider,
 fork safety, the exit hook."""
 
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
+from .helpers import COMMON, run
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOG_COLLECTOR"))}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-COMMON = """
-import sys, json, os, time
-import otel_bridge
-from otel_bridge import workflow, node, record
-from config.bridge import BridgeSettings
-S = dict(_env_file=None, environment="test", pii_hash_key="k", log_batch_delay_millis=20, export_timeout_seconds=1)
-"""
 
 
 def test_joins_an_existing_sdk_provider_whatever_its_sampler():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_import_rules import BRIDGE_PURE_MODULES
+from tests.helpers import BRIDGE_PURE
 
 PROBE = r"""
 import importlib, json, sys, threading
@@ -28,8 +28,8 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("module", BRIDGE_PURE_MODULES + ("collector_api.traces.otlp_spans",
-                                                          "collector_api.contract.schema"))
+@pytest.mark.parametrize("module", BRIDGE_PURE + ("collector_api.traces.otlp_spans",
+                                                  "collector_api.contract.schema"))
 def test_importing_a_pure_module_has_no_side_effects(module):
     out = subprocess.run([sys.executable, "-c", PROBE, module], capture_output=True, text=True, timeout=60,
                          check=True)

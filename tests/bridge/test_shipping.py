@@ -177,7 +177,7 @@ def test_flush_reports_whether_logs_were_delivered(receiver, configure_bridge):
 
 
 def test_no_client_id_means_no_client_attribute(receiver, validate_log):
-    from tests.bridge.conftest import settings
+    from .helpers import settings
 
     otel_bridge.configure(settings(client_id=None), endpoint=receiver.url + "/api/v1/logs", api_key="k")
     run_tickets(1)

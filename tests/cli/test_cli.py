@@ -8,14 +8,7 @@ import pytest
 
 from collector_api.store.accounts.principals import hash_api_key
 
-
-def cli(*args, dsn=None, stdin=None, env=None, timeout=60):
-    environment = {**os.environ, **(env or {})}
-    if dsn:
-        environment["DATABASE_URL"] = dsn
-    return subprocess.run([sys.executable, "-m", "flusso_obs.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, env=environment)
-
+from .helpers import cli
 
 COMMANDS = [[], ["serve"], ["run"], ["migrate"], ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
             ["users"], ["users", "create"], ["demo"], ["db"], ["db", "url"], ["retention"], ["usage"]]

@@ -1,4 +1,4 @@
-"""SIGTERM drains `flusso-obs serve` (issue 14): /readyz 503, new ingest 503 + Retry-After, the
+"""SIGTERM drains `flusso-obs serve`: /readyz 503, new ingest 503 + Retry-After, the
 requests in progress finish and commit, the process exits within FLUSSO_DRAIN_TIMEOUT_S; the
 same with --workers. A real `serve` subprocess, real senders on loopback, a real SIGTERM."""
 import http.client
@@ -14,9 +14,10 @@ import urllib.request
 import psycopg
 import pytest
 
-from tests.cli.test_run import free_port, wait_for
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key
+
+from .helpers import free_port, readyz, wait_for
 
 DRAIN_TIMEOUT_S = 15
 GRACE_S = 1.5
@@ -76,16 +77,6 @@ def slow_post(port: int, key: str, results: list, halfway: threading.Event, fini
     results.append(((*outcome, started, time.monotonic()), [log["trace_id"] for log in logs]))
 
 
-def readyz(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_drains_without_losing_an_acknowledged_log(db_dsn, tmp_path, workers):
     key = make_key(db_dsn, "acme")
@@ -112,9 +103,11 @@ def test_sigterm_drains_without_losing_an_acknowledged_log(db_dsn, tmp_path, wor
         time.sleep(0.2)  # its headers are in: the server has admitted it
         sigterm_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        finish.set()
         ready_codes = []
+        # the drain has begun (readyz says 503) before the slow request sends the rest of its body
+        assert wait_for(lambda: ready_codes.append(readyz(url)) or ready_codes[-1] == 503, 10, every=0.02), \
+            ready_codes
+        finish.set()
         while proc.poll() is None and time.monotonic() - sigterm_at < DRAIN_TIMEOUT_S + 10:
             ready_codes.append(readyz(url))
             time.sleep(0.05)

@@ -5,29 +5,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from .helpers import free_port, wait_for
 
 
 def start_run(data_dir, port, tickets):
     env = {**os.environ, "FLUSSO_DATA_DIR": str(data_dir), "DATABASE_URL": "", "FLUSSO_PORT": str(port)}
     return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "run", "--demo-tickets", str(tickets)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, timeout=45):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
 
 
 def stored_count(data_dir) -> int:
@@ -86,8 +72,8 @@ def test_run_refuses_a_port_in_use_before_starting_anything(tmp_path):
 def test_serve_with_two_worker_processes(db_dsn, tmp_path):
     import psycopg
 
-    from tests.collector.conftest import make_key
     from tests.collector.helpers import make_log
+    from tests.helpers import make_key
 
     key = make_key(db_dsn, "acme")
     port = free_port()

@@ -93,20 +93,9 @@ def test_an_unlisted_route_fails_the_enumeration():
 
 
 @pytest.fixture(scope="module")
-def hostile_server(pg_server_dsn, template_dsn):
+def hostile_server(module_db_dsn):
     """A live server with small caps and a short body timeout, a key of every scope of tenant acme."""
-    import uuid
-
-    import psycopg
-    from psycopg import sql
-
-    from tests.conftest import TEMPLATE_DB, _with_database
-
-    name = f"flusso_h_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
-    dsn = _with_database(pg_server_dsn, name)
+    dsn = module_db_dsn
 
     async def keys():
         async with create_pool(dsn) as pool:
@@ -120,8 +109,6 @@ def hostile_server(pg_server_dsn, template_dsn):
         yield server, asyncio.run(keys())
     finally:
         server.stop()
-        with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _json_type(receiver) -> str:

@@ -12,9 +12,8 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, make_key, metric, wait_until
 
 
 def emit_with_plain_sdk(url: str, key: str, logs: list[dict], timeout: float = 10) -> None:
@@ -70,7 +69,9 @@ def test_database_down_gives_503_then_the_exporter_retries_and_delivers():
         sender = threading.Thread(target=lambda: result.setdefault(
             "r", emit_with_plain_sdk(server.url, key, [make_log(ticket_id="DURING")], timeout=30)))
         sender.start()
-        time.sleep(1.5)
+        # the exporter's first attempt was refused too (503 number two) before PostgreSQL comes back
+        refused = lambda: metric(server.url, "flusso_request_seconds_count", endpoint="otlp", status="503")  # noqa: E731
+        assert wait_until(lambda: refused() == 2, 20), "the exporter did not try during the outage"
         handle = start_embedded(data_dir)  # back up: the exporter's retry lands
         sender.join(timeout=40)
         assert not sender.is_alive()

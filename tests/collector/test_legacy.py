@@ -3,8 +3,8 @@ import json
 
 import psycopg
 
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log
+from tests.helpers import make_key
 
 
 def legacy_log(**kw):

@@ -1,4 +1,4 @@
-"""Issue 12 point 5: one nesting limit (decode.MAX_NESTING levels) for a workflow log on both
+"""One nesting limit (decode.MAX_NESTING levels) for a workflow log on both
 ingest endpoints. At the limit a log is stored and readable; beyond it, 400 naming the limit."""
 import json
 
@@ -7,8 +7,8 @@ from google.rpc import status_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector_api.contract.jsontext import MAX_NESTING
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key
 
 LIMIT_TEXT = f"limit of {MAX_NESTING} levels"
 

@@ -10,8 +10,8 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key
 
 PB = {"Content-Type": "application/x-protobuf"}
 

@@ -1,4 +1,4 @@
-"""Issue 12 point 6: /readyz tells anonymous callers "database unavailable", never the database's
+"""/readyz tells anonymous callers "database unavailable", never the database's
 own error text (host, role, database names); the details go to the log."""
 import logging
 

@@ -46,7 +46,7 @@ def test_refused_with_the_field_named(value):
     assert isinstance(result, Rejected) and "executed_at" in result.reason, result
 
 
-# ---- issue 12 point 2: stored dates are bounded to [2000-01-01, now + 1 day] -----------------
+# ---- stored dates are bounded to [2000-01-01, now + 1 day] ---------------------------------------
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()

@@ -37,7 +37,7 @@ def settings_env_names() -> set[str]:
     return names
 
 
-# The secrets compose cannot generate: required, no default (issue 12 point 1).
+# The secrets compose cannot generate: required, no default.
 REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "PII_HASH_KEY")
 
 
@@ -170,11 +170,11 @@ def test_compose_runs_the_app_as_the_owner_and_the_superuser_only_in_db_init():
     assert all(f"//{superuser}:" not in str(svc) for name, svc in services.items() if name != "db-init")
 
 
-def test_the_provision_command_creates_the_owner(pg_server_dsn, template_dsn, capsys):
+def test_the_provision_command_creates_the_owner(template_admin_dsn, capsys):
     from flusso_obs.provision import main
-    from tests.conftest import OWNER_PASSWORD, TEMPLATE_DB, _admin_dsn
+    from tests.helpers import OWNER_PASSWORD
 
-    assert main(["--admin-url", _admin_dsn(pg_server_dsn, TEMPLATE_DB), "--owner-password", OWNER_PASSWORD]) == 0
+    assert main(["--admin-url", template_admin_dsn, "--owner-password", OWNER_PASSWORD]) == 0
     assert "role flusso_owner ready; ownership moved: nothing (already done)" in capsys.readouterr().out
 
 

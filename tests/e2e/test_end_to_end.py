@@ -3,22 +3,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-import psycopg
+from tests.helpers import make_key
 
-from tests.collector.conftest import make_key
-
-
-def poll_rows(dsn: str, expected: int, timeout_s: float = 10.0) -> list:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with psycopg.connect(dsn) as conn:
-            rows = conn.execute(
-                "SELECT client_id, ticket_id, status, trace_id, log_data FROM workflow_logs ORDER BY id").fetchall()
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+from .helpers import poll_rows
 
 
 def test_demo_workflow_reaches_postgres_through_real_otlp(live_server, db_dsn):

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.collector.conftest import make_key
-from tests.e2e.test_end_to_end import poll_rows
+from tests.helpers import make_key
+
+from .helpers import poll_rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -3,32 +3,21 @@ shared by one module's fuzz cases."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from config.server import ServerSettings
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 
 @pytest.fixture(scope="module")
-def fuzz_db(pg_server_dsn, template_dsn):
-    from tests.conftest import TEMPLATE_DB, _with_database
+def fuzz_db(module_db_dsn):
     from tests.viewer.helpers import create_accounts, standard_logs, store_logs
 
-    name = f"flusso_f_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
-    dsn = _with_database(pg_server_dsn, name)
-    accounts = create_accounts(dsn)
-    store_logs(dsn, standard_logs())
-    yield dsn, accounts
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    accounts = create_accounts(module_db_dsn)
+    store_logs(module_db_dsn, standard_logs())
+    return module_db_dsn, accounts
 
 
 class Credentials:

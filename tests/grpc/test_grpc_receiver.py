@@ -177,7 +177,7 @@ def test_the_grpc_server_serves_the_apps_own_receivers(grpc_server):
 
 
 def test_port_zero_turns_grpc_off(db_dsn):
-    from tests.conftest import LiveServer
+    from tests.helpers import LiveServer
 
     server = LiveServer(db_dsn).start()  # create_app without grpc_port: HTTP only
     try:

@@ -1,6 +1,6 @@
 """Interop: third-party instrumentation -> stock OTLP/HTTP exporter -> /v1/traces -> one workflow log.
 
-Each agent runs in its own process with its own pinned versions (see conftest.py), drives the
+Each agent runs in its own process with its own pinned versions (see helpers.py), drives the
 real `openai` client (Python) or fetch (Node) through one tool-using loop against the fake
 OpenAI-compatible server, and exports to a live collector on 127.0.0.1 with real PostgreSQL.
 The stored log must carry the model, the token totals the fake server returned (summed over
@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.traces.conftest import wait_for_logs
+from tests.traces.helpers import wait_for_logs
 
-from .conftest import assert_no_planted_pii, interop_python, node_command, run_agent
-from .fake_openai import FakeOpenAI
+from .helpers import FakeOpenAI, assert_no_planted_pii, interop_python, node_command, run_agent
 
 MODEL = "gpt-4o-mini"
 LOG_TIMEOUT_S = 30

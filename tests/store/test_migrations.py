@@ -81,21 +81,6 @@ def test_a_reused_number_is_refused(tmp_path):
         list_migrations(tmp_path)
 
 
-@pytest.fixture()
-def empty_db(pg_server_dsn, template_dsn):
-    """An empty database owned by the owner role (no schema yet): (owner DSN, superuser DSN)."""
-    from collector_api.store.core.roles import OWNER_ROLE, provision_owner
-    from tests.conftest import OWNER_PASSWORD, _admin_dsn, _with_database
-
-    name = f"flusso_m_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(OWNER_ROLE)))
-    provision_owner(_admin_dsn(pg_server_dsn, name), password=OWNER_PASSWORD)
-    yield _with_database(pg_server_dsn, name), _admin_dsn(pg_server_dsn, name)
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def test_migrations_landing_out_of_order_are_applied(empty_db, tmp_path):
     """0008 merged before 0006 exists: when 0006 lands later it is applied all the same."""
     dsn, _ = empty_db

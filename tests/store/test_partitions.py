@@ -65,7 +65,7 @@ def _insert_as_tenant(conn, tenant: str, ticket: str, executed_at) -> None:
 
 
 def test_upkeep_as_the_nosuperuser_owner_under_force_rls_moves_future_rows_and_retention_works(db_dsn):
-    """Issue 12 point 2: rows of several tenants dated months ahead sit in DEFAULT; when their
+    """Rows of several tenants dated months ahead sit in DEFAULT; when their
     month comes into range the hourly upkeep (as the NOSUPERUSER owner, FORCE RLS on the table)
     must create it and move them, not roll back; retention drops old months and DEFAULT's old rows."""
     from collector_api.store.logs.partitions import maintain_partitions

@@ -1,6 +1,5 @@
 """Least privilege: the app runs as a NOSUPERUSER owner; an old superuser-owned layout is upgraded."""
 import asyncio
-import uuid
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -31,22 +30,15 @@ def test_the_apps_connection_is_not_a_superuser(db_dsn):
 
 
 @pytest.fixture()
-def old_layout(pg_server_dsn, template_dsn):
+def old_layout(superuser_db):
     """A database as an older version left it: schema v4 and a partition, all owned by the superuser."""
-    from tests.conftest import _admin_dsn, _with_database
-
-    name = f"flusso_old_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin = _admin_dsn(pg_server_dsn, name)
+    admin, owner_dsn = superuser_db
     apply_migrations(admin, [m for m in list_migrations() if m.version <= 4])
     with psycopg.connect(admin, autocommit=True) as conn:
         ensure_partitions(conn)
         conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
                      " VALUES ('acme', 'OLD', 'SUCCESS', '2031-06-15', 'a', '{}')")  # far future: DEFAULT
-    yield admin, _with_database(pg_server_dsn, name)
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return admin, owner_dsn
 
 
 def _not_owned(admin: str) -> list[str]:
@@ -76,12 +68,10 @@ def test_an_old_superuser_owned_database_is_upgraded_in_place(old_layout):
     assert _not_owned(admin) == []  # partitions created by the owner are the owner's
 
 
-def test_provisioning_takes_back_rights_an_older_setup_gave_the_owner(pg_server_dsn, template_dsn):
-    from tests.conftest import TEMPLATE_DB, _admin_dsn
-
+def test_provisioning_takes_back_rights_an_older_setup_gave_the_owner(pg_server_dsn, template_admin_dsn):
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE CREATEDB").format(sql.Identifier(OWNER_ROLE)))
-    provision_owner(_admin_dsn(pg_server_dsn, TEMPLATE_DB))
+    provision_owner(template_admin_dsn)
     with psycopg.connect(pg_server_dsn) as conn:
         row = conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolcanlogin FROM pg_roles"
                            " WHERE rolname = %s", (OWNER_ROLE,)).fetchone()

@@ -24,10 +24,9 @@ from collector_api.traces.prices import load_prices
 from otel_bridge.assemble import build_workflow_log, finished_records
 from otel_bridge.spanrecord import from_sdk_span
 
-from . import convention_spans as C
-from .conftest import wait_until
+from .helpers import genai_trace, openinference_trace, openllmetry_trace, price, wait_until
 
-EMITTERS = {"openinference": C.openinference_trace, "genai": C.genai_trace, "openllmetry": C.openllmetry_trace}
+EMITTERS = {"openinference": openinference_trace, "genai": genai_trace, "openllmetry": openllmetry_trace}
 
 
 def captured(emit) -> list:
@@ -56,7 +55,7 @@ def test_every_permutation_gives_the_same_log(convention):
 
 
 def test_same_start_time_ties_do_not_depend_on_order():
-    records = [from_sdk_span(s) for s in captured(C.genai_trace)]
+    records = [from_sdk_span(s) for s in captured(genai_trace)]
     same = [replace(r, start_time=records[0].start_time) for r in records]
     assert assembled(same) == assembled(list(reversed(same)))
 
@@ -82,7 +81,7 @@ def _splits(spans: list, rng: random.Random) -> dict[str, list[list]]:
 
 
 def test_request_splits_and_replays_store_identical_logs(traces_server, acme_ingest, db_dsn):
-    base = list(encode_spans(captured(C.openllmetry_trace)).resource_spans[0].scope_spans[0].spans)
+    base = list(encode_spans(captured(openllmetry_trace)).resource_spans[0].scope_spans[0].spans)
     splits = _splits(base, random.Random(16))
     for n, requests in enumerate(splits.values()):
         trace = bytes([n + 1]) * 16  # one trace per split; same span ids, times and content
@@ -103,4 +102,4 @@ def test_request_splits_and_replays_store_identical_logs(traces_server, acme_ing
     assert len(set(normalized)) == 1
     m = logs()[0]["metrics"]
     assert (m["llm_calls"], m["tool_calls"], m["input_tokens"], m["output_tokens"]) == (2, 1, 2700, 240)
-    assert m["cost_usd"] == pytest.approx(C.price(1200, 40, 1024) + C.price(1500, 200), abs=1e-9)
+    assert m["cost_usd"] == pytest.approx(price(1200, 40, 1024) + price(1500, 200), abs=1e-9)

@@ -20,7 +20,7 @@ from collector_api.traces import assembly as trace_assembly
 from collector_api.traces.decode import decode_spans
 from collector_api.traces.prices import load_prices
 from collector_api.traces.sealing import cipher, redactor_for
-from tests.collector.conftest import make_key
+from tests.helpers import make_key
 
 SECRET = "pipeline-secret-" + "p" * 32
 TRACES = 7

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from . import convention_spans as C
-from .conftest import EMAIL, NAME, PHONE, sdk_provider, wait_for_logs
-from .pii_check import assert_nowhere
+from .helpers import (
+    EMAIL,
+    NAME,
+    OI_COST_2,
+    PHONE,
+    RESPONSE_MODEL,
+    USER_ID,
+    assert_nowhere,
+    genai_trace,
+    openinference_trace,
+    openllmetry_trace,
+    price,
+    sdk_provider,
+    wait_for_logs,
+)
 
-PLANTED = [NAME, NAME.split()[0], NAME.split()[1], EMAIL, PHONE, "347 555 0199", C.USER_ID]
+PLANTED = [NAME, NAME.split()[0], NAME.split()[1], EMAIL, PHONE, "347 555 0199", USER_ID]
 # (emit, session, spans, expected cost of the two calls)
 CASES = {
-    "openinference": (C.openinference_trace, "sess-oi-1", 5, C.price(1200, 40, 1024) + C.OI_COST_2),
-    "genai": (C.genai_trace, "conv-genai-1", 5, C.price(1200, 40, 1024) + C.price(1500, 200)),
-    "openllmetry": (C.openllmetry_trace, "sess-tl-1", 6, C.price(1200, 40, 1024) + C.price(1500, 200)),
+    "openinference": (openinference_trace, "sess-oi-1", 5, price(1200, 40, 1024) + OI_COST_2),
+    "genai": (genai_trace, "conv-genai-1", 5, price(1200, 40, 1024) + price(1500, 200)),
+    "openllmetry": (openllmetry_trace, "sess-tl-1", 6, price(1200, 40, 1024) + price(1500, 200)),
 }
 
 
@@ -30,7 +42,7 @@ def test_convention_trace_becomes_one_log_without_pii(convention, traces_server,
     assert m["span_count"] == spans and m["llm_calls"] == 2 and m["tool_calls"] == 1
     assert (m["input_tokens"], m["output_tokens"], m["total_tokens"]) == (2700, 240, 2940)
     assert m["cost_usd"] == pytest.approx(cost, abs=1e-9)
-    assert m["models"] == [C.RESPONSE_MODEL] and m["react_iterations"] == 2
+    assert m["models"] == [RESPONSE_MODEL] and m["react_iterations"] == 2
     assert m["retrieval_calls"] == 1 and m["retrieval_top_score"] == 0.82
     docs = log["trace"]["retrieval"]["text"]["results"]
     assert [d["id"] for d in docs] == ["kb-7", "kb-9"]

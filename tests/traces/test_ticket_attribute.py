@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import secrets
 
-from tests.cli.test_cli import cli
-from tests.collector.conftest import make_key
+from tests.cli.helpers import cli
+from tests.helpers import make_key
 
-from .conftest import wait_for_logs
-from .test_traces_protocol import agent_trace, post, request
+from .helpers import agent_trace, post, request, wait_for_logs
 
 
 def test_ticket_attribute_per_tenant(traces_server, db_dsn):

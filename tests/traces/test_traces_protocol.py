@@ -9,57 +9,12 @@ import httpx
 import psycopg
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from tests.collector.conftest import make_key
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer, make_key
 
-from .conftest import trace_settings, wait_for_logs, wait_until
-
-PB = {"Content-Type": "application/x-protobuf"}
-
-
-def attr(key, value):
-    v = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=str(value))
-    return KeyValue(key=key, value=v)
-
-
-def span(trace: bytes, sid: int, parent: int | None, name: str, start_ms: int, end_ms: int, error=False, **attrs):
-    base = time.time_ns() - 60 * 10**9
-    s = Span(trace_id=trace, span_id=sid.to_bytes(8, "big"), name=name,
-             start_time_unix_nano=base + start_ms * 10**6, end_time_unix_nano=base + end_ms * 10**6,
-             attributes=[attr(k.replace("__", "."), v) for k, v in attrs.items()])
-    if parent:
-        s.parent_span_id = parent.to_bytes(8, "big")
-    if error:
-        s.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="boom"))
-    return s
-
-
-def request(*spans, resource=None) -> bytes:
-    res = Resource(attributes=[attr(k, v) for k, v in (resource or {"service.name": "agent"}).items()])
-    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
-        resource=res, scope_spans=[ScopeSpans(spans=list(spans))])]).SerializeToString()
-
-
-def post(server, key, body, headers=PB):
-    return httpx.post(f"{server.url}/v1/traces", content=body, headers={**headers, "X-API-Key": key}, timeout=10)
-
-
-def agent_trace(trace: bytes, *, tool_error=False, root_error=False, ticket="T-9", **root_attrs):
-    return [
-        span(trace, 2, 1, "chat", 10, 100, gen_ai__operation__name="chat", gen_ai__request__model="gpt-4o",
-             gen_ai__usage__input_tokens=1000, gen_ai__usage__output_tokens=10),
-        span(trace, 3, 1, "execute_tool lookup", 100, 150, error=tool_error, gen_ai__operation__name="execute_tool",
-             gen_ai__tool__name="lookup"),
-        span(trace, 1, None, "invoke_agent", 0, 200, error=root_error, gen_ai__operation__name="invoke_agent",
-             flusso__ticket_id=ticket, **root_attrs),
-    ]
+from .helpers import PB, agent_trace, post, request, span, trace_settings, wait_for_logs, wait_until
 
 
 def test_protocol_errors_are_4xx_never_500(traces_server, acme_ingest):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .conftest import EMAIL, NAME, PHONE, sdk_provider, support_trace, wait_for_logs
+from .helpers import EMAIL, NAME, PHONE, sdk_provider, support_trace, wait_for_logs
 
 
 def test_genai_trace_becomes_one_workflow_log(traces_server, acme_ingest, db_dsn):

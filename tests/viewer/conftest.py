@@ -5,18 +5,15 @@ import os
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
 
-from .helpers import PASSWORD, create_accounts, standard_logs, store_logs
+from .helpers import ARTIFACTS, create_accounts, standard_logs, store_logs
 
 
 @pytest.fixture()
@@ -36,36 +33,20 @@ def app_client(loaded_db):
         yield client
 
 
-def login(client: TestClient, email: str, password: str = PASSWORD):
-    page = client.get("/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
-
-
 # --- browser tests: a real uvicorn server on loopback and Debian's headless Chromium --------
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
-def module_db(pg_server_dsn, template_dsn):
+def module_db(module_db_dsn):
     """A migrated database shared by one module's browser tests, loaded with the standard data set."""
-    from tests.conftest import TEMPLATE_DB, _with_database
-
-    name = f"flusso_b_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
-    dsn = _with_database(pg_server_dsn, name)
-    accounts = create_accounts(dsn)
+    accounts = create_accounts(module_db_dsn)
     docs = standard_logs()
-    ids = store_logs(dsn, docs)
-    yield dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids, strict=True)}
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    ids = store_logs(module_db_dsn, docs)
+    return module_db_dsn, accounts, {d["ticket_info"]["ticket_id"]: i for d, i in zip(docs, ids, strict=True)}
 
 
 def _free_port() -> int:
@@ -123,11 +104,3 @@ def viewer_page(viewer_browser):
     page.on("pageerror", lambda e: page.console_errors.append(str(e)))
     yield page
     context.close()
-
-
-def browser_login(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")

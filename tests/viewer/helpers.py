@@ -17,6 +17,7 @@ from viewer.auth import hash_password
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())
 PASSWORD = "correct horse battery staple"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # screenshots of the browser tests
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -89,3 +90,17 @@ def standard_logs() -> list[dict]:
         make_log("globex", "G-2", days_ago=2, status="FAILED", confidence=0.2, duration_s=40.0, resolution="escalated"),
         make_log("globex", "G-3", days_ago=4, status="SUCCESS", confidence=0.8, duration_s=3.5),
     ]
+
+
+def login(client, email: str, password: str = PASSWORD):
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
+
+
+def browser_login(page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")

@@ -7,7 +7,7 @@ from config.server import ServerSettings
 from flusso_obs.server import create_app
 from viewer.auth import hash_password, verify_password
 
-from .conftest import login
+from .helpers import login
 
 
 def test_password_hashing_is_argon2id():

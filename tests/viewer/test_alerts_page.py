@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .conftest import ARTIFACTS, browser_login, login
+from .helpers import ARTIFACTS, browser_login, login
 
 
 def csrf_of(html: str) -> str:

@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from .conftest import ARTIFACTS, browser_login
-from .helpers import make_log, store_logs
+from .helpers import ARTIFACTS, browser_login, make_log, store_logs
 
 pytestmark = pytest.mark.browser
 

@@ -97,7 +97,7 @@ def test_fewer_than_30_reviewed_tickets_says_so(db_dsn):
 
 
 def test_stats_api_and_overview_show_the_calibration(app_client, loaded_db):
-    from .conftest import login
+    from .helpers import login
 
     dsn = loaded_db[0]
     _seed(dsn)

@@ -16,12 +16,14 @@ from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.ingest_health.reads import read_ingest_health
 from config.server import ServerSettings
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
-from .conftest import ARTIFACTS, browser_login, login
-from .helpers import create_accounts, run_async
+from .helpers import ARTIFACTS, browser_login, create_accounts, login, run_async
 
 PB = "application/x-protobuf"
+NO_PAGE = "there is no page at this address"  # what a non-provider gets: the page does not exist for them
+SIGN_IN = "sign in, or send a read-scope API key in X-API-Key or Authorization: Bearer"
+INGEST_KEY_REFUSED = "this API key has scope 'ingest'; the viewer API needs a 'read' (or 'review') key"
 
 
 def send(url: str, path: str, body: bytes, key: str | None, ctype: str = PB) -> int:
@@ -144,17 +146,21 @@ def test_only_a_provider_sees_ingest_health(seeded):
     server, accounts = seeded
     import httpx
 
+    api = server.url + "/api/v1/ingest-health"
     with httpx.Client(base_url=server.url, follow_redirects=False) as client:
         assert client.get("/ingest").status_code == 303  # to the login page
-        assert client.get("/api/v1/ingest-health").status_code == 401
+        anonymous = client.get("/api/v1/ingest-health")
+        assert (anonymous.status_code, anonymous.json()) == (401, {"detail": SIGN_IN}), anonymous.text
         login(client, "acme@example.com")
         page = client.get("/ingest")
         assert page.status_code == 404 and "/ingest" not in page.text.split("<main>")[0]  # no nav link either
-        assert client.get("/api/v1/ingest-health").status_code == 404
-    for key in (accounts["read_key"], accounts["ingest_key"]):
-        status, body = get_json(server.url + "/api/v1/ingest-health", key=key)
-        assert status in (401, 404) and "tenants" not in body
-    assert get_json(server.url + "/api/v1/ingest-health", key=accounts["read_key"])[0] == 404
+        assert NO_PAGE in page.text
+        as_client = client.get("/api/v1/ingest-health")
+        assert (as_client.status_code, as_client.json()) == (404, {"detail": NO_PAGE}), as_client.text
+    # A tenant's read key is a valid credential of the API, but not a provider's: no such page.
+    assert get_json(api, key=accounts["read_key"]) == (404, {"detail": NO_PAGE})
+    # An ingest key is no credential of the viewer API at all: refused before any page is looked up.
+    assert get_json(api, key=accounts["ingest_key"]) == (401, {"detail": INGEST_KEY_REFUSED})
 
 
 def test_silence_follows_each_tenants_median_gap(db_dsn):

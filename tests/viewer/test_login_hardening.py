@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from config.server import ServerSettings
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 from viewer.auth import FailureDelay, PasswordVerifier, VerifierBusy, hash_password
 
 from .helpers import PASSWORD
@@ -206,7 +206,7 @@ def test_cookie_secure_auto_follows_the_trusted_proxy_scheme(loaded_db, proto, s
 
 def test_a_nul_in_a_filter_is_400_not_500(app_client):
     """Found by the long schemathesis run: PostgreSQL text cannot hold NUL; it used to answer 500."""
-    from .conftest import login
+    from .helpers import login
 
     login(app_client, "provider@example.com")
     for path in ("/api/v1/tickets?ticket=a%00b", "/api/v1/stats?client=%00", "/api/v1/tickets/export.csv?version=%00"):

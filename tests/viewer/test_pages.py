@@ -4,8 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from .conftest import login
-from .helpers import make_log, store_logs
+from .helpers import login, make_log, store_logs
 
 
 def _ticket_ids(html: str) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ARTIFACTS, browser_login
+from .helpers import ARTIFACTS, browser_login
 
 pytestmark = pytest.mark.browser
 

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
-from tests.collector.conftest import make_key as _make_key
 from tests.collector.helpers import make_log, make_record, make_request
+from tests.helpers import make_key as _make_key
 
 
 def make_key(dsn, client, scope="ingest"):
@@ -27,13 +27,41 @@ def reader(db_dsn):
         yield client
 
 
-@pytest.mark.parametrize("url", ["/api/v1/tickets/²", "/api/v1/tickets/١٢",
-                                 "/api/v1/tickets?end=9999-12-31", "/api/v1/tickets?start=0001-01-01T00:00:00+05:00",
-                                 "/api/v1/stats?end=9999-12-31", "/api/v1/stats?start=0001-01-01T00:00:00%2B05:00",
-                                 "/api/v1/tickets/export.csv?end=9999-12-31"])
-def test_odd_inputs_are_4xx_not_500(reader, url):
+def _bad_date(name: str, value: str) -> str:
+    return (f"{name}: expected a date like 2026-11-25 or an ISO 8601 date-time between the years 1 and 9999,"
+            f" got {value!r}")
+
+
+@pytest.mark.parametrize("url, status, detail", [
+    # "²".isdigit() is True but int("²") raises: an id is ASCII digits or no ticket at all
+    ("/api/v1/tickets/²", 404, "no such ticket"),
+    # the last day of year 9999 ends in year 10000; year 1 at +05:00 starts in year 0 (UTC)
+    ("/api/v1/tickets?end=9999-12-31", 400, _bad_date("end", "9999-12-31")),
+    ("/api/v1/tickets?start=0001-01-01T00:00:00%2B05:00", 400, _bad_date("start", "0001-01-01T00:00:00+05:00")),
+    # an unencoded "+" arrives as a space: a malformed date-time, named as such
+    ("/api/v1/tickets?start=0001-01-01T00:00:00+05:00", 400, _bad_date("start", "0001-01-01T00:00:00 05:00")),
+    ("/api/v1/stats?end=9999-12-31", 400, _bad_date("end", "9999-12-31")),
+    ("/api/v1/stats?start=0001-01-01T00:00:00%2B05:00", 400, _bad_date("start", "0001-01-01T00:00:00+05:00")),
+    ("/api/v1/tickets/export.csv?end=9999-12-31", 400, _bad_date("end", "9999-12-31")),
+])
+def test_odd_inputs_are_refused_with_the_reason_not_a_500(reader, url, status, detail):
     r = reader.get(url)
-    assert 400 <= r.status_code < 500, (url, r.status_code, r.text[:200])
+    assert (r.status_code, r.json()) == (status, {"detail": detail}), (url, r.status_code, r.text[:300])
+
+
+def test_digits_of_other_scripts_never_name_a_ticket(reader, db_dsn):
+    """int("١٢") is 12: an id written in Arabic-Indic digits must not open ticket 12."""
+    ingest = make_key(db_dsn, "acme")
+    r = reader.post("/v1/logs", content=make_request(make_record(make_log(ticket_id="DIGITS"))).SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf", "X-API-Key": ingest})
+    assert r.status_code == 200, r.content[:200]
+    with psycopg.connect(db_dsn) as conn:
+        log_id = conn.execute("SELECT id FROM workflow_logs WHERE ticket_id = 'DIGITS'").fetchone()[0]
+    assert reader.get(f"/api/v1/tickets/{log_id}").status_code == 200
+    arabic_indic = str(log_id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert int(arabic_indic) == log_id  # what a plain int() would have looked up
+    r = reader.get(f"/api/v1/tickets/{arabic_indic}")
+    assert (r.status_code, r.json()) == (404, {"detail": "no such ticket"})
 
 
 def test_a_deep_chain_of_nested_spans_renders(reader, db_dsn):

@@ -10,8 +10,7 @@ import pytest
 from collector_api.store.accounts.principals import create_api_key
 from collector_api.store.core.db import create_pool
 
-from .conftest import login
-from .helpers import run_async
+from .helpers import login, run_async
 
 
 def _csrf(client, path: str) -> str:

@@ -80,14 +80,32 @@ def test_ranges_not_aligned_on_days_are_aggregated_live(loaded_db):
     assert stats.totals["tickets"] == 4  # A-1, A-2, G-1, G-2
 
 
+def _tickets_on(stats, day) -> int:
+    [row] = [r for r in stats.per_day if r["day"] == day.isoformat()]
+    return row["success"] + row["partial"] + row["failed"]
+
+
 def test_days_not_rolled_up_yet_are_aggregated_live(loaded_db):
-    """Before any refresh (or right after midnight) the numbers are already right."""
+    """Before any refresh (or right after midnight) the numbers are already right: the days not
+    rolled up yet are aggregated live from workflow_logs, the others read from the rollups."""
     dsn = loaded_db[0]
     live = _stats(dsn, Scope.provider(), rollups=False)
     _assert_equal(live, _stats(dsn, Scope.provider(), rollups=True))  # nothing rolled up yet
 
     async def partial_refresh():
         async with create_pool(dsn, max_size=1) as pool:
-            await refresh_rollups(pool, today=(TODAY - timedelta(days=3)).date())  # rolls up to 4 days ago
+            await refresh_rollups(pool, today=(TODAY - timedelta(days=3)).date())  # rolls up to 3 days ago
     run_async(partial_refresh())
     _assert_equal(live, _stats(dsn, Scope.provider(), rollups=True))
+
+    # Two logs stored after that refresh: yesterday was not rolled up, so its new log counts at
+    # once (live); six days ago was, so its new log waits for the next refresh (rollups).
+    yesterday, six_days_ago = (TODAY - timedelta(days=1)).date(), (TODAY - timedelta(days=6)).date()
+    store_logs(dsn, [make_log("acme", "NEW-YESTERDAY", days_ago=1), make_log("globex", "NEW-6-DAYS", days_ago=6)])
+    now_live = _stats(dsn, Scope.provider(), rollups=False)
+    mixed = _stats(dsn, Scope.provider(), rollups=True)
+    assert now_live.totals["tickets"] == live.totals["tickets"] + 2
+    assert mixed.totals["tickets"] == live.totals["tickets"] + 1
+    assert _tickets_on(mixed, yesterday) == _tickets_on(live, yesterday) + 1 == _tickets_on(now_live, yesterday)
+    assert _tickets_on(mixed, six_days_ago) == _tickets_on(live, six_days_ago)
+    _assert_equal(now_live, _stats(dsn, Scope.provider(), rollups=True, refresh=True))  # the next refresh

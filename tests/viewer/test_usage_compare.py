@@ -1,4 +1,4 @@
-"""The usage report (page, JSON, CSV), comparing two tickets, the critical
+"""Usage and comparison in the viewer: the usage report (page, JSON, CSV), comparing two tickets, the critical
 path on the waterfall and the overview."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from .conftest import ARTIFACTS, browser_login, login
+from .helpers import ARTIFACTS, browser_login, login
 
 MONTH = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m")  # the month of A-1 and G-1
 WIDE = "start=2020-01-01&end=2029-12-31"

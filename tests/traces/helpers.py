@@ -1,16 +1,150 @@
-"""One tool-using support agent (chat that asks for a tool, the tool, a retrieval, a second chat)
-as the real instrumentations emit it: openinference-instrumentation-openai (OpenInference),
-opentelemetry-instrumentation-openai-v2 (OTel GenAI) and Traceloop's traceloop-sdk +
-opentelemetry-instrumentation-openai (OpenLLMetry), attribute names as in their sources. Planted
-PII sits in messages, tool I/O, documents and person-naming attributes."""
+"""Traces tests: a server configured for /v1/traces, traces built by the real OTel SDK (GenAI
+conventions) or by hand (OTLP protobuf), spans as three real instrumentations emit them, and
+checks that planted personal data is stored nowhere."""
 from __future__ import annotations
 
 import json
+import time
 
+import httpx
+import psycopg
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as SpanStatus
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .conftest import EMAIL, NAME, PHONE
+from config.server import ServerSettings
+from tests.helpers import wait_until  # noqa: F401 (the traces tests wait with it)
+
+SECRET = "traces-test-secret-" + "s" * 32
+NAME, EMAIL, PHONE = "Annalisa Rossetti", "annalisa.rossetti@example.com", "+39 347 555 0199"
+
+
+def trace_settings(**overrides) -> ServerSettings:
+    values = dict(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32, flusso_pii_hash_key=SECRET,
+                  flusso_trace_quiet_seconds=0.3, flusso_trace_assembly_seconds=0.2,
+                  flusso_trace_max_age_seconds=30, flusso_trace_late_window_seconds=30,
+                  flusso_rollup_refresh_seconds=0)
+    values.update(overrides)
+    return ServerSettings(**values)
+
+
+def sdk_provider(url: str, key: str, service: str = "support-agent") -> TracerProvider:
+    """The stock exporter, one request per finished span (children before their parents)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service,
+                                                        "deployment.environment.name": "test"}))
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers={"X-API-Key": key}, timeout=10)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def support_trace(provider: TracerProvider, ticket: str = "T-100", *, fail_tool: bool = False,
+                  root_error: bool = False) -> str:
+    """agent -> chat, tool, retrieval, chat (GenAI conventions), with planted PII. Returns the trace id."""
+    tracer = provider.get_tracer("test-agent")
+    with tracer.start_as_current_span("invoke_agent support") as root:
+        root.set_attribute("gen_ai.operation.name", "invoke_agent")
+        root.set_attribute("gen_ai.agent.name", "support")
+        root.set_attribute("flusso.ticket_id", ticket)
+        root.set_attribute("user.email", EMAIL)
+        root.set_attribute("user.full_name", NAME)
+        with tracer.start_as_current_span("chat gpt-4o-mini") as chat:
+            chat.set_attribute("gen_ai.operation.name", "chat")
+            chat.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            chat.set_attribute("gen_ai.usage.input_tokens", 1200)
+            chat.set_attribute("gen_ai.usage.output_tokens", 100)
+            chat.set_attribute("gen_ai.input.messages", json.dumps(
+                [{"role": "user", "content": f"Hi, I am {NAME}, call me at {PHONE} or {EMAIL}"}]))
+        with tracer.start_as_current_span("execute_tool order_lookup") as tool:
+            tool.set_attribute("gen_ai.operation.name", "execute_tool")
+            tool.set_attribute("gen_ai.tool.name", "order_lookup")
+            tool.set_attribute("gen_ai.tool.call.arguments", json.dumps({"customer": NAME}))
+            if fail_tool:
+                tool.set_status(Status(StatusCode.ERROR, "lookup timed out"))
+        with tracer.start_as_current_span("retrieval kb") as ret:
+            ret.set_attribute("gen_ai.operation.name", "retrieval")
+            ret.set_attribute("gen_ai.data_source.id", "kb")
+            ret.set_attribute("gen_ai.retrieval.documents", json.dumps([{"id": "kb-7", "score": 0.8},
+                                                                        {"id": "kb-9", "score": 0.6}]))
+        with tracer.start_as_current_span("chat gpt-4o-mini") as chat:
+            chat.set_attribute("gen_ai.operation.name", "chat")
+            chat.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            chat.set_attribute("gen_ai.usage.input_tokens", 800)
+            chat.set_attribute("gen_ai.usage.output_tokens", 200)
+            chat.set_attribute("gen_ai.output.messages", json.dumps(
+                [{"role": "assistant", "content": f"Dear {NAME.split()[0]}, your order ships tomorrow."}]))
+        if root_error:
+            root.set_status(Status(StatusCode.ERROR, "agent crashed"))
+        return format(root.get_span_context().trace_id, "032x")
+
+
+def wait_for_logs(dsn: str, count: int, timeout: float = 20.0, where: str = "true") -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(f"SELECT id, client_id, trace_id, ticket_id, status, complete, log_data, created_at"
+                                f" FROM workflow_logs WHERE {where} ORDER BY id").fetchall()
+        if len(rows) >= count or time.monotonic() > deadline:
+            keys = ("id", "client_id", "trace_id", "ticket_id", "status", "complete", "log", "created_at")
+            return [dict(zip(keys, r, strict=True)) for r in rows]
+        time.sleep(0.1)
+
+
+# --- hand-built OTLP/protobuf requests -------------------------------------------------------
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def attr(key, value):
+    v = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=str(value))
+    return KeyValue(key=key, value=v)
+
+
+def span(trace: bytes, sid: int, parent: int | None, name: str, start_ms: int, end_ms: int, error=False, **attrs):
+    base = time.time_ns() - 60 * 10**9
+    s = Span(trace_id=trace, span_id=sid.to_bytes(8, "big"), name=name,
+             start_time_unix_nano=base + start_ms * 10**6, end_time_unix_nano=base + end_ms * 10**6,
+             attributes=[attr(k.replace("__", "."), v) for k, v in attrs.items()])
+    if parent:
+        s.parent_span_id = parent.to_bytes(8, "big")
+    if error:
+        s.status.CopyFrom(SpanStatus(code=SpanStatus.STATUS_CODE_ERROR, message="boom"))
+    return s
+
+
+def request(*spans, resource=None) -> bytes:
+    res = ProtoResource(attributes=[attr(k, v) for k, v in (resource or {"service.name": "agent"}).items()])
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=res, scope_spans=[ScopeSpans(spans=list(spans))])]).SerializeToString()
+
+
+def post(server, key, body, headers=PB):
+    return httpx.post(f"{server.url}/v1/traces", content=body, headers={**headers, "X-API-Key": key}, timeout=10)
+
+
+def agent_trace(trace: bytes, *, tool_error=False, root_error=False, ticket="T-9", **root_attrs):
+    return [
+        span(trace, 2, 1, "chat", 10, 100, gen_ai__operation__name="chat", gen_ai__request__model="gpt-4o",
+             gen_ai__usage__input_tokens=1000, gen_ai__usage__output_tokens=10),
+        span(trace, 3, 1, "execute_tool lookup", 100, 150, error=tool_error, gen_ai__operation__name="execute_tool",
+             gen_ai__tool__name="lookup"),
+        span(trace, 1, None, "invoke_agent", 0, 200, error=root_error, gen_ai__operation__name="invoke_agent",
+             flusso__ticket_id=ticket, **root_attrs),
+    ]
+
+
+# --- one tool-using agent as three instrumentations emit it ----------------------------------
+# One tool-using support agent (chat that asks for a tool, the tool, a retrieval, a second chat)
+# as the real instrumentations emit it: openinference-instrumentation-openai (OpenInference),
+# opentelemetry-instrumentation-openai-v2 (OTel GenAI) and Traceloop's traceloop-sdk +
+# opentelemetry-instrumentation-openai (OpenLLMetry), attribute names as in their sources. Planted
+# PII sits in messages, tool I/O, documents and person-naming attributes.
 
 USER_ID = "cust-88213"
 SYSTEM = "You are the support agent of an online shop."
@@ -190,3 +324,16 @@ def _openllmetry_agent_body(tracer, assoc: dict) -> None:
             "gen_ai.usage.output_tokens": 200, "llm.usage.total_tokens": 1700,
             "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": ASK,
             "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": ANSWER, **assoc})
+
+
+def assert_nowhere(dsn: str, planted: list[str], *, min_blobs: int = 1) -> None:
+    with psycopg.connect(dsn) as conn:
+        texts = [r[0] for t in ("trace_spans", "trace_state", "workflow_logs")
+                 for r in conn.execute(f"SELECT t::text FROM {t} t").fetchall()]
+        blobs = [bytes(r[0]) for r in conn.execute("SELECT payload FROM trace_spans").fetchall()]
+    assert len(blobs) >= min_blobs and texts
+    for value in planted:
+        for text in texts:
+            assert value.lower() not in text.lower(), f"{value!r} found in the database"
+        for blob in blobs:
+            assert value.encode() not in blob and value.lower().encode() not in blob.lower()

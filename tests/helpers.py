@@ -1,0 +1,89 @@
+"""Helpers shared by more than one folder of tests. Each folder keeps the rest in its own
+helpers.py; test modules never import each other or a conftest (tests/test_test_layout.py)."""
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+import urllib.request
+
+# The bridge's pure modules: importable with no side effects (no SDK, thread or provider),
+# shared with the collector. Everything else of otel_bridge is the client runtime. The import
+# rules (tests/test_import_rules.py) and the import probe (tests/bridge/test_pure_modules.py).
+BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
+               "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
+               "otel_bridge.spantree")
+
+OWNER_PASSWORD = "flusso-test-owner"  # the owner role's password (ignored by the embedded server: trust on its socket)
+
+
+def make_key(dsn: str, client_id: str, scope: str = "ingest") -> str:
+    """A new API key of `client_id` (its secret), created through the store as the app does."""
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
+
+    async def go():
+        async with create_pool(dsn) as pool:
+            return (await create_api_key(pool, client_id, scope)).secret
+    return asyncio.run(go())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 20.0, every: float = 0.1) -> bool:
+    """Poll `predicate` until it is true (True) or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics (Prometheus text): the value of `name` with exactly
+    `labels`, or None while there is no such sample."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$", line)
+        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) == labels:
+            return float(match[3])
+    return None
+
+
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 running the whole app in a background thread."""
+
+    def __init__(self, dsn: str, settings=None, port: int | None = None):
+        import uvicorn
+
+        from config.server import ServerSettings
+        from flusso_obs.server import create_app
+
+        self.settings = settings or ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32)
+        self.port = port or free_port()
+        self.url, self.dsn = f"http://127.0.0.1:{self.port}", dsn
+        config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
