@@ -30,7 +30,7 @@ from collector_api.http.otlp import JSON, PROTOBUF
 from collector_api.store.accounts.principals import create_api_key
 from collector_api.store.core.db import create_pool
 from config.server import ServerSettings
-from tests.grpc.live import GrpcLiveServer
+from tests.grpc.helpers import GrpcLiveServer
 
 LIMIT = 64 * 1024  # FLUSSO_MAX_BODY_BYTES of the server under attack
 TIMEOUT_S = 1.5  # FLUSSO_BODY_TIMEOUT_SECONDS of the server under attack

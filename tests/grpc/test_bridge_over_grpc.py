@@ -11,10 +11,10 @@ import otel_bridge
 from otel_bridge import record, workflow
 from otel_bridge.grpc_wire import answer_of, grpc_target
 from otel_bridge.wire import DELIVERED, REJECTED, RETRY, SPLIT, classify
-from tests.bridge.conftest import settings
-from tests.traces.conftest import trace_settings
+from tests.bridge.helpers import settings
+from tests.traces.helpers import trace_settings
 
-from .live import GrpcLiveServer, free_port
+from .helpers import GrpcLiveServer, free_port
 
 
 @workflow("flusso_ticket")

@@ -22,12 +22,12 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from tests.cli.test_run import free_port, wait_for
-from tests.collector.conftest import make_key
+from tests.cli.helpers import wait_for
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.traces.conftest import wait_for_logs
+from tests.helpers import free_port, make_key
+from tests.traces.helpers import wait_for_logs
 
-from .conftest import LOGS_METHOD, retry_delay_s
+from .helpers import LOGS_METHOD, retry_delay_s
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = Path(__file__).resolve().parent / "stock_agent.py"

@@ -14,14 +14,15 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.traces.conftest import trace_settings
+from tests.helpers import make_key
+from tests.traces.helpers import trace_settings
 
-from .conftest import (
+from .helpers import (
     CALL_TIMEOUT_S,
     LOGS_METHOD,
     TRACES_METHOD,
+    GrpcLiveServer,
     count_rows,
     logs_stub,
     raw_call,
@@ -29,7 +30,6 @@ from .conftest import (
     span_request,
     traces_stub,
 )
-from .live import GrpcLiveServer
 
 
 def test_logs_export_is_stored_before_the_ok(grpc_server, channel, acme_key, db_dsn):

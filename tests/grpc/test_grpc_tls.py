@@ -12,10 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.traces.conftest import trace_settings
+from tests.traces.helpers import trace_settings
 
-from .conftest import CALL_TIMEOUT_S, count_rows, logs_stub
-from .live import GrpcLiveServer
+from .helpers import CALL_TIMEOUT_S, GrpcLiveServer, count_rows, logs_stub
 
 
 def self_signed(tmp_path) -> tuple[bytes, object, object]:

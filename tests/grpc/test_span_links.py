@@ -18,13 +18,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector_api.store.accounts.principals import create_user
 from collector_api.store.core.db import create_pool
-from tests.collector.conftest import make_key
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.interop.conftest import assert_no_planted_pii
-from tests.traces.conftest import EMAIL, PHONE, wait_for_logs
+from tests.helpers import make_key
+from tests.interop.helpers import assert_no_planted_pii
+from tests.traces.helpers import EMAIL, PHONE, wait_for_logs
 from viewer.auth import hash_password
 
-from .conftest import CALL_TIMEOUT_S, logs_stub, span_request, traces_stub
+from .helpers import CALL_TIMEOUT_S, logs_stub, span_request, traces_stub
 
 PASSWORD = "links password 1"
 

@@ -65,8 +65,8 @@ def test_node_sdk_agent(fake_openai, traces_server, acme_ingest, db_dsn):
 def test_node_sdk_agent_over_grpc(fake_openai, db_dsn, acme_ingest):
     """The same agent with the stock @opentelemetry/exporter-trace-otlp-grpc to the gRPC port; the key
     travels as gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS."""
-    from tests.grpc.live import GrpcLiveServer
-    from tests.traces.conftest import trace_settings
+    from tests.grpc.helpers import GrpcLiveServer
+    from tests.traces.helpers import trace_settings
 
     command = node_command()
     server = GrpcLiveServer(db_dsn, trace_settings()).start()
