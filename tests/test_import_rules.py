@@ -16,7 +16,7 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 # shared with the collector. Everything else of otel_bridge is the client runtime.
 BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
                "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
-               "otel_bridge.spantree")
+               "otel_bridge.spantree", "otel_bridge.policy", "otel_bridge.known", "otel_bridge.schema_check")
 BRIDGE_PURE_MODULES = BRIDGE_PURE
 
 # What the viewer may use of the store: its read side, and the writers a page needs.

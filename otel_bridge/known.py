@@ -1,0 +1,180 @@
+"""A trace's known person values, found in text in one pass. Pure.
+
+A value written in one field (``requester_name``, ``user.id``, a "Name <email>") is replaced
+wherever it recurs in the trace's text (a draft that greets the customer by name). Matching is
+linear in the text whatever the number of values: the text is cut into runs (letters, digits,
+whitespace, any other single character) and a trie of the values' runs is walked from each run.
+A value matches only whole runs at its edges, so ``Ann`` is found in ``Ann's`` and
+``Giulia_Bianchi`` but not in ``Annual``; letter case and the kind of whitespace do not matter.
+A pre-check on the value's first letter-or-digit run skips the texts that cannot hold one.
+
+The values of one trace are capped (``cap``, 256 by default on both paths): beyond it a value
+is not known (its own field is still hashed) and ``over_cap`` counts it, so one trace cannot
+make its neighbours' work grow without bound.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from otel_bridge.pii_keys import ticket_field_kind
+
+# A token ``[kind:hex]`` is never searched (a value must not match inside a token's hex).
+TOKEN_BODY = r"[a-z_]{2,24}[:=][^\]\s]{1,80}+"
+TOKEN_SPLIT_RE = re.compile(rf"(\[{TOKEN_BODY}\])")
+_RUN_RE = re.compile(r"[^\W\d_]+|\d+|\s+|\S")
+_ALNUM_RE = re.compile(r"[^\W\d_]+|\d+")
+MIN_VALUE_CHARS = 3
+MAX_VALUE_CHARS = 256
+DEFAULT_CAP = 256
+_SUBSTRING_CHECK_MAX = 16  # up to this many anchors a substring test beats cutting the text
+_END = ""  # the trie's terminal key: no run is empty
+
+
+def _run_key(run: str) -> str:
+    return " " if run[0].isspace() else run.casefold()
+
+
+def runs_of(value: str) -> list[str]:
+    """The value's runs as the trie keys them (casefolded, whitespace as one space)."""
+    return [_run_key(r) for r in _RUN_RE.findall(value)]
+
+
+class KnownValues:
+    """Person values of one trace, prepared once: (raw value, kind) pairs; the parts of a name
+    (``Giulia`` of ``Giulia Bianchi``) are known too, but never replaced inside identifiers."""
+
+    __slots__ = ("pairs", "over_cap", "cache", "_trie", "_anchors", "_full")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = (), *, cap: int | None = DEFAULT_CAP):
+        self.pairs: list[tuple[str, str]] = []
+        self.over_cap = 0
+        self.cache: dict[str, str] = {}  # scrubbed strings of this trace (they repeat)
+        self._trie: dict[str, Any] = {}
+        self._anchors: set[str] = set()
+        self._full: set[str] = set()
+        full = self._full
+        parts: dict[str, tuple[str, str]] = {}
+        for raw, kind in pairs:
+            value = str(raw).strip()
+            if not MIN_VALUE_CHARS <= len(value) <= MAX_VALUE_CHARS:
+                continue
+            key = value.casefold()
+            if key in full:
+                continue
+            if cap is not None and len(full) >= cap:
+                self.over_cap += 1
+                continue
+            full.add(key)
+            self._add(value, kind, part=False)
+            if kind == "name":
+                for part in value.split():
+                    if len(part) >= MIN_VALUE_CHARS:
+                        parts.setdefault(part.casefold(), (part, kind))
+        for key, (part, kind) in parts.items():
+            if key not in full:
+                self._add(part, kind, part=True)
+
+    def _add(self, value: str, kind: str, part: bool) -> None:
+        runs = runs_of(value)
+        anchor = next((r for r in runs if r[0].isalnum()), None)
+        if anchor is None:  # no letter or digit: nothing personal to find
+            return
+        node = self._trie
+        for run in runs:
+            node = node.setdefault(run, {})
+        if _END not in node:
+            node[_END] = (value, kind, part)
+            self.pairs.append((value, kind))
+            self._anchors.add(anchor)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def missing(self, values: Iterable[tuple[str, str]]) -> int:
+        """How many of these (value, kind) pairs could be known but are not (beyond the cap)."""
+        return sum(1 for raw, _ in values if MIN_VALUE_CHARS <= len(str(raw).strip()) <= MAX_VALUE_CHARS
+                   and str(raw).strip().casefold() not in self._full)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.pairs)
+
+    def may_occur(self, text: str) -> bool:
+        """False only when no value can be in ``text`` (its first letter-or-digit run is not
+        one of the text's). Any text whose runs are those of the text to replace in will do,
+        e.g. a JSON document of strings (escapes cut runs only where the text had a separator)."""
+        if not self._anchors:
+            return False
+        folded = text.casefold()
+        if len(self._anchors) <= _SUBSTRING_CHECK_MAX:
+            return any(anchor in folded for anchor in self._anchors)
+        return not self._anchors.isdisjoint(_ALNUM_RE.findall(folded))
+
+    def replace(self, text: str, token: Callable[[str, str], str], *, parts: bool = True) -> str:
+        """``text`` with every known value replaced by ``token(kind, raw value)``; existing
+        tokens are kept as they are. ``parts=False``: whole values only (for identifiers)."""
+        if not self.may_occur(text):
+            return text
+        if "[" not in text:
+            return self._replace_segment(text, token, parts)
+        pieces = TOKEN_SPLIT_RE.split(text)  # tokens at the odd indexes
+        pieces[::2] = [self._replace_segment(p, token, parts) if p else p for p in pieces[::2]]
+        return "".join(pieces)
+
+    def _replace_segment(self, text: str, token: Callable[[str, str], str], parts: bool) -> str:
+        spans = [(m.start(), m.end(), m.group()) for m in _RUN_RE.finditer(text)]
+        keys = [_run_key(run) for _, _, run in spans]
+        out: list[str] = []
+        done = 0  # text[:done] is in out
+        i, n = 0, len(keys)
+        while i < n:
+            hit = self._longest(keys, i, parts)
+            if hit is None:
+                i += 1
+                continue
+            end, (raw, kind, _) = hit
+            out.append(text[done:spans[i][0]])
+            out.append(token(kind, raw))
+            done = spans[end][1]
+            i = end + 1
+        if not out:
+            return text
+        out.append(text[done:])
+        return "".join(out)
+
+    def _longest(self, keys: list[str], i: int, parts: bool) -> tuple[int, tuple[str, str, bool]] | None:
+        node = self._trie.get(keys[i])
+        best = None
+        j = i
+        while node is not None:
+            term = node.get(_END)
+            if term is not None and (parts or not term[2]):
+                best = (j, term)
+            j += 1
+            if j >= len(keys):
+                break
+            node = node.get(keys[j])
+        return best
+
+
+def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
+                 extra: Iterable[tuple[str, str]] = (), *, cap: int | None = DEFAULT_CAP) -> KnownValues:
+    """The known values of a ticket: ``extra`` (value, kind) pairs (record.pii, person
+    attributes, names written with an email) first, then the values of its personal fields by
+    key (``ticket_field_kind``; ``marked`` keys as text). The parts of a name are known too."""
+    pairs: list[tuple[str, str]] = [(str(raw), str(kind)) for raw, kind in extra if isinstance(raw, (str, int))
+                                    and not isinstance(raw, bool)]
+    marked_set = {m.lower() for m in marked}
+    for key, value in fields.items():
+        kind = ticket_field_kind(str(key)) or ("text" if str(key).lower() in marked_set else None)
+        if kind is None:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, (str, int)) and not isinstance(v, bool):
+                pairs.append((str(v), kind))
+    return KnownValues(pairs, cap=cap)
