@@ -26,6 +26,7 @@ TOKEN_BODY = r"[a-z_]{2,24}[:=][^\]\s]{1,80}+"
 TOKEN_SPLIT_RE = re.compile(rf"(\[{TOKEN_BODY}\])")
 _RUN_RE = re.compile(r"[^\W\d_]+|\d+|\s+|\S")
 _ALNUM_RE = re.compile(r"[^\W\d_]+|\d+")
+_LEADING = re.compile(r"^[\W_]+")
 MIN_VALUE_CHARS = 3
 MAX_VALUE_CHARS = 256
 DEFAULT_CAP = 256
@@ -78,8 +79,10 @@ class KnownValues:
                 self._add(part, kind, part=True)
 
     def _add(self, value: str, kind: str, part: bool) -> None:
-        runs = runs_of(value)
-        anchor = next((r for r in runs if r[0].isalnum()), None)
+        # A value is matched from its first letter-or-digit run (a leading "+" or "(" of a phone
+        # number stays in the text, its digits do not).
+        runs = runs_of(_LEADING.sub("", value))
+        anchor = runs[0] if runs and runs[0][0].isalnum() else None
         if anchor is None:  # no letter or digit: nothing personal to find
             return
         node = self._trie
@@ -127,39 +130,46 @@ class KnownValues:
         return "".join(pieces)
 
     def _replace_segment(self, text: str, token: Callable[[str, str], str], parts: bool) -> str:
-        spans = [(m.start(), m.end(), m.group()) for m in _RUN_RE.finditer(text)]
-        keys = [_run_key(run) for _, _, run in spans]
+        # Every value starts with a letter-or-digit run: only where such a run of the text is a
+        # first run of a value is the trie walked (the text's runs are listed by C code).
+        runs = _ALNUM_RE.findall(text)
+        trie = self._trie
+        hits = [i for i, run in enumerate(runs) if run.casefold() in trie]
+        if not hits:
+            return text
+        found = list(_ALNUM_RE.finditer(text))
         out: list[str] = []
         done = 0  # text[:done] is in out
-        i, n = 0, len(keys)
-        while i < n:
-            hit = self._longest(keys, i, parts)
-            if hit is None:
-                i += 1
-                continue
-            end, (raw, kind, _) = hit
-            out.append(text[done:spans[i][0]])
-            out.append(token(kind, raw))
-            done = spans[end][1]
-            i = end + 1
+        for i in hits:
+            m = found[i]
+            if m.start() < done:
+                continue  # inside the previous match
+            hit = self._walk(text, m, parts)
+            if hit is not None:
+                end, (raw, kind, _) = hit
+                out += (text[done:m.start()], token(kind, raw))
+                done = end
         if not out:
             return text
         out.append(text[done:])
         return "".join(out)
 
-    def _longest(self, keys: list[str], i: int, parts: bool) -> tuple[int, tuple[str, str, bool]] | None:
-        node = self._trie.get(keys[i])
+    def _walk(self, text: str, first: re.Match[str], parts: bool) -> tuple[int, tuple[str, str, bool]] | None:
+        """The longest value starting at the run ``first``: (its end, its terminal)."""
+        node = self._trie[first.group().casefold()]
         best = None
-        j = i
-        while node is not None:
+        end = first.end()
+        while True:
             term = node.get(_END)
             if term is not None and (parts or not term[2]):
-                best = (j, term)
-            j += 1
-            if j >= len(keys):
-                break
-            node = node.get(keys[j])
-        return best
+                best = (end, term)
+            run = _RUN_RE.match(text, end)
+            if run is None:
+                return best
+            node = node.get(_run_key(run.group()))
+            if node is None:
+                return best
+            end = run.end()
 
 
 def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),

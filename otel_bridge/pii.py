@@ -289,8 +289,16 @@ class Redactor:
         if not isinstance(text, str) or len(text) < 3:
             return text
         try:
-            out = self._identifier_patterns(text)
-            return known.replace(out, self.token, parts=False) if known else out
+            if not known:
+                return self._identifier_patterns(text)
+            memo = "\x01" + text  # keys and names recur in every span of a trace
+            hit = known.cache.get(memo)
+            if hit is not None:
+                return hit
+            out = known.replace(self._identifier_patterns(text), self.token, parts=False)
+            if len(text) <= _CACHE_MAX_LEN:
+                known.cache[memo] = out
+            return out
         except Exception:
             logger.exception("otel_bridge: scrubbing an identifier of %d chars failed", len(text))
             return REDACTION_FAILED

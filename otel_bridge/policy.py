@@ -42,6 +42,10 @@ _NAME_WITH_EMAIL = re.compile(
 _NOT_A_NAME = frozenset({"hello", "hi", "dear", "from", "to", "cc", "bcc", "i", "me", "contact", "customer",
                          "name", "mr", "mrs", "ms", "dr", "sent", "reply", "by", "with"})
 _SPELT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "æ": "ae", "ø": "oe", "å": "aa"})
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_JSON_STARTS = ("{", "[", '"')
+_JSON_MAX_CHARS = 1_000_000
+_NOT_JSON = object()
 METADATA = "metadata"  # OpenInference: the app's key/value pairs as one JSON object
 METADATA_MAX_CHARS = 65_536
 
@@ -121,12 +125,32 @@ def _in_address(word: str, local: str) -> bool:
 
 
 def discovered_values(texts: Iterable[object]) -> list[tuple[str, str]]:
-    """Person values found in free text: names written with their email address."""
+    """Person values found in free text: names written with their email address (also behind
+    JSON escapes: ``jane\\u0040example.com``)."""
     out: list[tuple[str, str]] = []
     for text in texts:
-        if isinstance(text, str) and "@" in text:
+        if not isinstance(text, str):
+            continue
+        if "\\u" in text:
+            text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if "@" in text:
             out.extend(names_with_email(text))
     return out
+
+
+def scrub_content(value: Any, r: Redactor, known: KnownValues | None) -> Any:
+    """Free text; a JSON document given as text (``gen_ai.input.messages``, tool arguments, an
+    output that is a JSON string) is scrubbed as the structure it is, so a value behind a JSON
+    escape is seen and a personal key inside it (``{"customer_name": ...}``) is hashed as it
+    would be anywhere else; it stays text."""
+    if isinstance(value, str) and value[:1] in _JSON_STARTS and len(value) <= _JSON_MAX_CHARS:
+        try:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
+            decoded = _NOT_JSON
+        if decoded is not _NOT_JSON and not isinstance(decoded, (int, float, bool)) and decoded is not None:
+            return json.dumps(r.scrub_value(decoded, known), ensure_ascii=False)
+    return r.scrub_value(value, known)
 
 
 def redact_attributes(attrs: Mapping[str, Any], r: Redactor, known: KnownValues | None, *,
@@ -145,7 +169,7 @@ def redact_attributes(attrs: Mapping[str, Any], r: Redactor, known: KnownValues 
         elif whole:
             out[str(name)] = r.hash_field("text", value)
         else:
-            out[str(name)] = r.scrub_value(value, known)
+            out[str(name)] = scrub_content(value, r, known)
     return out
 
 

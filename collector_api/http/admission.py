@@ -35,6 +35,34 @@ class TenantRateLimiter:
         self._buckets[tenant] = (tokens - 1, now)
 
 
+class TenantSlots:
+    """At most `total` holders at once, and at most `per_tenant` of one tenant: a tenant's
+    requests beyond its share wait on their own queue, never in front of another tenant's."""
+
+    def __init__(self, total: int | None, per_tenant: int):
+        self._total = asyncio.Semaphore(total) if total else None
+        self._per_tenant = per_tenant
+        self._tenants: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        own, users = self._tenants.get(tenant) or (asyncio.Semaphore(self._per_tenant), 0)
+        self._tenants[tenant] = (own, users + 1)
+        try:
+            async with own:
+                if self._total is None:
+                    yield
+                else:
+                    async with self._total:
+                        yield
+        finally:
+            own, users = self._tenants[tenant]
+            if users > 1:
+                self._tenants[tenant] = (own, users - 1)
+            else:
+                del self._tenants[tenant]  # only tenants with requests here are kept
+
+
 @dataclass
 class CollectorState:
     settings: ServerSettings
@@ -48,11 +76,22 @@ class CollectorState:
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
         # Decoded requests cost memory, held until COMMIT (docs/benchmarks-ingest.md): only a
         # few are in the decode+store stage at once; admitted requests beyond them wait here with
-        # their compressed bodies instead of piling up in memory.
-        self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)
-        # Decoding is pure Python (GIL-bound): one at a time, so it runs while the database writes
-        # the requests decoded before it, and the database always has the next batch waiting.
-        self.decode_slot = asyncio.Semaphore(1)
+        # their compressed bodies instead of piling up in memory. One tenant holds at most half
+        # of them, so another tenant always finds one.
+        concurrency = self.settings.flusso_ingest_concurrency
+        self._work = TenantSlots(concurrency, max(1, concurrency // 2))
+        # Decoding is pure Python (GIL-bound): one at a time per tenant, so a tenant's next
+        # request decodes while the database writes its previous one; tenants decode side by
+        # side, so one tenant's large request never holds up another's (they share the CPU).
+        self._decode = TenantSlots(None, 1)
+
+    def work_slot(self, tenant: str):  # noqa: ANN201 - an async context manager
+        """A place in the decode+store stage (FLUSSO_INGEST_CONCURRENCY, half of it per tenant)."""
+        return self._work.slot(tenant)
+
+    def decode_slot(self, tenant: str):  # noqa: ANN201 - an async context manager
+        """The tenant's decode slot: one decode at a time per tenant, tenants side by side."""
+        return self._decode.slot(tenant)
 
     @asynccontextmanager
     async def admitted(self, tenant: str) -> AsyncIterator[None]:
