@@ -95,7 +95,8 @@ def build_workflow_log(
 def _payload_texts(records: Sequence[SpanRecord]) -> Iterable[object]:
     """The raw text of every event payload and string attribute (where a "Name <email>" may be)."""
     for s in records:
-        yield from s.attributes.values()
+        if not P.SAFE_ATTRIBUTES.issuperset(s.attributes):
+            yield from s.attributes.values()
         for ev in s.events:
             yield ev.attributes.get(A.PAYLOAD)
 

@@ -191,6 +191,7 @@ SAFE_ATTRIBUTES = frozenset({
     "flusso.kind", "flusso.workflow.name", "flusso.node.name", "flusso.ticket_id", "gen_ai.operation.name",
     "gen_ai.agent.name", "gen_ai.tool.name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
 })
+_PAYLOAD_ONLY = frozenset({"flusso.payload"})  # a record.* event: its payload is read as text
 # Sections of a log's "trace" whose items are records (dicts) of the bridge's record.* helpers.
 _RECORD_LISTS = {"llm_calls": (), "react": ("iterations",), "planning": ("decisions",), "output": ("decisions",),
                  "evidence": ("items",)}
@@ -202,10 +203,13 @@ def trace_known_values(records: Iterable[Any], ticket: Mapping[str, Any], marked
     events, the names written with an email in ``texts``, then its ticket's personal fields."""
     pairs = list(extra)
     for span in records:
-        pairs += person_values(span.attributes)
+        if not SAFE_ATTRIBUTES.issuperset(span.attributes):  # the bridge's own spans: nothing to find
+            pairs += person_values(span.attributes)
         for event in span.events:
-            pairs += person_values(event.attributes)
-        pairs += names_with_email(span.name) + names_with_email(span.status_description)
+            if not _PAYLOAD_ONLY.issuperset(event.attributes):
+                pairs += person_values(event.attributes)
+        if "@" in span.name or span.status_description and "@" in span.status_description:
+            pairs += names_with_email(span.name) + names_with_email(span.status_description)
     pairs += discovered_values(texts)
     return known_values(ticket, marked, pairs)
 

@@ -31,22 +31,6 @@ class SchemaUnsupported(ValueError):
     """The schema uses a keyword this checker does not implement."""
 
 
-def _is_type(value: Any, name: str) -> bool:
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "null":
-        return value is None
-    if name == "boolean":
-        return isinstance(value, bool)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return name == "number" or isinstance(value, int) or value.is_integer()
-
-
 def _date_time(value: str) -> bool:
     if not _RFC3339.match(value):
         return False
@@ -57,97 +41,140 @@ def _date_time(value: str) -> bool:
     return True
 
 
-class _Compiler:
+_TYPE_TESTS = {
+    "object": "isinstance({x}, dict)",
+    "array": "isinstance({x}, list)",
+    "string": "isinstance({x}, str)",
+    "null": "{x} is None",
+    "boolean": "({x} is True or {x} is False)",
+    "number": "(isinstance({x}, (int, float)) and not isinstance({x}, bool))",
+    "integer": "(isinstance({x}, int) and not isinstance({x}, bool) or isinstance({x}, float) and {x}.is_integer())",
+}
+
+
+class _Generator:
+    """Python source for a schema: one function per object or array schema, the checks of its
+    properties written inline (the log is checked for every ticket on the worker thread: a
+    function call per field would cost more than building the log)."""
+
     def __init__(self, root: dict[str, Any]):
         self.root = root
         self.required: set[Path] = set()  # the required fields' paths, "*" for any list index
+        self.sources: list[str] = []
+        self.constants: dict[str, Any] = {"_date_time": _date_time, "MISSING": _MISSING}
 
-    def compile(self, schema: Any, at: Path = ()) -> Check:
+    def function(self, schema: Any, at: Path) -> str:
+        """The name of a function ``f(v, p, k, out)`` appending ``p + (k,)`` when ``v`` fails."""
+        name = f"_f{len(self.sources)}"
+        self.sources.append("")  # reserve the slot: nested functions come after
+        body = self.statements(schema, "v", "p + (k,)", at, "    ")
+        self.sources[int(name[2:])] = f"def {name}(v, p, k, out):\n" + ("\n".join(body) or "    pass")
+        return name
+
+    def statements(self, schema: Any, x: str, where: str, at: Path, ind: str) -> list[str]:
+        schema = self.resolve(schema)
         if schema is True or schema == {}:
-            return _nothing
-        if not isinstance(schema, dict):
-            raise SchemaUnsupported(f"schema node {schema!r}")
-        unknown = set(schema) - SUPPORTED
-        if unknown:
-            raise SchemaUnsupported(f"keywords {sorted(unknown)}")
-        if "$ref" in schema:
-            return self._ref(schema["$ref"], at)
-        self.required.update(at + (key,) for key in schema.get("required", ()))
-        checks = [self._local(schema)]
-        if "properties" in schema or "additionalProperties" in schema:
-            checks.append(self._children(schema, at))
-        if "items" in schema:
-            checks.append(self._items(self.compile(schema["items"], at + ("*",))))
-        return _all(checks)
-
-    def _ref(self, ref: str, at: Path) -> Check:
-        if not ref.startswith("#/definitions/"):
-            raise SchemaUnsupported(f"$ref {ref}")
-        return self.compile(self.root["definitions"][ref.rsplit("/", 1)[-1]], at)
-
-    def _local(self, schema: dict[str, Any]) -> Check:
+            return []
+        out: list[str] = []
         types = schema.get("type")
         types = [types] if isinstance(types, str) else types
-        enum, required = schema.get("enum"), tuple(schema.get("required", ()))
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        min_len, max_len = schema.get("minLength"), schema.get("maxLength")
-        pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
-        date_time = schema.get("format") == "date-time"
+        if types is not None:
+            test = " or ".join(_TYPE_TESTS[t].format(x=x) for t in types)
+            out += [f"{ind}if not ({test}):", f"{ind}    out.append({where})", f"{ind}    return"]
+        if "enum" in schema:
+            out += [f"{ind}if {self.enum_fails(schema['enum'], x)}:", f"{ind}    out.append({where})", f"{ind}    return"]
+        out += self.scalar_checks(schema, x, where, ind)
+        self.required.update(at + (key,) for key in schema.get("required", ()))
+        for key in schema.get("required", ()):
+            out += [f"{ind}if isinstance({x}, dict) and {key!r} not in {x}:", f"{ind}    out.append({where} + ({key!r},))"]
+        out += self.children(schema, x, where, at, ind)
+        return out
 
-        def check(value: Any, path: Path) -> Iterator[Path]:
-            if types is not None and not any(_is_type(value, t) for t in types):
-                yield path
-            elif enum is not None and not any(type(value) is type(e) and value == e for e in enum):
-                yield path
-            elif isinstance(value, str) and (
-                    (min_len is not None and len(value) < min_len) or (max_len is not None and len(value) > max_len)
-                    or (pattern is not None and not pattern.search(value)) or (date_time and not _date_time(value))):
-                yield path
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and (
-                    (lo is not None and value < lo) or (hi is not None and value > hi)):
-                yield path
-            elif isinstance(value, dict):
-                yield from (path + (key,) for key in required if key not in value)
-        return check
+    def enum_fails(self, values: list[Any], x: str) -> str:
+        if all(isinstance(e, str) for e in values):  # the common case, one set look-up
+            return f"not (isinstance({x}, str) and {x} in {self.const(frozenset(values))})"
+        return f"not any(type({x}) is type(e) and {x} == e for e in {self.const(tuple(values))})"
 
-    def _children(self, schema: dict[str, Any], at: Path) -> Check:
-        props = {k: self.compile(v, at + (k,)) for k, v in schema.get("properties", {}).items()}
-        extra_schema = schema.get("additionalProperties", True)
-        extra = None if extra_schema is True else self.compile(extra_schema, at + ("*",))
+    def scalar_checks(self, schema: dict[str, Any], x: str, where: str, ind: str) -> list[str]:
+        conds = []
+        if "minLength" in schema:
+            conds.append(f"isinstance({x}, str) and len({x}) < {int(schema['minLength'])}")
+        if "maxLength" in schema:
+            conds.append(f"isinstance({x}, str) and len({x}) > {int(schema['maxLength'])}")
+        if "pattern" in schema:
+            conds.append(f"isinstance({x}, str) and not {self.const(re.compile(schema['pattern']))}.search({x})")
+        if schema.get("format") == "date-time":
+            conds.append(f"isinstance({x}, str) and not _date_time({x})")
+        number = f"isinstance({x}, (int, float)) and not isinstance({x}, bool)"
+        if "minimum" in schema:
+            conds.append(f"{number} and {x} < {schema['minimum']!r}")
+        if "maximum" in schema:
+            conds.append(f"{number} and {x} > {schema['maximum']!r}")
+        return [line for c in conds for line in (f"{ind}if {c}:", f"{ind}    out.append({where})", f"{ind}    return")]
 
-        def check(value: Any, path: Path) -> Iterator[Path]:
-            if not isinstance(value, dict):
-                return
-            if extra is None:
-                for key, sub in props.items():
-                    if key in value:
-                        yield from sub(value[key], path + (key,))
-                return
-            for key, item in value.items():
-                yield from props.get(key, extra)(item, path + (key,))
-        return check
+    def children(self, schema: dict[str, Any], x: str, where: str, at: Path, ind: str) -> list[str]:
+        out: list[str] = []
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        if props or extra is not True:
+            out.append(f"{ind}if isinstance({x}, dict):")
+            for key, sub in props.items():
+                y = f"_v{len(at)}"
+                out += [f"{ind}    {y} = {x}.get({key!r}, MISSING)", f"{ind}    if {y} is not MISSING:"]
+                out += self.call_or_inline(sub, y, f"{where}", repr(key), at + (key,), ind + "        ")
+            if extra is not True:
+                fn = self.function(extra, at + ("*",))
+                out += [f"{ind}    for _k, _x in {x}.items():",
+                        f"{ind}        if _k not in {self.const(frozenset(props))}:",
+                        f"{ind}            {fn}(_x, {where}, _k, out)"]
+        if "items" in schema:
+            fn = self.function(schema["items"], at + ("*",))
+            out += [f"{ind}if isinstance({x}, list):", f"{ind}    for _i, _x in enumerate({x}):",
+                    f"{ind}        {fn}(_x, {where}, _i, out)"]
+        return out
 
-    @staticmethod
-    def _items(sub: Check) -> Check:
-        def check(value: Any, path: Path) -> Iterator[Path]:
-            if isinstance(value, list):
-                for i, item in enumerate(value):
-                    yield from sub(item, path + (i,))
-        return check
+    def call_or_inline(self, schema: Any, y: str, where: str, key: str, at: Path, ind: str) -> list[str]:
+        """A property's checks: inline when it is a leaf (no fields of its own), else a call."""
+        leaf = self.resolve(schema)
+        if leaf is True or leaf == {}:
+            return [f"{ind}pass"]
+        if "properties" in leaf or "items" in leaf or leaf.get("additionalProperties", True) is not True \
+                or "required" in leaf:
+            fn = self.function(schema, at)
+            return [f"{ind}{fn}({y}, {where}, {key}, out)"]
+        fails = []
+        types = leaf.get("type")
+        if types is not None:
+            types = [types] if isinstance(types, str) else types
+            fails.append("not (" + " or ".join(_TYPE_TESTS[t].format(x=y) for t in types) + ")")
+        if "enum" in leaf:
+            fails.append(self.enum_fails(leaf["enum"], y))
+        fails += [line[len(ind) + 3:-1] for line in self.scalar_checks(leaf, y, "", ind) if line.startswith(ind + "if ")]
+        lines = []
+        for i, cond in enumerate(fails):
+            lines += [f"{ind}{'if' if i == 0 else 'elif'} {cond}:", f"{ind}    out.append({where} + ({key},))"]
+        return lines or [f"{ind}pass"]
+
+    def resolve(self, schema: Any) -> Any:
+        while isinstance(schema, dict) and "$ref" in schema:
+            ref = schema["$ref"]
+            if not ref.startswith("#/definitions/"):
+                raise SchemaUnsupported(f"$ref {ref}")
+            schema = self.root["definitions"][ref.rsplit("/", 1)[-1]]
+        if schema is not True and not isinstance(schema, dict):
+            raise SchemaUnsupported(f"schema node {schema!r}")
+        unknown = set(schema) - SUPPORTED if isinstance(schema, dict) else set()
+        if unknown:
+            raise SchemaUnsupported(f"keywords {sorted(unknown)}")
+        return schema
+
+    def const(self, value: Any) -> str:
+        name = f"_c{len(self.constants)}"
+        self.constants[name] = value
+        return name
 
 
-def _nothing(value: Any, path: Path) -> Iterator[Path]:
-    return iter(())
-
-
-def _all(checks: list[Check]) -> Check:
-    if len(checks) == 1:
-        return checks[0]
-
-    def check(value: Any, path: Path) -> Iterator[Path]:
-        for c in checks:
-            yield from c(value, path)
-    return check
+_MISSING = object()
 
 
 class Schema:
@@ -155,9 +182,18 @@ class Schema:
     ``required`` holds the required fields' paths ("*" for a list index or any key)."""
 
     def __init__(self, schema: dict[str, Any]):
-        compiler = _Compiler(schema)
-        self.check = compiler.compile(schema)
-        self.required = frozenset(compiler.required)
+        gen = _Generator(schema)
+        body = gen.statements(schema, "v", "()", (), "    ")
+        source = "def _root(v, out):\n" + ("\n".join(body) or "    pass") + "\n\n" + "\n\n".join(gen.sources)
+        namespace = dict(gen.constants)
+        exec(compile(source, "<workflow-log schema>", "exec"), namespace)  # noqa: S102 - our own schema file
+        self._root = namespace["_root"]
+        self.required = frozenset(gen.required)
+
+    def check(self, document: Any, path: Path = ()) -> list[Path]:
+        out: list[Path] = []
+        self._root(document, out)
+        return out
 
     def is_required(self, path: Path) -> bool:
         shape = tuple("*" if isinstance(p, int) else p for p in path)
@@ -172,7 +208,7 @@ def workflow_log_schema() -> Schema:
 
 def invalid_paths(document: Any, schema: Schema | None = None) -> list[Path]:
     """The paths of the fields of ``document`` that fail the schema ([] when it is valid)."""
-    return list((schema or workflow_log_schema()).check(document, ()))
+    return (schema or workflow_log_schema()).check(document)
 
 
 def drop_invalid_fields(document: dict[str, Any], schema: Schema | None = None) -> list[str]:
