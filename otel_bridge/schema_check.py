@@ -1,7 +1,7 @@
 """The workflow-log schema, checked on the client before a log ships. Pure.
 
 The same file the collector validates with (``otel_bridge/schemas/workflow-log.v1.json``),
-compiled here into small checking functions for the JSON Schema keywords it uses (anything
+compiled here into Python source for the JSON Schema keywords it uses (anything
 else raises SchemaUnsupported, so a keyword added to the file cannot be ignored silently). A
 field that would make the collector refuse the log is dropped and named
 (``drop_invalid_fields``), so a privacy rule or a hostile value costs that field, never the
@@ -13,13 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 Path = tuple[Any, ...]
-Check = Callable[[Any, Path], Iterator[Path]]
 SUPPORTED = frozenset({"$schema", "$id", "title", "description", "type", "required", "properties",
                        "additionalProperties", "items", "minLength", "maxLength", "minimum", "maximum",
                        "enum", "pattern", "format", "$ref", "definitions"})
@@ -81,12 +79,13 @@ class _Generator:
         if types is not None:
             test = " or ".join(_TYPE_TESTS[t].format(x=x) for t in types)
             out += [f"{ind}if not ({test}):", f"{ind}    out.append({where})", f"{ind}    return"]
-        if "enum" in schema:
-            out += [f"{ind}if {self.enum_fails(schema['enum'], x)}:", f"{ind}    out.append({where})", f"{ind}    return"]
-        out += self.scalar_checks(schema, x, where, ind)
+        conds = [self.enum_fails(schema["enum"], x)] if "enum" in schema else []
+        for cond in conds + self.scalar_fails(schema, x):
+            out += [f"{ind}if {cond}:", f"{ind}    out.append({where})", f"{ind}    return"]
         self.required.update(at + (key,) for key in schema.get("required", ()))
         for key in schema.get("required", ()):
-            out += [f"{ind}if isinstance({x}, dict) and {key!r} not in {x}:", f"{ind}    out.append({where} + ({key!r},))"]
+            out += [f"{ind}if isinstance({x}, dict) and {key!r} not in {x}:",
+                    f"{ind}    out.append({where} + ({key!r},))"]
         out += self.children(schema, x, where, at, ind)
         return out
 
@@ -95,7 +94,8 @@ class _Generator:
             return f"not (isinstance({x}, str) and {x} in {self.const(frozenset(values))})"
         return f"not any(type({x}) is type(e) and {x} == e for e in {self.const(tuple(values))})"
 
-    def scalar_checks(self, schema: dict[str, Any], x: str, where: str, ind: str) -> list[str]:
+    def scalar_fails(self, schema: dict[str, Any], x: str) -> list[str]:
+        """Conditions under which ``x`` fails the schema's length, pattern, format and bounds."""
         conds = []
         if "minLength" in schema:
             conds.append(f"isinstance({x}, str) and len({x}) < {int(schema['minLength'])}")
@@ -110,7 +110,7 @@ class _Generator:
             conds.append(f"{number} and {x} < {schema['minimum']!r}")
         if "maximum" in schema:
             conds.append(f"{number} and {x} > {schema['maximum']!r}")
-        return [line for c in conds for line in (f"{ind}if {c}:", f"{ind}    out.append({where})", f"{ind}    return")]
+        return conds
 
     def children(self, schema: dict[str, Any], x: str, where: str, at: Path, ind: str) -> list[str]:
         out: list[str] = []
@@ -149,7 +149,7 @@ class _Generator:
             fails.append("not (" + " or ".join(_TYPE_TESTS[t].format(x=y) for t in types) + ")")
         if "enum" in leaf:
             fails.append(self.enum_fails(leaf["enum"], y))
-        fails += [line[len(ind) + 3:-1] for line in self.scalar_checks(leaf, y, "", ind) if line.startswith(ind + "if ")]
+        fails += self.scalar_fails(leaf, y)
         lines = []
         for i, cond in enumerate(fails):
             lines += [f"{ind}{'if' if i == 0 else 'elif'} {cond}:", f"{ind}    out.append({where} + ({key},))"]
