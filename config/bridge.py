@@ -8,6 +8,8 @@ WORKFLOW_VERSION) are kept so an existing Flusso deployment needs no new variabl
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,6 +65,9 @@ class BridgeSettings(BaseSettings):
     max_string_chars: int = Field(
         4000, ge=64, validation_alias=_env("FLUSSO_MAX_STRING_CHARS", "max_string_chars")
     )
+    # hash: a ticket's texts (subject, description, body, messages) become one token each;
+    # scrub: they are kept, every personal value in them replaced by its token.
+    content: Literal["hash", "scrub"] = Field("hash", validation_alias=_env("FLUSSO_CONTENT", "content"))
 
     # --- shipping and bounds ---
     export_timeout_seconds: float = Field(

@@ -20,6 +20,7 @@ from otel_bridge import policy as P
 from otel_bridge import sections as S
 from otel_bridge.numbers import finite_number
 from otel_bridge.pii import REDACTION_FAILED, KnownValues, Redactor
+from otel_bridge.pii_keys import CONTENT_FIELDS
 from otel_bridge.schema_check import drop_invalid_fields
 from otel_bridge.sections import EventItem
 from otel_bridge.spanrecord import SpanRecord, from_sdk_span
@@ -48,8 +49,13 @@ def build_workflow_log(
     identification: Mapping[str, object] | None = None,
     redactor: Redactor | None = None,
     dropped_spans: int = 0,
+    content: str = "hash",
 ) -> dict[str, Any]:
     """Build the workflow log of one ticket from its finished spans.
+
+    ``content`` (with a ``redactor``): "hash" makes each of the ticket's texts (subject,
+    description, body, messages) one token; "scrub" keeps them with every personal value inside
+    replaced by its token. The mode is recorded as ``identification.content``.
 
     ``identification`` supplies client_id / environment / workflow_version / service_name
     (client_id is omitted when None: the collector fills it from the API key).
@@ -87,8 +93,9 @@ def build_workflow_log(
     if redactor is not None:
         extra = [(str(v), str(p.get("kind") or "text"))
                  for _, _, p in events.get(A.EVENT_PII, []) for v in (p.get("values") or [])]
-        known = P.trace_known_values(records, ticket, marked, extra, _payload_texts(records))
-        log = _redact(log, redactor, ticket, marked, known)
+        known = P.trace_known_values(records, ticket, marked, extra, _payload_texts(records), content)
+        log = _redact(log, redactor, ticket, marked, known, content)
+        log["identification"]["content"] = content
     return log
 
 
@@ -274,9 +281,9 @@ def _apply_custom_metrics(metrics: dict[str, Any], items: list[EventItem]) -> No
 # --- redaction (the policy: otel_bridge.policy) ---
 
 def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], marked: Sequence[str],
-            known: KnownValues) -> dict[str, Any]:
+            known: KnownValues, content: str = "hash") -> dict[str, Any]:
     trace = log["trace"]
-    trace["ticket"] = _redact_ticket(trace["ticket"], r, known, {str(m).lower() for m in marked})
+    trace["ticket"] = _redact_ticket(trace["ticket"], r, known, {str(m).lower() for m in marked}, content)
     for key in S.FREE_SECTIONS:
         trace[key] = P.redact_section(key, trace[key], r, known)
     for entry in trace["spans"]:
@@ -299,13 +306,16 @@ def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], mar
     return log
 
 
-def _redact_ticket(ticket: Mapping[str, Any], r: Redactor, known: KnownValues, marked: set[str]) -> dict[str, Any]:
+def _redact_ticket(ticket: Mapping[str, Any], r: Redactor, known: KnownValues, marked: set[str],
+                   content: str = "hash") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in ticket.items():
         if k == "ticket_id":
             out[k] = v
         elif str(k).lower() in marked:
             out[r.scrub_text(str(k), known)] = r.hash_field("text", v)
+        elif content == "scrub" and str(k).lower() in CONTENT_FIELDS:
+            out[k] = r.scrub_value(v, known)  # the text kept, its personal values tokens
         else:
             scrubbed = r.scrub_value({k: v}, known)
             # A mapping in gives a mapping out, or the failure marker (the raw key is not kept).

@@ -173,16 +173,19 @@ class KnownValues:
 
 
 def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
-                 extra: Iterable[tuple[str, str]] = (), *, cap: int | None = DEFAULT_CAP) -> KnownValues:
+                 extra: Iterable[tuple[str, str]] = (), *, cap: int | None = DEFAULT_CAP,
+                 skip: Iterable[str] = ()) -> KnownValues:
     """The known values of a ticket: ``extra`` (value, kind) pairs (record.pii, person
     attributes, names written with an email) first, then the values of its personal fields by
-    key (``ticket_field_kind``; ``marked`` keys as text). The parts of a name are known too."""
+    key (``ticket_field_kind``; ``marked`` keys as text; ``skip`` keys not). The parts of a
+    name are known too."""
+    skipped = {k.lower() for k in skip}
     pairs: list[tuple[str, str]] = [(str(raw), str(kind)) for raw, kind in extra if isinstance(raw, (str, int))
                                     and not isinstance(raw, bool)]
     marked_set = {m.lower() for m in marked}
     for key, value in fields.items():
         kind = ticket_field_kind(str(key)) or ("text" if str(key).lower() in marked_set else None)
-        if kind is None:
+        if kind is None or str(key).lower() in skipped and str(key).lower() not in marked_set:
             continue
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, (str, int)) and not isinstance(v, bool):

@@ -58,6 +58,11 @@ _PERSON_ID_WORDS = frozenset({"user", "enduser", "customer", "requester", "conta
 _ABOUT_WORDS = frozenset({"id", "ids", "count", "type", "kind", "status", "verified", "enabled", "valid",
                           "domain", "template", "format", "provider", "source", "length", "len", "hash",
                           "optin", "consent", "field", "key", "column", "label"})
+# The customer's own words in a ticket: one token each in content mode "hash", kept with every
+# personal value inside replaced in mode "scrub" (readable by a reviewer).
+CONTENT_FIELDS = frozenset({"subject", "description", "body", "message", "messages", "customer_message",
+                            "customer_messages", "question"})
+CONTENT_MODES = ("hash", "scrub")
 # Ticket fields only (record.ticket): a bare ``name`` there is the customer's.
 _TICKET_FIELD_TYPES = {"name": "name"}
 _KEY_WORD_RE = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")

@@ -50,7 +50,7 @@ class Pipeline:
         if root is None:
             return
         log = build_workflow_log(spans, identification=self.identification, redactor=self.redactor,
-                                 dropped_spans=dropped)
+                                 dropped_spans=dropped, content=self.settings.content)
         lost = checked_for_shipping(log)
         if lost:
             self.shipper.dropped_fields += len(lost)

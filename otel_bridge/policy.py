@@ -25,7 +25,7 @@ from typing import Any
 
 from otel_bridge.known import KnownValues, known_values
 from otel_bridge.pii import Redactor
-from otel_bridge.pii_keys import attribute_key_kind, field_kind, is_identifier_key
+from otel_bridge.pii_keys import CONTENT_FIELDS, attribute_key_kind, field_kind, is_identifier_key
 
 _EMAIL_VALUE = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}\.[A-Za-z]{2,}$")
 # A person's name in an id attribute (``enduser.id = "Annalisa Rossetti"``): 2-5 words of letters
@@ -198,9 +198,11 @@ _RECORD_LISTS = {"llm_calls": (), "react": ("iterations",), "planning": ("decisi
 
 
 def trace_known_values(records: Iterable[Any], ticket: Mapping[str, Any], marked: Iterable[str],
-                       extra: Iterable[tuple[str, str]], texts: Iterable[object]) -> KnownValues:
+                       extra: Iterable[tuple[str, str]], texts: Iterable[object],
+                       content: str = "hash") -> KnownValues:
     """A trace's known values: ``extra`` (record.pii), the person attributes of its spans and
-    events, the names written with an email in ``texts``, then its ticket's personal fields."""
+    events, the names written with an email in ``texts``, then its ticket's personal fields
+    (not its texts in content mode "scrub": they are kept, scrubbed, not replaced whole)."""
     pairs = list(extra)
     for span in records:
         if not SAFE_ATTRIBUTES.issuperset(span.attributes):  # the bridge's own spans: nothing to find
@@ -211,7 +213,7 @@ def trace_known_values(records: Iterable[Any], ticket: Mapping[str, Any], marked
         if "@" in span.name or span.status_description and "@" in span.status_description:
             pairs += names_with_email(span.name) + names_with_email(span.status_description)
     pairs += discovered_values(texts)
-    return known_values(ticket, marked, pairs)
+    return known_values(ticket, marked, pairs, skip=CONTENT_FIELDS if content == "scrub" else ())
 
 
 def redact_record(item: Any, r: Redactor, known: KnownValues | None) -> Any:
