@@ -95,7 +95,7 @@ def build_workflow_log(
                  for _, _, p in events.get(A.EVENT_PII, []) for v in (p.get("values") or [])]
         known = P.trace_known_values(records, ticket, marked, extra, _payload_texts(records), content)
         log = _redact(log, redactor, ticket, marked, known, content)
-        log["identification"]["content"] = content
+        ident["content"] = content  # the same object as log["identification"]
     return log
 
 
