@@ -25,7 +25,13 @@ from typing import Any
 
 from otel_bridge.known import KnownValues, known_values
 from otel_bridge.pii import Redactor
-from otel_bridge.pii_keys import CONTENT_FIELDS, attribute_key_kind, field_kind, is_identifier_key
+from otel_bridge.pii_keys import (
+    CONTENT_FIELDS,
+    TICKET_PREFIX,
+    attribute_key_kind,
+    field_kind,
+    is_identifier_key,
+)
 
 _EMAIL_VALUE = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}\.[A-Za-z]{2,}$")
 # A person's name in an id attribute (``enduser.id = "Annalisa Rossetti"``): 2-5 words of letters
@@ -46,6 +52,7 @@ _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _JSON_STARTS = ("{", "[", '"')
 _JSON_MAX_CHARS = 1_000_000
 _NOT_JSON = object()
+CONTENT = "content"  # the kind of a ticket's text among a trace's person values (see for_mode)
 METADATA = "metadata"  # OpenInference: the app's key/value pairs as one JSON object
 METADATA_MAX_CHARS = 65_536
 
@@ -67,10 +74,13 @@ def known_kind(kind: str, value: object) -> str:
 
 def person_values(attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(raw value, kind) of the attributes that name a person, OpenInference's ``metadata``
-    object included."""
+    object included. A ticket's text (``flusso.ticket.subject``...) is of kind CONTENT: known
+    as `text` in content mode "hash", not known in mode "scrub" (``for_mode``)."""
     out: list[tuple[str, str]] = []
     for key, value in attrs.items():
         kind = attribute_kind(key, value)
+        if kind == "text" and key.startswith(TICKET_PREFIX) and key[len(TICKET_PREFIX):].lower() in CONTENT_FIELDS:
+            kind = CONTENT
         if kind is not None:
             values = value if isinstance(value, (list, tuple)) else (value,)
             out.extend((str(v), known_kind(kind, v)) for v in values
@@ -79,6 +89,13 @@ def person_values(attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
     if meta is not None:
         out.extend(metadata_person_values(meta))
     return out
+
+
+def for_mode(pairs: Iterable[Any], content: str) -> list[tuple[str, str]]:
+    """The known values of a trace in a content mode: its texts known whole ("hash") or not."""
+    if content == "scrub":
+        return [(str(v), str(k)) for v, k in pairs if k != CONTENT]
+    return [(str(v), "text" if k == CONTENT else str(k)) for v, k in pairs]
 
 
 def metadata_person_values(value: Any) -> list[tuple[str, str]]:

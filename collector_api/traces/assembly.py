@@ -29,6 +29,7 @@ from otel_bridge.assemble import build_workflow_log, checked_for_shipping, finis
 from otel_bridge.known import DEFAULT_CAP, KnownValues
 from otel_bridge.pii import Redactor
 from otel_bridge.pii_keys import is_content, is_identifier_key
+from otel_bridge.policy import for_mode
 from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -71,10 +72,11 @@ def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tupl
     return records, [p for pairs in per_span.values() for p in pairs], resource
 
 
-def _open(client_id: str, secret: str, spans: Sequence[StagedSpan]
+def _open(client_id: str, secret: str, spans: Sequence[StagedSpan], content: str = "hash"
           ) -> tuple[list[SpanRecord], dict[int, list], dict, dict[int, str | None]]:
     """open_spans with the person values by span id, plus each span's searchable text by span
-    id (see `_searchable`)."""
+    id (see `_searchable`). In content mode "scrub" a ticket's texts are their scrubbed forms
+    (the payload's ``sc``), not their tokens."""
     box = cipher(secret, client_id)
     seen: set[str] = set()
     records: list[SpanRecord] = []
@@ -92,6 +94,8 @@ def _open(client_id: str, secret: str, spans: Sequence[StagedSpan]
             logger.error("tenant %s: %s; span skipped", client_id, f"span {span.span_id} does not decrypt")
             continue
         resource.update(payload.get("r") or {})
+        if content == "scrub" and payload.get("sc"):
+            payload["a"] = {**(payload.get("a") or {}), **payload["sc"]}
         record = _record(span, payload)
         per_span[record.span_id] = [tuple(p) for p in payload.get("p") or ()]
         texts[record.span_id] = _searchable(plain) if next(reversed(payload), None) == "p" else None
@@ -172,7 +176,7 @@ def _as_dict(value: object) -> dict:
 
 
 def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfig,
-                ticket_attribute: str | None, notes: dict[str, int] | None = None) -> Built:
+                ticket_attribute: str | None, notes: dict[str, int] | None = None, content: str = "hash") -> Built:
     """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread.
 
     The trace's person values are capped (DEFAULT_CAP): the text of a span holding one beyond
@@ -180,12 +184,12 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
     Both are counted in `notes` and logged; a field the schema would refuse is dropped. The
     ticket is always built."""
     started = time.monotonic()
-    records, per_span, resource, texts = _open(trace.client_id, cfg.secret, spans)
+    records, per_span, resource, texts = _open(trace.client_id, cfg.secret, spans, content)
     records = finished_records(records)
     if not records:
         return Built(trace, None, "failed", trace.span_count)
     redactor = redactor_for(cfg.secret, trace.client_id)
-    known = KnownValues((p for pairs in per_span.values() for p in pairs), cap=DEFAULT_CAP)
+    known = KnownValues(for_mode((p for pairs in per_span.values() for p in pairs), content), cap=DEFAULT_CAP)
     over = {sid for sid, pairs in per_span.items() if known.over_cap and known.missing(pairs)}
     records = [_hashed_whole(r, redactor) if r.span_id in over else r for r in records]
     records = _replace_known(records, redactor, known, texts, started + cfg.budget_s)
@@ -200,6 +204,7 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
              "environment": resource.get("deployment.environment.name") or resource.get("deployment.environment"),
              "workflow_version": resource.get("service.version")}
     ident = {k: str(v)[:64] for k, v in ident.items() if v is not None}
+    ident["content"] = content
     log = build_workflow_log(prepared.records, identification=ident, dropped_spans=trace.dropped_spans)
     log = conventions.finish(log, prepared, dropped_spans=trace.dropped_spans)
     _note(notes, trace, "dropped_fields", len(checked_for_shipping(log)))
@@ -240,7 +245,7 @@ async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> Assemb
             batch = await (loading or _load(pool, client_id, traces))
             loading = asyncio.ensure_future(_load(pool, *chunks[k + 1])) if k + 1 < len(chunks) else None
             built = await asyncio.to_thread(_build_all, traces, batch.spans, cfg, batch.ticket_attribute,
-                                            batch.logged, report.notes)
+                                            batch.logged, report.notes, batch.content_mode)
             if writing is not None:
                 await writing
             writing = asyncio.ensure_future(_store(pool, client_id, built, report))
@@ -265,7 +270,7 @@ async def _store(pool: AsyncConnectionPool, client_id: str, built: list[Built], 
 
 
 def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyConfig, ticket_attribute: str | None,
-               logged: set[str], notes: dict[str, int] | None = None) -> list[Built]:
+               logged: set[str], notes: dict[str, int] | None = None, content: str = "hash") -> list[Built]:
     by_trace: dict[str, list[StagedSpan]] = {}
     for s in spans:
         by_trace.setdefault(s.trace_id, []).append(s)
@@ -275,7 +280,7 @@ def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyCon
             out.append(Built(t, None, "bridge", t.span_count))
             continue
         try:
-            out.append(build_trace(t, by_trace.get(t.trace_id, []), cfg, ticket_attribute, notes))
+            out.append(build_trace(t, by_trace.get(t.trace_id, []), cfg, ticket_attribute, notes, content))
         except Exception:  # noqa: BLE001 - one bad trace must not stop the others
             logger.exception("tenant %s trace %s: assembly failed", t.client_id, t.trace_id)
             out.append(Built(t, None, "failed", t.span_count))

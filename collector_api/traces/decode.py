@@ -30,7 +30,7 @@ from collector_api.traces.sealing import TenantCipher
 from otel_bridge import policy
 from otel_bridge.known import DEFAULT_CAP, KnownValues
 from otel_bridge.pii import Redactor
-from otel_bridge.pii_keys import PERSON_ATTRIBUTES
+from otel_bridge.pii_keys import CONTENT_FIELDS, PERSON_ATTRIBUTES, TICKET_PREFIX
 
 # executed_at bounds: a root may start no earlier than 2000-01-01 and no later than a day ahead.
 MIN_START_NS = 946_684_800 * 10**9
@@ -127,10 +127,15 @@ def decode_spans(request: ExportTraceServiceRequest, tenant: str, redactor: Reda
         by_trace.setdefault(item.span.trace_id, []).append(item)
     rows, over_cap = [], 0
     for items in by_trace.values():
-        known = KnownValues((p for item in items for p in item.values), cap=PERSON_VALUES_CAP)
+        pairs = [p for item in items for p in item.values]
+        known = KnownValues(policy.for_mode(pairs, "hash"), cap=PERSON_VALUES_CAP)
         over_cap += known.over_cap
+        # a ticket's texts are also sealed scrubbed (not hashed): the tenant's content mode
+        # picks one at assembly
+        scrub = KnownValues(policy.for_mode(pairs, "scrub"), cap=PERSON_VALUES_CAP) \
+            if any(k == policy.CONTENT for _, k in pairs) else None
         for item in items:
-            rows.append(_sealed_row(item, tenant, redactor, cipher, known))
+            rows.append(_sealed_row(item, tenant, redactor, cipher, known, scrub))
     rows.sort(key=lambda row: row.index)
     return DecodedTraces(len(accepted) + len(rejected), rows, sorted(rejected, key=lambda r: r.index), over_cap)
 
@@ -162,7 +167,8 @@ def _check_all(request: ExportTraceServiceRequest, tenant: str, now_ns: int) -> 
     return accepted, rejected
 
 
-def _sealed_row(item: _Accepted, tenant: str, r: Redactor, cipher: TenantCipher, known: KnownValues) -> SpanRow:
+def _sealed_row(item: _Accepted, tenant: str, r: Redactor, cipher: TenantCipher, known: KnownValues,
+                scrub: KnownValues | None = None) -> SpanRow:
     span = item.span
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     parent = span.parent_span_id.hex() if span.parent_span_id else None
@@ -179,11 +185,16 @@ def _sealed_row(item: _Accepted, tenant: str, r: Redactor, cipher: TenantCipher,
                                                                                           strict=True)],
         "de": span.dropped_events_count,
         "r": policy.redact_attributes({k: item.resource[k] for k in RESOURCE_KEYS if k in item.resource}, r, known),
+        "sc": {k: r.scrub_value(v, scrub) for k, v in item.attrs.items() if _is_ticket_text(k)} if scrub else {},
         "p": item.values,  # the raw values: keep it LAST (assembly._searchable cuts it off)
     }
     blob = cipher.seal(trace_id, span_id, orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS))
     return SpanRow(index=item.index, client_id=tenant, trace_id=trace_id, span_id=span_id, parent_span_id=parent,
                    start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano or None, payload=blob)
+
+
+def _is_ticket_text(key: str) -> bool:
+    return key.startswith(TICKET_PREFIX) and key[len(TICKET_PREFIX):].lower() in CONTENT_FIELDS
 
 
 def rows_by_trace(rows: Iterable[SpanRow]) -> dict[str, list[SpanRow]]:

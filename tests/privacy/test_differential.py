@@ -167,3 +167,39 @@ def test_traces_path(convention, server, ingest_key, db_dsn):
     assert all(any(n in name for name in names) for n in NODES)  # nodes named after personal-data words ship
     assert log["trace"]["output"]["draft"].startswith("Dear [name:")
     assert_nowhere(db_dsn, PLANTED, min_blobs=5)
+
+
+def _ticket_trace(tracer, ticket: str) -> None:
+    with tracer.start_as_current_span("invoke_agent support") as root:
+        root.set_attribute("gen_ai.operation.name", "invoke_agent")
+        root.set_attribute("flusso.ticket_id", ticket)
+        root.set_attribute("flusso.ticket.subject", QUESTION)
+        root.set_attribute("flusso.ticket.requester_name", NAME)
+        root.set_attribute("customer.address", ADDRESS)
+        with tracer.start_as_current_span("chat claude-sonnet-4-20250514") as chat:
+            chat.set_attribute("gen_ai.operation.name", "chat")
+            chat.set_attribute("gen_ai.request.model", "claude-sonnet-4-20250514")
+            chat.set_attribute("gen_ai.output.messages", json.dumps([{"role": "assistant", "content": DRAFT}]))
+
+
+def test_traces_content_mode_is_the_tenants(server, db_dsn):
+    """`flusso-obs tenants set --content scrub`: that tenant's ticket texts are kept, scrubbed;
+    another tenant's stay one token each (the default)."""
+    from tests.cli.test_cli import cli
+    from tests.collector.conftest import make_key
+
+    scrub_key, hash_key = make_key(db_dsn, "acme"), make_key(db_dsn, "globex")
+    done = cli("tenants", "set", "--client", "acme", "--content", "scrub", dsn=db_dsn)
+    assert done.returncode == 0 and "content mode is scrub" in done.stdout, done.stderr
+    for key, ticket in ((scrub_key, "T-scrub"), (hash_key, "T-hash")):
+        provider = sdk_provider(server.url, key)
+        _ticket_trace(provider.get_tracer("agent"), ticket)
+        provider.shutdown()
+    logs = {r["ticket_id"]: r["log"] for r in wait_for_logs(db_dsn, 2)}
+    scrubbed, hashed = logs["T-scrub"], logs["T-hash"]
+    assert scrubbed["identification"]["content"] == "scrub" and hashed["identification"]["content"] == "hash"
+    assert scrubbed["trace"]["ticket"]["subject"].startswith("Hi, I am [name:")
+    assert "My sink leaks; call [phone:" in scrubbed["trace"]["ticket"]["subject"]
+    assert hashed["trace"]["ticket"]["subject"].startswith("[text:")
+    assert scrubbed["trace"]["ticket"]["requester_name"].startswith("[name:")
+    assert_nowhere(db_dsn, PLANTED, min_blobs=4)
