@@ -126,9 +126,9 @@ async def _admitted_request(receiver: Receiver, request: Request, ingest: Ingest
     state = ingest.state
     limit = state.settings.flusso_max_body_bytes
     raw, encoding = await read_wire(request, limit, state.settings.flusso_body_timeout_seconds)  # still compressed
-    async with state.work_slot(ingest.tenant):
+    async with state.work_slots:
         try:
-            async with state.decode_slot(ingest.tenant):
+            async with state.decode_slot:
                 decoded = await run_in_threadpool(_parse_and_decode, receiver, raw, encoding, limit, mtype, ingest)
         except DecodeError as exc:
             state.metrics.rejected.labels("undecodable", ingest.tenant).inc()
