@@ -282,6 +282,10 @@ def _apply_custom_metrics(metrics: dict[str, Any], items: list[EventItem]) -> No
 
 def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], marked: Sequence[str],
             known: KnownValues, content: str = "hash") -> dict[str, Any]:
+    if known.over_cap:
+        logger.warning("otel_bridge: ticket %s has %d person values beyond the %d known ones: its free text is "
+                       "hashed whole", log["ticket_info"]["ticket_id"], known.over_cap, len(known))
+        r = P.WholeText(r)
     trace = log["trace"]
     trace["ticket"] = _redact_ticket(trace["ticket"], r, known, {str(m).lower() for m in marked}, content)
     for key in S.FREE_SECTIONS:

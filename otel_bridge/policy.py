@@ -233,6 +233,28 @@ def trace_known_values(records: Iterable[Any], ticket: Mapping[str, Any], marked
     return known_values(ticket, marked, pairs, skip=CONTENT_FIELDS if content == "scrub" else ())
 
 
+class WholeText(Redactor):
+    """The Redactor of a ticket with more person values than the cap: free text is hashed whole
+    (a value beyond the cap cannot be searched for); identifiers and personal fields as usual."""
+
+    def __init__(self, r: Redactor):  # noqa: super().__init__ not called: the same keys and memos
+        self.__dict__.update(r.__dict__)
+
+    def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
+        return str(self.hash_field("text", text))
+
+    def scrub_value(self, value: object, known: KnownValues | None = None, depth: int = 0) -> object:
+        """The structure kept (keys as identifiers), every string in it one token."""
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, Mapping) and depth <= 32:
+            return {str(self.scrub_identifier(str(k), known)): self.scrub_value(v, known, depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, (list, tuple)) and depth <= 32:
+            return [self.scrub_value(v, known, depth + 1) for v in value]
+        return self.hash_field("text", value)
+
+
 def redact_record(item: Any, r: Redactor, known: KnownValues | None) -> Any:
     """One record of the log (an LLM call, a ReAct iteration, a decision): identifier fields
     (``model``, ``provider``, ``action``, ``span_id``) keep their value but for

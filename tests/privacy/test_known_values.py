@@ -68,3 +68,28 @@ def test_tokens_are_never_searched_and_name_parts_stay_out_of_identifiers() -> N
     assert known.replace("[email:ada123] ada", lambda k, r: "[T]") == "[email:ada123] [T]"
     assert known.replace("claude-sonnet-4-20250514", lambda k, r: "[T]", parts=False) == "claude-sonnet-4-20250514"
     assert known.replace("Dear Claude, CLAUDE\nMARTIN", lambda k, r: "[T]") == "Dear [T], [T]"
+
+
+def test_a_ticket_over_the_cap_on_the_bridge_hashes_its_free_text_whole() -> None:
+    """More person values than the cap (record.pii of 300 names): the ones beyond it cannot be
+    searched for, so the ticket's free text is hashed whole; identifiers and numbers stay."""
+    import json as _json
+
+    from otel_bridge import attributes as A
+    from otel_bridge.assemble import build_workflow_log
+    from otel_bridge.pii import Redactor
+    from otel_bridge.spanrecord import EventRecord, SpanRecord
+
+    names = [f"Person{i:03d} Zed" for i in range(300)]
+    events = (EventRecord(A.EVENT_PII, 10**18 + 1, {A.PAYLOAD: _json.dumps({"values": names, "kind": "name"})}),
+              EventRecord(A.EVENT_DRAFT, 10**18 + 2, {A.PAYLOAD: _json.dumps({"text": f"Dear {names[-1]}"})}),
+              EventRecord(A.EVENT_LLM_CALL, 10**18 + 3, {A.PAYLOAD: _json.dumps(
+                  {"model": "claude-sonnet-4-20250514", "input_tokens": 5, "prompt": f"about {names[-2]}"})}))
+    root = SpanRecord("support", 9, 1, None, 10**18, 10**18 + 10, "UNSET", None,
+                      {A.KIND: A.KIND_WORKFLOW, A.WORKFLOW_NAME: "support"}, events, "internal", 0)
+    log = build_workflow_log([root], redactor=Redactor(b"k" * 32))
+    text = _json.dumps(log)
+    assert "Person299" not in text and "Person298" not in text
+    assert log["trace"]["output"]["draft"].startswith("[text:")
+    [call] = log["trace"]["llm_calls"]
+    assert call["model"] == "claude-sonnet-4-20250514" and call["input_tokens"] == 5
