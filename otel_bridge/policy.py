@@ -237,7 +237,7 @@ class WholeText(Redactor):
     """The Redactor of a ticket with more person values than the cap: free text is hashed whole
     (a value beyond the cap cannot be searched for); identifiers and personal fields as usual."""
 
-    def __init__(self, r: Redactor):  # noqa: super().__init__ not called: the same keys and memos
+    def __init__(self, r: Redactor):  # the same keys and memos as `r` (no super().__init__)
         self.__dict__.update(r.__dict__)
 
     def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
