@@ -131,17 +131,25 @@ class KnownValues:
 
     def _replace_segment(self, text: str, token: Callable[[str, str], str], parts: bool) -> str:
         # Every value starts with a letter-or-digit run: only where such a run of the text is a
-        # first run of a value is the trie walked (the text's runs are listed by C code).
-        runs = _ALNUM_RE.findall(text)
+        # first run of a value is the trie walked. The runs are found by C code on the
+        # casefolded text when casefolding keeps every position (nearly always).
+        folded = text.casefold()
+        source = folded if len(folded) == len(text) else text
         trie = self._trie
-        hits = [i for i, run in enumerate(runs) if run.casefold() in trie]
+        runs = _ALNUM_RE.findall(source)
+        hits = [i for i, run in enumerate(runs) if run in trie] if source is folded \
+            else [i for i, run in enumerate(runs) if run.casefold() in trie]
         if not hits:
             return text
-        found = list(_ALNUM_RE.finditer(text))
         out: list[str] = []
         done = 0  # text[:done] is in out
+        found = _ALNUM_RE.finditer(text)
+        at = -1
         for i in hits:
-            m = found[i]
+            for m in found:  # advance to the i-th run of the text
+                at += 1
+                if at == i:
+                    break
             if m.start() < done:
                 continue  # inside the previous match
             hit = self._walk(text, m, parts)
