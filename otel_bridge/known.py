@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 from otel_bridge.pii_keys import ticket_field_kind
@@ -146,10 +147,8 @@ class KnownValues:
         found = _ALNUM_RE.finditer(text)
         at = -1
         for i in hits:
-            for m in found:  # advance to the i-th run of the text
-                at += 1
-                if at == i:
-                    break
+            m = next(islice(found, i - at - 1, None))  # the text's i-th run
+            at = i
             if m.start() < done:
                 continue  # inside the previous match
             hit = self._walk(text, m, parts)
