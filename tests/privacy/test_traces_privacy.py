@@ -24,6 +24,7 @@ PLANTED = {
 }
 EVENT_NAME = "Leopoldina Carraro"  # only in an event's attributes, then greeted in the draft
 LINK_EMAIL = "linkonly@example.org"  # only in a link's attributes, then quoted in a prompt
+LINK_NAME = "Rosalba Quintavalle"  # only in a link's attributes (no pattern), then named in a prompt
 RESOURCE_USER = "Gualtiero Pennacchi"  # the resource's enduser.id
 WITH_EMAIL = ("Jane Doe", "jane.doe@example.com")  # "Jane Doe <jane.doe@example.com>" and no attribute
 KEY_EMAIL = "key.holder@example.net"  # an email used as an attribute key
@@ -57,9 +58,10 @@ def _request() -> bytes:
                     attributes=[_kv("user.full_name", EVENT_NAME)])
     llm = _span(2, 1, "chat", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-2024-08-06",
                                "input.value": f"From {WITH_EMAIL[0]} <{WITH_EMAIL[1]}>: where is my order? "
-                                              f"cc {LINK_EMAIL.split('@')[0]} and {RESOURCE_USER}",
+                                              f"cc {LINK_EMAIL.split('@')[0]}, {LINK_NAME} and {RESOURCE_USER}",
                                KEY_EMAIL: "yes"})
-    llm.links.add(trace_id=b"\x08" * 16, span_id=b"\x01" * 8, attributes=[_kv("user.email", LINK_EMAIL)])
+    llm.links.add(trace_id=b"\x08" * 16, span_id=b"\x01" * 8, attributes=[_kv("user.email", LINK_EMAIL),
+                                                                        _kv("user.full_name", LINK_NAME)])
     tool = _span(3, 1, "execute_tool crm", {"openinference.span.kind": "TOOL", "tool.name": "crm",
                                            "output.value": f"{STATUS_NAME[0]} not found"},
                  status=Status(code=Status.STATUS_CODE_ERROR,
@@ -80,7 +82,8 @@ def test_nothing_planted_is_raw_anywhere(server, ingest_key, db_dsn):
     attrs = log["trace"]["spans"][0]["attributes"] if log["trace"]["spans"][0]["name"] == "support agent" else {}
     for key in PLANTED:
         assert attrs[key].startswith(("[name:", "[text:", "[user:")), key
-    planted = [*PLANTED.values(), EVENT_NAME, LINK_EMAIL, RESOURCE_USER, *WITH_EMAIL, KEY_EMAIL, *STATUS_NAME,
+    planted = [*PLANTED.values(), EVENT_NAME, LINK_EMAIL, LINK_NAME, *LINK_NAME.split(), RESOURCE_USER,
+               *WITH_EMAIL, KEY_EMAIL, *STATUS_NAME,
                *EVENT_NAME.split(), *RESOURCE_USER.split(), "Fumagalli", "Serpenti"]
     assert_nowhere(db_dsn, planted, min_blobs=3)
     assert log["trace"]["llm_calls"][0]["model"] == "gpt-4o-2024-08-06"
