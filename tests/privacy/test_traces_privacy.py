@@ -79,7 +79,7 @@ def test_nothing_planted_is_raw_anywhere(server, ingest_key, db_dsn):
     log = row["log"]
     draft = log["trace"]["output"]["draft"]
     assert draft.startswith("Dear [name:") and "write to [email:" in draft  # readable around the tokens
-    attrs = log["trace"]["spans"][0]["attributes"] if log["trace"]["spans"][0]["name"] == "support agent" else {}
+    attrs = next(e["attributes"] for e in log["trace"]["spans"] if e["name"] == "support agent")
     for key in PLANTED:
         assert attrs[key].startswith(("[name:", "[text:", "[user:")), key
     planted = [*PLANTED.values(), EVENT_NAME, LINK_EMAIL, LINK_NAME, *LINK_NAME.split(), RESOURCE_USER,
