@@ -221,7 +221,7 @@ class Redactor:
     # --- free text ---
     def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
         """Replace secrets, emails, IBANs, Luhn-valid cards and phone numbers with tokens,
-        then the ticket's known values (``known``: (raw value, kind) pairs, longest first),
+        then the trace's known values (``known``: otel_bridge.known, one pass over the text),
         then truncate."""
         try:
             if not isinstance(text, str):
@@ -276,9 +276,6 @@ class Redactor:
                 self._cache.clear()
             self._cache[text] = out
         return out
-
-    def _replace_known(self, text: str, known: KnownValues) -> str:
-        return known.replace(text, self.token)
 
     def scrub_identifier(self, text: object, known: KnownValues | None = None) -> object:
         """An identifier (a model, node, tool or span name, an id, a version, an attribute
