@@ -28,7 +28,7 @@ from collector_api.traces.sealing import PayloadError, cipher, redactor_for
 from otel_bridge.assemble import build_workflow_log, checked_for_shipping, finished_records
 from otel_bridge.known import DEFAULT_CAP, KnownValues
 from otel_bridge.pii import Redactor
-from otel_bridge.pii_keys import is_content, is_identifier_key
+from otel_bridge.pii_keys import is_identifier_key
 from otel_bridge.policy import for_mode
 from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, SpanRecord
 
@@ -148,14 +148,21 @@ def _replace_known(records: list[SpanRecord], r: Redactor, known: KnownValues,
 
 
 def _hashed_whole(s: SpanRecord, r: Redactor) -> SpanRecord:
-    """A span past the time budget: its content and event text hashed whole, unread."""
-    attrs = {k: r.hash_field("text", v) if is_content(k) and isinstance(v, str) else v
-             for k, v in s.attributes.items()}
+    """A span whose text cannot be searched (over the cap, past the time budget): every
+    attribute but identifiers and numbers, its events' and its status message hashed whole."""
+    attrs = {k: v if isinstance(v, (bool, int, float)) or v is None or is_identifier_key(k) or _is_token(v)
+             else r.hash_field("text", v) for k, v in s.attributes.items()}
     events = tuple(EventRecord(e.name, e.timestamp, {k: r.hash_field("text", v) if isinstance(v, str) else v
                                                      for k, v in e.attributes.items()}) for e in s.events)
     status = str(r.hash_field("text", s.status_description)) if s.status_description else None
     return SpanRecord(s.name, s.trace_id, s.span_id, s.parent_span_id, s.start_time, s.end_time, s.status, status,
                       attrs, events, s.kind, s.dropped_events)
+
+
+def _is_token(value: object) -> bool:
+    """A value that is one token already (a person attribute hashed on arrival)."""
+    return isinstance(value, str) and value.startswith("[") and value.endswith("]") and ":" in value[:26] \
+        and " " not in value
 
 
 def _serialize(log: dict) -> tuple[str | None, bool]:
@@ -179,8 +186,8 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
                 ticket_attribute: str | None, notes: dict[str, int] | None = None, content: str = "hash") -> Built:
     """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread.
 
-    The trace's person values are capped (DEFAULT_CAP): the text of a span holding one beyond
-    the cap is hashed whole; past `cfg.budget_s` the remaining spans' text is hashed whole too.
+    The trace's person values are capped (DEFAULT_CAP): beyond the cap its spans' free text is
+    hashed whole; past `cfg.budget_s` the remaining spans' text is hashed whole too.
     Both are counted in `notes` and logged; a field the schema would refuse is dropped. The
     ticket is always built."""
     started = time.monotonic()
@@ -190,8 +197,8 @@ def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfi
         return Built(trace, None, "failed", trace.span_count)
     redactor = redactor_for(cfg.secret, trace.client_id)
     known = KnownValues(for_mode((p for pairs in per_span.values() for p in pairs), content), cap=DEFAULT_CAP)
-    over = {sid for sid, pairs in per_span.items() if known.over_cap and known.missing(pairs)}
-    records = [_hashed_whole(r, redactor) if r.span_id in over else r for r in records]
+    if known.over_cap:  # a value beyond the cap cannot be searched for: no span's text is kept
+        records = [_hashed_whole(r, redactor) for r in records]
     records = _replace_known(records, redactor, known, texts, started + cfg.budget_s)
     _note(notes, trace, "person_values_over_cap", known.over_cap)
     _note(notes, trace, "over_budget", int(time.monotonic() - started > cfg.budget_s))

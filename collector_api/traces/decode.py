@@ -40,7 +40,7 @@ CLIENT_ID_ATTRIBUTE = "flusso.client_id"
 PERSON_ATTRIBUTES = PERSON_ATTRIBUTES
 RESOURCE_KEYS = ("service.name", "service.version", "deployment.environment.name", "deployment.environment")
 # Distinct person values one trace may make known within one request (more: counted, and the
-# text of the spans that hold them is hashed whole instead of scrubbed).
+# text of the trace's spans in the request is hashed whole instead of scrubbed).
 PERSON_VALUES_CAP = DEFAULT_CAP
 
 
@@ -118,8 +118,9 @@ def decode_spans(request: ExportTraceServiceRequest, tenant: str, redactor: Reda
     """Every span of the request, checked, redacted and sealed (or rejected with a reason).
 
     Person values are known per trace (its spans in this request), at most PERSON_VALUES_CAP
-    of them; the excess is counted in ``over_cap`` and the free text of the spans that hold it
-    is hashed whole. Matching is one pass per string (otel_bridge.known): linear."""
+    of them; the excess is counted in ``over_cap`` and the free text of that trace's spans is
+    hashed whole (a value that cannot be searched for may be in any of them). Matching is one
+    pass per string (otel_bridge.known): linear."""
     now_ns = now_ns or time.time_ns()
     accepted, rejected = _check_all(request, tenant, now_ns)
     by_trace: dict[bytes, list[_Accepted]] = {}
@@ -172,7 +173,8 @@ def _sealed_row(item: _Accepted, tenant: str, r: Redactor, cipher: TenantCipher,
     span = item.span
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     parent = span.parent_span_id.hex() if span.parent_span_id else None
-    whole = known.missing(item.values) > 0  # a value of this span could not be known: hash its text
+    # Over the cap, a value of the trace could not be known: any of its spans' text may hold it.
+    whole = known.over_cap > 0
     payload = {
         "n": r.scrub_identifier(span.name, known),
         "k": SPAN_KINDS.get(span.kind),
