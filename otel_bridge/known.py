@@ -48,7 +48,7 @@ class KnownValues:
     """Person values of one trace, prepared once: (raw value, kind) pairs; the parts of a name
     (``Giulia`` of ``Giulia Bianchi``) are known too, but never replaced inside identifiers."""
 
-    __slots__ = ("pairs", "over_cap", "cache", "_trie", "_anchors", "_full")
+    __slots__ = ("pairs", "over_cap", "cache", "_trie", "_anchors")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = (), *, cap: int | None = DEFAULT_CAP):
         self.pairs: list[tuple[str, str]] = []
@@ -56,8 +56,7 @@ class KnownValues:
         self.cache: dict[str, str] = {}  # scrubbed strings of this trace (they repeat)
         self._trie: dict[str, Any] = {}
         self._anchors: set[str] = set()
-        self._full: set[str] = set()
-        full = self._full
+        full: set[str] = set()
         parts: dict[str, tuple[str, str]] = {}
         for raw, kind in pairs:
             value = str(raw).strip()
@@ -96,11 +95,6 @@ class KnownValues:
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
-
-    def missing(self, values: Iterable[tuple[str, str]]) -> int:
-        """How many of these (value, kind) pairs could be known but are not (beyond the cap)."""
-        return sum(1 for raw, _ in values if MIN_VALUE_CHARS <= len(str(raw).strip()) <= MAX_VALUE_CHARS
-                   and str(raw).strip().casefold() not in self._full)
 
     def __len__(self) -> int:
         return len(self.pairs)
