@@ -75,6 +75,9 @@ class BridgeSettings(BaseSettings):
     max_string_chars: int = Field(
         4000, ge=64, validation_alias=_env("FLUSSO_MAX_STRING_CHARS", "max_string_chars")
     )
+    # hash: a ticket's texts (subject, description, body, messages) become one token each;
+    # scrub: they are kept, every personal value in them replaced by its token.
+    content: Literal["hash", "scrub"] = Field("hash", validation_alias=_env("FLUSSO_CONTENT", "content"))
 
     # --- shipping and bounds ---
     export_timeout_seconds: float = Field(

@@ -61,16 +61,26 @@ def cmd_keys_revoke(args, settings):
 
 
 def cmd_tenants_set(args, settings):
-    from collector_api.store.traces.assembly import set_ticket_attribute
+    from collector_api.store.traces.assembly import set_content_mode, set_ticket_attribute
 
-    attribute = args.ticket_attribute.strip()
-    if len(attribute) > 255:
+    if args.ticket_attribute is None and args.content is None:
+        raise CliError("nothing to set: give --ticket-attribute and/or --content")
+    attribute = None if args.ticket_attribute is None else args.ticket_attribute.strip()
+    if attribute is not None and len(attribute) > 255:
         raise CliError("--ticket-attribute must be at most 255 characters")
+    missing = f"no tenant {args.client!r} (create one with `flusso-obs keys create --client ...`)"
     with database(settings) as dsn:
         migrate(dsn)
-        if not run_store(dsn, lambda pool: set_ticket_attribute(pool, args.client, attribute)):
-            raise CliError(f"no tenant {args.client!r} (create one with `flusso-obs keys create --client ...`)")
-    print(f"tenant {args.client}: ticket attribute is {attribute or 'the default (flusso.ticket_id, session.id)'}")
+        if attribute is not None and not run_store(dsn, lambda pool: set_ticket_attribute(pool, args.client,
+                                                                                           attribute)):
+            raise CliError(missing)
+        if args.content is not None and not run_store(dsn, lambda pool: set_content_mode(pool, args.client,
+                                                                                         args.content)):
+            raise CliError(missing)
+    if attribute is not None:
+        print(f"tenant {args.client}: ticket attribute is {attribute or 'the default (flusso.ticket_id, session.id)'}")
+    if args.content is not None:
+        print(f"tenant {args.client}: content mode is {args.content}")
 
 
 def cmd_users_create(args, settings):
@@ -253,9 +263,12 @@ def _add_tenants(sub) -> None:
     p = ts.add_parser("set", help="set a tenant's settings")
     p.set_defaults(fn=cmd_tenants_set)
     p.add_argument("--client", required=True, help="tenant id")
-    p.add_argument("--ticket-attribute", required=True,
+    p.add_argument("--ticket-attribute",
                    help="span attribute holding the ticket id in /v1/traces ('' = default: flusso.ticket_id,"
                         " then session.id, then the trace id)")
+    p.add_argument("--content", choices=("hash", "scrub"),
+                   help="content mode of the tenant's /v1/traces logs: hash (default) makes each ticket text one"
+                        " token; scrub keeps it with every personal value inside replaced by its token")
 
 
 def _add_users(sub) -> None:

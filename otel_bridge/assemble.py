@@ -9,15 +9,19 @@ always ships the redacted form.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from otel_bridge import attributes as A
+from otel_bridge import policy as P
 from otel_bridge import sections as S
 from otel_bridge.numbers import finite_number
-from otel_bridge.pii import REDACTION_FAILED, KnownValues, Redactor, known_values
+from otel_bridge.pii import REDACTION_FAILED, KnownValues, Redactor
+from otel_bridge.pii_keys import CONTENT_FIELDS
+from otel_bridge.schema_check import drop_invalid_fields
 from otel_bridge.sections import EventItem
 from otel_bridge.spanrecord import SpanRecord, from_sdk_span
 
@@ -35,13 +39,8 @@ DERIVED_METRICS = (
 # Derived metrics a caller may override through record.metric() / record.outcome().
 OVERRIDABLE_METRICS = {"overall_confidence", "hallucination_risk"}
 VALID_STATUSES = ("SUCCESS", "PARTIAL", "FAILED")
-# Attributes the bridge itself writes from code (names, kinds, counts): never personal data,
-# so not scanned (this keeps per-ticket work in the worker small).
-_SAFE_ATTRIBUTES = frozenset({
-    A.KIND, A.WORKFLOW_NAME, A.NODE_NAME, A.TICKET_ID, A.GEN_AI_OPERATION_NAME, A.GEN_AI_AGENT_NAME,
-    A.GEN_AI_TOOL_NAME, A.GEN_AI_REQUEST_MODEL, A.GEN_AI_USAGE_INPUT_TOKENS, A.GEN_AI_USAGE_OUTPUT_TOKENS,
-    A.GEN_AI_DATA_SOURCE_ID,
-})
+MAX_TICKET_ID = 256
+DROPPED_FIELDS = "flusso.dropped_fields"  # how many fields the schema check dropped (metrics)
 
 
 def build_workflow_log(
@@ -50,8 +49,13 @@ def build_workflow_log(
     identification: Mapping[str, object] | None = None,
     redactor: Redactor | None = None,
     dropped_spans: int = 0,
+    content: str = "hash",
 ) -> dict[str, Any]:
     """Build the workflow log of one ticket from its finished spans.
+
+    ``content`` (with a ``redactor``): "hash" makes each of the ticket's texts (subject,
+    description, body, messages) one token; "scrub" keeps them with every personal value inside
+    replaced by its token. The mode is recorded as ``identification.content``.
 
     ``identification`` supplies client_id / environment / workflow_version / service_name
     (client_id is omitted when None: the collector fills it from the API key).
@@ -89,8 +93,19 @@ def build_workflow_log(
     if redactor is not None:
         extra = [(str(v), str(p.get("kind") or "text"))
                  for _, _, p in events.get(A.EVENT_PII, []) for v in (p.get("values") or [])]
-        log = _redact(log, redactor, ticket, marked, extra)
+        known = P.trace_known_values(records, ticket, marked, extra, _payload_texts(records), content)
+        log = _redact(log, redactor, ticket, marked, known, content)
+        ident["content"] = content  # the same object as log["identification"]
     return log
+
+
+def _payload_texts(records: Sequence[SpanRecord]) -> Iterable[object]:
+    """The raw text of every event payload and string attribute (where a "Name <email>" may be)."""
+    for s in records:
+        if not P.SAFE_ATTRIBUTES.issuperset(s.attributes):
+            yield from s.attributes.values()
+        for ev in s.events:
+            yield ev.attributes.get(A.PAYLOAD)
 
 
 def finished_records(spans: Iterable[Any]) -> list[SpanRecord]:
@@ -100,7 +115,20 @@ def finished_records(spans: Iterable[Any]) -> list[SpanRecord]:
 
 
 def _ticket_id(ticket: Mapping[str, Any], root: SpanRecord) -> str:
-    return str(ticket.get("ticket_id") or S.attr(root, A.TICKET_ID) or f"unknown-{S.hex_id(root.trace_id, 32)[:12]}")
+    tid = str(ticket.get("ticket_id") or S.attr(root, A.TICKET_ID) or f"unknown-{S.hex_id(root.trace_id, 32)[:12]}")
+    if len(tid) > MAX_TICKET_ID:  # the schema's bound: the ticket ships under a stable shorter id
+        tid = f"{tid[:MAX_TICKET_ID - 13]}~{hashlib.sha256(tid.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    return tid
+
+
+def checked_for_shipping(log: dict[str, Any]) -> list[str]:
+    """Drop the fields the collector's schema would refuse (otel_bridge.schema_check), and say
+    how many in the log (``metrics["flusso.dropped_fields"]``); returns their paths. A field
+    may be lost, never the ticket."""
+    dropped = drop_invalid_fields(log)
+    if dropped and isinstance(log.get("metrics"), dict):
+        log["metrics"][DROPPED_FIELDS] = len(dropped)
+    return dropped
 
 
 @dataclass
@@ -250,17 +278,20 @@ def _apply_custom_metrics(metrics: dict[str, Any], items: list[EventItem]) -> No
             metrics[name] = value
 
 
-# --- redaction ---
+# --- redaction (the policy: otel_bridge.policy) ---
 
 def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], marked: Sequence[str],
-            extra: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    known = known_values(raw_ticket, marked, extra)
+            known: KnownValues, content: str = "hash") -> dict[str, Any]:
+    if known.over_cap:
+        logger.warning("otel_bridge: ticket %s has %d person values beyond the %d known ones: its free text is "
+                       "hashed whole", log["ticket_info"]["ticket_id"], known.over_cap, len(known))
+        r = P.WholeText(r)
     trace = log["trace"]
-    trace["ticket"] = _redact_ticket(trace["ticket"], r, known, {str(m).lower() for m in marked})
+    trace["ticket"] = _redact_ticket(trace["ticket"], r, known, {str(m).lower() for m in marked}, content)
     for key in S.FREE_SECTIONS:
-        trace[key] = r.scrub_value(trace[key], known)
+        trace[key] = P.redact_section(key, trace[key], r, known)
     for entry in trace["spans"]:
-        _redact_span_entry(entry, r, known)
+        P.redact_span_entry(entry, r, known)
     # Keys beyond the known sections that callers may have added.
     for key in list(trace):
         if key not in S.TRACE_SECTIONS:
@@ -269,44 +300,31 @@ def _redact(log: dict[str, Any], r: Redactor, raw_ticket: Mapping[str, Any], mar
     for key in list(out):
         if key not in ("status", "complete"):
             out[key] = r.scrub_value(out[key], known)
-    log["metrics"] = {
-        (k if k in DERIVED_METRICS else r.scrub_text(k, known)):
-            (r.scrub_value(v, known) if k == "node_durations_ms" else v)
-        for k, v in log["metrics"].items()
-    }
+    # Metric names and node names are identifiers, and a metric stays a number: a node called
+    # validate_address is not an address.
+    metrics = log["metrics"]
+    log["metrics"] = {(k if k in DERIVED_METRICS else str(r.scrub_identifier(k, known))): v for k, v in metrics.items()}
+    durations = metrics.get("node_durations_ms")
+    if isinstance(durations, dict):
+        log["metrics"]["node_durations_ms"] = {str(r.scrub_identifier(str(k), known)): v for k, v in durations.items()}
     return log
 
 
-def _redact_ticket(ticket: Mapping[str, Any], r: Redactor, known: KnownValues, marked: set[str]) -> dict[str, Any]:
+def _redact_ticket(ticket: Mapping[str, Any], r: Redactor, known: KnownValues, marked: set[str],
+                   content: str = "hash") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in ticket.items():
         if k == "ticket_id":
             out[k] = v
         elif str(k).lower() in marked:
             out[r.scrub_text(str(k), known)] = r.hash_field("text", v)
+        elif content == "scrub" and str(k).lower() in CONTENT_FIELDS:
+            out[k] = r.scrub_value(v, known)  # the text kept, its personal values tokens
         else:
             scrubbed = r.scrub_value({k: v}, known)
             # A mapping in gives a mapping out, or the failure marker (the raw key is not kept).
             out.update(scrubbed if isinstance(scrubbed, dict) else {REDACTION_FAILED: scrubbed})
     return out
-
-
-def _redact_span_entry(entry: dict[str, Any], r: Redactor, known: KnownValues) -> None:
-    """Ids, offsets and status are structural: left as they are."""
-    entry["error"] = r.scrub_value(entry["error"], known)
-    if str(entry["kind"] or "").startswith("otel."):  # host spans: names like "GET /u/a@b.c"
-        entry["name"] = r.scrub_text(entry["name"], known)
-    entry["attributes"] = _redact_attributes(entry["attributes"], r, known)
-    for link in entry.get("links", ()):  # a link's attributes: the same policy as the span's own
-        link["attributes"] = _redact_attributes(link["attributes"], r, known)
-
-
-def _redact_attributes(attrs: dict[str, Any], r: Redactor, known: KnownValues) -> dict[str, Any]:
-    if _SAFE_ATTRIBUTES.issuperset(attrs):
-        return attrs
-    return {k: v for k, v in (
-        (k, v) if k in _SAFE_ATTRIBUTES else (r.scrub_text(k, known), r.scrub_value(v, known))
-        for k, v in attrs.items())}
 
 
 finite = S.finite

@@ -14,8 +14,13 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import unquote
+
+from otel_bridge.known import TOKEN_BODY as _TOKEN_BODY
+from otel_bridge.known import TOKEN_SPLIT_RE as _TOKEN_SPLIT_RE
+from otel_bridge.known import KnownValues as KnownValues
+from otel_bridge.known import known_values as known_values
 
 # The key rules live in pii_keys; these names stay importable from here.
 from otel_bridge.pii_keys import PII_FIELD_TYPES as PII_FIELD_TYPES
@@ -53,7 +58,6 @@ _SECRET_PATTERNS = [
     "x" + _NOT_AFTER_WORD + r"ox[abprs]-[A-Za-z0-9-]{10,}+",
 ]
 # Every scanner first matches an existing token so that it is skipped, never re-tokenized.
-_TOKEN_BODY = r"[a-z_]{2,24}[:=][^\]\s]{1,80}+"
 _TOKEN = rf"(?P<tok>\[{_TOKEN_BODY}\])"
 
 
@@ -96,10 +100,11 @@ _CARD_RE = re.compile(r"\d(?<![\d-]\d)(?:[ -]?+\d){12,18}(?![\d-])")
 # Digit groups are possessive: the greedy split uses the fewest groups, so when it fails every
 # other split fails too (the old pattern tried them all: seconds on a field of 40-digit runs).
 # One group after the first is enough here; _phone() requires 8-15 digits.
+# A digit run glued to a word by a hyphen is part of that word, not a phone number: dated
+# model ids (``claude-sonnet-4-20250514``, ``gpt-4o-2024-08-06``, ``mistral-large-2411``).
 _PHONE_RE = re.compile(
-    r"(?<![\w+])(?:\+|00)?\(?\d{1,4}+\)?(?:[ .\-/]?\(?\d{1,5}+\)?){1,6}(?![\w])"
+    r"(?<![\w+])(?<!\w-)(?:\+|00)?\(?\d{1,4}+\)?(?:[ .\-/]?\(?\d{1,5}+\)?){1,6}(?![\w])"
 )
-_TOKEN_SPLIT_RE = re.compile(rf"(\[{_TOKEN_BODY}\])")
 _DATE_LIKE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$|^\d{2}:\d{2}")
 
 
@@ -216,7 +221,7 @@ class Redactor:
     # --- free text ---
     def scrub_text(self, text: str, known: KnownValues | None = None) -> str:
         """Replace secrets, emails, IBANs, Luhn-valid cards and phone numbers with tokens,
-        then the ticket's known values (``known``: (raw value, kind) pairs, longest first),
+        then the trace's known values (``known``: otel_bridge.known, one pass over the text),
         then truncate."""
         try:
             if not isinstance(text, str):
@@ -233,8 +238,8 @@ class Redactor:
             if original_len > 4 * limit:  # bound the regex work; the tail is cut anyway
                 text = text[: 4 * limit]
             text = self._scrub_patterns(text)
-            if known is not None and known.pairs:
-                text = self._replace_known(text, known)
+            if known:
+                text = known.replace(text, self.token)
             if len(text) > limit or original_len > 4 * limit:
                 text = f"{text[:limit]}…[truncated {max(0, original_len - limit)} chars]"
             if known is not None and len(source) <= _CACHE_MAX_LEN:
@@ -272,21 +277,50 @@ class Redactor:
             self._cache[text] = out
         return out
 
-    def _replace_known(self, text: str, known: KnownValues) -> str:
-        if not known.lows:
+    def scrub_identifier(self, text: object, known: KnownValues | None = None) -> object:
+        """An identifier (a model, node, tool or span name, an id, a version, an attribute
+        key): never the free-text detectors, which mistake ``claude-sonnet-4-20250514`` for a
+        phone number. Only what an identifier never legitimately is: an email address, a
+        secret, a Luhn-valid card number, and the trace's whole known values (not the parts of
+        a name: a customer called Claude must not rename the model). Non-strings pass."""
+        if not isinstance(text, str) or len(text) < 3:
             return text
-        lowered = text.lower()
-        for low in known.lows:
-            if low in lowered:
-                break
-        else:
-            return text
-        if known.rx is None:  # no values: nothing to replace
-            return text
-        return known.rx.sub(
-            lambda m: m.group(0) if m.group("tok")
-            else self.token(known.kinds.get(m.group(0).lower(), "text"), m.group(0)),
-            text)
+        try:
+            if not known:
+                return self._identifier_patterns(text)
+            memo = "\x01" + text  # keys and names recur in every span of a trace
+            hit = known.cache.get(memo)
+            if hit is not None:
+                return hit
+            out = known.replace(self._identifier_patterns(text), self.token, parts=False)
+            if len(text) <= _CACHE_MAX_LEN:
+                known.cache[memo] = out
+            return out
+        except Exception:
+            logger.exception("otel_bridge: scrubbing an identifier of %d chars failed", len(text))
+            return REDACTION_FAILED
+
+    def _identifier_patterns(self, text: str) -> str:
+        key = "\x00" + text  # one memo with _scrub_patterns' (short strings recur in every ticket)
+        cached = self._cache.get(key) if len(text) <= _CACHE_MAX_LEN else None
+        if cached is not None:
+            return cached
+        out = text
+        if len(out) >= 6 and _secret_hint(out.lower()) and _SECRET_HINT_RE.search(out):
+            out = _SECRET_RE.sub(self._secret, out)
+            if "eyJ" in out:
+                out = _JWT_RE.sub(self._secret, out)
+        if "@" in out or ("%" in out and _ENCODED_AT_RE.search(out)):
+            out = _sub_outside_tokens(_EMAIL_RE, self._email, out)
+        if len(out) >= 13 and _has_digit(out):
+            out = _sub_outside_tokens(_CARD_RE, self._card, out)
+        if len(text) > 4 * self.max_string_chars:
+            out = truncate(out, self.max_string_chars)
+        if len(text) <= _CACHE_MAX_LEN:
+            if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = out
+        return out
 
     def _secret(self, m: re.Match) -> str:
         return m.group(0) if m.group("tok") else self.token("secret", m.group(0))
@@ -337,8 +371,8 @@ class Redactor:
         second pass once all its person values are known). Tokens are kept as they are."""
         try:
             if isinstance(value, str):
-                return self._replace_known(value, known) if len(value) >= 3 else value
-            if value is None or isinstance(value, (bool, int, float)) or not known.lows:
+                return known.replace(value, self.token) if len(value) >= 3 else value
+            if value is None or isinstance(value, (bool, int, float)) or not known:
                 return value
             if depth > 32:
                 return "<too deep>"
@@ -411,76 +445,3 @@ def truncate(text: str, limit: int) -> str:
 def describe_bytes(value: bytes | bytearray | memoryview) -> str:
     data = bytes(value)
     return f"[bytes:sha256={hashlib.sha256(data).hexdigest()[:16]} size={len(data)}]"
-
-
-def _edge(ch: str, behind: bool) -> str:
-    # A known value is matched unless it continues a longer word of its own class: letters
-    # next to letters, digits next to digits. ``_`` and digits next to a name do not protect
-    # it (``Giulia_Bianchi``, ``%20Bianchi``, ``user42Giulia``), unlike ``\b``.
-    cls = r"[^\W\d_]" if ch.isalpha() else r"\d" if ch.isdigit() else None
-    if cls is None:
-        return ""
-    return f"(?<!{cls})" if behind else f"(?!{cls})"
-
-
-def _known_pattern(raw: str) -> str:
-    return f"{_edge(raw[:1], True)}{re.escape(raw)}{_edge(raw[-1:], False)}"
-
-
-class KnownValues:
-    """A ticket's raw PII values, prepared once per ticket for fast replacement in free text."""
-
-    __slots__ = ("pairs", "lows", "kinds", "_rx", "cache")
-
-    def __init__(self, pairs: list[tuple[str, str]]):
-        self.pairs = pairs
-        self.cache: dict[str, str] = {}  # scrubbed strings of this ticket (they repeat)
-        self.lows = tuple(raw.lower() for raw, _ in pairs)
-        self.kinds = {raw.lower(): kind for raw, kind in pairs}
-        self._rx: re.Pattern[str] | None = None
-
-    @property
-    def rx(self) -> re.Pattern[str] | None:
-        """The combined pattern, compiled on first use: most texts hold none of the values (the
-        substring pre-check says so), and compiling dozens of alternatives costs ~0.2 ms."""
-        if self._rx is None and self.pairs:
-            alts = "|".join(_known_pattern(raw) for raw, _ in self.pairs)
-            self._rx = re.compile(f"{_TOKEN}|(?i:{alts})")
-        return self._rx
-
-    def __bool__(self) -> bool:
-        return bool(self.pairs)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.pairs)
-
-
-def known_values(fields: Mapping[str, object], marked: Iterable[str] = (),
-                 extra: Iterable[tuple[str, str]] = ()) -> KnownValues:
-    """Raw values of a ticket's PII fields (plus ``extra`` (value, kind) pairs from
-    record.pii), to replace wherever they recur in free text (a requester's name in a
-    draft). Longest first; the parts of a name are included."""
-    pairs: dict[str, str] = {}
-    for raw, raw_kind in extra:
-        if isinstance(raw, str) and len(raw.strip()) >= 3:
-            pairs[raw.strip()] = raw_kind
-            if raw_kind == "name":
-                for part in raw.split():
-                    if len(part) >= 3:
-                        pairs.setdefault(part, "name")
-    marked_set = {m.lower() for m in marked}
-    for key, value in fields.items():
-        lk = str(key).lower()
-        kind = ticket_field_kind(str(key)) or ("text" if lk in marked_set else None)
-        if kind is None:
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for v in values:
-            if not isinstance(v, str) or len(v.strip()) < 3:
-                continue
-            pairs[v.strip()] = kind
-            if kind == "name":
-                for part in v.split():
-                    if len(part) >= 3:
-                        pairs.setdefault(part, "name")
-    return KnownValues(sorted(pairs.items(), key=lambda kv: -len(kv[0])))

@@ -16,7 +16,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from config.bridge import BridgeSettings
-from otel_bridge.assemble import build_workflow_log
+from otel_bridge.assemble import build_workflow_log, checked_for_shipping
 from otel_bridge.budget import MemoryBudget
 from otel_bridge.delivery import Delivery, ExporterTransport, OtlpTransport
 from otel_bridge.errors import ConfigurationError
@@ -50,7 +50,12 @@ class Pipeline:
         if root is None:
             return
         log = build_workflow_log(spans, identification=self.identification, redactor=self.redactor,
-                                 dropped_spans=dropped)
+                                 dropped_spans=dropped, content=self.settings.content)
+        lost = checked_for_shipping(log)
+        if lost:
+            self.shipper.dropped_fields += len(lost)
+            logger.warning("otel_bridge: ticket %s ships without %d field(s) the collector's schema would refuse: "
+                           "%s", log["ticket_info"]["ticket_id"], len(lost), ", ".join(lost[:10]))
         if not log["outcome"]["complete"]:
             self.shipper.incomplete += 1
         self.shipper.emit(log, root)

@@ -213,13 +213,15 @@ def flush(timeout_seconds: float | None = None) -> bool:
 
 _BAD_PREFIXES = ("dropped_", "rejected_")
 _BAD_KEYS = ("logs_incomplete", "trace_errors", "encode_errors")
+# dropped_fields: the ticket was delivered, without a field the schema refused (warned about then).
+_NOT_BAD = ("dropped_spans_total", "dropped_fields")
 
 
 def _bad_total(counters: dict[str, int]) -> int:
     """Everything counted as not delivered whole: drops (spans, traces, logs), rejections by
     reason, incomplete logs, build errors."""
     return sum(v for k, v in counters.items()
-               if (k.startswith(_BAD_PREFIXES) and k != "dropped_spans_total") or k in _BAD_KEYS)
+               if (k.startswith(_BAD_PREFIXES) and k not in _NOT_BAD) or k in _BAD_KEYS)
 
 
 def _reset_checkpoint(worker: Worker) -> None:
@@ -238,7 +240,7 @@ def _truthful(state: BridgeState, delivered: bool, what: str) -> bool:
     if delivered and not new_bad:
         return True
     wrong = {k: v for k, v in counters.items()
-             if v and ((k.startswith(_BAD_PREFIXES) and k != "dropped_spans_total") or k in _BAD_KEYS)}
+             if v and ((k.startswith(_BAD_PREFIXES) and k not in _NOT_BAD) or k in _BAD_KEYS)}
     left = counters.get("logs_pending", 0)
     spooled = counters.get("logs_spooled")
     logger.warning("otel_bridge: %s: NOT all delivered: %d logs not acknowledged yet%s; %d problems since the "

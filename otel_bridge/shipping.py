@@ -155,6 +155,7 @@ class Shipper:
         self.delivery = delivery
         self.emitted = 0
         self.incomplete = 0  # logs built with complete: false (spans dropped)
+        self.dropped_fields = 0  # fields the schema check dropped so that their ticket ships
         self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         self.provider.add_log_record_processor(DeliveryProcessor(delivery, encodes))
         self._logger = self.provider.get_logger("otel_bridge", "0.1.0")
@@ -199,6 +200,7 @@ class Shipper:
         out = self.delivery.counters()
         out["logs_emitted"] = self.emitted
         out["logs_incomplete"] = self.incomplete
+        out["dropped_fields"] = self.dropped_fields
         out.setdefault("logs_exported", 0)
         out.setdefault("export_failures", 0)
         return out

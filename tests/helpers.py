@@ -14,7 +14,7 @@ import urllib.request
 # rules (tests/test_import_rules.py) and the import probe (tests/bridge/test_pure_modules.py).
 BRIDGE_PURE = ("otel_bridge.assemble", "otel_bridge.sections", "otel_bridge.pii", "otel_bridge.pii_keys",
                "otel_bridge.attributes", "otel_bridge.spanrecord", "otel_bridge.schemas", "otel_bridge.numbers",
-               "otel_bridge.spantree")
+               "otel_bridge.spantree", "otel_bridge.policy", "otel_bridge.known", "otel_bridge.schema_check")
 
 OWNER_PASSWORD = "flusso-test-owner"  # the owner role's password (ignored by the embedded server: trust on its socket)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -110,10 +111,26 @@ def ticket_sections(row: dict) -> dict[str, Any]:
         "resolution": evidence.get("resolution"),
         "decisions": decisions,
         "draft": output.get("draft"),
+        "question": scrubbed_question(_dict(trace.get("ticket"))),
         "metrics": ordered_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}),
         "node_durations": _dict(metrics.get("node_durations_ms")),
         "raw_json": dumps(log, indent=True, sort_keys=True).decode(),
     }
+
+
+# The ticket's texts a reviewer reads the draft against, in this order (content mode "scrub").
+QUESTION_FIELDS = ("question", "subject", "description", "body", "message", "customer_message")
+_WHOLE_TOKEN = re.compile(r"^\[[a-z_]{2,24}:[0-9a-f]{6,64}\]$")
+
+
+def scrubbed_question(ticket: dict) -> str | None:
+    """The customer's question as the client shipped it in content mode "scrub" (readable, every
+    personal value a token); None when the ticket's texts are whole tokens (mode "hash")."""
+    for key in QUESTION_FIELDS:
+        value = ticket.get(key)
+        if isinstance(value, str) and value.strip() and not _WHOLE_TOKEN.match(value.strip()):
+            return value
+    return None
 
 
 # --- the span waterfall ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
@@ -35,6 +36,52 @@ class TenantRateLimiter:
         self._buckets[tenant] = (tokens - 1, now)
 
 
+# The tenant of the ingest request the current task is serving (set by CollectorState.admitted),
+# so `async with state.decode_slot:` takes that tenant's slot without being told.
+CURRENT_TENANT: ContextVar[str] = ContextVar("flusso_ingest_tenant", default="")
+
+
+class TenantSlots:
+    """At most `total` holders at once, and at most `per_tenant` of one tenant: a tenant's
+    requests beyond its share wait on their own queue, never in front of another tenant's.
+    ``async with slots:`` takes a slot of the tenant admitted in the current task
+    (CURRENT_TENANT); ``slots.slot(tenant)`` names it."""
+
+    def __init__(self, total: int | None, per_tenant: int):
+        self._total = asyncio.Semaphore(total) if total else None
+        self._per_tenant = per_tenant
+        self._tenants: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self._held: ContextVar[list] = ContextVar(f"flusso_slot_{id(self)}")
+
+    async def __aenter__(self) -> None:
+        ctx = self.slot(CURRENT_TENANT.get())
+        await ctx.__aenter__()
+        self._held.set([*self._held.get([]), ctx])
+
+    async def __aexit__(self, *exc: object) -> None:
+        held = self._held.get()
+        self._held.set(held[:-1])
+        await held[-1].__aexit__(*exc)
+
+    @asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        own, users = self._tenants.get(tenant) or (asyncio.Semaphore(self._per_tenant), 0)
+        self._tenants[tenant] = (own, users + 1)
+        try:
+            async with own:
+                if self._total is None:
+                    yield
+                else:
+                    async with self._total:
+                        yield
+        finally:
+            own, users = self._tenants[tenant]
+            if users > 1:
+                self._tenants[tenant] = (own, users - 1)
+            else:
+                del self._tenants[tenant]  # only tenants with requests here are kept
+
+
 @dataclass
 class CollectorState:
     settings: ServerSettings
@@ -48,11 +95,14 @@ class CollectorState:
         self.limiter = TenantRateLimiter(self.settings.flusso_tenant_rate_limit_per_s)
         # Decoded requests cost memory, held until COMMIT (docs/benchmarks-ingest.md): only a
         # few are in the decode+store stage at once; admitted requests beyond them wait here with
-        # their compressed bodies instead of piling up in memory.
-        self.work_slots = asyncio.Semaphore(self.settings.flusso_ingest_concurrency)
-        # Decoding is pure Python (GIL-bound): one at a time, so it runs while the database writes
-        # the requests decoded before it, and the database always has the next batch waiting.
-        self.decode_slot = asyncio.Semaphore(1)
+        # their compressed bodies instead of piling up in memory. One tenant holds at most half
+        # of them, so another tenant always finds one.
+        concurrency = self.settings.flusso_ingest_concurrency
+        self.work_slots = TenantSlots(concurrency, max(1, concurrency // 2))
+        # Decoding is pure Python (GIL-bound): one at a time per tenant, so a tenant's next
+        # request decodes while the database writes its previous one; tenants decode side by
+        # side, so one tenant's large request never holds up another's (they share the CPU).
+        self.decode_slot = TenantSlots(None, 1)
 
     @asynccontextmanager
     async def admitted(self, tenant: str) -> AsyncIterator[None]:
@@ -65,9 +115,11 @@ class CollectorState:
         except BaseException:
             self._release_tenant(tenant)
             raise
+        token = CURRENT_TENANT.set(tenant)  # whose work and decode slots this task takes
         try:
             yield
         finally:
+            CURRENT_TENANT.reset(token)
             self.release()
             self._release_tenant(tenant)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,8 +25,11 @@ from collector_api.store.traces.assembly import Built, DueTrace, StagedSpan
 from collector_api.traces import mapping as conventions
 from collector_api.traces.prices import PriceTable
 from collector_api.traces.sealing import PayloadError, cipher, redactor_for
-from otel_bridge.assemble import build_workflow_log, finished_records
-from otel_bridge.pii import Redactor, known_values
+from otel_bridge.assemble import build_workflow_log, checked_for_shipping, finished_records
+from otel_bridge.known import DEFAULT_CAP, KnownValues
+from otel_bridge.pii import Redactor
+from otel_bridge.pii_keys import is_identifier_key
+from otel_bridge.policy import for_mode
 from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, LinkRecord, SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -38,11 +43,13 @@ class AssemblyConfig:
     max_age_s: float = 600.0
     batch: int = 500
     chunk: int = 100  # traces per transaction; chunks are pipelined (assemble_due)
+    budget_s: float = 2.0  # one trace's time to replace its known values; beyond, its text is hashed whole
 
 
 @dataclass
 class AssemblyReport:
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # traces by outcome
+    notes: dict[str, int] = field(default_factory=dict)  # person_values_over_cap, over_budget, dropped_fields
 
     def add(self, outcome: str, n: int = 1) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + n
@@ -62,16 +69,21 @@ def _record(span: StagedSpan, payload: dict) -> SpanRecord:
 
 def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict]:
     """(records, one per span id; the raw person values of the trace; resource attributes)."""
-    records, pairs, resource, _ = _open(client_id, secret, spans)
-    return records, pairs, resource
+    records, per_span, resource, _ = _open(client_id, secret, spans)
+    return records, [p for pairs in per_span.values() for p in pairs], resource
 
 
-def _open(client_id: str, secret: str,
-          spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict, dict[int, str | None]]:
-    """open_spans, plus each span's searchable text by span id (see `_searchable`)."""
+def _open(client_id: str, secret: str, spans: Sequence[StagedSpan], content: str = "hash"
+          ) -> tuple[list[SpanRecord], dict[int, list], dict, dict[int, str | None]]:
+    """open_spans with the person values by span id, plus each span's searchable text by span
+    id (see `_searchable`). In content mode "scrub" a ticket's texts are their scrubbed forms
+    (the payload's ``sc``), not their tokens."""
     box = cipher(secret, client_id)
     seen: set[str] = set()
-    records, pairs, resource, texts = [], [], {}, {}
+    records: list[SpanRecord] = []
+    per_span: dict[int, list] = {}
+    resource: dict = {}
+    texts: dict[int, str | None] = {}
     for span in spans:
         if span.span_id in seen:
             continue  # a replay: at-least-once delivery
@@ -82,54 +94,80 @@ def _open(client_id: str, secret: str,
         except PayloadError:
             logger.error("tenant %s: %s; span skipped", client_id, f"span {span.span_id} does not decrypt")
             continue
-        pairs.extend(tuple(p) for p in payload.get("p") or ())
         resource.update(payload.get("r") or {})
+        if content == "scrub" and payload.get("sc"):
+            payload["a"] = {**(payload.get("a") or {}), **payload["sc"]}
         record = _record(span, payload)
+        per_span[record.span_id] = [tuple(p) for p in payload.get("p") or ()]
         texts[record.span_id] = _searchable(plain) if next(reversed(payload), None) == "p" else None
         records.append(record)
-    return records, pairs, resource, texts
+    return records, per_span, resource, texts
 
 
 def _searchable(plain: bytes) -> str | None:
     """The sealed JSON text of a span without its raw person values (``"p"``, the payload's last
-    member: traces_decode._sealed_row), lowered; None when it cannot be cut off."""
+    member: decode._sealed_row), its escapes blanked (an escape stands where the text had a
+    separator, so every letter-or-digit run of the span's strings is a run of this text: what
+    KnownValues.may_occur looks at); None when it cannot be cut off."""
     cut = plain.rfind(b',"p":')  # a quote inside a JSON string is escaped: this is the member
-    return plain[:cut].decode("utf-8", "surrogatepass").lower() if cut > 0 else None
+    if cut <= 0:
+        return None
+    return _ESCAPE.sub(" ", plain[:cut].decode("utf-8", "surrogatepass"))
 
 
-# A known value holding a character JSON escapes is not found verbatim in the text; a sigma's
-# lowercase depends on its neighbours. Such values: every span is walked.
-_NOT_VERBATIM = frozenset('"\\σς') | frozenset(map(chr, range(0x20)))
+_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|.)")
 
 
-def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list,
-                   texts: dict[int, str | None] | None = None) -> list[SpanRecord]:
+def _replace_known(records: list[SpanRecord], r: Redactor, known: KnownValues,
+                   texts: dict[int, str | None] | None = None, deadline: float | None = None) -> list[SpanRecord]:
     """Person values known anywhere in the trace, replaced in every span's text. Only the known
-    values: every string was scrubbed by the pattern detectors on arrival (traces_decode).
+    values: every string was scrubbed by the pattern detectors on arrival (decode).
 
-    A span whose whole JSON text (`texts`, lowered) holds none of the values is kept as it is:
-    every string, key and event of the span is in that text, so none of them could hold one
-    (Redactor.replace_known checks the same lowered substrings before it replaces)."""
-    known = known_values({}, (), pairs)
+    A span whose whole JSON text (`texts`) can hold none of the values is kept as it is. Past
+    `deadline` (time.monotonic()), the remaining spans' text is hashed whole instead (the
+    trace's time budget: a field may be lost, never the ticket)."""
     if not known:
         return records
-    if texts is None or any(not _NOT_VERBATIM.isdisjoint(low) for low in known.lows):
-        texts = {}
+    texts = texts or {}
     out = []
     for s in records:
         text = texts.get(s.span_id)
-        if text is not None and not any(low in text for low in known.lows):
+        if text is not None and not known.may_occur(text):
             out.append(s)
             continue
-        attrs = {k: r.replace_known(v, known) for k, v in s.attributes.items()}
-        events = tuple(EventRecord(str(r.replace_known(e.name, known)), e.timestamp,
+        if deadline is not None and time.monotonic() > deadline:
+            out.append(_hashed_whole(s, r))
+            continue
+        attrs = {k: r.scrub_identifier(v, known) if isinstance(v, str) and is_identifier_key(k)
+                 else r.replace_known(v, known) for k, v in s.attributes.items()}
+        events = tuple(EventRecord(str(r.scrub_identifier(e.name, known)), e.timestamp,
                                    _as_dict(r.replace_known(dict(e.attributes), known))) for e in s.events)
         links = tuple(LinkRecord(link.trace_id, link.span_id, _as_dict(r.replace_known(dict(link.attributes), known)))
                       for link in s.links)
-        out.append(SpanRecord(str(r.replace_known(s.name, known)), s.trace_id, s.span_id, s.parent_span_id,
+        out.append(SpanRecord(str(r.scrub_identifier(s.name, known)), s.trace_id, s.span_id, s.parent_span_id,
                               s.start_time, s.end_time, s.status, str(r.replace_known(s.status_description, known))
                               if s.status_description else None, attrs, events, s.kind, s.dropped_events, links))
     return out
+
+
+def _hashed_whole(s: SpanRecord, r: Redactor) -> SpanRecord:
+    """A span whose text cannot be searched (over the cap, past the time budget): every
+    attribute but identifiers and numbers, its events' and its status message hashed whole."""
+    attrs = {k: v if isinstance(v, (bool, int, float)) or v is None or is_identifier_key(k) or _is_token(v)
+             else r.hash_field("text", v) for k, v in s.attributes.items()}
+    events = tuple(EventRecord(e.name, e.timestamp, {k: r.hash_field("text", v) if isinstance(v, str) else v
+                                                     for k, v in e.attributes.items()}) for e in s.events)
+    status = str(r.hash_field("text", s.status_description)) if s.status_description else None
+    links = tuple(LinkRecord(link.trace_id, link.span_id, {k: r.hash_field("text", v) if isinstance(v, str) else v
+                                                           for k, v in link.attributes.items()}) for link in s.links)
+    return SpanRecord(s.name, s.trace_id, s.span_id, s.parent_span_id, s.start_time, s.end_time, s.status, status,
+                      attrs, events, s.kind, s.dropped_events, links)
+
+
+def _is_token(value: object) -> bool:
+    """A value that is one token already (a person attribute hashed on arrival)."""
+    return isinstance(value, str) and value.startswith("[") and value.endswith("]") and ":" in value[:26] \
+        and " " not in value
 
 
 def _serialize(log: dict) -> tuple[str | None, bool]:
@@ -150,30 +188,52 @@ def _as_dict(value: object) -> dict:
 
 
 def build_trace(trace: DueTrace, spans: Sequence[StagedSpan], cfg: AssemblyConfig,
-                ticket_attribute: str | None) -> Built:
-    """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread."""
-    records, pairs, resource, texts = _open(trace.client_id, cfg.secret, spans)
+                ticket_attribute: str | None, notes: dict[str, int] | None = None, content: str = "hash") -> Built:
+    """One due trace -> its LogRow (or why not). Pure but for logging; runs in a thread.
+
+    The trace's person values are capped (DEFAULT_CAP): beyond the cap its spans' free text is
+    hashed whole; past `cfg.budget_s` the remaining spans' text is hashed whole too.
+    Both are counted in `notes` and logged; a field the schema would refuse is dropped. The
+    ticket is always built."""
+    started = time.monotonic()
+    records, per_span, resource, texts = _open(trace.client_id, cfg.secret, spans, content)
     records = finished_records(records)
     if not records:
         return Built(trace, None, "failed", trace.span_count)
     redactor = redactor_for(cfg.secret, trace.client_id)
-    records = _replace_known(records, redactor, pairs, texts)
+    known = KnownValues(for_mode((p for pairs in per_span.values() for p in pairs), content), cap=DEFAULT_CAP)
+    if known.over_cap:  # a value beyond the cap cannot be searched for: no span's text is kept
+        records = [_hashed_whole(r, redactor) for r in records]
+    records = _replace_known(records, redactor, known, texts, started + cfg.budget_s)
+    _note(notes, trace, "person_values_over_cap", known.over_cap)
+    _note(notes, trace, "over_budget", int(time.monotonic() - started > cfg.budget_s))
     root, _ = conventions.find_root(records)
     if conventions.is_bridge_root(root):
         return Built(trace, None, "bridge", trace.span_count)
-    prepared = conventions.prepare(records, cfg.prices, ticket_attribute)
+    prepared = conventions.prepare(records, cfg.prices, ticket_attribute,
+                                   redact=lambda text: str(redactor.scrub_text(text, known)))
     ident = {"client_id": trace.client_id, "service_name": resource.get("service.name"),
              "environment": resource.get("deployment.environment.name") or resource.get("deployment.environment"),
              "workflow_version": resource.get("service.version")}
     ident = {k: str(v)[:64] for k, v in ident.items() if v is not None}
+    ident["content"] = content
     log = build_workflow_log(prepared.records, identification=ident, dropped_spans=trace.dropped_spans)
     log = conventions.finish(log, prepared, dropped_spans=trace.dropped_spans)
+    _note(notes, trace, "dropped_fields", len(checked_for_shipping(log)))
     text, needs_cleaning = _serialize(log)
     row = prepare_row(0, log, trace.client_id, trace.trace_id, may_hold_nul=needs_cleaning, source_text=text)
     if isinstance(row, Rejected):  # cannot happen for checked spans; never silently
         logger.error("tenant %s trace %s: assembled log refused: %s", trace.client_id, trace.trace_id, row.reason)
         return Built(trace, None, "failed", trace.span_count)
     return Built(trace, row, "assembled", trace.span_count)
+
+
+def _note(notes: dict[str, int] | None, trace: DueTrace, what: str, n: int) -> None:
+    if not n:
+        return
+    logger.warning("tenant %s trace %s: %s: %d", trace.client_id, trace.trace_id, what, n)
+    if notes is not None:
+        notes[what] = notes.get(what, 0) + n
 
 
 async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> AssemblyReport:
@@ -197,7 +257,7 @@ async def assemble_due(pool: AsyncConnectionPool, cfg: AssemblyConfig) -> Assemb
             batch = await (loading or _load(pool, client_id, traces))
             loading = asyncio.ensure_future(_load(pool, *chunks[k + 1])) if k + 1 < len(chunks) else None
             built = await asyncio.to_thread(_build_all, traces, batch.spans, cfg, batch.ticket_attribute,
-                                            batch.logged)
+                                            batch.logged, report.notes, batch.content_mode)
             if writing is not None:
                 await writing
             writing = asyncio.ensure_future(_store(pool, client_id, built, report))
@@ -222,7 +282,7 @@ async def _store(pool: AsyncConnectionPool, client_id: str, built: list[Built], 
 
 
 def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyConfig, ticket_attribute: str | None,
-               logged: set[str]) -> list[Built]:
+               logged: set[str], notes: dict[str, int] | None = None, content: str = "hash") -> list[Built]:
     by_trace: dict[str, list[StagedSpan]] = {}
     for s in spans:
         by_trace.setdefault(s.trace_id, []).append(s)
@@ -232,7 +292,7 @@ def _build_all(traces: list[DueTrace], spans: list[StagedSpan], cfg: AssemblyCon
             out.append(Built(t, None, "bridge", t.span_count))
             continue
         try:
-            out.append(build_trace(t, by_trace.get(t.trace_id, []), cfg, ticket_attribute))
+            out.append(build_trace(t, by_trace.get(t.trace_id, []), cfg, ticket_attribute, notes, content))
         except Exception:  # noqa: BLE001 - one bad trace must not stop the others
             logger.exception("tenant %s trace %s: assembly failed", t.client_id, t.trace_id)
             out.append(Built(t, None, "failed", t.span_count))

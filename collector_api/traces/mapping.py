@@ -14,7 +14,7 @@ spans are ordered by (start, span id) before anything is derived. Docs: docs/col
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,17 +142,24 @@ def _mapped(r: SpanRecord, f: Mapping[str, Any], kind: str | None, events: list[
                       description, ordered, tuple(events), r.kind, r.dropped_events, r.links)
 
 
-def _draft_event(records: list[SpanRecord], root: SpanRecord, all_facts: list[dict[str, Any]]) -> list[EventRecord]:
-    """The trace's final answer as the bridge's draft event (the log's draft response), if any."""
+def _draft_event(records: list[SpanRecord], root: SpanRecord, all_facts: list[dict[str, Any]],
+                 redact: Callable[[str], str] | None) -> list[EventRecord]:
+    """The trace's final answer as the bridge's draft event (the log's draft response), if any,
+    redacted like the bridge's draft once decoded (its JSON escapes hid values from the pass on
+    arrival: ``\u0040`` is an '@')."""
     llm = [r for r, f in zip(records, all_facts, strict=True) if f.get("kind") in LLM_KINDS]
     answer = final_answer(records, root, llm)
     if answer is None:
         return []
+    if redact is not None:
+        answer = redact(answer)
     return [_event(A.EVENT_DRAFT, root.end_time or root.start_time, {"text": answer, "length_chars": len(answer)})]
 
 
-def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str | None) -> Prepared:
-    """`records` (finished) with the bridge's kinds and flusso.* events added."""
+def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str | None,
+            redact: Callable[[str], str] | None = None) -> Prepared:
+    """`records` (finished) with the bridge's kinds and flusso.* events added; `redact` is applied
+    to the final answer that becomes the draft."""
     records = sorted(records, key=lambda r: (r.start_time, r.span_id))
     root, true_root = find_root(records)
     all_facts = [combine.facts(r) for r in records]
@@ -166,7 +173,7 @@ def prepare(records: list[SpanRecord], prices: PriceTable, ticket_attribute: str
         if r is root:
             kind = A.KIND_WORKFLOW
             events.append(_event(A.EVENT_TICKET, r.start_time, _ticket_payload(records, root, ticket_attribute, user)))
-            events += _draft_event(records, root, all_facts)
+            events += _draft_event(records, root, all_facts, redact)
         elif kind == A.KIND_WORKFLOW:
             kind = "chain"  # one workflow per log: the root
         end = r.end_time or r.start_time

@@ -1,6 +1,7 @@
 """The LLM price table (FLUSSO_PRICES_FILE, else the shipped config/prices.yaml): tokens -> USD."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -8,6 +9,9 @@ from pathlib import Path
 import yaml
 
 from collector_api.contract.numbers import finite_number
+
+# Bedrock model ids: ``anthropic.claude-...``, ``us.anthropic.claude-...`` (cross-region profiles).
+_VENDOR_PREFIX = re.compile(r"^(?:[a-z]{2,4}\.)?(?:anthropic|meta|mistral|amazon|cohere|ai21|deepseek|openai)\.")
 
 
 class PriceTableError(ValueError):
@@ -28,10 +32,14 @@ class PriceTable:
         self._by_length = sorted(self._prices, key=len, reverse=True)
 
     def lookup(self, model: object) -> Price | None:
+        """The price of `model`: its exact name, else the longest name of the table it starts
+        with; a ``provider/`` prefix, a Bedrock ``[region.]vendor.`` prefix and a Vertex
+        ``@version`` are ignored (``us.anthropic.claude-sonnet-4-20250514-v1:0``,
+        ``claude-sonnet-4@20250514``)."""
         if not isinstance(model, str) or not model:
             return None
-        name = model.lower().rsplit("/", 1)[-1]
-        hit = self._prices.get(name)
+        name = _VENDOR_PREFIX.sub("", model.lower().rsplit("/", 1)[-1])
+        hit = self._prices.get(name) or self._prices.get(name.split("@", 1)[0])
         if hit is not None:
             return hit
         return next((self._prices[k] for k in self._by_length if name.startswith(k)), None)

@@ -43,6 +43,7 @@ class TracesRuntime:
     limits: StagingLimits
     spans: Counter  # by outcome: staged, invalid, tenant_mismatch, late, cap_*
     traces: Counter  # by outcome: assembled, reassembled, bridge, failed
+    person_values: Counter  # person values beyond a trace's cap, by tenant
 
     @classmethod
     def create(cls, settings: ServerSettings, state: CollectorState) -> TracesRuntime:
@@ -56,6 +57,9 @@ class TracesRuntime:
                           registry=registry),
             traces=Counter("flusso_traces", "Traces handled by the assembly job, by outcome", ["outcome"],
                            registry=registry),
+            person_values=Counter("flusso_trace_person_values_over_cap",
+                                  "Person values beyond a trace's cap on /v1/traces (their spans' text hashed whole)",
+                                  ["client_id"], registry=registry),
         )
 
     def unavailable(self) -> str | None:
@@ -72,6 +76,8 @@ class TracesRuntime:
         tenant = ingest.tenant
         staged = await stage_spans(ingest.state.pool, tenant, decoded.rows, self.limits)
         self.spans.labels("staged", tenant).inc(staged.staged)
+        if decoded.over_cap:  # person values a trace could not make known: their spans' text was hashed whole
+            self.person_values.labels(tenant).inc(decoded.over_cap)
         refusals = [Refusal(r.index, r.reason, "tenant_mismatch" if r.tenant_mismatch else "invalid")
                     for r in decoded.rejected]
         for r in refusals:

@@ -196,6 +196,11 @@ def test_percent_signs_in_ordinary_text_are_left_alone():
     ("email_address", "email"), ("user.email", "email"), ("contactEmail", "email"), ("e_mail", "email"),
     ("customer_address", "text"), ("billing-address", "text"), ("street", "text"), ("zip_code", "text"),
     ("postcode", "text"), ("date_of_birth", "text"), ("dob", "text"), ("card_number", "card"), ("iban", "iban"),
+    # every word of the key, whatever its shape: the collector classifies span attributes by this rule too
+    ("customer.name", "name"), ("requester.name", "name"), ("billing.name", "name"), ("contact.name", "name"),
+    ("customer.date_of_birth", "text"), ("customer.passport", "text"), ("customer.ssn", "text"),
+    # a person's id is hashed like OTel's user.id
+    ("customer_id", "user"), ("userId", "user"), ("contact.id", "user"),
 ])
 def test_personal_keys_are_classified(key, kind):
     assert field_kind(key) == kind
@@ -203,7 +208,7 @@ def test_personal_keys_are_classified(key, kind):
 
 @pytest.mark.parametrize("key", [
     "model_name", "tool_name", "node_name", "span_name", "file_name", "hostname", "workflow_name", "agent_name",
-    "service.name", "gen_ai.tool.name", "ticket_id", "customer_id", "email_verified", "phone_type", "channel",
+    "service.name", "gen_ai.tool.name", "ticket_id", "session_id", "email_verified", "phone_type", "channel",
     "priority", "category", "server_address", "name", "action_input", "observation", "query", "title",
 ])
 def test_structural_keys_stay_readable(key):

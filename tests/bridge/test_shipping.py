@@ -64,7 +64,8 @@ def test_delivers_one_otlp_log_record_per_ticket(receiver, configure_bridge, val
         root = next(s for s in log["trace"]["spans"] if s["parent_span_id"] is None)
         assert lr.span_id.hex() == root["span_id"]
         assert log["identification"] == {"client_id": "acme", "environment": "test",
-                                         "workflow_version": "2.3.0", "workflow_name": "flusso_ticket"}
+                                         "workflow_version": "2.3.0", "workflow_name": "flusso_ticket",
+                                         "content": "hash"}
         assert "jane@example.com" not in lr.body.string_value
 
 

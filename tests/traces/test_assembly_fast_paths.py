@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from collector_api.store.traces.assembly import StagedSpan
 from collector_api.traces.assembly import _open, _replace_known
 from collector_api.traces.sealing import cipher, redactor_for
+from otel_bridge.known import KnownValues
 
 SECRET = "test-secret-" + "s" * 32
 TENANT = "acme"
@@ -29,9 +30,10 @@ def _staged(index: int, attrs: dict, events: list, pairs: list, name: str = "spa
 
 
 def _both(spans: list[StagedSpan]) -> tuple[list, list, str]:
-    records, pairs, _, texts = _open(TENANT, SECRET, spans)
-    fast = _replace_known(records, R, pairs, texts)
-    full = _replace_known(records, R, pairs)
+    records, per_span, _, texts = _open(TENANT, SECRET, spans)
+    known = KnownValues(p for pairs in per_span.values() for p in pairs)
+    fast = _replace_known(records, R, known, texts)
+    full = _replace_known(records, R, known)
     return fast, full, repr([(s.name, s.status_description, s.attributes, s.events) for s in fast]).lower()
 
 

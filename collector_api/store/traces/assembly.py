@@ -61,6 +61,7 @@ class Batch:
     spans: list[StagedSpan]
     ticket_attribute: str | None  # the tenant's ticket attribute
     logged: set[str]  # trace ids of the batch that already have a stored log
+    content_mode: str = "hash"  # the tenant's content mode: hash | scrub
 
 
 async def load_batch(pool: AsyncConnectionPool, client_id: str, trace_ids: list[str]) -> Batch:
@@ -73,12 +74,12 @@ async def load_batch(pool: AsyncConnectionPool, client_id: str, trace_ids: list[
         await cur.execute("SELECT trace_id, span_id, parent_span_id, start_ns, end_ns, payload FROM trace_spans"
                           " WHERE client_id = %s AND trace_id = ANY(%s)", (client_id, trace_ids))
         spans = [StagedSpan(*r) for r in await cur.fetchall()]
-        row = await (await conn.execute("SELECT ticket_attribute FROM tenants WHERE client_id = %s",
+        row = await (await conn.execute("SELECT ticket_attribute, content_mode FROM tenants WHERE client_id = %s",
                                         (client_id,))).fetchone()
         cur = await conn.execute("SELECT DISTINCT trace_id FROM workflow_logs WHERE client_id = %s"
                                  " AND trace_id = ANY(%s)", (client_id, trace_ids))
         logged = {r["trace_id"] for r in await cur.fetchall()}
-    return Batch(spans, row["ticket_attribute"] if row else None, logged)
+    return Batch(spans, row["ticket_attribute"] if row else None, logged, row["content_mode"] if row else "hash")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,13 @@ async def finish(pool: AsyncConnectionPool, client_id: str, built: list[Built]) 
             marks.append((b.trace.trace_id, state, b.span_count, log_id, executed_at))
         if marks:
             await conn.execute(_MARK, (*([m[i] for m in marks] for i in range(5)), client_id))
+
+
+async def set_content_mode(pool: AsyncConnectionPool, client_id: str, mode: str) -> bool:
+    """A tenant's content mode on /v1/traces (hash | scrub). False when the tenant does not exist."""
+    async with owner_connection(pool) as conn:
+        cur = await conn.execute("UPDATE tenants SET content_mode = %s WHERE client_id = %s", (mode, client_id))
+        return cur.rowcount == 1
 
 
 async def set_ticket_attribute(pool: AsyncConnectionPool, client_id: str, attribute: str | None) -> bool:
