@@ -6,9 +6,8 @@ import pytest
 
 import otel_bridge
 from config.bridge import BridgeSettings
-from tests.collector.conftest import make_key
-from tests.conftest import LiveServer
-from tests.traces.conftest import trace_settings
+from tests.helpers import LiveServer, make_key
+from tests.traces.helpers import trace_settings
 
 BRIDGE_ENV = ("LOG_COLLECTOR_URL", "LOG_COLLECTOR_API_KEY", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
               "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "CLIENT_ID", "ENVIRONMENT",

@@ -13,10 +13,8 @@ import pytest
 
 import otel_bridge
 from otel_bridge import node, record, workflow
-from tests.traces.conftest import sdk_provider, wait_for_logs
-from tests.traces.pii_check import assert_nowhere
-from tests.viewer.conftest import login
-from tests.viewer.helpers import create_accounts
+from tests.traces.helpers import assert_nowhere, sdk_provider, wait_for_logs
+from tests.viewer.helpers import create_accounts, login
 
 NAME, EMAIL = "Ottavia Ferraris", "ottavia.ferraris@example.com"
 PHONE, IBAN, CARD = "+39 347 555 0199", "DE89 3704 0044 0532 0130 00", "4111 1111 1111 1111"
@@ -185,8 +183,8 @@ def _ticket_trace(tracer, ticket: str) -> None:
 def test_traces_content_mode_is_the_tenants(server, db_dsn):
     """`flusso-obs tenants set --content scrub`: that tenant's ticket texts are kept, scrubbed;
     another tenant's stay one token each (the default)."""
-    from tests.cli.test_cli import cli
-    from tests.collector.conftest import make_key
+    from tests.cli.helpers import cli
+    from tests.helpers import make_key
 
     scrub_key, hash_key = make_key(db_dsn, "acme"), make_key(db_dsn, "globex")
     done = cli("tenants", "set", "--client", "acme", "--content", "scrub", dsn=db_dsn)

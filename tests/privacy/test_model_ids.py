@@ -3,8 +3,8 @@ ones: ``claude-sonnet-[phone:...]``) and are priced when the price table has the
 from __future__ import annotations
 
 from collector_api.traces.prices import load_prices
-from tests.privacy.test_never_lose_a_ticket import MODELS
-from tests.traces.conftest import sdk_provider, wait_for_logs
+from tests.privacy.helpers import MODELS
+from tests.traces.helpers import sdk_provider, wait_for_logs
 
 
 def test_model_ids_survive_traces_and_are_priced(server, ingest_key, db_dsn):

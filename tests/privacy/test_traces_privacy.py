@@ -14,8 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from tests.traces.conftest import wait_for_logs
-from tests.traces.pii_check import assert_nowhere
+from tests.traces.helpers import assert_nowhere, wait_for_logs
 
 PLANTED = {
     "customer.name": "Ottavio Fumagalli", "requester.name": "Brunilde Zanetti", "billing.name": "Ercole Vianello",
