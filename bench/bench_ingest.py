@@ -292,7 +292,8 @@ def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=dsn, FLUSSO_DATA_DIR=str(workdir / "data"),
-               FLUSSO_SESSION_SECRET="bench-" + "x" * 40, PYTHONPATH=str(ROOT))
+               FLUSSO_SESSION_SECRET="bench-" + "x" * 40, PYTHONPATH=str(ROOT),
+               FLUSSO_GRPC_PORT=os.environ.get("FLUSSO_GRPC_PORT", "0"))  # HTTP only: 4317 may be taken
     log = workdir / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port),

@@ -113,7 +113,8 @@ def _serve(dsn: str, data_dir: Path, port: int, verify_concurrency: int | None,
            checks_per_second: float | None) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": dsn, "FLUSSO_DATA_DIR": str(data_dir), "FLUSSO_HOST": "127.0.0.1",
            "FLUSSO_PORT": str(port), "FLUSSO_SESSION_SECRET": secrets.token_urlsafe(32),
-           "FLUSSO_FORWARDED_ALLOW_IPS": "127.0.0.1", "FLUSSO_ROLLUP_REFRESH_SECONDS": "0"}
+           "FLUSSO_FORWARDED_ALLOW_IPS": "127.0.0.1", "FLUSSO_ROLLUP_REFRESH_SECONDS": "0",
+           "FLUSSO_GRPC_PORT": os.environ.get("FLUSSO_GRPC_PORT", "0")}  # HTTP only: 4317 may be taken
     if verify_concurrency:
         env["FLUSSO_LOGIN_VERIFY_CONCURRENCY"] = str(verify_concurrency)
     if checks_per_second:

@@ -135,7 +135,8 @@ class Stack:
         self.starts = 0  # collector processes started (its duplicate counter starts at 0 with each)
 
     def start_collector(self) -> None:
-        env = dict(os.environ, DATABASE_URL=self.dsn, FLUSSO_SESSION_SECRET="chaos-" + "x" * 40)
+        env = dict(os.environ, DATABASE_URL=self.dsn, FLUSSO_SESSION_SECRET="chaos-" + "x" * 40,
+                   FLUSSO_GRPC_PORT=os.environ.get("FLUSSO_GRPC_PORT", "0"))  # HTTP only: 4317 may be taken
         self.starts += 1
         self.proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--port", str(self.port)],
                                      cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

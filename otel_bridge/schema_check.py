@@ -19,7 +19,8 @@ from typing import Any
 
 Path = tuple[Any, ...]
 SUPPORTED = frozenset({"$schema", "$id", "title", "description", "type", "required", "properties",
-                       "additionalProperties", "items", "minLength", "maxLength", "minimum", "maximum",
+                       "additionalProperties", "items", "minLength", "maxLength", "minItems", "maxItems",
+                       "minimum", "maximum",
                        "enum", "pattern", "format", "$ref", "definitions"})
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 MAX_ROUNDS = 8
@@ -101,6 +102,10 @@ class _Generator:
             conds.append(f"isinstance({x}, str) and len({x}) < {int(schema['minLength'])}")
         if "maxLength" in schema:
             conds.append(f"isinstance({x}, str) and len({x}) > {int(schema['maxLength'])}")
+        if "minItems" in schema:
+            conds.append(f"isinstance({x}, list) and len({x}) < {int(schema['minItems'])}")
+        if "maxItems" in schema:
+            conds.append(f"isinstance({x}, list) and len({x}) > {int(schema['maxItems'])}")
         if "pattern" in schema:
             conds.append(f"isinstance({x}, str) and not {self.const(re.compile(schema['pattern']))}.search({x})")
         if schema.get("format") == "date-time":
