@@ -156,6 +156,11 @@ class ServerSettings(BaseSettings):
         description="Comma-separated webhook targets allowed: host[:port] or CIDR (e.g. hooks.example.com:443,"
         " 10.0.0.0/8), checked on the resolved address at send time. Empty: webhooks are off.",
     )
+    flusso_webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Total time one webhook attempt may take (connect, send, response headers and body together);"
+        " beyond it the attempt fails and is retried later with backoff.",
+    )
     flusso_public_url: str | None = Field(
         default=None, description="The viewer's public base URL (e.g. https://obs.example.com), for links in alerts.",
     )

@@ -28,8 +28,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     """The collector + viewer app. Nothing connects until the app starts (lifespan).
 
     `dsn` connects as the schema's owner, never a superuser (docs/deployment.md). The lifespan
-    runs the maintenance loop: the jobs of flusso_obs.jobs, each leader-elected across
-    processes (the ingest counters' flush runs in every process), the first pass at once; it
+    runs the maintenance loop: the jobs of flusso_obs.jobs, each in its own task with its own
+    deadline, leader-elected across processes (the ingest counters' flush runs in every
+    process), the first pass at once; their lag is on /metrics, /ingest and /readyz detail; it
     turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
     """
     if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
@@ -44,7 +45,7 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await pool.open(wait=False)
-        task = asyncio.create_task(maintenance_loop(dsn, jobs))
+        task = asyncio.create_task(maintenance_loop(dsn, jobs, board=state.metrics.jobs))
         uninstall_drain = install_drain(app.state.drain, plan)
         try:
             yield
@@ -59,7 +60,7 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
 
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_collector(app, state)
-    install_viewer(app, pool, settings)
+    install_viewer(app, pool, settings, jobs=state.metrics.jobs)
     jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
     return app
 
