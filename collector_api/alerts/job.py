@@ -71,7 +71,7 @@ async def send_delivery(delivery: DueDelivery, config: AlertConfig) -> AttemptRe
         return await asyncio.wait_for(attempt, config.timeout_s + SEND_GRACE_S)
     except TimeoutError:
         return AttemptResult(None, f"no answer within the total deadline of {config.timeout_s:g} s"
-                                   " (FLUSSO_WEBHOOK_TIMEOUT_S); the address lookup did not finish",
+                                   " (FLUSSO_WEBHOOK_TIMEOUT_S); its thread had not stopped (address lookup)",
                              (config.timeout_s + SEND_GRACE_S) * 1000)
 
 

@@ -210,15 +210,15 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], allow: AllowLis
             return result(None, f"cannot resolve {host}: {exc}")
         conn = (_PinnedHTTPSConnection(address, port, host, deadline) if https
                 else _PinnedHTTPConnection(address, port, deadline))
+        late = f"no complete answer within the total deadline of {timeout_s:g} s (FLUSSO_WEBHOOK_TIMEOUT_S)"
         try:
-            return _exchange(conn, parts, body, headers, result)
+            answer = _exchange(conn, parts, body, headers, result)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            if deadline.expired:
-                return result(None, f"no complete answer within the total deadline of {timeout_s:g} s"
-                                    " (FLUSSO_WEBHOOK_TIMEOUT_S)")
-            return result(None, f"{type(exc).__name__}: {exc}")
+            return result(None, late if deadline.expired else f"{type(exc).__name__}: {exc}")
         finally:
             conn.close()
+        # A body cut short by the deadline reads as a short body, not an error: still a failure.
+        return result(None, late) if deadline.expired else answer
 
 
 def _exchange(conn: http.client.HTTPConnection, parts, body: bytes, headers: dict[str, str],

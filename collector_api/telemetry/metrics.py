@@ -81,10 +81,10 @@ class CollectorMetrics:
     jobs: JobBoard  # the background jobs' lag, written by the job runner
 
     @classmethod
-    def create(cls) -> CollectorMetrics:
+    def create(cls, jobs: JobBoard | None = None) -> CollectorMetrics:
         registry = CollectorRegistry()
         health = IngestCounters()
-        jobs = JobBoard()
+        jobs = jobs if jobs is not None else JobBoard()
         registry.register(JobLagCollector(jobs))
         return cls(
             registry=registry,
