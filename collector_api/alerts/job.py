@@ -68,7 +68,8 @@ async def send_delivery(delivery: DueDelivery, config: AlertConfig) -> AttemptRe
     attempt = asyncio.get_running_loop().run_in_executor(
         config.senders, post_webhook, delivery.webhook_url, delivery.body, headers, config.allow, config.timeout_s)
     try:  # post_webhook keeps its own total deadline; this bounds what no socket can end (a DNS lookup)
-        return await asyncio.wait_for(attempt, config.timeout_s + SEND_GRACE_S)
+        async with asyncio.timeout(config.timeout_s + SEND_GRACE_S):
+            return await attempt
     except TimeoutError:
         return AttemptResult(None, f"no answer within the total deadline of {config.timeout_s:g} s"
                                    " (FLUSSO_WEBHOOK_TIMEOUT_S); its thread had not stopped (address lookup)",

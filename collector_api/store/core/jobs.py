@@ -191,8 +191,8 @@ class Bookkeeping:
             if time.monotonic() - self._failed_at < RECONNECT_PAUSE_S:
                 raise psycopg.OperationalError("database unavailable (reconnecting)")
             try:
-                self.conn = await asyncio.wait_for(
-                    psycopg.AsyncConnection.connect(self.dsn, autocommit=True), BOOKKEEPING_TIMEOUT_S)
+                async with asyncio.timeout(BOOKKEEPING_TIMEOUT_S):  # wait_for may swallow a cancel (3.11)
+                    self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
                 # Its statements are short; one stuck on a lock must not hold every job's bookkeeping.
                 await self.conn.execute(f"SET statement_timeout = {int(BOOKKEEPING_TIMEOUT_S * 1000)}")
             except (psycopg.Error, OSError, TimeoutError) as exc:
@@ -259,7 +259,18 @@ async def maintenance_loop(dsn: str, jobs: Sequence[Job], *, tick_s: float | Non
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_tasks(tasks)
         await books.close()
+
+
+async def _stop_tasks(tasks: list[asyncio.Task]) -> None:
+    """Cancel until every task ended: a library call may swallow one cancellation (a result that
+    arrived at the same moment), and a task left looping would hold up the shutdown."""
+    pending = set(tasks)
+    for _ in range(10):
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        if not pending:
+            return
+    logger.error("maintenance loop: jobs %s did not stop", sorted(t.get_name() for t in pending))
