@@ -30,7 +30,7 @@ RUN pip install --no-cache-dir --no-deps . \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/flusso --create-home flusso
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 4317
 
 # Migrates, creates the FLUSSO_BOOTSTRAP_* accounts, then serves collector + viewer.
 CMD ["flusso-obs", "serve"]

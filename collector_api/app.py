@@ -10,6 +10,7 @@ from collector_api.http.admission import CollectorState
 from collector_api.http.body_guard import BodyGuard
 from collector_api.http.drain import Drain
 from collector_api.http.edge import all_routes, receiver_of
+from collector_api.http.grpc_edge import GrpcEdge, GrpcOptions, start_grpc_edge
 from collector_api.http.health import router as health_router
 from collector_api.logs.routes import logs_routers
 from collector_api.traces.routes import install_traces
@@ -60,3 +61,15 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
     roots = {path.split("/")[1] for path in [r.path for r in receivers] + [r.path for r in health_router.routes]}
     app.state.machine_roots = frozenset(getattr(app.state, "machine_roots", frozenset()) | roots)
+
+
+async def start_collector_grpc(app: FastAPI, *, port: int, reuse_port: bool = False) -> GrpcEdge:
+    """The OTLP/gRPC server of `app`, started in the running event loop: it serves the very
+    receiver objects the app mounted (found from its routes), with the app's state and drain flag."""
+    state: CollectorState = app.state.collector
+    settings = state.settings
+    receivers = [r for r in map(receiver_of, all_routes(app.routes)) if r is not None]
+    options = GrpcOptions(host=settings.flusso_host, port=port, max_message_bytes=settings.flusso_max_body_bytes,
+                          tls_cert=settings.flusso_grpc_tls_cert, tls_key=settings.flusso_grpc_tls_key,
+                          reuse_port=reuse_port)
+    return await start_grpc_edge(receivers, state, app.state.drain, options)

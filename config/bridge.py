@@ -8,7 +8,9 @@ WORKFLOW_VERSION) are kept so an existing Flusso deployment needs no new variabl
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +56,16 @@ class BridgeSettings(BaseSettings):
     otel_exporter_otlp_headers: str | None = Field(
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers")
     )
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf",
+        validation_alias=_env("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL",
+                              "otel_exporter_otlp_protocol"),
+    )
+
+    @field_validator("otel_exporter_otlp_protocol", mode="before")
+    @classmethod
+    def _protocol_word(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     # --- privacy ---
     pii_hash_key: str | None = Field(None, validation_alias=_env("PII_HASH_KEY", "pii_hash_key"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,18 @@ class ServerSettings(BaseSettings):
     flusso_data_dir: Path = Field(default=Path(".flusso"), description="Embedded PostgreSQL data and demo credentials.")
     flusso_host: str = Field(default="127.0.0.1", description="Interface the server binds to.")
     flusso_port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds to.")
+    flusso_grpc_port: int = Field(
+        default=4317, ge=0, le=65535,
+        description="Port of the OTLP/gRPC receiver (logs and traces Export), on FLUSSO_HOST, in the same process"
+                    " as HTTP; 0 turns it off.",
+    )
+    flusso_grpc_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) of the OTLP/gRPC port; with FLUSSO_GRPC_TLS_KEY it serves"
+                                  " TLS only. Unset: plaintext (keep the port on loopback or behind a TLS proxy).",
+    )
+    flusso_grpc_tls_key: Path | None = Field(
+        default=None, description="PEM private key of FLUSSO_GRPC_TLS_CERT.",
+    )
     flusso_db_pool_size: int = Field(default=10, ge=1, le=200, description="Max PostgreSQL connections of one process.")
     flusso_max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Request body limit, on the wire and after decompression."
@@ -176,6 +188,17 @@ class ServerSettings(BaseSettings):
     flusso_bootstrap_admin_email: str | None = Field(default=None, description="Provider login created at start.")
     flusso_bootstrap_admin_password: SecretStr | None = Field(default=None,
                                                      description="Its password (stored argon2-hashed).")
+
+    @field_validator("flusso_grpc_tls_cert", "flusso_grpc_tls_key", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _grpc_tls_pair(self) -> ServerSettings:
+        if (self.flusso_grpc_tls_cert is None) != (self.flusso_grpc_tls_key is None):
+            raise ValueError("set both FLUSSO_GRPC_TLS_CERT and FLUSSO_GRPC_TLS_KEY, or neither")
+        return self
 
     @field_validator("flusso_cookie_secure", mode="before")
     @classmethod

@@ -18,4 +18,5 @@ def create() -> FastAPI:
     dsn = os.environ.get(RESOLVED_DSN_ENV) or settings.database_url
     if not dsn:
         raise RuntimeError(f"{RESOLVED_DSN_ENV} or DATABASE_URL must be set for a worker process")
-    return create_app(settings, dsn)
+    # Every worker serves gRPC on the same port (SO_REUSEPORT: the kernel spreads the connections).
+    return create_app(settings, dsn, grpc_port=settings.flusso_grpc_port, grpc_reuse_port=True)

@@ -200,12 +200,16 @@ def cmd_alerts_delete(args, settings):
 def cmd_serve(args, settings):
     from .runner import serve
 
+    if args.grpc_port is not None:
+        settings = settings.model_copy(update={"flusso_grpc_port": args.grpc_port})
     serve(settings, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_run(args, settings):
     from .runner import run_quickstart
 
+    if args.grpc_port is not None:
+        settings = settings.model_copy(update={"flusso_grpc_port": args.grpc_port})
     run_quickstart(settings, host=args.host, port=args.port, demo_tickets=args.demo_tickets)
 
 
@@ -218,6 +222,8 @@ def _add_serving(sub) -> None:
         p.set_defaults(fn=fn)
         p.add_argument("--host", default=None, help="interface to bind (default FLUSSO_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port (default FLUSSO_PORT or 8000)")
+        p.add_argument("--grpc-port", type=int, default=None,
+                       help="OTLP/gRPC port (default FLUSSO_GRPC_PORT or 4317; 0 turns gRPC off)")
         if name == "serve":
             p.add_argument("--workers", type=int, default=1,
                            help="worker processes (default 1; e.g. the number of cores on a busy collector)")

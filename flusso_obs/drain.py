@@ -2,11 +2,12 @@
 
 uvicorn on SIGTERM closes its listener at once and waits for the requests in progress. We put a
 drain phase before that: the app's `Drain` flag turns on (collector_api.http.drain: /readyz 503, new
-ingest 503 + Retry-After), the listener stays open for FLUSSO_DRAIN_GRACE_S so load balancers see
+ingest 503 + Retry-After), the listeners stay open for FLUSSO_DRAIN_GRACE_S so load balancers see
 the 503s and senders are told to retry elsewhere or later, and once no request is in progress
-(or the budget runs out) uvicorn's own shutdown runs: listener closed, remaining connections
-finished within what is left of FLUSSO_DRAIN_TIMEOUT_S, then the lifespan's shutdown (final
-counter flush, pool closed). SIGINT (Ctrl-C) drains the same way without the grace; a second
+(HTTP or gRPC; or the budget runs out) uvicorn's own shutdown runs: listener closed, remaining
+connections finished within what is left of FLUSSO_DRAIN_TIMEOUT_S, then the lifespan's shutdown
+(the gRPC server stops: no new calls, those in progress finish; final counter flush, pool
+closed). SIGINT (Ctrl-C) drains the same way without the grace; a second
 signal is handled by uvicorn as usual (a second Ctrl-C forces the exit).
 
 uvicorn has no drain hook, so `install` wraps the signal handler uvicorn installed for the
@@ -78,9 +79,9 @@ def install(drain: Drain, plan: DrainPlan) -> Callable[[], None]:
     return uninstall
 
 
-def _busy(server: uvicorn.Server) -> int:
-    """Requests in progress in this process (uvicorn's own bookkeeping)."""
-    return len(server.server_state.tasks)
+def _busy(server: uvicorn.Server, drain: Drain) -> int:
+    """Requests in progress in this process: HTTP (uvicorn's own bookkeeping) and gRPC calls."""
+    return len(server.server_state.tasks) + drain.rpcs_in_flight
 
 
 async def _drain_then_exit(server: uvicorn.Server, drain: Drain, plan: DrainPlan, sig: int, handler) -> None:
@@ -88,9 +89,9 @@ async def _drain_then_exit(server: uvicorn.Server, drain: Drain, plan: DrainPlan
     grace = plan.grace_s if sig == signal.SIGTERM else 0.0
     deadline = started + max(0.0, plan.timeout_s - plan.reserve_s)
     logger.info("draining (signal %d): /readyz and new ingest answer 503; %d request(s) in progress",
-                sig, _busy(server))
+                sig, _busy(server, drain))
     while time.monotonic() < deadline and not server.should_exit:
-        if time.monotonic() - started >= grace and not _busy(server):
+        if time.monotonic() - started >= grace and not _busy(server, drain):
             break
         await asyncio.sleep(0.05)
     # What is left of the budget goes to uvicorn's wait for the connections still open.

@@ -71,13 +71,22 @@ def _server(settings: ServerSettings, dsn: str, host: str, port: int) -> uvicorn
     from .server import create_app
 
     _exit_on_sigterm()
-    config = uvicorn.Config(create_app(settings, dsn), host=host, port=port, log_level="info",
+    settings = settings.model_copy(update={"flusso_host": host})  # gRPC binds the interface HTTP binds
+    app = create_app(settings, dsn, grpc_port=settings.flusso_grpc_port)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
                             server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,
                             **_proxy_options(settings))
     return uvicorn.Server(config)  # SIGTERM drains first: flusso_obs.drain (installed by the app's lifespan)
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_ports_free(settings: ServerSettings, host: str, port: int) -> None:
+    """The HTTP port, and the gRPC port unless it is off."""
+    check_port_free(host, port)
+    if settings.flusso_grpc_port:
+        check_port_free(host, settings.flusso_grpc_port, option="--grpc-port or FLUSSO_GRPC_PORT (0 turns gRPC off)")
+
+
+def check_port_free(host: str, port: int, option: str = "--port or FLUSSO_PORT") -> None:
     """Fail before anything starts when the address is taken (e.g. a second `make run`)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -85,7 +94,7 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise CliError(f"cannot listen on {host}:{port}: {exc.strerror} (is flusso-obs already running? "
-                           f"choose another port with --port or FLUSSO_PORT)") from None
+                           f"choose another port with {option})") from None
 
 
 def serve(settings: ServerSettings, *, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
@@ -96,7 +105,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
     reports the sum over all of them (prometheus-client's multiprocess mode)."""
     host, port = host or settings.flusso_host, port or settings.flusso_port
     refuse_unsafe_secrets(settings)
-    check_port_free(host, port)
+    check_ports_free(settings, host, port)
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)
         if workers <= 1:
@@ -106,6 +115,7 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
 
         os.environ[RESOLVED_DSN_ENV] = dsn
         os.environ["FLUSSO_SESSION_SECRET"] = session_secret(settings)  # one secret for all workers
+        os.environ.update(FLUSSO_HOST=host, FLUSSO_GRPC_PORT=str(settings.flusso_grpc_port))  # --host, --grpc-port
         if settings.flusso_pii_hash_key:
             os.environ["FLUSSO_PII_HASH_KEY"] = settings.flusso_pii_hash_key
         os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert rule signing secrets
@@ -187,7 +197,7 @@ def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: i
                    demo_tickets: int = 50) -> None:
     """Everything `make run` promises: database, migrations, demo accounts, server, demo tickets."""
     host, port = host or settings.flusso_host, port or settings.flusso_port
-    check_port_free(host, port)
+    check_ports_free(settings, host, port)
     url = f"http://{host}:{port}"
     with database(settings) as dsn:
         settings = _prepare(settings, dsn)

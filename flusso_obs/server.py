@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from collector_api.app import install_collector
+from collector_api.app import install_collector, start_collector_grpc
 from collector_api.http.admission import CollectorState
 from collector_api.store.core.db import create_pool
 from collector_api.store.core.jobs import maintenance_loop
@@ -24,14 +24,16 @@ from .jobs import server_jobs
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
+def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_reuse_port: bool = False) -> FastAPI:
     """The collector + viewer app. Nothing connects until the app starts (lifespan).
 
     `dsn` connects as the schema's owner, never a superuser (docs/deployment.md). The lifespan
     runs the maintenance loop: the jobs of flusso_obs.jobs, each in its own task with its own
     deadline, leader-elected across processes (the ingest counters' flush runs in every
     process), the first pass at once; their lag is on /metrics, /ingest and /readyz detail; it
-    turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last.
+    turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last. `grpc_port` > 0:
+    the OTLP/gRPC receiver listens there, in the same event loop (`serve` passes FLUSSO_GRPC_PORT;
+    the default 0 keeps apps built by tests and embedders to HTTP).
     """
     if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
         logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: alert rule secrets last only as long as this process")
@@ -44,6 +46,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # First, so a port that cannot be bound stops the start before anything else runs.
+        grpc = await start_collector_grpc(app, port=grpc_port, reuse_port=grpc_reuse_port) if grpc_port else None
+        app.state.grpc = grpc
         await pool.open(wait=False)
         task = asyncio.create_task(maintenance_loop(dsn, jobs, board=state.metrics.jobs))
         uninstall_drain = install_drain(app.state.drain, plan)
@@ -51,6 +56,9 @@ def create_app(settings: ServerSettings, dsn: str) -> FastAPI:
             yield
         finally:
             uninstall_drain()
+            if grpc is not None:  # calls in progress finish and commit; new ones are refused
+                app.state.drain.begin()
+                await grpc.stop(plan.reserve_s)
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task

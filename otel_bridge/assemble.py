@@ -296,13 +296,17 @@ def _redact_span_entry(entry: dict[str, Any], r: Redactor, known: KnownValues) -
     entry["error"] = r.scrub_value(entry["error"], known)
     if str(entry["kind"] or "").startswith("otel."):  # host spans: names like "GET /u/a@b.c"
         entry["name"] = r.scrub_text(entry["name"], known)
-    attrs = entry["attributes"]
-    if not _SAFE_ATTRIBUTES.issuperset(attrs):
-        entry["attributes"] = {
-            k: v for k, v in (
-                (k, v) if k in _SAFE_ATTRIBUTES else (r.scrub_text(k, known), r.scrub_value(v, known))
-                for k, v in attrs.items())
-        }
+    entry["attributes"] = _redact_attributes(entry["attributes"], r, known)
+    for link in entry.get("links", ()):  # a link's attributes: the same policy as the span's own
+        link["attributes"] = _redact_attributes(link["attributes"], r, known)
+
+
+def _redact_attributes(attrs: dict[str, Any], r: Redactor, known: KnownValues) -> dict[str, Any]:
+    if _SAFE_ATTRIBUTES.issuperset(attrs):
+        return attrs
+    return {k: v for k, v in (
+        (k, v) if k in _SAFE_ATTRIBUTES else (r.scrub_text(k, known), r.scrub_value(v, known))
+        for k, v in attrs.items())}
 
 
 finite = S.finite

@@ -33,7 +33,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from otel_bridge.budget import LOG_OVERHEAD_BYTES, MemoryBudget
 from otel_bridge.spool import Spool
-from otel_bridge.wire import DELIVERED, RETRY, SPLIT, FlussoLogExporter, Outcome, classify
+from otel_bridge.wire import DELIVERED, RETRY, SPLIT, OneShotExporter, Outcome, classify
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class OtlpTransport:
 
     encodes = True
 
-    def __init__(self, exporter: FlussoLogExporter, timeout_seconds: float) -> None:
+    def __init__(self, exporter: OneShotExporter, timeout_seconds: float) -> None:
         self.exporter = exporter
         self.timeout_seconds = timeout_seconds
 

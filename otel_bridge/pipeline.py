@@ -99,8 +99,8 @@ def _build_shipper(s: BridgeSettings, url: str | None, api_key: str | None, expo
     headers = resolve_headers(api_key, s)
     if exporter is None:
         assert url is not None
-        transport = OtlpTransport(build_otlp_exporter(url, headers, s.export_timeout_seconds),
-                                  s.export_timeout_seconds)
+        transport = OtlpTransport(build_otlp_exporter(url, headers, s.export_timeout_seconds,
+                                                      s.otel_exporter_otlp_protocol), s.export_timeout_seconds)
         binding = binding_of(url, headers)
     else:
         transport = ExporterTransport(exporter)

@@ -140,7 +140,7 @@ def span_entry(s: SpanRecord, t0: int) -> dict[str, Any]:
     kind = source.get(A.KIND) or ("otel." + s.kind if s.kind is not None else None)
     status = s.status
     parent = s.parent_span_id
-    return {
+    entry = {
         "name": s.name,
         "kind": kind,
         "span_id": format(s.span_id, "016x"),
@@ -151,6 +151,11 @@ def span_entry(s: SpanRecord, t0: int) -> dict[str, Any]:
         "error": error_text(s) if status == STATUS_ERROR else None,
         "attributes": attrs,
     }
+    if s.links:  # only when there are any: logs without links keep their exact shape
+        entry["links"] = [{"trace_id": format(link.trace_id, "032x"), "span_id": format(link.span_id, "016x"),
+                           "attributes": {k: (_clean_attribute(v) if type(v) in (tuple, float) else v)
+                                          for k, v in link.attributes.items()}} for link in s.links]
+    return entry
 
 
 # --- small helpers ---

@@ -28,7 +28,7 @@ from otel_bridge.budget import LOG_OVERHEAD_BYTES
 from otel_bridge.delivery import Delivery, Item
 
 if TYPE_CHECKING:
-    from otel_bridge.wire import FlussoLogExporter
+    from otel_bridge.wire import OneShotExporter
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,14 @@ class Shipper:
         return out
 
 
-def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float) -> FlussoLogExporter:
+def build_otlp_exporter(endpoint: str, headers: Mapping[str, str], timeout_seconds: float,
+                        protocol: str = "http/protobuf") -> OneShotExporter:
+    """The exporter one delivery attempt goes through: OTLP/HTTP (protobuf, gzip) or, with
+    OTEL_EXPORTER_OTLP_PROTOCOL=grpc, OTLP/gRPC (gzip; needs grpcio) with the same answers."""
+    if protocol == "grpc":
+        from otel_bridge.grpc_wire import GrpcLogWire
+
+        return GrpcLogWire(endpoint, headers, timeout_seconds)
     from opentelemetry.exporter.otlp.proto.http import Compression
 
     from otel_bridge.wire import FlussoLogExporter

@@ -28,6 +28,18 @@ class EventRecord:
 
 
 @dataclass(slots=True)
+class LinkRecord:
+    """A span link (OTLP `links`): the linked span's ids (ints, as in the SDK) and the link's attributes."""
+
+    trace_id: int
+    span_id: int
+    attributes: Mapping[str, Any]
+
+
+MAX_LINKS = 128  # per span, as the OTel SDK's default span limit; beyond it links are not kept
+
+
+@dataclass(slots=True)
 class SpanRecord:
     """One finished span (read-only by convention). Ids are ints (as in the SDK);
     ``parent_span_id`` is None for a root; ``kind`` is the lower-case OTel span kind name
@@ -46,6 +58,7 @@ class SpanRecord:
     events: tuple[EventRecord, ...] = ()
     kind: str | None = "internal"
     dropped_events: int = 0
+    links: tuple[LinkRecord, ...] = ()
 
     def __post_init__(self) -> None:
         if self.attributes is None:
@@ -87,6 +100,7 @@ def from_sdk_span(span: Any) -> SpanRecord:
     kind = getattr(span, "kind", None)
     attributes = span.attributes
     evs = span.events
+    links = getattr(span, "links", None)
     return SpanRecord(
         span.name,
         ctx.trace_id,
@@ -100,4 +114,6 @@ def from_sdk_span(span: Any) -> SpanRecord:
         tuple([EventRecord(ev.name, ev.timestamp, ev.attributes or {}) for ev in evs]) if evs else (),
         _KIND_NAMES.get(kind) or _kind_name(kind),
         int(getattr(span, "dropped_events", 0) or 0),
+        tuple([LinkRecord(link.context.trace_id, link.context.span_id, dict(link.attributes or {}))
+               for link in links[:MAX_LINKS] if link.context.is_valid]) if links else (),
     )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -45,6 +45,17 @@ class Answer:
     headers: Mapping[str, str]
     content: bytes
     error: BaseException | None = None
+
+
+class OneShotExporter(Protocol):
+    """What delivery needs of an exporter: one attempt, answered in HTTP terms (this module's
+    ``FlussoLogExporter`` for OTLP/HTTP, ``otel_bridge.grpc_wire.GrpcLogWire`` for OTLP/gRPC)."""
+
+    def send_once(self, serialized: bytes, timeout_seconds: float) -> Answer: ...
+
+    def shutdown(self) -> None: ...
+
+    def reset_after_fork(self) -> None: ...
 
 
 class FlussoLogExporter(OTLPLogExporter):

@@ -19,6 +19,9 @@ import pytest
 from psycopg import sql
 
 TEMPLATE_DB = f"flusso_template_{os.getpid()}"
+# `serve`/`run` subprocesses of the suite serve HTTP only unless a test gives them a gRPC port
+# (tests/grpc does, a free one each): the default 4317 would clash between servers run at once.
+os.environ.setdefault("FLUSSO_GRPC_PORT", "0")
 OWNER_PASSWORD = "flusso-test-owner"  # ignored by the embedded server (trust on its socket)
 
 

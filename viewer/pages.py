@@ -16,7 +16,7 @@ from typing import Any
 
 from collector_api.contract.numbers import finite_number, non_negative
 from collector_api.contract.spantree import known_parent
-from collector_api.store.logs.reads import count_tickets, get_stats, get_ticket, list_tickets
+from collector_api.store.logs.reads import count_tickets, find_tickets_by_trace, get_stats, get_ticket, list_tickets
 from collector_api.store.logs.usage import get_critical_nodes
 from collector_api.store.reviews.reads import get_calibration
 
@@ -169,7 +169,7 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
             "error": error if error not in (None, "") else None,
             "failed": bool(error) or status.upper() == "ERROR",
             "x": round(min(start / total, 1) * 1000, 2), "w": round(max(min(duration / total, 1) * 1000, 2), 2),
-            "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"),
+            "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"), "links": span_links(s),
         })
         if s.get("span_id") is not None:
             stack.extend((kid, depth + 1) for kid in reversed(kids_of(s.get("span_id"))))
@@ -181,8 +181,27 @@ def build_waterfall(spans: list, axis_end: float | None = None) -> list[dict]:
                          "start_ms": finite_number(s.get("start_offset_ms")) or 0,
                          "duration_ms": finite_number(s.get("duration_ms")) or 0,
                          "status": str(s.get("status") or ""), "error": s.get("error"), "failed": bool(s.get("error")),
-                         "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id")})
+                         "x": 0, "w": 2, "attributes": _dict(s.get("attributes")), "span_id": s.get("span_id"),
+                         "links": span_links(s)})
     return rows
+
+
+def span_links(span: dict) -> list[dict]:
+    """The span's links (OTLP `links`) that name a trace and a span; `log_id` None until resolved."""
+    return [{"trace_id": link["trace_id"], "span_id": link["span_id"], "attributes": _dict(link.get("attributes")),
+             "log_id": None}
+            for link in _list(span.get("links")) if isinstance(link, dict)
+            and isinstance(link.get("trace_id"), str) and isinstance(link.get("span_id"), str)]
+
+
+async def resolve_links(ctx: ViewerContext, principal: Principal, row: dict, waterfall: list[dict]) -> None:
+    """Each link whose trace is a stored ticket of the same tenant gets that ticket's `log_id`."""
+    links = [link for r in waterfall for link in r.get("links", ())]
+    if not links:
+        return
+    found = await find_tickets_by_trace(ctx.pool, principal.scope, row["client_id"], [k["trace_id"] for k in links])
+    for link in links:
+        link["log_id"] = found.get(link["trace_id"])
 
 
 def critical_spans(row: dict) -> set[str] | None:

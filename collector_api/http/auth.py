@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from collector_api.http.admission import CollectorState
 from collector_api.http.credentials import MAX_KEY_LENGTH, presented_api_key
-from collector_api.http.errors import CollectorError, Unauthorized, Unavailable
+from collector_api.http.errors import CollectorError, Unauthorized, Unavailable, WrongScope
 from collector_api.store.accounts.principals import ApiKey, find_api_key
 from collector_api.store.core.db import StoreUnavailable
 
@@ -23,8 +24,14 @@ State = Annotated[CollectorState, Depends(get_state)]
 
 async def authenticate(request: Request, scope: str) -> ApiKey:
     """The active API key of the request with `scope`, checked before the body is read."""
-    state = get_state(request)
-    secret = presented_api_key(request.headers)
+    return await authenticate_key(get_state(request), request.headers, scope)
+
+
+async def authenticate_key(state: CollectorState, metadata: Mapping[str, str], scope: str) -> ApiKey:
+    """The active API key in `metadata` (HTTP headers or gRPC metadata, lowercase names) with
+    `scope`: Unauthorized when missing, unknown or revoked, WrongScope for another scope,
+    Unavailable when the database cannot be asked. Counted under its reason either way."""
+    secret = presented_api_key(metadata)
     if not secret:
         state.metrics.rejected.labels("missing_key", "").inc()
         raise Unauthorized("missing API key: send it in the X-API-Key header or as Authorization: Bearer")
@@ -40,7 +47,7 @@ async def authenticate(request: Request, scope: str) -> ApiKey:
         raise Unauthorized("invalid or revoked API key")
     if key.scope != scope:
         state.metrics.rejected.labels("wrong_scope", key.client_id).inc()
-        raise Unauthorized(f"this API key has scope {key.scope!r}; this endpoint needs {scope!r}")
+        raise WrongScope(f"this API key has scope {key.scope!r}; this endpoint needs {scope!r}")
     state.metrics.health.key_used(key.key_id)  # "keys in use" of the ingest health page
     return key
 

@@ -91,9 +91,10 @@ def hex_id(raw: bytes, size: int) -> str | None:
     return raw.hex() if len(raw) == size and any(raw) else None
 
 
-def any_value(value: AnyValue, *, sequence: type = tuple, depth: int = 0) -> Any:
-    """An AnyValue as a Python value: arrays as `sequence`, kvlists as dicts, a double that is not
-    finite as None, bytes as base64 text. Nested at most MAX_NESTING levels (ValueError beyond)."""
+def any_value(value: AnyValue, *, sequence: type = tuple, json_safe: bool = False, depth: int = 0) -> Any:
+    """An AnyValue as a Python value: arrays as `sequence`, kvlists as dicts, bytes as base64 text;
+    a double that is not finite stays as the SDK holds it, or is None with `json_safe` (a workflow
+    log's document: JSON has no NaN). Nested at most MAX_NESTING levels (ValueError beyond)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -101,15 +102,17 @@ def any_value(value: AnyValue, *, sequence: type = tuple, depth: int = 0) -> Any
         if depth >= MAX_NESTING:
             raise ValueError(f"the workflow log is nested deeper than the limit of {MAX_NESTING} levels")
         if kind == "array_value":
-            return sequence(any_value(v, sequence=sequence, depth=depth + 1) for v in value.array_value.values)
-        return attributes(value.kvlist_value.values, sequence=sequence, depth=depth + 1)
+            return sequence(any_value(v, sequence=sequence, json_safe=json_safe, depth=depth + 1)
+                            for v in value.array_value.values)
+        return attributes(value.kvlist_value.values, sequence=sequence, json_safe=json_safe, depth=depth + 1)
     if kind == "double_value":
         number = value.double_value
-        return number if math.isfinite(number) else None
+        return number if not json_safe or math.isfinite(number) else None
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return None if kind is None else getattr(value, kind)
 
 
-def attributes(pairs: Iterable[KeyValue], *, sequence: type = tuple, depth: int = 0) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value, sequence=sequence, depth=depth) for kv in pairs}
+def attributes(pairs: Iterable[KeyValue], *, sequence: type = tuple, json_safe: bool = False,
+               depth: int = 0) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value, sequence=sequence, json_safe=json_safe, depth=depth) for kv in pairs}

@@ -21,8 +21,6 @@ from collector_api.store.core.db import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-_GRPC_CODES = {400: 3, 401: 16, 403: 7, 408: 4, 413: 11, 415: 3, 422: 3, 429: 8, 501: 12, 503: 14}
-
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -68,7 +66,7 @@ class OtlpRoute(CollectorRoute):
     error_format = "otlp"
 
     def render_error(self, request: Request, exc: CollectorError) -> Response:
-        status = status_pb2.Status(code=_GRPC_CODES.get(exc.status, 2), message=exc.message)
+        status = status_pb2.Status(code=exc.grpc_code, message=exc.message)
         if media_type(request) == PROTOBUF:
             return Response(status.SerializeToString(), status_code=exc.status, media_type=PROTOBUF)
         return Response(json_format.MessageToJson(status, indent=None), status_code=exc.status, media_type=JSON)

@@ -64,7 +64,7 @@ def _decode_record(index: int, record) -> RawRecord:
             text = record.body.string_value
             document, strict = loads_lenient(text)
         elif kind == "kvlist_value":
-            document = any_value(record.body, sequence=list)
+            document = any_value(record.body, sequence=list, json_safe=True)
         else:
             return RawRecord(index, None, trace_id, f"body must be a JSON string or a kvlist, got {kind or 'nothing'}")
     except (orjson.JSONDecodeError, RecursionError) as exc:

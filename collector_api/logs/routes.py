@@ -12,16 +12,18 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from collector_api.contract.prepare import Rejected, prepare_row_safely
-from collector_api.http.edge import Ingest, OtlpSignal, Outcome, Receiver, Refusal, mount
+from collector_api.http.edge import mount
 from collector_api.http.errors import CollectorError
 from collector_api.http.openapi_docs import LEGACY_OK, OTLP_BODY, OTLP_OK, error_responses, legacy_body
 from collector_api.http.otlp import JSON, PROTOBUF
+from collector_api.http.pipeline import Ingest, OtlpSignal, Outcome, Receiver, Refusal
 from collector_api.logs.decode import iter_records, parse_legacy_json
 from collector_api.store.logs.rows import LogRow
 from collector_api.store.logs.writes import StoredLog, insert_isolating
 
 logger = logging.getLogger(__name__)
-LOGS = OtlpSignal(ExportLogsServiceRequest, ExportLogsServiceResponse, "rejected_log_records", "log records", "record")
+LOGS = OtlpSignal(ExportLogsServiceRequest, ExportLogsServiceResponse, "rejected_log_records", "log records", "record",
+                  grpc_service="opentelemetry.proto.collector.logs.v1.LogsService")
 
 
 def _refusal(rejected: Rejected) -> Refusal:

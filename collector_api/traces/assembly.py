@@ -25,7 +25,7 @@ from collector_api.traces.prices import PriceTable
 from collector_api.traces.sealing import PayloadError, cipher, redactor_for
 from otel_bridge.assemble import build_workflow_log, finished_records
 from otel_bridge.pii import Redactor, known_values
-from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, SpanRecord
+from otel_bridge.spanrecord import STATUS_UNSET, EventRecord, LinkRecord, SpanRecord
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def _record(span: StagedSpan, payload: dict) -> SpanRecord:
         status=payload.get("s") or STATUS_UNSET, status_description=payload.get("d"),
         attributes=payload.get("a") or {},
         events=tuple(EventRecord(str(n), int(ts), a or {}) for n, ts, a in payload.get("e") or ()),
-        kind=payload.get("k"), dropped_events=int(payload.get("de") or 0))
+        kind=payload.get("k"), dropped_events=int(payload.get("de") or 0),
+        links=tuple(LinkRecord(int(t, 16), int(sid, 16), a or {}) for t, sid, a in payload.get("l") or ()))
 
 
 def open_spans(client_id: str, secret: str, spans: Sequence[StagedSpan]) -> tuple[list[SpanRecord], list, dict]:
@@ -123,9 +124,11 @@ def _replace_known(records: list[SpanRecord], r: Redactor, pairs: list,
         attrs = {k: r.replace_known(v, known) for k, v in s.attributes.items()}
         events = tuple(EventRecord(str(r.replace_known(e.name, known)), e.timestamp,
                                    _as_dict(r.replace_known(dict(e.attributes), known))) for e in s.events)
+        links = tuple(LinkRecord(link.trace_id, link.span_id, _as_dict(r.replace_known(dict(link.attributes), known)))
+                      for link in s.links)
         out.append(SpanRecord(str(r.replace_known(s.name, known)), s.trace_id, s.span_id, s.parent_span_id,
                               s.start_time, s.end_time, s.status, str(r.replace_known(s.status_description, known))
-                              if s.status_description else None, attrs, events, s.kind, s.dropped_events))
+                              if s.status_description else None, attrs, events, s.kind, s.dropped_events, links))
     return out
 
 

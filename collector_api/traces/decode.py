@@ -7,7 +7,7 @@ key's tenant. Each accepted span is redacted with the bridge's rules (otel_bridg
 attributes that name a person are hashed with the tenant's key, free text is scrubbed by the
 pattern detectors and for the person values seen anywhere in the request; the raw person values
 go into the sealed payload only, so the assembler can replace them in text of spans that arrive
-later. The payload (name, attributes, events, status message, resource) is sealed with AES-GCM
+later. The payload (name, attributes, events, links, status message, resource) is sealed with AES-GCM
 under the tenant's staging key (collector_api.traces.sealing).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collector_api.traces.conventions.content import (
     metadata_person_values,
     person_key_kind,
 )
-from collector_api.traces.otlp_spans import SPAN_KINDS, SPAN_STATUSES
+from collector_api.traces.otlp_spans import SPAN_KINDS, SPAN_STATUSES, valid_links
 from collector_api.traces.sealing import TenantCipher
 from otel_bridge.pii import KnownValues, Redactor, known_values
 from otel_bridge.pii_keys import field_kind, ticket_field_kind
@@ -174,8 +174,8 @@ def decode_spans(request: ExportTraceServiceRequest, tenant: str, redactor: Reda
     for i, span, res, attrs in items:
         try:
             rows.append(_sealed_row(i, span, res, attrs, tenant, redactor, cipher, known))
-        except ValueError as exc:  # an event attribute nested beyond the limit
-            rejected.append(SpanRejection(i, f"an event attribute: {exc}"))
+        except ValueError as exc:  # an event or link attribute nested beyond the limit
+            rejected.append(SpanRejection(i, f"an event or link attribute: {exc}"))
     return DecodedTraces(index, rows, sorted(rejected, key=lambda r: r.index))
 
 
@@ -192,6 +192,8 @@ def _sealed_row(index: int, span: Span, resource: Mapping[str, Any], attrs: Mapp
         "e": [[r.scrub_text(ev.name, known), ev.time_unix_nano,
                _redact_attributes(attributes(ev.attributes), r, known)] for ev in span.events],
         "de": span.dropped_events_count,
+        "l": [[link.trace_id.hex(), link.span_id.hex(), _redact_attributes(attributes(link.attributes), r, known)]
+              for link in valid_links(span)],  # span links: ids as they are, attributes as the span's own
         "r": {k: r.scrub_value(resource[k], known) for k in RESOURCE_KEYS if k in resource},
         "p": _person_values(attrs),  # the raw values: keep it LAST (trace_assembly._searchable cuts it off)
     }

@@ -139,7 +139,7 @@ def _mapped(r: SpanRecord, f: Mapping[str, Any], kind: str | None, events: list[
         status, description = STATUS_ERROR, description or str(f["error"])
     # SpanRecord(...) directly: dataclasses.replace inspects the fields on every call (~5 us per span)
     return SpanRecord(r.name, r.trace_id, r.span_id, r.parent_span_id, r.start_time, r.end_time, status,
-                      description, ordered, tuple(events), r.kind, r.dropped_events)
+                      description, ordered, tuple(events), r.kind, r.dropped_events, r.links)
 
 
 def _draft_event(records: list[SpanRecord], root: SpanRecord, all_facts: list[dict[str, Any]]) -> list[EventRecord]:

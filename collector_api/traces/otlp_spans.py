@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
 from collector_api.http.otlp import attributes
-from otel_bridge.spanrecord import STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, SpanRecord
+from otel_bridge.spanrecord import MAX_LINKS, STATUS_ERROR, STATUS_OK, STATUS_UNSET, EventRecord, LinkRecord, SpanRecord
 
 SPAN_KINDS = {
     Span.SPAN_KIND_INTERNAL: "internal",
@@ -44,7 +44,16 @@ def span_record(span: Span) -> SpanRecord:
         events=tuple(EventRecord(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in span.events),
         kind=SPAN_KINDS.get(span.kind),
         dropped_events=span.dropped_events_count,
+        links=tuple(LinkRecord(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"),
+                               attributes(link.attributes)) for link in valid_links(span)),
     )
+
+
+def valid_links(span: Span) -> list:
+    """The span's links whose ids are well formed (16/8 bytes, not zero), at most MAX_LINKS; a link
+    that points nowhere tells nothing, so it is not kept."""
+    return [link for link in span.links if len(link.trace_id) == 16 and any(link.trace_id)
+            and len(link.span_id) == 8 and any(link.span_id)][:MAX_LINKS]
 
 
 def span_records(resource_spans: Iterable[ResourceSpans]) -> list[SpanRecord]:

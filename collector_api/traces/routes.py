@@ -18,9 +18,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client import Counter
 
 from collector_api.http.admission import CollectorState
-from collector_api.http.edge import Ingest, OtlpSignal, Outcome, Receiver, Refusal, mount
+from collector_api.http.edge import mount
 from collector_api.http.openapi_docs import TRACES_BODY, TRACES_OK, error_responses
 from collector_api.http.otlp import JSON, PROTOBUF
+from collector_api.http.pipeline import Ingest, OtlpSignal, Outcome, Receiver, Refusal
 from collector_api.store.traces.staging import StagingLimits, stage_spans
 from collector_api.traces.decode import DecodedTraces, decode_spans
 from collector_api.traces.prices import PriceTable, load_prices
@@ -29,7 +30,8 @@ from config.server import ServerSettings
 
 logger = logging.getLogger(__name__)
 SECRET_SETTING = "FLUSSO_PII_HASH_KEY"
-TRACES = OtlpSignal(ExportTraceServiceRequest, ExportTraceServiceResponse, "rejected_spans", "spans", "span")
+TRACES = OtlpSignal(ExportTraceServiceRequest, ExportTraceServiceResponse, "rejected_spans", "spans", "span",
+                    grpc_service="opentelemetry.proto.collector.trace.v1.TraceService")
 
 
 @dataclass

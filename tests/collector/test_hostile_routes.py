@@ -7,6 +7,12 @@ scope it asks for: 1,000-deep JSON -> 400, oversized body -> 413, gzip bomb -> 4
 -> 408 within the timeout, wrong content type -> 415, no/bad/wrong-scope key -> 401, never a 5xx.
 Every other body route (forms, the review API) gets the body caps and timeout of the body guard
 and hostile values, never a 5xx.
+
+GRPC_METHODS does the same for the OTLP/gRPC port: every method the gRPC server registers needs
+an entry, and each gets its battery over the wire: 1,000-deep protobuf and garbage ->
+INVALID_ARGUMENT, oversized message and gzip bomb -> RESOURCE_EXHAUSTED, no/bad key ->
+UNAUTHENTICATED, wrong scope -> PERMISSION_DENIED, a stalled message -> DEADLINE_EXCEEDED within the
+timeout, two messages in one call -> INVALID_ARGUMENT; never UNKNOWN or INTERNAL.
 """
 from __future__ import annotations
 
@@ -19,11 +25,12 @@ import httpx
 import pytest
 
 from collector_api.http.edge import all_routes, receiver_of
+from collector_api.http.grpc_edge import grpc_methods
 from collector_api.http.otlp import JSON, PROTOBUF
 from collector_api.store.accounts.principals import create_api_key
 from collector_api.store.core.db import create_pool
 from config.server import ServerSettings
-from tests.conftest import LiveServer
+from tests.grpc.live import GrpcLiveServer
 
 LIMIT = 64 * 1024  # FLUSSO_MAX_BODY_BYTES of the server under attack
 TIMEOUT_S = 1.5  # FLUSSO_BODY_TIMEOUT_SECONDS of the server under attack
@@ -41,6 +48,12 @@ ROUTES = {
     ("POST", "/alerts"): "form",
     ("POST", "/alerts/{rule_id}/delete"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
+}
+
+# Full gRPC method name -> the HTTP path of the receiver it shares (the same Receiver object).
+GRPC_METHODS = {
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export": "/v1/logs",
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export": "/v1/traces",
 }
 
 
@@ -102,7 +115,7 @@ def hostile_server(pg_server_dsn, template_dsn):
     settings = ServerSettings(_env_file=None, flusso_session_secret="h" * 40, flusso_max_body_bytes=LIMIT,
                               flusso_body_timeout_seconds=TIMEOUT_S, flusso_pii_hash_key="hostile-" + "k" * 40,
                               flusso_tenant_rate_limit_per_s=0, flusso_login_attempts_per_minute=10_000)
-    server = LiveServer(dsn, settings).start()
+    server = GrpcLiveServer(dsn, settings).start()  # HTTP and the OTLP/gRPC port
     try:
         yield server, asyncio.run(keys())
     finally:
@@ -257,3 +270,124 @@ def test_hostile_bodies_on_every_other_body_route(hostile_server, route):
     assert chunked == 411, chunked
     status, waited = _stalled_status(server.port, path, keys["review"], "application/json")
     assert status == 408 and waited < TIMEOUT_S + 5, (status, waited)
+
+
+# ---- the OTLP/gRPC port ----------------------------------------------------------------------
+
+def test_every_grpc_method_has_an_entry(hostile_server):
+    """The methods the live gRPC server registered, and those the app's receivers call for."""
+    server, _ = hostile_server
+    registered = server.app.state.grpc.methods
+    assert set(registered) == set(GRPC_METHODS), "add these methods to GRPC_METHODS (and so to the hostile suite)"
+    assert set(grpc_methods(RECEIVERS)) == set(GRPC_METHODS)
+    assert {name: r.path for name, r in registered.items()} == GRPC_METHODS
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def _deep_any_value(levels: int) -> bytes:
+    """An AnyValue of `levels` nested arrays, built as bytes (protobuf itself refuses to build it)."""
+    value = b""
+    for _ in range(levels):
+        value = _field(5, _field(1, value))  # AnyValue.array_value -> ArrayValue.values
+    return value
+
+
+def _request_with(method: str, value: bytes) -> bytes:
+    """The export request of `method` whose one record carries the AnyValue `value` (a log body, a
+    span attribute)."""
+    if "LogsService" in method:  # resource_logs -> scope_logs -> log_records -> body
+        return _field(1, _field(2, _field(2, _field(5, value))))
+    span = _field(1, b"\x01" * 16) + _field(2, b"\x02" * 8) + _field(9, _field(1, b"k") + _field(2, value))
+    return _field(1, _field(2, _field(2, span)))  # resource_spans -> scope_spans -> spans
+
+
+def _deep_request(method: str, levels: int) -> bytes:
+    return _request_with(method, _deep_any_value(levels))
+
+
+def _text_request(method: str, size: int) -> bytes:
+    return _request_with(method, _field(1, b" " * size))  # AnyValue.string_value
+
+
+def _grpc_call(channel, method: str, payload, metadata, **kwargs):
+    import grpc
+
+    call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    try:
+        call(payload, metadata=metadata, timeout=30, **kwargs)
+        return grpc.StatusCode.OK, ""
+    except grpc.RpcError as exc:
+        return exc.code(), exc.details()
+
+
+def _stalled_grpc(channel, method: str, key: str) -> tuple[object, float, str]:
+    """A call whose message never comes: (status code, seconds until answered, details)."""
+    import threading
+
+    import grpc
+
+    release = threading.Event()
+
+    def never():
+        release.wait(TIMEOUT_S + 20)  # bounded: the server answers long before
+        return
+        yield  # a generator that yields nothing until released
+
+    call = channel.stream_unary(method, request_serializer=None, response_deserializer=None)
+    started = time.monotonic()
+    try:
+        call(never(), metadata=(("x-api-key", key),), timeout=TIMEOUT_S + 10)
+        return grpc.StatusCode.OK, time.monotonic() - started, ""
+    except grpc.RpcError as exc:
+        return exc.code(), time.monotonic() - started, exc.details() or ""
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("method", GRPC_METHODS, ids=lambda m: m.split("/")[1].rsplit(".", 1)[1])
+def test_hostile_messages_on_every_grpc_method(hostile_server, method):
+    import grpc
+
+    server, keys = hostile_server
+    key = (("x-api-key", keys["ingest"]),)
+    codes = grpc.StatusCode
+    with grpc.insecure_channel(server.target) as channel:
+        cases = {
+            "1,000-deep protobuf": (_grpc_call(channel, method, _deep_request(method, 1000), key),
+                                    codes.INVALID_ARGUMENT),
+            "not protobuf": (_grpc_call(channel, method, b"\xff" * 64, key), codes.INVALID_ARGUMENT),
+            "oversized message": (_grpc_call(channel, method, _text_request(method, LIMIT), key),
+                                  codes.RESOURCE_EXHAUSTED),
+            "gzip bomb": (_grpc_call(channel, method, _text_request(method, 32 * LIMIT), key,
+                                     compression=grpc.Compression.Gzip), codes.RESOURCE_EXHAUSTED),
+            "no key": (_grpc_call(channel, method, b"", ()), codes.UNAUTHENTICATED),
+            "bad key": (_grpc_call(channel, method, b"", (("x-api-key", "fo_not-a-key"),)), codes.UNAUTHENTICATED),
+            "bad bearer": (_grpc_call(channel, method, b"", (("authorization", "Bearer fo_x"),)),
+                           codes.UNAUTHENTICATED),
+            "wrong-scope key": (_grpc_call(channel, method, b"", (("x-api-key", keys["read"]),)),
+                                codes.PERMISSION_DENIED),
+        }
+        two = channel.stream_unary(method, request_serializer=None, response_deserializer=None)
+        try:
+            two(iter([b"", b""]), metadata=key, timeout=30)
+            cases["two messages"] = ((codes.OK, ""), codes.INVALID_ARGUMENT)
+        except grpc.RpcError as exc:
+            cases["two messages"] = ((exc.code(), exc.details()), codes.INVALID_ARGUMENT)
+        stalled_code, waited, details = _stalled_grpc(channel, method, keys["ingest"])
+    wrong = {name: got for name, (got, expected) in cases.items() if got[0] != expected}
+    assert not wrong, f"{method}: {wrong}"
+    assert not [got for got, _ in cases.values() if got[0] in (codes.UNKNOWN, codes.INTERNAL)]
+    assert "not a valid protobuf" in cases["1,000-deep protobuf"][0][1]
+    assert stalled_code == codes.DEADLINE_EXCEEDED and "did not arrive" in details, (stalled_code, details)
+    assert waited < TIMEOUT_S + 5, waited

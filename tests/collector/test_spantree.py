@@ -7,7 +7,7 @@ from collector_api.traces.mapping import find_root, is_bridge_root
 from otel_bridge import attributes as A
 from otel_bridge.sections import find_root as bridge_root
 from otel_bridge.spanrecord import SpanRecord
-from viewer.views.ticket import build_waterfall
+from viewer.pages import build_waterfall
 
 
 def entry(sid, parent, start, duration, kind="node", name=None):

@@ -236,3 +236,12 @@ def test_serve_refuses_placeholders_and_short_session_secrets(tmp_path, env, nam
     code, out, _ = _run_container_command({"FLUSSO_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql://unused/x",
                                            **env}, seconds=20)
     assert code == 2 and "refusing to serve" in out and named in out, out[-1000:]
+
+
+def test_compose_publishes_grpc_on_loopback_only():
+    """OTLP/gRPC is plaintext unless FLUSSO_GRPC_TLS_* are set: published on 127.0.0.1 by default."""
+    collector = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["collector"]
+    assert collector["environment"]["FLUSSO_GRPC_PORT"] == "4317"
+    grpc_ports = [p for p in collector["ports"] if p.endswith(":4317")]
+    assert grpc_ports == ["127.0.0.1:4317:4317"], collector["ports"]
+    assert "EXPOSE 8000 4317" in (ROOT / "Dockerfile").read_text()

@@ -56,13 +56,15 @@ def fake_openai():
     fake.stop()
 
 
-def run_agent(command: list[str], fake: FakeOpenAI, collector_url: str, key: str, dump: Path | None = None) -> dict:
+def run_agent(command: list[str], fake: FakeOpenAI, collector_url: str, key: str, dump: Path | None = None,
+              env_extra: dict[str, str] | None = None) -> dict:
     """Run one agent process to its end (bounded); its last stdout line is a JSON summary."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_", "TRACELOOP_"))}
     env.update(OPENAI_BASE_URL=fake.url, FLUSSO_COLLECTOR_URL=collector_url, FLUSSO_INGEST_KEY=key,
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     if dump is not None:
         env["INTEROP_DUMP"] = str(dump)
+    env.update(env_extra or {})
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=AGENT_TIMEOUT_S)
     assert result.returncode == 0, f"agent failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.traces.conftest import wait_for_logs
@@ -60,3 +61,23 @@ def test_node_sdk_agent(fake_openai, traces_server, acme_ingest, db_dsn):
     summary = run_agent(node_command(), fake_openai, traces_server.url, acme_ingest)
     assert "order A-77 shipped" in summary["answer"]
     assert_stored_log(db_dsn, fake_openai, summary["trace_id"])
+
+
+def test_node_sdk_agent_over_grpc(fake_openai, db_dsn, acme_ingest):
+    """The same agent with the stock @opentelemetry/exporter-trace-otlp-grpc to the gRPC port; the key
+    travels as gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS."""
+    from tests.grpc.live import GrpcLiveServer
+    from tests.traces.conftest import trace_settings
+
+    command = node_command()
+    server = GrpcLiveServer(db_dsn, trace_settings()).start()
+    try:
+        grpc_env = {"FLUSSO_OTLP_GRPC_URL": f"http://{server.target}",
+                    "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={acme_ingest}"}
+        summary = run_agent(command, fake_openai, server.url, acme_ingest, env_extra=grpc_env)
+        assert "order A-77 shipped" in summary["answer"]
+        assert_stored_log(db_dsn, fake_openai, summary["trace_id"])
+        metrics = httpx.get(server.url + "/metrics", timeout=10).text
+        assert 'flusso_logs_received_total{endpoint="traces_grpc"} 4.0' in metrics  # 4 spans, over gRPC
+    finally:
+        server.stop()

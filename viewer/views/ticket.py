@@ -18,7 +18,7 @@ from ..auth import Principal
 from ..context import ViewerContext
 from ..deps import Context, CurrentPrincipal
 from ..jsonout import dumps
-from ..pages import load_ticket, ticket_sections
+from ..pages import load_ticket, resolve_links, ticket_sections
 from ..query_params import parse_log_id
 from ..render import render
 from ..routing import PageRoute
@@ -30,7 +30,9 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal: CurrentPrincipal) -> Response:
     row = await load_ticket(ctx, principal, parse_log_id(log_id))
     review = await review_section(ctx, principal, row["id"], request.query_params.get("queue", ""))
-    return render(request, "ticket.html", {"principal": principal, "row": row, **ticket_sections(row), **review})
+    sections = ticket_sections(row)
+    await resolve_links(ctx, principal, row, sections["waterfall"])
+    return render(request, "ticket.html", {"principal": principal, "row": row, **sections, **review})
 
 
 async def review_section(ctx: ViewerContext, principal: Principal, log_id: int, queue: str) -> dict[str, Any]:

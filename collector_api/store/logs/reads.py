@@ -305,3 +305,23 @@ async def list_filter_values(pool: AsyncConnectionPool, scope: Scope, since: dat
                 column=sql.Identifier(column), where=where), params)).fetchall()
             result[column] = [r["v"] for r in rows]
     return result
+
+
+MAX_LINKED_TRACES = 200  # span links resolved per ticket page
+
+
+async def find_tickets_by_trace(pool: AsyncConnectionPool, scope: Scope, client_id: str,
+                                trace_ids: list[str]) -> dict[str, int]:
+    """trace id -> id of the stored log (the latest, when a trace was stored more than once) of
+    `client_id`'s tickets among `trace_ids` (at most MAX_LINKED_TRACES), as far as `scope` may read
+    them: another tenant's trace id is never resolved, even for the provider."""
+    wanted = sorted({t for t in trace_ids if isinstance(t, str)})[:MAX_LINKED_TRACES]
+    if not wanted:
+        return {}
+    tenant, params = tenant_condition(scope)
+    query = sql.SQL("SELECT DISTINCT ON (trace_id) trace_id, id FROM workflow_logs"
+                    " WHERE client_id = %s AND trace_id = ANY(%s) AND {tenant}"
+                    " ORDER BY trace_id, executed_at DESC, id DESC").format(tenant=tenant)
+    async with scoped_transaction(pool, scope) as conn:
+        rows = await (await conn.execute(query, [client_id, wanted, *params])).fetchall()
+    return {r["trace_id"]: r["id"] for r in rows}

@@ -4,10 +4,13 @@
 // execute_tool span. Stock OTLPTraceExporter to <collector>/v1/traces in a BatchSpanProcessor,
 // forceFlush + shutdown at the end. Prints one JSON line: {trace_id, answer}.
 //
-// Environment: OPENAI_BASE_URL (…/v1), FLUSSO_COLLECTOR_URL, FLUSSO_INGEST_KEY.
+// Environment: OPENAI_BASE_URL (…/v1), FLUSSO_COLLECTOR_URL, FLUSSO_INGEST_KEY; with
+// FLUSSO_OTLP_GRPC_URL (http://host:port) the stock OTLP/gRPC exporter sends there instead, the key
+// as gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS (x-api-key=...), as a deployment would set it.
 // Planted PII (the test checks no table holds it): the user message names a person, an email and
 // a phone; user.id and session.id are the email, enduser.id the name.
 import { SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { OTLPTraceExporter as OTLPGrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
@@ -27,11 +30,13 @@ const TOOLS = [{
 }];
 
 const baseUrl = process.env.OPENAI_BASE_URL.replace(/\/$/, "");
-const exporter = new OTLPTraceExporter({
-  url: process.env.FLUSSO_COLLECTOR_URL.replace(/\/$/, "") + "/v1/traces",
-  headers: { "X-API-Key": process.env.FLUSSO_INGEST_KEY },
-  timeoutMillis: 10000,
-});
+const exporter = process.env.FLUSSO_OTLP_GRPC_URL
+  ? new OTLPGrpcTraceExporter({ url: process.env.FLUSSO_OTLP_GRPC_URL, timeoutMillis: 10000 })
+  : new OTLPTraceExporter({
+    url: process.env.FLUSSO_COLLECTOR_URL.replace(/\/$/, "") + "/v1/traces",
+    headers: { "X-API-Key": process.env.FLUSSO_INGEST_KEY },
+    timeoutMillis: 10000,
+  });
 const provider = new NodeTracerProvider({
   resource: resourceFromAttributes({ "service.name": "interop-node", "deployment.environment.name": "test" }),
   spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 200 })],
