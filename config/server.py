@@ -1,6 +1,8 @@
 """Settings of the provider side: collector, viewer and the CLI.
 
-Values resolve explicit argument -> environment variable -> `.env` file -> default.
+Values resolve explicit argument -> environment variable -> `.env` file -> default. Every secret
+(keys, tokens, passwords, DATABASE_URL) is a SecretStr: masked in repr, str and logs of the
+settings; `reveal` gives its text to the one place that uses it.
 """
 from __future__ import annotations
 
@@ -11,12 +13,20 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The text of a secret setting, None when unset (a plain str, e.g. from model_copy, passes)."""
+    if value is None:
+        return None
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
-        description="PostgreSQL DSN. When unset, an embedded PostgreSQL is started in FLUSSO_DATA_DIR.",
+        description="PostgreSQL DSN (secret: it holds the password). When unset, an embedded PostgreSQL is started in"
+        " FLUSSO_DATA_DIR.",
     )
     flusso_data_dir: Path = Field(default=Path(".flusso"), description="Embedded PostgreSQL data and demo credentials.")
     flusso_host: str = Field(default="127.0.0.1", description="Interface the server binds to.")
@@ -122,12 +132,12 @@ class ServerSettings(BaseSettings):
         " policy, tone and wrong_tool; each 1-40 of a-z, 0-9, '_' or '-'.",
         pattern=r"^\s*([a-z0-9_][a-z0-9_-]{0,39}\s*(,\s*[a-z0-9_][a-z0-9_-]{0,39}\s*)*)?$",
     )
-    flusso_review_hash_key: str | None = Field(
+    flusso_review_hash_key: SecretStr | None = Field(
         default=None, description="Key of the HMAC that turns personal data found in review notes and corrected"
         " drafts into tokens; unset: derived from FLUSSO_SESSION_SECRET.",
     )
     # /v1/traces.
-    flusso_pii_hash_key: str | None = Field(
+    flusso_pii_hash_key: SecretStr | None = Field(
         default=None,
         description="Server secret of /v1/traces: per-tenant hashing and staging-encryption keys are derived from"
         " it. Embedded mode generates one into FLUSSO_DATA_DIR; with DATABASE_URL and none, /v1/traces answers 501.",
@@ -176,7 +186,7 @@ class ServerSettings(BaseSettings):
     flusso_public_url: str | None = Field(
         default=None, description="The viewer's public base URL (e.g. https://obs.example.com), for links in alerts.",
     )
-    flusso_alert_secret_key: str | None = Field(
+    flusso_alert_secret_key: SecretStr | None = Field(
         default=None,
         description="Key from which every alert rule's webhook signing secret is derived (never stored in the"
         " database). When unset, one is generated and kept in the data dir; replicas must share it.",

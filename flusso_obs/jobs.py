@@ -23,7 +23,7 @@ from collector_api.store.traces.staging import staging_upkeep
 from collector_api.telemetry.counters import IngestCounters, flush_counters
 from collector_api.traces.assembly import AssemblyConfig, assemble_due
 from collector_api.traces.routes import TracesRuntime
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 PARTITION_INTERVAL_S = 3600.0
 DERIVED_BACKFILL_INTERVAL_S = 30.0  # an idle run is one index probe
@@ -82,7 +82,7 @@ def alert_deadline_s(settings: ServerSettings) -> float:
 def alert_job(settings: ServerSettings, pool: AsyncConnectionPool) -> Callable[[], Awaitable[object]]:
     """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start.
     Its webhooks go out on a bounded executor of their own (AlertConfig.senders)."""
-    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
+    config = AlertConfig(master_key=reveal(settings.flusso_alert_secret_key) or "",
                          allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url,
                          timeout_s=settings.flusso_webhook_timeout_s)
     return lambda: alert_tick(pool, config)

@@ -7,6 +7,7 @@ import secrets
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from collector_api.app import install_collector, start_collector_grpc
 from collector_api.http.admission import CollectorState
@@ -37,7 +38,7 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
     """
     if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
         logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: alert rule secrets last only as long as this process")
-        settings = settings.model_copy(update={"flusso_alert_secret_key": secrets.token_urlsafe(48)})
+        settings = settings.model_copy(update={"flusso_alert_secret_key": SecretStr(secrets.token_urlsafe(48))})
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
     state = CollectorState(settings=settings, pool=pool)

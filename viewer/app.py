@@ -34,7 +34,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def review_hash_key(settings: ServerSettings, session_secret: str) -> bytes:
     """The HMAC key of PII tokens in review notes: FLUSSO_REVIEW_HASH_KEY, else derived from the session secret."""
     if settings.flusso_review_hash_key:
-        return settings.flusso_review_hash_key.encode()
+        return settings.flusso_review_hash_key.get_secret_value().encode()
     return hmac.new(session_secret.encode(), b"flusso.review-pii", hashlib.sha256).digest()
 
 

@@ -228,7 +228,7 @@ def test_first_start_generates_session_secret_and_prints_the_admin_password_once
 
 @pytest.mark.parametrize("env, named", [
     ({"FLUSSO_SESSION_SECRET": "compose-dev-session-secret-change-me-0123456789"}, "FLUSSO_SESSION_SECRET"),
-    ({"FLUSSO_SESSION_SECRET": "too-short-secret"}, "shorter than 32 bytes"),
+    ({"FLUSSO_SESSION_SECRET": "too-short-secret"}, "shorter than 32 characters"),
     ({"FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": "change-me-please"}, "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD"),
     ({"FLUSSO_BOOTSTRAP_API_KEY": "fo_compose_demo_key_change_me_0123456789abcdef"}, "FLUSSO_BOOTSTRAP_API_KEY"),
 ])
