@@ -21,7 +21,9 @@ def reveal(value: SecretStr | str | None) -> str | None:
 
 
 class ServerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty variable counts as unset: compose passes every setting as ${NAME:-}.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     database_url: SecretStr | None = Field(
         default=None,

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 import otel_bridge
 from config.bridge import BridgeSettings
 from config.server import ServerSettings
+from flusso_obs import runner
 from flusso_obs.bootstrap import MIN_SECRET_CHARS, NOT_KEYS, secret_fields, unsafe_secrets
 from flusso_obs.errors import CliError
-from flusso_obs import runner
 from otel_bridge.pipeline import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,7 +38,8 @@ def settings_env_names() -> set[str]:
 
 
 # The secrets compose cannot generate: required, no default (issue 12 point 1).
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "PII_HASH_KEY")
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "FLUSSO_PII_HASH_KEY",
+                    "PII_HASH_KEY")
 
 
 def _compose_config(env: dict) -> subprocess.CompletedProcess:
