@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_GRACE_S, AlertConfig, alert_tick
-from collector_api.alerts.webhooks import parse_allow_list
+from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job

@@ -43,7 +43,7 @@ def refuse_unsafe_secrets(settings: ServerSettings) -> None:
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
     """Checks, migrations, bootstrap accounts; the settings with every generated secret filled in."""
-    from collector_api.alerts.webhooks import AllowListError, parse_allow_list
+    from collector_api.alerts.targets import AllowListError, parse_allow_list
     try:
         parse_allow_list(settings.flusso_webhook_allow)
     except AllowListError as exc:

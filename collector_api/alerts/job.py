@@ -20,7 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.alerts.evaluate import evaluate_rules
 from collector_api.alerts.rules import signing_secret
-from collector_api.alerts.webhooks import AllowList, post_webhook, sign
+from collector_api.alerts.targets import AllowList
+from collector_api.alerts.webhooks import post_webhook, sign
 from collector_api.store.alerts.deliveries import (
     AttemptResult,
     DueDelivery,

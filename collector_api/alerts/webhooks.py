@@ -3,7 +3,7 @@
 Each attempt has a TOTAL deadline (FLUSSO_WEBHOOK_TIMEOUT_S, `AttemptDeadline`): a receiver
 that answers a byte at a time fails the attempt at the deadline like one that never answers.
 
-Targets are restricted by FLUSSO_WEBHOOK_ALLOW (host[:port] or CIDR entries; empty = no
+Targets are restricted by FLUSSO_WEBHOOK_ALLOW (collector_api.alerts.targets; empty = no
 webhook is sent). The check runs at send time on the address the host resolves to, and the
 request goes to that very address (no second lookup a DNS rebinding could change); TLS still
 verifies the certificate for the URL's host name. Redirects are never followed (http.client
@@ -14,93 +14,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from collector_api.alerts.targets import AllowList
 from collector_api.store.alerts.deliveries import AttemptResult
 
 USER_AGENT = "flusso-obs-alerts/1"
 MAX_RESPONSE_BYTES = 64 * 1024
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class AllowListError(ValueError):
-    """A FLUSSO_WEBHOOK_ALLOW entry that is neither host[:port] nor a CIDR; names the entry."""
-
-
-@dataclass(frozen=True)
-class AllowList:
-    hosts: tuple[tuple[str, int | None], ...] = ()  # (lower-case name or IP literal, port or None)
-    networks: tuple[IPNetwork, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.hosts or self.networks)
-
-    def allows(self, host: str, port: int, address: str) -> bool:
-        """Whether a request for `host`:`port`, resolved to `address`, may be sent.
-
-        A CIDR entry matches the resolved address; an IP entry the resolved address (and port);
-        a name entry the URL's host name (and port), but never a link-local address (cloud
-        metadata) unless a CIDR or IP entry names it."""
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if any(ip in net for net in self.networks):
-            return True
-        for name, allowed_port in self.hosts:
-            if allowed_port is not None and allowed_port != port:
-                continue
-            literal = _ip_or_none(name)
-            if literal is not None and literal == ip:
-                return True
-            if literal is None and name == host.lower() and not ip.is_link_local:
-                return True
-        return False
-
-
-def _ip_or_none(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _parse_entry(entry: str) -> tuple[str, int | None] | IPNetwork:
-    if "/" in entry:
-        try:
-            return ipaddress.ip_network(entry, strict=False)
-        except ValueError as exc:
-            raise AllowListError(f"FLUSSO_WEBHOOK_ALLOW: {entry!r} is not a CIDR: {exc}") from None
-    host, port = entry, None
-    if entry.startswith("["):  # [v6]:port
-        host, _, rest = entry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-    elif entry.count(":") == 1:
-        host, port = entry.split(":")
-    try:
-        number = int(port) if port is not None else None
-    except ValueError:
-        number = -1
-    if (number is not None and not 1 <= number <= 65535) or not host:
-        raise AllowListError(f"FLUSSO_WEBHOOK_ALLOW: {entry!r} is not host[:port] or a CIDR")
-    return host.lower(), number
-
-
-def parse_allow_list(text: str) -> AllowList:
-    """'hooks.example.com:443, 10.0.0.0/8, 127.0.0.1:8080' -> AllowList; raises AllowListError."""
-    hosts, networks = [], []
-    for entry in (e.strip() for e in (text or "").split(",")):
-        if entry:
-            parsed = _parse_entry(entry)
-            (hosts if isinstance(parsed, tuple) else networks).append(parsed)
-    return AllowList(tuple(hosts), tuple(networks))
-
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The X-Flusso-Signature value: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>."""
@@ -177,13 +102,14 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name)  # type: ignore[attr-defined]
 
 
-def _pick_address(host: str, port: int, allow: AllowList) -> str:
+def _pick_address(host: str, port: int, scheme: str, allow: AllowList) -> str:
     """The first address `host` resolves to that `allow` admits; raises OSError naming them all."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    address = next((str(i[4][0]) for i in infos if allow.allows(host, port, str(i[4][0]))), None)
+    address = next((str(i[4][0]) for i in infos if allow.allows(host, port, str(i[4][0]), scheme)), None)
     if address is None:
         raise PermissionError(f"{host}:{port} (resolved to {', '.join(sorted({str(i[4][0]) for i in infos}))})"
-                              " is not allowed by FLUSSO_WEBHOOK_ALLOW")
+                              " is not allowed by FLUSSO_WEBHOOK_ALLOW (a name entry reaches public addresses"
+                              " on its port or the scheme's default only; list an IP or CIDR for any other)")
     return address
 
 
@@ -203,7 +129,7 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], allow: AllowLis
         return result(None, "webhooks are off: FLUSSO_WEBHOOK_ALLOW is empty")
     with AttemptDeadline(timeout_s) as deadline:
         try:
-            address = _pick_address(host, port, allow)
+            address = _pick_address(host, port, parts.scheme, allow)
         except PermissionError as exc:
             return result(None, str(exc))
         except OSError as exc:

@@ -9,7 +9,7 @@ import pytest
 from collector_api.alerts.admin import create_rule
 from collector_api.alerts.job import AlertConfig, alert_tick
 from collector_api.alerts.rules import validate_rule
-from collector_api.alerts.webhooks import AllowListError, parse_allow_list
+from collector_api.alerts.targets import AllowListError, parse_allow_list
 from collector_api.store.alerts import deliveries as alert_deliveries
 from collector_api.store.alerts.evaluation import window_start
 from collector_api.store.core.db import create_pool

@@ -8,7 +8,8 @@ import time
 import psycopg
 import pytest
 
-from collector_api.alerts.webhooks import parse_allow_list, post_webhook
+from collector_api.alerts.targets import parse_allow_list
+from collector_api.alerts.webhooks import post_webhook
 from tests.alerts.dripper import Dripper
 from tests.alerts.test_evaluation import KEY, insert_logs, make_rule
 from tests.collector.conftest import make_key
