@@ -4,13 +4,15 @@ Resolution order for every value: explicit ``configure()`` argument, then this c
 (environment variables, then a ``.env`` file in the working directory), then the default.
 The seed's names (CLIENT_ID, LOG_COLLECTOR_URL, LOG_COLLECTOR_API_KEY, ENVIRONMENT,
 WORKFLOW_VERSION) are kept so an existing Flusso deployment needs no new variables.
+Secrets (PII_HASH_KEY, LOG_COLLECTOR_API_KEY, OTEL_EXPORTER_OTLP_HEADERS) are SecretStr: masked in
+repr, str and logs of the settings.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,7 +45,7 @@ class BridgeSettings(BaseSettings):
     log_collector_url: str | None = Field(
         None, validation_alias=_env("LOG_COLLECTOR_URL", "log_collector_url")
     )
-    log_collector_api_key: str | None = Field(
+    log_collector_api_key: SecretStr | None = Field(
         None, validation_alias=_env("LOG_COLLECTOR_API_KEY", "log_collector_api_key")
     )
     otel_exporter_otlp_logs_endpoint: str | None = Field(
@@ -53,7 +55,7 @@ class BridgeSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint")
     )
-    otel_exporter_otlp_headers: str | None = Field(
+    otel_exporter_otlp_headers: SecretStr | None = Field(  # may carry the key
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers")
     )
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
@@ -68,7 +70,7 @@ class BridgeSettings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     # --- privacy ---
-    pii_hash_key: str | None = Field(None, validation_alias=_env("PII_HASH_KEY", "pii_hash_key"))
+    pii_hash_key: SecretStr | None = Field(None, validation_alias=_env("PII_HASH_KEY", "pii_hash_key"))
     pii_token_hex_chars: int = Field(
         12, ge=12, le=64, validation_alias=_env("FLUSSO_PII_TOKEN_HEX_CHARS", "pii_token_hex_chars")
     )

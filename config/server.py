@@ -1,6 +1,8 @@
 """Settings of the provider side: collector, viewer and the CLI.
 
-Values resolve explicit argument -> environment variable -> `.env` file -> default.
+Values resolve explicit argument -> environment variable -> `.env` file -> default. Every secret
+(keys, tokens, passwords, DATABASE_URL) is a SecretStr: masked in repr, str and logs of the
+settings; `reveal` gives its text to the one place that uses it.
 """
 from __future__ import annotations
 
@@ -11,12 +13,22 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ServerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The text of a secret setting, None when unset (a plain str, e.g. from model_copy, passes)."""
+    if value is None:
+        return None
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
-    database_url: str | None = Field(
+
+class ServerSettings(BaseSettings):
+    # An empty variable counts as unset: compose passes every setting as ${NAME:-}.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
+
+    database_url: SecretStr | None = Field(
         default=None,
-        description="PostgreSQL DSN. When unset, an embedded PostgreSQL is started in FLUSSO_DATA_DIR.",
+        description="PostgreSQL DSN (secret: it holds the password). When unset, an embedded PostgreSQL is started in"
+        " FLUSSO_DATA_DIR.",
     )
     flusso_data_dir: Path = Field(default=Path(".flusso"), description="Embedded PostgreSQL data and demo credentials.")
     flusso_host: str = Field(default="127.0.0.1", description="Interface the server binds to.")
@@ -122,12 +134,12 @@ class ServerSettings(BaseSettings):
         " policy, tone and wrong_tool; each 1-40 of a-z, 0-9, '_' or '-'.",
         pattern=r"^\s*([a-z0-9_][a-z0-9_-]{0,39}\s*(,\s*[a-z0-9_][a-z0-9_-]{0,39}\s*)*)?$",
     )
-    flusso_review_hash_key: str | None = Field(
+    flusso_review_hash_key: SecretStr | None = Field(
         default=None, description="Key of the HMAC that turns personal data found in review notes and corrected"
         " drafts into tokens; unset: derived from FLUSSO_SESSION_SECRET.",
     )
     # /v1/traces.
-    flusso_pii_hash_key: str | None = Field(
+    flusso_pii_hash_key: SecretStr | None = Field(
         default=None,
         description="Server secret of /v1/traces: per-tenant hashing and staging-encryption keys are derived from"
         " it. Embedded mode generates one into FLUSSO_DATA_DIR; with DATABASE_URL and none, /v1/traces answers 501.",
@@ -168,10 +180,15 @@ class ServerSettings(BaseSettings):
         description="Comma-separated webhook targets allowed: host[:port] or CIDR (e.g. hooks.example.com:443,"
         " 10.0.0.0/8), checked on the resolved address at send time. Empty: webhooks are off.",
     )
+    flusso_webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Total time one webhook attempt may take (connect, send, response headers and body together);"
+        " beyond it the attempt fails and is retried later with backoff.",
+    )
     flusso_public_url: str | None = Field(
         default=None, description="The viewer's public base URL (e.g. https://obs.example.com), for links in alerts.",
     )
-    flusso_alert_secret_key: str | None = Field(
+    flusso_alert_secret_key: SecretStr | None = Field(
         default=None,
         description="Key from which every alert rule's webhook signing secret is derived (never stored in the"
         " database). When unset, one is generated and kept in the data dir; replicas must share it.",

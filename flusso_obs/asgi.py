@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI
 
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 RESOLVED_DSN_ENV = "FLUSSO_RESOLVED_DATABASE_URL"  # set by the parent: DATABASE_URL or the embedded server
 
@@ -15,7 +15,7 @@ def create() -> FastAPI:
     from .server import create_app
 
     settings = ServerSettings()
-    dsn = os.environ.get(RESOLVED_DSN_ENV) or settings.database_url
+    dsn = os.environ.get(RESOLVED_DSN_ENV) or reveal(settings.database_url)
     if not dsn:
         raise RuntimeError(f"{RESOLVED_DSN_ENV} or DATABASE_URL must be set for a worker process")
     # Every worker serves gRPC on the same port (SO_REUSEPORT: the kernel spreads the connections).

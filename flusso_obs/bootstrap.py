@@ -8,9 +8,12 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from collector_api.store.accounts.principals import create_api_key, create_user, find_user
 from collector_api.store.core.db import create_pool
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 from viewer.auth import hash_password
 
 logger = logging.getLogger(__name__)
@@ -40,14 +43,16 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-# Values that are public: the defaults older compose files shipped, and the usual stand-ins.
+# Values that are public: the defaults older compose files shipped, .env.example's, and the usual stand-ins.
 KNOWN_PLACEHOLDERS = frozenset({
     "compose-dev-session-secret-change-me-0123456789", "change-me-please", "flusso-dev-password",
     "flusso-owner-dev-password", "fo_compose_demo_key_change_me_0123456789abcdef",
     "compose-demo-pii-key-change-me-0123456789abcdef", "change-me", "changeme", "change_me", "secret",
-    "password", "admin", "test", "example", "default", "dev", "development",
+    "password", "admin", "test", "example", "default", "dev", "development", "your-secret-here", "xxx",
 })
-MIN_SESSION_SECRET_BYTES = 32
+MIN_SECRET_CHARS = 32
+# Secret settings that are not keys: a password and a DSN are checked for placeholders only.
+NOT_KEYS = frozenset({"database_url", "flusso_bootstrap_admin_password"})
 ADMIN_PASSWORD_FILE = "bootstrap-admin-password"
 
 
@@ -56,19 +61,37 @@ def _is_placeholder(value: str) -> bool:
     return lowered in KNOWN_PLACEHOLDERS or "change-me" in lowered or "change_me" in lowered or "changeme" in lowered
 
 
+def secret_fields() -> list[str]:
+    """Every secret setting of ServerSettings: those typed SecretStr (one place decides)."""
+    return [name for name, field in ServerSettings.model_fields.items() if "SecretStr" in str(field.annotation)]
+
+
+def _dsn_password(dsn: str) -> str | None:
+    try:
+        return conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        return None  # not a DSN psycopg reads: connecting will say so
+
+
 def unsafe_secrets(settings: ServerSettings) -> list[str]:
-    """Why the configured secrets must not be served with (empty when they are fine): a known
-    placeholder anywhere, or a session secret shorter than 32 bytes."""
+    """Why the configured secrets must not be served with (empty when they are fine): for every
+    secret setting, a published placeholder; for every key or token, fewer than 32 characters;
+    for DATABASE_URL, a placeholder password."""
     problems = []
-    for name in ("flusso_session_secret", "flusso_metrics_token", "flusso_bootstrap_api_key",
-                 "flusso_bootstrap_admin_password"):
-        value = getattr(settings, name)
-        if value and _is_placeholder(value.get_secret_value()):
+    for name in secret_fields():
+        value = reveal(getattr(settings, name))
+        if not value:
+            continue
+        if name == "database_url":
+            value = _dsn_password(value) or ""
+            if value and _is_placeholder(value):
+                problems.append("DATABASE_URL's password is a published placeholder; set a password of your own")
+            continue
+        if _is_placeholder(value):
             problems.append(f"{name.upper()} is a published placeholder; set a secret of your own")
-    secret = settings.flusso_session_secret
-    if secret and len(secret.get_secret_value().encode()) < MIN_SESSION_SECRET_BYTES:
-        problems.append(f"FLUSSO_SESSION_SECRET is shorter than {MIN_SESSION_SECRET_BYTES} bytes"
-                        " (unset it to have one generated into the data directory)")
+        elif name not in NOT_KEYS and len(value) < MIN_SECRET_CHARS:
+            problems.append(f"{name.upper()} is shorter than {MIN_SECRET_CHARS} characters (generate one:"
+                            " python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     return problems
 
 
@@ -89,7 +112,7 @@ def pii_hash_key(settings: ServerSettings) -> str | None:
     one generated once into the data dir (0600); with DATABASE_URL and none, None (/v1/traces
     then answers 501 naming the setting)."""
     if settings.flusso_pii_hash_key:
-        return settings.flusso_pii_hash_key
+        return reveal(settings.flusso_pii_hash_key)
     if settings.database_url:
         return None
     path = settings.flusso_data_dir / "pii-hash-key"
@@ -102,7 +125,7 @@ def alert_secret_key(settings: ServerSettings) -> str:
     """The key alert rules' webhook secrets derive from: FLUSSO_ALERT_SECRET_KEY, else one
     generated once and kept in the data dir (mode 0600), like the session secret."""
     if settings.flusso_alert_secret_key:
-        return settings.flusso_alert_secret_key
+        return reveal(settings.flusso_alert_secret_key)
     path = settings.flusso_data_dir / "alert-secret-key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()

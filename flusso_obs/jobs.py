@@ -7,16 +7,15 @@ it, leader-elected, once per interval across replicas; a per-process job runs in
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.alerts.job import AlertConfig, alert_tick
-from collector_api.alerts.webhooks import parse_allow_list
+from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_GRACE_S, AlertConfig, alert_tick
+from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.store.core import locks
-from collector_api.store.core.jobs import Job
+from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
@@ -24,12 +23,21 @@ from collector_api.store.traces.staging import staging_upkeep
 from collector_api.telemetry.counters import IngestCounters, flush_counters
 from collector_api.traces.assembly import AssemblyConfig, assemble_due
 from collector_api.traces.routes import TracesRuntime
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 PARTITION_INTERVAL_S = 3600.0
 DERIVED_BACKFILL_INTERVAL_S = 30.0  # an idle run is one index probe
 STAGING_UPKEEP_INTERVAL_S = 60.0
 MAX_ASSEMBLY_PASSES = 20
+# Deadlines: a run still going after its job's deadline is cancelled (a thread: abandoned) and
+# recorded as failed, so one stuck job never holds up the others (collector_api.store.core.jobs).
+PARTITION_DEADLINE_S = 600.0  # DDL that may wait for locks
+ROLLUP_DEADLINE_S = 300.0
+COUNTERS_DEADLINE_S = 60.0
+BACKFILL_DEADLINE_S = 300.0
+ASSEMBLY_DEADLINE_S = 120.0
+STAGING_DEADLINE_S = 600.0
+ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
 
 
 def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, counters: IngestCounters,
@@ -43,32 +51,40 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
     interval is 0."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
-                lambda: asyncio.to_thread(maintain_partitions, dsn))]
+                InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
         jobs.append(Job("rollup-refresh", settings.flusso_rollup_refresh_seconds, locks.JOB_ROLLUP_REFRESH,
-                        lambda: refresh_rollups(pool)))
+                        lambda: refresh_rollups(pool), deadline_s=ROLLUP_DEADLINE_S))
     jobs.append(Job("ingest-counters", settings.flusso_ingest_counters_flush_seconds, 0,
-                    lambda: flush_counters(counters, pool), per_process=True))
+                    lambda: flush_counters(counters, pool), per_process=True, deadline_s=COUNTERS_DEADLINE_S))
     jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
-                    lambda: backfill_derived(pool, derive_rows)))
+                    lambda: backfill_derived(pool, derive_rows), deadline_s=BACKFILL_DEADLINE_S))
     alerts = alert_job(settings, pool)  # built even when alerts are off: a bad FLUSSO_WEBHOOK_ALLOW stops the start
     assembly = trace_assembly(pool, settings, traces)
     if assembly is not None:  # staged traces -> workflow logs, and the staging table's hourly partitions
         retention_s = settings.flusso_trace_max_age_seconds + settings.flusso_trace_late_window_seconds
         jobs.append(Job("trace-assembly", settings.flusso_trace_assembly_seconds, locks.JOB_TRACE_ASSEMBLY,
-                        assembly))
+                        assembly, deadline_s=ASSEMBLY_DEADLINE_S))
         jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
-                        lambda: asyncio.to_thread(staging_upkeep, dsn, retention_s)))
+                        InThread(staging_upkeep, dsn, retention_s), deadline_s=STAGING_DEADLINE_S))
     if settings.flusso_alert_interval_s > 0:
-        jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS,
-                        alerts))
+        jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
+                        deadline_s=alert_deadline_s(settings)))
     return jobs
 
 
+def alert_deadline_s(settings: ServerSettings) -> float:
+    """Evaluation, then every due delivery: SEND_CONCURRENCY at once, each within FLUSSO_WEBHOOK_TIMEOUT_S."""
+    rounds = -(-MAX_DUE_DELIVERIES // SEND_CONCURRENCY)
+    return ALERT_EVALUATE_S + rounds * (settings.flusso_webhook_timeout_s + SEND_GRACE_S)
+
+
 def alert_job(settings: ServerSettings, pool: AsyncConnectionPool) -> Callable[[], Awaitable[object]]:
-    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start."""
-    config = AlertConfig(master_key=settings.flusso_alert_secret_key or "",
-                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url)
+    """The alert job's body; FLUSSO_WEBHOOK_ALLOW is parsed here, so a bad entry stops the start.
+    Its webhooks go out on a bounded executor of their own (AlertConfig.senders)."""
+    config = AlertConfig(master_key=reveal(settings.flusso_alert_secret_key) or "",
+                         allow=parse_allow_list(settings.flusso_webhook_allow), public_url=settings.flusso_public_url,
+                         timeout_s=settings.flusso_webhook_timeout_s)
     return lambda: alert_tick(pool, config)
 
 

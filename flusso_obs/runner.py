@@ -18,7 +18,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from collector_api.telemetry.metrics import MULTIPROC_ENV
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 from .bootstrap import (
     alert_secret_key,
@@ -42,8 +42,8 @@ def refuse_unsafe_secrets(settings: ServerSettings) -> None:
 
 
 def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
-    from collector_api.alerts.webhooks import AllowListError, parse_allow_list
-
+    """Checks, migrations, bootstrap accounts; the settings with every generated secret filled in."""
+    from collector_api.alerts.targets import AllowListError, parse_allow_list
     try:
         parse_allow_list(settings.flusso_webhook_allow)
     except AllowListError as exc:
@@ -51,8 +51,12 @@ def _prepare(settings: ServerSettings, dsn: str) -> ServerSettings:
     migrate(dsn)
     asyncio.run(bootstrap_from_settings(settings, dsn))
     return settings.model_copy(update={"flusso_session_secret": SecretStr(session_secret(settings)),
-                                       "flusso_pii_hash_key": pii_hash_key(settings),
-                                       "flusso_alert_secret_key": alert_secret_key(settings)})
+                                       "flusso_pii_hash_key": _secret(pii_hash_key(settings)),
+                                       "flusso_alert_secret_key": SecretStr(alert_secret_key(settings))})
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value is not None else None
 
 
 def _exit_on_sigterm() -> None:
@@ -117,8 +121,8 @@ def serve(settings: ServerSettings, *, host: str | None = None, port: int | None
         os.environ["FLUSSO_SESSION_SECRET"] = session_secret(settings)  # one secret for all workers
         os.environ.update(FLUSSO_HOST=host, FLUSSO_GRPC_PORT=str(settings.flusso_grpc_port))  # --host, --grpc-port
         if settings.flusso_pii_hash_key:
-            os.environ["FLUSSO_PII_HASH_KEY"] = settings.flusso_pii_hash_key
-        os.environ["FLUSSO_ALERT_SECRET_KEY"] = settings.flusso_alert_secret_key or ""  # alert rule signing secrets
+            os.environ["FLUSSO_PII_HASH_KEY"] = reveal(settings.flusso_pii_hash_key)
+        os.environ["FLUSSO_ALERT_SECRET_KEY"] = reveal(settings.flusso_alert_secret_key) or ""  # rule signing
         os.environ[MULTIPROC_ENV] = str(_metrics_dir(settings))
         uvicorn.run("flusso_obs.asgi:create", factory=True, host=host, port=port, workers=workers,
                     log_level="info", server_header=False, timeout_graceful_shutdown=settings.flusso_drain_timeout_s,
@@ -197,6 +201,7 @@ def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: i
                    demo_tickets: int = 50) -> None:
     """Everything `make run` promises: database, migrations, demo accounts, server, demo tickets."""
     host, port = host or settings.flusso_host, port or settings.flusso_port
+    refuse_unsafe_secrets(settings)  # as `serve`: a copied .env with a placeholder is as careless here
     check_ports_free(settings, host, port)
     url = f"http://{host}:{port}"
     with database(settings) as dsn:

@@ -7,6 +7,7 @@ import secrets
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from collector_api.app import install_collector, start_collector_grpc
 from collector_api.http.admission import CollectorState
@@ -28,15 +29,16 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
     """The collector + viewer app. Nothing connects until the app starts (lifespan).
 
     `dsn` connects as the schema's owner, never a superuser (docs/deployment.md). The lifespan
-    runs the maintenance loop: the jobs of flusso_obs.jobs, each leader-elected across
-    processes (the ingest counters' flush runs in every process), the first pass at once; it
+    runs the maintenance loop: the jobs of flusso_obs.jobs, each in its own task with its own
+    deadline, leader-elected across processes (the ingest counters' flush runs in every
+    process), the first pass at once; their lag is on /metrics, /ingest and /readyz detail; it
     turns SIGTERM into a drain (flusso_obs.drain) and flushes the counters last. `grpc_port` > 0:
     the OTLP/gRPC receiver listens there, in the same event loop (`serve` passes FLUSSO_GRPC_PORT;
     the default 0 keeps apps built by tests and embedders to HTTP).
     """
     if not settings.flusso_alert_secret_key:  # `serve` always sets it (data dir); one key for page and job
         logger.warning("FLUSSO_ALERT_SECRET_KEY is unset: alert rule secrets last only as long as this process")
-        settings = settings.model_copy(update={"flusso_alert_secret_key": secrets.token_urlsafe(48)})
+        settings = settings.model_copy(update={"flusso_alert_secret_key": SecretStr(secrets.token_urlsafe(48))})
     pool = create_pool(dsn, max_size=settings.flusso_db_pool_size)
 
     state = CollectorState(settings=settings, pool=pool)
@@ -49,7 +51,7 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
         grpc = await start_collector_grpc(app, port=grpc_port, reuse_port=grpc_reuse_port) if grpc_port else None
         app.state.grpc = grpc
         await pool.open(wait=False)
-        task = asyncio.create_task(maintenance_loop(dsn, jobs))
+        task = asyncio.create_task(maintenance_loop(dsn, jobs, board=state.metrics.jobs))
         uninstall_drain = install_drain(app.state.drain, plan)
         try:
             yield
@@ -67,7 +69,7 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
 
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_collector(app, state)
-    install_viewer(app, pool, settings)
+    install_viewer(app, pool, settings, jobs=state.metrics.jobs)
     jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
     return app
 

@@ -155,8 +155,8 @@ def resolve_hash_key(s: BridgeSettings) -> str:
     with it are reversible by dictionary): it is used only when ENVIRONMENT was set
     explicitly (argument, environment variable or .env) to a development/test value, never
     because ENVIRONMENT fell back to its default."""
-    if s.pii_hash_key:
-        return s.pii_hash_key
+    if s.pii_hash_key and s.pii_hash_key.get_secret_value():
+        return s.pii_hash_key.get_secret_value()
     explicit = "environment" in s.model_fields_set
     if not explicit or s.environment.lower() not in DEV_ENVIRONMENTS:
         got = f"ENVIRONMENT={s.environment!r}" if explicit else "ENVIRONMENT is not set"

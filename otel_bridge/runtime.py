@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from pydantic import SecretStr
 
 from config.bridge import BridgeSettings
 from otel_bridge.budget import MemoryBudget
@@ -109,7 +110,10 @@ def configure(settings: BridgeSettings | None = None, *, endpoint: str | None = 
 
 def _merge_settings(settings: BridgeSettings | None, overrides: dict[str, Any]) -> BridgeSettings:
     base = settings if settings is not None else BridgeSettings()
-    updates = {k: v for k, v in overrides.items() if v is not None}
+    # model_copy does not validate: a secret given as text is wrapped here, as validation would.
+    updates = {k: SecretStr(v) if isinstance(v, str) and k in BridgeSettings.model_fields
+               and "SecretStr" in str(BridgeSettings.model_fields[k].annotation) else v
+               for k, v in overrides.items() if v is not None}
     return base.model_copy(update=updates) if updates else base
 
 

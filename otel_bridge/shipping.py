@@ -104,8 +104,9 @@ def parse_headers(raw: str | None) -> dict[str, str]:
 def resolve_headers(explicit_key: str | None, settings: BridgeSettings) -> dict[str, str]:
     """Headers to send: OTEL_EXPORTER_OTLP_HEADERS, with X-API-Key from configure(api_key=)
     or LOG_COLLECTOR_API_KEY taking precedence over one given there."""
-    headers = parse_headers(settings.otel_exporter_otlp_headers)
-    key = explicit_key or settings.log_collector_api_key
+    raw, configured = settings.otel_exporter_otlp_headers, settings.log_collector_api_key
+    headers = parse_headers(raw.get_secret_value() if raw is not None else None)
+    key = explicit_key or (configured.get_secret_value() if configured is not None else None)
     if key:
         headers["x-api-key"] = key
     return headers

@@ -18,7 +18,8 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 # What the viewer may use of the store: its read side, and the writers a page needs.
 STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
                "collector_api.store.core.db", "collector_api.store.core.scope",
-               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads")
+               "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
+               "collector_api.store.core.job_status")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
                   "collector_api.store.alerts.rules")
 # What the viewer may use of the alerts: rule validation (pure) and rule creation and listing.

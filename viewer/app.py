@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector_api.contract.review_text import Scrubber, review_flags
+from collector_api.store.core.job_status import JobBoard
 from config.server import ServerSettings
 
 from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec
@@ -33,12 +34,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 def review_hash_key(settings: ServerSettings, session_secret: str) -> bytes:
     """The HMAC key of PII tokens in review notes: FLUSSO_REVIEW_HASH_KEY, else derived from the session secret."""
     if settings.flusso_review_hash_key:
-        return settings.flusso_review_hash_key.encode()
+        return settings.flusso_review_hash_key.get_secret_value().encode()
     return hmac.new(session_secret.encode(), b"flusso.review-pii", hashlib.sha256).digest()
 
 
-def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings) -> None:
-    """Add the viewer's routes, static files, security headers and 404 page to `app`."""
+def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSettings,
+                   jobs: JobBoard | None = None) -> None:
+    """Add the viewer's routes, static files, security headers and 404 page to `app`; `jobs` is
+    the process's job board (the background jobs' lag on /ingest)."""
     secret = settings.flusso_session_secret.get_secret_value() if settings.flusso_session_secret else None
     if not secret:
         secret = secrets.token_urlsafe(32)
@@ -53,6 +56,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
         env=create_environment(),
         review_flags=review_flags(label.strip() for label in settings.flusso_review_labels.split(",") if label.strip()),
         scrubber=Scrubber(review_hash_key(settings, secret)),
+        jobs=jobs if jobs is not None else JobBoard(),
     )
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)

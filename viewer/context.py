@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
+from collector_api.store.core.job_status import JobBoard
 from config.server import ServerSettings
 
 from .auth import FailureDelay, LoginLimiter, PasswordVerifier, SessionCodec
@@ -23,6 +24,7 @@ class ViewerContext:
     menu_cache: dict = field(default_factory=dict)  # tenant -> (monotonic time, filter menu values)
     review_flags: tuple[str, ...] = ()  # flags a review may carry (built in + FLUSSO_REVIEW_LABELS)
     scrubber: object = None  # contract.review_text.Scrubber: the PII detectors applied to review notes
+    jobs: JobBoard = field(default_factory=JobBoard)  # the background jobs' lag (the job runner writes it)
 
     def cookie_secure(self, request: Request) -> bool:
         """FLUSSO_COOKIE_SECURE: true/false, or auto: when this request came over HTTPS (uvicorn

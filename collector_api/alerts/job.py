@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,7 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.alerts.evaluate import evaluate_rules
 from collector_api.alerts.rules import signing_secret
-from collector_api.alerts.webhooks import AllowList, post_webhook, sign
+from collector_api.alerts.targets import AllowList
+from collector_api.alerts.webhooks import post_webhook, sign
 from collector_api.store.alerts.deliveries import (
     AttemptResult,
     DueDelivery,
@@ -31,7 +33,13 @@ from collector_api.store.alerts.rollups import refresh_alert_rollups
 
 logger = logging.getLogger(__name__)
 
-SEND_CONCURRENCY = 8
+SEND_CONCURRENCY = 8  # webhook attempts at once: the size of the senders' executor
+MAX_DUE_DELIVERIES = 50  # attempts per tick at most; the rest wait for the next tick
+SEND_GRACE_S = 2.0  # beyond the attempt's own deadline, for a thread stuck where no socket can end it (DNS)
+
+
+def senders_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(SEND_CONCURRENCY, thread_name_prefix="flusso-webhook")
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,10 @@ class AlertConfig:
     master_key: str  # FLUSSO_ALERT_SECRET_KEY (or the data dir's): rule secrets derive from it
     allow: AllowList = field(default_factory=AllowList)
     public_url: str | None = None
-    timeout_s: float = 5.0
+    timeout_s: float = 10.0  # FLUSSO_WEBHOOK_TIMEOUT_S: total per attempt (connect, send, headers, body)
+    # The webhooks' own bounded executor: a slow receiver occupies these threads, never the
+    # event loop's default executor that other jobs and requests use.
+    senders: ThreadPoolExecutor = field(default_factory=senders_executor, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -55,13 +66,20 @@ async def send_delivery(delivery: DueDelivery, config: AlertConfig) -> AttemptRe
         return AttemptResult(None, "the rule was deleted", 0.0)
     secret = signing_secret(config.master_key, delivery.secret_salt)
     headers = {"X-Flusso-Delivery": delivery.id, "X-Flusso-Signature": sign(secret, delivery.body, int(time.time()))}
-    return await asyncio.to_thread(post_webhook, delivery.webhook_url, delivery.body, headers, config.allow,
-                                   config.timeout_s)
+    attempt = asyncio.get_running_loop().run_in_executor(
+        config.senders, post_webhook, delivery.webhook_url, delivery.body, headers, config.allow, config.timeout_s)
+    try:  # post_webhook keeps its own total deadline; this bounds what no socket can end (a DNS lookup)
+        async with asyncio.timeout(config.timeout_s + SEND_GRACE_S):
+            return await attempt
+    except TimeoutError:
+        return AttemptResult(None, f"no answer within the total deadline of {config.timeout_s:g} s"
+                                   " (FLUSSO_WEBHOOK_TIMEOUT_S); its thread had not stopped (address lookup)",
+                             (config.timeout_s + SEND_GRACE_S) * 1000)
 
 
 async def deliver_due(pool: AsyncConnectionPool, config: AlertConfig) -> tuple[int, int]:
     """Send every due delivery (a few at once); (attempts, delivered)."""
-    due = await due_deliveries(pool, datetime.now(UTC))
+    due = await due_deliveries(pool, datetime.now(UTC), limit=MAX_DUE_DELIVERIES)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
     async def one(delivery: DueDelivery) -> str:

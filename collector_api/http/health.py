@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from collector_api.http.auth import State, metrics_access
+from collector_api.http.errors import CollectorError
 from collector_api.http.openapi_docs import error_responses
 from collector_api.http.responses import CollectorRoute
 from collector_api.store.core.health import check_database
@@ -21,10 +22,31 @@ async def get_healthz() -> dict:
     return {"status": "ok"}
 
 
-_READY = {"type": "object", "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}
+_READY = {"type": "object", "properties": {
+    "status": {"type": "string"}, "reason": {"type": "string"},
+    "late_jobs": {"type": "array", "items": {"type": "string"},
+                  "description": "Provider detail: jobs whose last success is more than 3 intervals ago"},
+    "jobs": {"type": "array", "items": {"type": "object"},
+             "description": "Provider detail: every background job's lag, interval and last error"}}}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated, and the process is not draining",
+def job_detail(request: Request, state: State) -> dict:
+    """The background jobs' lag for the provider (the metrics token, or loopback when none is
+    set: the access rule of /metrics); {} for anyone else. A late job does not make the process
+    unready: taking it out of rotation would not make the job run."""
+    try:
+        metrics_access(request, state)
+    except CollectorError:
+        return {}
+    jobs = state.metrics.jobs.snapshot()
+    return {"late_jobs": [job.name for job in jobs if job.late],
+            "jobs": [{"name": job.name, "interval_s": job.interval_s, "lag_s": round(job.lag_s, 3),
+                      "late": job.late, "running_s": job.running_s, "last_error": job.last_error}
+                     for job in jobs]}
+
+
+@router.get("/readyz", summary="The database is reachable and migrated, and the process is not draining;"
+            " with the metrics token (or from loopback when none is set), the background jobs' lag",
             responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READY}}},
                        503: {"description": "Draining after SIGTERM, or the database unavailable or not migrated;"
                              " see Retry-After", "content": {"application/json": {"schema": _READY}}}})
@@ -40,8 +62,9 @@ async def get_readyz(request: Request, state: State) -> JSONResponse:
         # error texts) go to the log.
         logger.warning("/readyz: %s", problem)
         public = problem if problem.startswith(("schema lacks", "database not migrated")) else "database unavailable"
-        return JSONResponse({"status": "unavailable", "reason": public}, status_code=503, headers=retry)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "reason": public, **job_detail(request, state)},
+                            status_code=503, headers=retry)
+    return JSONResponse({"status": "ready", **job_detail(request, state)})
 
 
 @router.get("/metrics", summary="Prometheus metrics (metrics token, or loopback when none is set)",

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from collector_api.store.core.job_status import JobBoard
 from collector_api.telemetry.counters import IngestCounters
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -43,6 +46,27 @@ class _TappedChild:
         self._tap(self._values, amount)
 
 
+class JobLagCollector(Collector):
+    """`flusso_job_lag_seconds{job}` (now - the job's last success) and `flusso_job_late{job}`
+    (1 when that is more than 3 intervals), computed at scrape time from the process's JobBoard,
+    so a job stuck in a run shows its lag growing. In multiprocess mode the answering worker's
+    board is reported: a leader job's figures come from job_runs and agree in every worker."""
+
+    def __init__(self, board: JobBoard):
+        self.board = board
+
+    def collect(self):
+        lag = GaugeMetricFamily("flusso_job_lag_seconds", "Seconds since the background job last succeeded",
+                                labels=["job"])
+        late = GaugeMetricFamily("flusso_job_late", "1 when the job's last success is more than 3 intervals ago",
+                                 labels=["job"])
+        for job in self.board.snapshot():
+            lag.add_metric([job.name], job.lag_s)
+            late.add_metric([job.name], 1.0 if job.late else 0.0)
+        yield lag
+        yield late
+
+
 @dataclass
 class CollectorMetrics:
     registry: CollectorRegistry
@@ -54,11 +78,14 @@ class CollectorMetrics:
     batch_size: Histogram
     inflight: Gauge
     health: IngestCounters  # per tenant, reason and minute; flushed by the ingest-counters job
+    jobs: JobBoard  # the background jobs' lag, written by the job runner
 
     @classmethod
-    def create(cls) -> CollectorMetrics:
+    def create(cls, jobs: JobBoard | None = None) -> CollectorMetrics:
         registry = CollectorRegistry()
         health = IngestCounters()
+        jobs = jobs if jobs is not None else JobBoard()
+        registry.register(JobLagCollector(jobs))
         return cls(
             registry=registry,
             received=Counter("flusso_logs_received", "Workflow log records received", ["endpoint"], registry=registry),
@@ -79,6 +106,7 @@ class CollectorMetrics:
             inflight=Gauge("flusso_requests_in_flight", "Ingest requests being processed", registry=registry,
                            multiprocess_mode="livesum"),
             health=health,
+            jobs=jobs,
         )
 
     def exposition(self) -> bytes:
@@ -87,6 +115,7 @@ class CollectorMetrics:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)
+        combined.register(JobLagCollector(self.jobs))
         return generate_latest(combined)
 
     @staticmethod

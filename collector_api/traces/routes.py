@@ -26,7 +26,7 @@ from collector_api.store.traces.staging import StagingLimits, stage_spans
 from collector_api.traces.decode import DecodedTraces, decode_spans
 from collector_api.traces.prices import PriceTable, load_prices
 from collector_api.traces.sealing import cipher, redactor_for
-from config.server import ServerSettings
+from config.server import ServerSettings, reveal
 
 logger = logging.getLogger(__name__)
 SECRET_SETTING = "FLUSSO_PII_HASH_KEY"
@@ -49,7 +49,7 @@ class TracesRuntime:
     def create(cls, settings: ServerSettings, state: CollectorState) -> TracesRuntime:
         registry = state.metrics.registry
         return cls(
-            secret=settings.flusso_pii_hash_key or None,
+            secret=reveal(settings.flusso_pii_hash_key) or None,
             prices=load_prices(settings.flusso_prices_file),
             limits=StagingLimits(settings.flusso_trace_max_spans, settings.flusso_trace_max_bytes,
                                  settings.flusso_trace_max_open_traces, settings.flusso_trace_late_window_seconds),

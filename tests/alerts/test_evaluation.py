@@ -6,17 +6,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from collector_api.alerts.admin import create_rule
-from collector_api.alerts.job import AlertConfig, alert_tick
-from collector_api.alerts.rules import validate_rule
-from collector_api.alerts.webhooks import AllowListError, parse_allow_list
+from collector_api.alerts.targets import AllowListError, parse_allow_list
 from collector_api.store.alerts import deliveries as alert_deliveries
 from collector_api.store.alerts.evaluation import window_start
 from collector_api.store.core.db import create_pool
+from tests.alerts.helpers import make_rule, tick
 
 from .helpers import Receiver, insert_logs, verify
-
-KEY = "test-master-key-" + "m" * 32
 
 
 def run(dsn, fn):
@@ -24,17 +20,6 @@ def run(dsn, fn):
         async with create_pool(dsn) as pool:
             return await fn(pool)
     return asyncio.run(go())
-
-
-def make_rule(dsn, url, **kw):
-    spec = validate_rule(**{"name": "failures", "metric": "failure_rate", "op": ">", "threshold": 0.5,
-                            "window": "15m", "client_id": None, "webhook_url": url, **kw})
-    return run(dsn, lambda pool: create_rule(pool, spec, KEY))
-
-
-def tick(dsn, allow):
-    return run(dsn, lambda pool: alert_tick(pool, AlertConfig(master_key=KEY, allow=parse_allow_list(allow),
-                                                              public_url="https://obs.example.com")))
 
 
 def test_fires_once_resolves_once_each_signed(db_dsn):

@@ -40,8 +40,8 @@ def test_env_names_are_the_seeds(monkeypatch):
     monkeypatch.setenv("FLUSSO_MAX_OPEN_TRACES", "7")
     monkeypatch.setenv("SOMETHING_ELSE", "ignored")
     st = BridgeSettings(_env_file=None)
-    assert (st.client_id, st.log_collector_url, st.log_collector_api_key, st.environment,
-            st.workflow_version, st.pii_hash_key, st.max_open_traces) == (
+    assert (st.client_id, st.log_collector_url, st.log_collector_api_key.get_secret_value(), st.environment,
+            st.workflow_version, st.pii_hash_key.get_secret_value(), st.max_open_traces) == (
         "acme", "http://seed:1", "key-1", "staging", "2.3.0", "pk", 7)
 
 

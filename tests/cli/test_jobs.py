@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from collector_api.alerts.webhooks import AllowListError
+from collector_api.alerts.targets import AllowListError
 from collector_api.store.core import locks
 from collector_api.telemetry.counters import IngestCounters
 from config.server import ServerSettings

@@ -16,14 +16,9 @@ import yaml
 
 from config.bridge import BridgeSettings
 from config.server import ServerSettings
+from tests.deploy.helpers import REQUIRED_SECRETS, compose_binary
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def compose_binary() -> Path:
-    import compose
-
-    return Path(compose.__file__).parent / "docker-compose"
 
 
 def settings_env_names() -> set[str]:
@@ -35,10 +30,6 @@ def settings_env_names() -> set[str]:
             if isinstance(choice, str):
                 names.add(choice.upper())
     return names
-
-
-# The secrets compose cannot generate: required, no default.
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "FLUSSO_DB_OWNER_PASSWORD", "FLUSSO_BOOTSTRAP_API_KEY", "PII_HASH_KEY")
 
 
 def _compose_config(env: dict) -> subprocess.CompletedProcess:
@@ -228,7 +219,7 @@ def test_first_start_generates_session_secret_and_prints_the_admin_password_once
 
 @pytest.mark.parametrize("env, named", [
     ({"FLUSSO_SESSION_SECRET": "compose-dev-session-secret-change-me-0123456789"}, "FLUSSO_SESSION_SECRET"),
-    ({"FLUSSO_SESSION_SECRET": "too-short-secret"}, "shorter than 32 bytes"),
+    ({"FLUSSO_SESSION_SECRET": "too-short-secret"}, "shorter than 32 characters"),
     ({"FLUSSO_BOOTSTRAP_ADMIN_PASSWORD": "change-me-please"}, "FLUSSO_BOOTSTRAP_ADMIN_PASSWORD"),
     ({"FLUSSO_BOOTSTRAP_API_KEY": "fo_compose_demo_key_change_me_0123456789abcdef"}, "FLUSSO_BOOTSTRAP_API_KEY"),
 ])

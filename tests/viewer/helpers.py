@@ -104,3 +104,12 @@ def browser_login(page, base: str, email: str) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+def provider_cookie(url: str) -> str:
+    import httpx
+
+    with httpx.Client(base_url=url, follow_redirects=False) as client:
+        r = login(client, "provider@example.com")
+        assert r.status_code == 303, r.text
+        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())

@@ -18,7 +18,7 @@ from config.server import ServerSettings
 from tests.collector.helpers import make_log, make_record, make_request
 from tests.helpers import LiveServer
 
-from .helpers import ARTIFACTS, browser_login, create_accounts, login, run_async
+from .helpers import ARTIFACTS, browser_login, create_accounts, login, provider_cookie, run_async
 
 PB = "application/x-protobuf"
 NO_PAGE = "there is no page at this address"  # what a non-provider gets: the page does not exist for them
@@ -89,15 +89,6 @@ def seeded(db_dsn):
         yield server, accounts
     finally:
         server.stop()
-
-
-def provider_cookie(url: str) -> str:
-    import httpx
-
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        r = login(client, "provider@example.com")
-        assert r.status_code == 303, r.text
-        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 
 
 def wait_for_health(url: str, cookie: str) -> dict:

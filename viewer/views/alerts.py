@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from collector_api.alerts.admin import create_rule, list_rules
 from collector_api.alerts.rules import METRICS, OPS, AlertRuleError, validate_rule
 from collector_api.store.alerts.rules import delete_rule, list_delivery_log, list_firing
+from config.server import reveal
 
 from ..auth import Principal, csrf_matches
 from ..context import ViewerContext
@@ -62,7 +63,7 @@ async def post_alert(request: Request, ctx: Context, principal: CurrentPrincipal
     try:
         spec = validate_rule(name=name, metric=metric, op=op, threshold=threshold, window=window, client_id=client,
                              webhook_url=webhook, slack=bool(slack), min_tickets=min_tickets)
-        new = await create_rule(ctx.pool, spec, ctx.settings.flusso_alert_secret_key or "")
+        new = await create_rule(ctx.pool, spec, reveal(ctx.settings.flusso_alert_secret_key) or "")
     except AlertRuleError as exc:
         return await _page(request, ctx, principal, status=400, error=str(exc), form=form)
     return await _page(request, ctx, principal, status=201, created=new)

@@ -1,6 +1,8 @@
 """Ingest health (provider only): which tenants are sending, what is rejected and why, who went
-silent. The page /ingest and GET /api/v1/ingest-health show the same data (store.ingest_health);
-a client user or a read key gets 404, as for an address that does not exist."""
+silent, and whether the background jobs keep up (each job's lag: now - its last success, late
+beyond 3 intervals). The page /ingest and GET /api/v1/ingest-health show the same data
+(store.ingest_health, the process's job board); a client user or a read key gets 404, as for an
+address that does not exist."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from collector_api.store.core.job_status import LATE_FACTOR, JobLag
 from collector_api.store.ingest_health.reads import (
     SILENT_FACTOR,
     SILENT_FLOOR_S,
@@ -46,13 +49,20 @@ def tenant_json(item: TenantHealth) -> dict[str, Any]:
     }
 
 
+def job_json(job: JobLag) -> dict[str, Any]:
+    return {"name": job.name, "interval_s": job.interval_s, "lag_s": round(job.lag_s, 3), "late": job.late,
+            "last_ok_at": _iso(datetime.fromtimestamp(job.last_ok_at, UTC)) if job.last_ok_at is not None else None,
+            "last_error": job.last_error, "running_s": job.running_s, "per_process": job.per_process}
+
+
 async def build_ingest_health(ctx: ViewerContext, principal: Principal) -> dict[str, Any]:
     if not principal.is_provider:
         raise NotFound("there is no page at this address")
     now = datetime.now(UTC)
     tenants = await read_ingest_health(ctx.pool, principal.scope, now=now)
     return {"generated_at": now.isoformat(), "windows": list(WINDOWS), "silent_floor_s": SILENT_FLOOR_S,
-            "silent_factor": SILENT_FACTOR, "tenants": [tenant_json(t) for t in tenants]}
+            "silent_factor": SILENT_FACTOR, "tenants": [tenant_json(t) for t in tenants],
+            "late_factor": LATE_FACTOR, "jobs": [job_json(j) for j in ctx.jobs.snapshot()]}
 
 
 @router.get("/ingest")
@@ -61,13 +71,15 @@ async def get_ingest(request: Request, ctx: Context, principal: CurrentPrincipal
         raise NotFound("there is no page at this address")
     tenants = await read_ingest_health(ctx.pool, principal.scope)
     return render(request, "ingest.html", {"principal": principal, "tenants": tenants,
-                                           "windows": list(WINDOWS), "floor_h": SILENT_FLOOR_S / 3600})
+                                           "windows": list(WINDOWS), "floor_h": SILENT_FLOOR_S / 3600,
+                                           "jobs": ctx.jobs.snapshot(), "late_factor": LATE_FACTOR})
 
 
 @api_router.get("/ingest-health", summary="Ingest health per tenant, last 24 h and 7 days (provider only)",
                 description="Accepted and rejected logs by reason code, last rejection, last seen, keys in use"
-                " and the silent flag per tenant (`client_id` \"\" = requests no key identified). A client"
-                " session or a read key gets 404.",
+                " and the silent flag per tenant (`client_id` \"\" = requests no key identified), and every"
+                " background job's lag (`jobs`: late when its last success is more than `late_factor`"
+                " intervals ago). A client session or a read key gets 404.",
                 responses={401: {"description": "No session and no valid read-scope API key"},
                            404: {"description": "Not a provider"}})
 async def get_api_ingest_health(ctx: Context, principal: ApiPrincipal) -> Response:
