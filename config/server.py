@@ -166,6 +166,10 @@ class ServerSettings(BaseSettings):
         default=100_000, ge=1, description="Traces open (not assembled yet) per tenant; spans of new traces beyond"
         " it are refused.",
     )
+    flusso_trace_max_staged_mb_per_tenant: float = Field(
+        default=1024.0, ge=0, description="Sealed span bytes (MB) of one tenant's traces waiting for assembly; spans"
+        " beyond it are refused (cap_tenant_bytes) until assembly catches up. 0 turns the quota off.",
+    )
     flusso_trace_assembly_seconds: float = Field(
         default=1.0, gt=0, description="How often the trace-assembly job looks for due traces."
     )

@@ -18,6 +18,16 @@ BASE_FLAGS = ("hallucination", "policy", "tone", "wrong_tool")
 MAX_NOTE_CHARS = 10_000
 MAX_DRAFT_CHARS = 20_000
 MAX_FLAGS = 20
+PROVIDER_REVIEWER = "provider reviewer"  # what a tenant sees as the author of a provider's review
+
+
+def shown_author(review: dict[str, Any], viewer_is_provider: bool) -> str:
+    """The author of a stored review as `viewer` may see it: a provider sees who wrote it; a
+    tenant sees its own users and keys, and a provider's review only as by its role (a
+    provider's email is the provider's, not the tenant's, to share)."""
+    if viewer_is_provider or review.get("author_role") in ("client", "api_key"):
+        return review["author"]
+    return PROVIDER_REVIEWER
 
 
 class ReviewError(ValueError):

@@ -111,6 +111,22 @@ def test_gateway_config_keeps_tenants_apart_and_persists_keys():
     assert "--feature-gates=exporter.PersistRequestContext" in text
 
 
+def test_gateway_config_authenticates_senders_and_names_its_queue_secret():
+    """No open gateway: both OTLP protocols require the bearer token, which comes from the
+    environment (no token in the file; unset, the extension refuses to start); the file and the
+    docs say the disk queue holds keys in plaintext."""
+    gw = yaml.safe_load((ROOT / "config" / "otel-collector-gateway.yaml").read_text())
+    for protocol in ("http", "grpc"):
+        auth = gw["receivers"]["otlp"]["protocols"][protocol]["auth"]["authenticator"]
+        assert auth.startswith("bearertokenauth") and auth in gw["extensions"], protocol
+        assert auth in gw["service"]["extensions"]
+    assert gw["extensions"][auth]["token"] == "${env:FLUSSO_GATEWAY_TOKEN}"
+    text = (ROOT / "config" / "otel-collector-gateway.yaml").read_text()
+    assert "SECRET MATERIAL" in text and "plaintext" in text
+    scaling = (ROOT / "docs" / "scaling.md").read_text()
+    assert "FLUSSO_GATEWAY_TOKEN" in scaling and "secret material" in scaling.lower()
+
+
 def test_container_command_serves_a_ready_server(db_dsn, tmp_path):
     """The Dockerfile's CMD, as written, with the environment compose gives it."""
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1))

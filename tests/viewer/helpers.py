@@ -113,3 +113,17 @@ def provider_cookie(url: str) -> str:
         r = login(client, "provider@example.com")
         assert r.status_code == 303, r.text
         return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def csrf_token(client, path: str) -> str:
+    """The CSRF token of the page at `path` (the sign-out form carries it on every page)."""
+    page = client.get(path)
+    assert page.status_code == 200, page.text[:300]
+    return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def post_review(client, log_id: int, **fields):
+    """The review form posted for `log_id` (verdict correct unless given)."""
+    token = csrf_token(client, "/reviews")  # the sign-out form carries the session token on every page
+    data = {"csrf_token": token, "verdict": "correct", **fields}
+    return client.post(f"/tickets/{log_id}/reviews", data=data)

@@ -44,7 +44,7 @@ def _seed(dsn: str) -> None:
 
     async def go():
         async with create_pool(dsn, max_size=2) as pool:
-            who = Author("reviewer@example.com", "user")
+            who = Author("reviewer@example.com", "user", "provider")
             # A ticket reviewed twice counts with its latest verdict only.
             await add_review(pool, Scope.tenant("acme"), ids[0], ReviewInput("incorrect", ("tone",)), who)
             for log_id, (verdict, flags) in zip(ids, plan, strict=False):

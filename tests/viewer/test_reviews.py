@@ -10,19 +10,9 @@ import pytest
 from collector_api.store.accounts.principals import create_api_key
 from collector_api.store.core.db import create_pool
 
+from .helpers import csrf_token as _csrf
 from .helpers import login, run_async
-
-
-def _csrf(client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text[:300]
-    return page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-
-
-def _review(client, log_id: int, **fields):
-    token = _csrf(client, "/reviews")  # the sign-out form carries the session token on every page
-    data = {"csrf_token": token, "verdict": "correct", **fields}
-    return client.post(f"/tickets/{log_id}/reviews", data=data)
+from .helpers import post_review as _review
 
 
 def _key(dsn: str, client_id: str, scope: str) -> str:

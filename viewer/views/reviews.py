@@ -15,7 +15,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from collector_api.contract.review_text import ReviewError, validate_review
+from collector_api.contract.review_text import ReviewError, shown_author, validate_review
 from collector_api.store.accounts.principals import list_tenants
 from collector_api.store.logs.reads import STATUSES
 from collector_api.store.reviews.reads import iter_reviewed_tickets, list_reviews, review_queue
@@ -36,16 +36,15 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 api_router = APIRouter(prefix="/api/v1", tags=["reviews"], route_class=ApiRoute)
 Q = Annotated[str | None, Query()]
 QUEUE_PAGE = 50
-MAX_FORM_BYTES = 256 * 1024
-MAX_BODY_BYTES = 256 * 1024
 _AUTH_DOC = {401: {"description": "No session and no valid read- or review-scope API key"}}
 
 
-def review_json(row: dict) -> dict[str, Any]:
-    """A stored review as the API shows it."""
+def review_json(row: dict, principal: Principal) -> dict[str, Any]:
+    """A stored review as the API shows it to `principal` (a provider's email only to providers)."""
     return {"id": row["id"], "ticket": row["log_id"], "client_id": row["client_id"], "verdict": row["verdict"],
             "flags": list(row["flags"]), "note": row["note"], "corrected_draft": row["corrected_draft"],
-            "author": row["author"], "author_kind": row["author_kind"], "created_at": row["created_at"].isoformat()}
+            "author": shown_author(row, principal.is_provider), "author_kind": row["author_kind"],
+            "author_role": row["author_role"], "created_at": row["created_at"].isoformat()}
 
 
 async def record_review(ctx: ViewerContext, principal: Principal, log_id: int, values: dict[str, Any]) -> dict:
@@ -54,8 +53,9 @@ async def record_review(ctx: ViewerContext, principal: Principal, log_id: int, v
     try:
         review = validate_review(values.get("verdict"), values.get("flags"), values.get("note"),
                                  values.get("corrected_draft"), ctx.review_flags)
-        author = (Author(principal.key_id or "?", "api_key") if principal.via == "api_key"
-                  else Author(principal.email or f"user-{principal.user_id}", "user"))
+        author = (Author(principal.key_id or "?", "api_key", "api_key") if principal.via == "api_key"
+                  else Author(principal.email or f"user-{principal.user_id}", "user",
+                              "provider" if principal.is_provider else "client"))
         return await add_review(ctx.pool, principal.scope, log_id, ctx.scrubber.scrub_review(review), author)
     except (ReviewError, TicketNotFound) as exc:
         raise ViewerError(str(exc), status=exc.status) from None
@@ -87,8 +87,9 @@ async def get_review_queue(request: Request, ctx: Context, principal: CurrentPri
 
 
 async def _form(request: Request) -> dict[str, Any]:
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        raise ViewerError(f"the review is too large (at most {MAX_FORM_BYTES:,} bytes)", status=413)
+    """The review form's fields. Its size was already bounded before this runs: the body guard
+    (collector_api.http.body_guard) answers 413 over FLUSSO_MAX_FORM_BYTES; the fields' own
+    limits (note, draft, flags) are validate_review's."""
     form = await request.form(max_files=0, max_fields=64)
     return {"verdict": form.get("verdict"), "flags": form.getlist("flags"), "note": form.get("note"),
             "corrected_draft": form.get("corrected_draft"), "csrf_token": form.get("csrf_token"),
@@ -119,7 +120,7 @@ def _json(data: Any, status: int = 200) -> Response:
 async def get_api_reviews(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
     ticket = parse_log_id(log_id)
     await load_ticket(ctx, principal, ticket)  # 404 for an absent or another tenant's ticket
-    reviews = [review_json(r) for r in await list_reviews(ctx.pool, principal.scope, ticket)]
+    reviews = [review_json(r, principal) for r in await list_reviews(ctx.pool, principal.scope, ticket)]
     return _json({"ticket": ticket, "verdict": reviews[0]["verdict"] if reviews else None, "reviews": reviews})
 
 
@@ -134,9 +135,7 @@ async def get_api_reviews(log_id: str, ctx: Context, principal: ApiPrincipal) ->
                             413: {"description": "The body is over FLUSSO_MAX_FORM_BYTES"}})
 async def post_api_review(request: Request, log_id: str, ctx: Context, principal: ReviewKeyPrincipal) -> Response:
     ticket = parse_log_id(log_id)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(f"body: at most {MAX_BODY_BYTES:,} bytes")
+    body = await request.body()  # at most FLUSSO_MAX_FORM_BYTES: the body guard answered 413 beyond it
     try:
         values = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -144,7 +143,7 @@ async def post_api_review(request: Request, log_id: str, ctx: Context, principal
     if not isinstance(values, dict):
         raise BadRequest("body: expected a JSON object with verdict, flags, note, corrected_draft")
     row = await record_review(ctx, principal, ticket, values)
-    return _json(review_json(row), status=201)
+    return _json(review_json(row, principal), status=201)
 
 
 def export_line(row: dict) -> dict[str, Any]:

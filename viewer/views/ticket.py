@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from collector_api.contract.review_text import VERDICTS
+from collector_api.contract.review_text import VERDICTS, shown_author
 from collector_api.store.reviews.reads import list_reviews
 
 from ..auth import Principal
@@ -37,7 +37,8 @@ async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal
 
 async def review_section(ctx: ViewerContext, principal: Principal, log_id: int, queue: str) -> dict[str, Any]:
     """The review form's choices and the ticket's review history, newest first."""
-    history = await list_reviews(ctx.pool, principal.scope, log_id)
+    history = [{**r, "author": shown_author(r, principal.is_provider)}
+               for r in await list_reviews(ctx.pool, principal.scope, log_id)]
     return {"reviews": history, "verdict": history[0]["verdict"] if history else None,
             "verdicts": VERDICTS, "review_flags": ctx.review_flags, "queue": queue[:2000]}
 

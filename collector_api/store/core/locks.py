@@ -12,6 +12,8 @@ PARTITIONS = 0x50617274  # "Part"
 ROLLUPS = 0x526F6C6C  # "Roll"
 PROVISION = 0x526F6C65  # "Role": creating the roles, moving ownership
 STAGING_PARTITIONS = 0x53746167  # "Stag": trace_spans partitions (store.traces.staging)
+# One tenant's staging decisions (caps and quota), a transaction lock keyed (this, hashtext(client_id)).
+STAGING_TENANT = 0x54726163  # "Trac"
 
 # Leader election of the maintenance jobs (the registry: flusso_obs.jobs), one id per job.
 JOB_PARTITION_UPKEEP = 0x4A6F6201

@@ -20,7 +20,7 @@ from collector_api.store.logs.reads import LIST_COLUMNS, TicketFilters, ticket_c
 MIN_CALIBRATION_N = 30
 BUCKETS = 10
 _REVIEW_COLUMNS = ("id, client_id, log_id, executed_at, verdict, flags, note, corrected_draft, author, author_kind,"
-                   " created_at")
+                   " author_role, created_at")
 
 
 async def list_reviews(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> list[dict]:

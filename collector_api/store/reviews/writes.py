@@ -20,7 +20,7 @@ from collector_api.store.core.scope import tenant_condition
 logger = logging.getLogger(__name__)
 
 REVIEW_COLUMNS = ("id, client_id, log_id, executed_at, verdict, flags, note, corrected_draft, author, author_kind,"
-                  " created_at")
+                  " author_role, created_at")
 
 
 class TicketNotFound(StoreError):
@@ -50,12 +50,14 @@ class Review(Protocol):
 class Author:
     name: str  # a user's email or an API key's id
     kind: str  # "user" or "api_key"
+    role: str  # "provider", "client" or "api_key": what a tenant is shown of a provider's review
 
 
 _FIND_LOG = sql.SQL("SELECT client_id, executed_at, status, overall_confidence, hallucination_risk FROM workflow_logs"
              " WHERE id = %s AND {tenant} LIMIT 1")
 _INSERT = ("INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, flags, note, corrected_draft,"
-           " author, author_kind) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + REVIEW_COLUMNS)
+           " author, author_kind, author_role) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING "
+           + REVIEW_COLUMNS)
 # The latest review (highest id) sets the verdict and flags, whatever order concurrent
 # reviews commit in; a corrected draft stays until a later review brings another.
 _UPSERT_STATE = (
@@ -88,7 +90,7 @@ async def add_review(pool: AsyncConnectionPool, scope: Scope, log_id: int, revie
             await conn.execute("SELECT set_config('flusso.tenant', %s, true)", (log["client_id"],))
         row = await (await conn.execute(_INSERT, (
             log["client_id"], log_id, log["executed_at"], review.verdict, list(review.flags), note, draft,
-            author.name, author.kind))).fetchone()
+            author.name, author.kind, author.role))).fetchone()
         await conn.execute(_UPSERT_STATE, (
             log_id, log["client_id"], log["executed_at"], log["status"], log["overall_confidence"],
             log["hallucination_risk"], row["verdict"], row["flags"], row["corrected_draft"], row["id"],

@@ -1,9 +1,12 @@
 """Staging of received spans (POST /v1/traces) until the assembly job builds their log.
 
 One request's spans are written in ONE transaction as the RLS role, and the request is answered
-after COMMIT: an acknowledged span is durable. Caps (spans and bytes per trace, open traces per
-tenant) and the late window are decided here, under the trace rows' locks, so two requests of
-one trace cannot both pass a cap. `trace_spans` is partitioned by hour of arrival; expiry
+after COMMIT: an acknowledged span is durable. Caps (spans and bytes per trace, open traces and
+staged bytes per tenant) and the late window are decided here, EXACTLY under concurrency: the
+transaction first takes the tenant's staging lock (a transaction advisory lock), so one
+tenant's requests decide and write one after another and a cap counted by one is seen by the
+next (the trace rows' own locks would not cover traces that do not exist yet, nor the tenant's
+totals). Other tenants are not held up. `trace_spans` is partitioned by hour of arrival; expiry
 drops whole partitions (`staging_upkeep`).
 """
 from __future__ import annotations
@@ -40,6 +43,7 @@ class StagingLimits:
     max_bytes_per_trace: int
     max_open_traces: int  # per tenant
     late_window_s: float
+    max_open_bytes: int = 0  # per tenant: payload bytes of its traces awaiting assembly; 0 = no quota
 
 
 @dataclass
@@ -52,7 +56,9 @@ _LOCK_STATES = (
     "SELECT trace_id, state, span_count, bytes, assembled_at, now() AS now FROM trace_state"
     " WHERE client_id = %s AND trace_id = ANY(%s) ORDER BY trace_id FOR UPDATE"
 )
-_OPEN_COUNT = "SELECT count(*) AS n FROM trace_state WHERE client_id = %s AND state = 'open'"
+_TENANT_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+_OPEN_TOTALS = ("SELECT count(*) AS n, coalesce(sum(bytes), 0)::int8 AS bytes FROM trace_state"
+                " WHERE client_id = %s AND state = 'open'")
 # The arrays go in binary (%b): psycopg's text form of a bytea[] escapes every payload byte in
 # Python (~0.9 ms per span, the largest cost of a request); the binary form is a length prefix.
 _INSERT_SPANS = (
@@ -79,14 +85,16 @@ async def stage_spans(pool: AsyncConnectionPool, client_id: str, rows: list[Span
     for row in rows:
         by_trace.setdefault(row.trace_id, []).append(row)
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
+        await conn.execute(_TENANT_LOCK, (locks.STAGING_TENANT, client_id))
         cur = await conn.execute(_LOCK_STATES, (client_id, sorted(by_trace)))
         states = {r["trace_id"]: r for r in await cur.fetchall()}
         new = [t for t in by_trace if t not in states]
-        room = len(new)
-        if new:
-            open_now = (await (await conn.execute(_OPEN_COUNT, (client_id,))).fetchone())["n"]
-            room = max(0, limits.max_open_traces - open_now)
-        accepted, counts = _admit(by_trace, states, new[room:], limits, result)
+        room, budget = len(new), None
+        if new or limits.max_open_bytes:
+            totals = await (await conn.execute(_OPEN_TOTALS, (client_id,))).fetchone()
+            room = max(0, limits.max_open_traces - totals["n"])
+            budget = max(0, limits.max_open_bytes - totals["bytes"]) if limits.max_open_bytes else None
+        accepted, counts = _admit(by_trace, states, new[room:], limits, result, budget)
         if accepted:
             await conn.execute(_INSERT_SPANS, (
                 client_id, [r.trace_id for r in accepted], [r.span_id for r in accepted],
@@ -101,8 +109,10 @@ async def stage_spans(pool: AsyncConnectionPool, client_id: str, rows: list[Span
 
 
 def _admit(by_trace: dict[str, list[SpanRow]], states: dict[str, dict], no_room: list[str],
-           limits: StagingLimits, result: StageResult) -> tuple[list[SpanRow], dict[str, list]]:
-    """The spans within the caps and the late window, and per trace (spans, bytes, dropped, root)."""
+           limits: StagingLimits, result: StageResult,
+           budget: int | None = None) -> tuple[list[SpanRow], dict[str, list]]:
+    """The spans within the caps, the tenant's byte `budget` (None: no quota) and the late
+    window, and per trace (spans, bytes, dropped, root)."""
     accepted: list[SpanRow] = []
     counts: dict[str, list] = {}
     closed = set(no_room)
@@ -126,7 +136,11 @@ def _admit(by_trace: dict[str, list[SpanRow]], states: dict[str, dict], no_room:
             elif size + len(s.payload) > limits.max_bytes_per_trace:
                 result.refused.append((s.index, "cap_bytes", "the trace is at its limit of bytes"))
                 c[2] += 1
+            elif budget is not None and len(s.payload) > budget:
+                result.refused.append((s.index, "cap_tenant_bytes", "the tenant is at its quota of staged bytes"))
+                c[2] += 1
             else:
+                budget = None if budget is None else budget - len(s.payload)
                 n, size = n + 1, size + len(s.payload)
                 c[0], c[1] = c[0] + 1, c[1] + len(s.payload)
                 c[3] = c[3] or s.parent_span_id is None
