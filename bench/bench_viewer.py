@@ -156,11 +156,12 @@ def load_reviews(dsn: str, reviews: int) -> None:
         with conn.transaction():
             conn.execute("SELECT setseed(0.17)")
             conn.execute(
-                "INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, flags, note, author, author_kind)"
+                "INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, flags, note, author, author_kind,"
+                " author_role)"
                 " SELECT client_id, id, executed_at, CASE WHEN random() < overall_confidence THEN 'correct'"
                 "  WHEN random() < 0.5 THEN 'needs_work' ELSE 'incorrect' END,"
                 "  CASE WHEN random() < hallucination_risk * 0.6 THEN ARRAY['hallucination'] ELSE '{}' END,"
-                "  'bench review', 'bench@bench', 'user'"
+                "  'bench review', 'bench@bench', 'user', 'provider'"
                 " FROM workflow_logs WHERE random() < %s LIMIT %s", (fraction, reviews))
             conn.execute(
                 "INSERT INTO ticket_review_state SELECT r.log_id, r.client_id, r.executed_at, l.status,"
