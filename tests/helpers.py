@@ -61,7 +61,7 @@ def metric(url: str, name: str, **labels: str) -> float | None:
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 running the whole app in a background thread."""
 
-    def __init__(self, dsn: str, settings=None, port: int | None = None):
+    def __init__(self, dsn: str, settings=None, port: int | None = None, *, grpc_port: int | None = None):
         import uvicorn
 
         from config.server import ServerSettings
@@ -70,8 +70,8 @@ class LiveServer:
         self.settings = settings or ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32)
         self.port = port or free_port()
         self.url, self.dsn = f"http://127.0.0.1:{self.port}", dsn
-        config = uvicorn.Config(create_app(self.settings, dsn), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+        self.app = create_app(self.settings, dsn, grpc_port=grpc_port) if grpc_port else create_app(self.settings, dsn)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
