@@ -71,7 +71,8 @@ def test_database_down_gives_503_then_the_exporter_retries_and_delivers():
         sender.start()
         # the exporter's first attempt was refused too (503 number two) before PostgreSQL comes back
         refused = lambda: metric(server.url, "flusso_request_seconds_count", endpoint="otlp", status="503")  # noqa: E731
-        assert wait_until(lambda: refused() == 2, 20), "the exporter did not try during the outage"
+        # at least twice: a fast retry may land between two polls (== 2 then never holds)
+        assert wait_until(lambda: refused() >= 2, 20), "the exporter did not try during the outage"
         handle = start_embedded(data_dir)  # back up: the exporter's retry lands
         sender.join(timeout=40)
         assert not sender.is_alive()
