@@ -1,11 +1,13 @@
 """Long fuzz run: schemathesis from the app's own OpenAPI against a live server with real
-PostgreSQL, keys and a session; the same test module as `make test`'s short mode
-(tests/fuzz/test_openapi_fuzz.py), with many more cases per operation.
+PostgreSQL, keys and a session, and hypothesis-generated OTLP/gRPC calls to both Export methods of
+its gRPC port; the same test modules as `make test`'s short mode (tests/fuzz/test_openapi_fuzz.py,
+tests/fuzz/test_grpc_fuzz.py: 5 x the examples per gRPC test), with many more cases.
 
     .venv/bin/python bench/fuzz_api.py [--examples 500] [--smoke]
 
 Prints the number of requests sent, the failures by kind (5xx, schema violations) and the time.
-Target: >= 10,000 requests, 0 responses >= 500, 0 schema violations.
+Target: >= 10,000 requests, 0 responses >= 500, 0 schema violations, 0 gRPC calls answered
+UNKNOWN/INTERNAL or with an unexpected status (a failure of the gRPC tests).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from config.server import ServerSettings
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, free_port
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,16 @@ def _keys(dsn: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fuzz_server(fuzz_db):
-    """(server, Credentials): an ingest key and a read key of tenant acme, and a provider session."""
+    """(server, Credentials): an ingest key and a read key of tenant acme, and a provider session.
+    The server also serves OTLP/gRPC on `server.grpc_port`."""
     from tests.viewer.helpers import PASSWORD
 
     dsn, accounts = fuzz_db
     settings = ServerSettings(_env_file=None, flusso_session_secret="fuzz-" + "f" * 40,
                               flusso_pii_hash_key="fuzz-pii-" + "k" * 40,  # /v1/traces is served, not 501
                               flusso_login_attempts_per_minute=10_000, flusso_tenant_rate_limit_per_s=0)
-    server = LiveServer(dsn, settings).start()
+    grpc_port = free_port()
+    server = LiveServer(dsn, settings, grpc_port=grpc_port).start()
     keys = _keys(dsn)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         page = client.get("/login")
@@ -56,5 +58,16 @@ def fuzz_server(fuzz_db):
                                          "csrf_token": token, "next": "/"})
         assert r.status_code == 303, r.text[:300]
         cookie = client.cookies["flusso_session"]
+    server.grpc_port = grpc_port
     yield server, Credentials(keys, cookie)
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def grpc_fuzz(fuzz_server):
+    """(server, an open gRPC channel to its OTLP/gRPC port, the keys of tenant acme by scope)."""
+    import grpc
+
+    server, creds = fuzz_server
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        yield server, channel, creds.keys
