@@ -48,7 +48,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
 
     Always: partition upkeep (months ahead; rows out of DEFAULT), the ingest counters' flush (per
     process: each flushes its own memory), the derived-figures backfill (logs stored before
-    migration 0013) and the session-key backfill (logs stored before migration 0017). The overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
+    migration 0013) and the session-key backfill (logs stored before migration 0017). The
+    overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
     interval is 0."""
