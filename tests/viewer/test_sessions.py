@@ -1,8 +1,10 @@
 """Sessions in the viewer and the JSON API: grouping, keyset pages, tenancy (another tenant's key
 is a 404, even for its own token), the ticket page's link, bad parameters."""
+from datetime import UTC, datetime, timedelta
+
 from collector_api.contract.sessions import derive_session_key
 
-from .helpers import login, make_log, store_logs
+from .helpers import csrf_token, login, make_log, store_logs
 
 TOKEN = "[email:a3f9d8e2b1c5]"  # the example log's requester (docs/workflow-log.example.json)
 ACME_KEY, GLOBEX_KEY = (derive_session_key(c, "email", TOKEN) for c in ("acme", "globex"))
@@ -100,3 +102,23 @@ def test_keyset_pages_show_every_session_once_latest_contact_first(app_client, l
     again = app_client.get("/api/v1/sessions?recontacted=no").json()["sessions"]
     assert again == []  # every acme session has 2+ tickets in the range
     assert len(app_client.get("/api/v1/sessions?recontacted=yes&limit=500").json()["sessions"]) == 8
+
+
+def test_the_overview_and_the_usage_report_carry_the_recontact_rate(app_client):
+    """Standard set, window 7 days, last 30 days: acme resolved A-1, A-4, A-5; A-5 and A-4 were
+    followed within 7 days (A-4, A-3), A-1 not: 2 of 3. globex: G-3 followed by G-2, G-1 not: 1 of 2."""
+    assert login(app_client, "provider@example.com").status_code == 303
+    both = app_client.get("/api/v1/stats").json()["recontact"]
+    assert both["window_days"] == 7 and (both["totals"]["resolved"], both["totals"]["recontacted"]) == (5, 3)
+    assert {c["client_id"]: c["recontacted"] for c in both["per_client"]} == {"acme": 2, "globex": 1}
+    assert sum(d["resolved"] for d in both["per_day"]) == 5 and len(both["per_day"]) >= 30
+    page = app_client.get("/").text
+    assert 'data-stat="recontact_rate">60' in page and 'id="chart-recontact"' in page
+    start = (datetime.now(UTC) - timedelta(days=29)).date().isoformat()
+    usage = app_client.get(f"/api/v1/usage?start={start}&end={datetime.now(UTC).date().isoformat()}").json()
+    assert usage["totals"]["recontact"]["rate"] == 0.6
+    assert {c["client_id"]: c["recontact"]["rate"] for c in usage["clients"]} == {"acme": 2 / 3, "globex": 0.5}
+    app_client.post("/logout", data={"csrf_token": csrf_token(app_client, "/")})
+    assert login(app_client, "acme@example.com").status_code == 303
+    own = app_client.get("/api/v1/stats?client=globex").json()["recontact"]["totals"]
+    assert (own["resolved"], own["recontacted"]) == (3, 2)
