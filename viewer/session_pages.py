@@ -28,14 +28,17 @@ async def build_session_list(ctx: ViewerContext, principal: Principal, query: Se
             "start": f.start.isoformat(), "end": f.end.isoformat(), "filters": query.params or {}}
 
 
-def _timeline(tickets: list[dict]) -> list[dict]:
-    """The tickets as JSON-ready rows, each with the days since the session's previous ticket."""
+def _timeline(tickets: list[dict], window_days: int) -> list[dict]:
+    """The tickets as JSON-ready rows, each with the days since the session's previous ticket and
+    whether it is a recontact (the previous one was resolved, at most `window_days` before; on
+    the first row of a later page the previous ticket is on the page before, so None)."""
     out, previous = [], None
     for t in tickets:
         row = row_json(t)
-        gap = (t["executed_at"] - previous).total_seconds() / 86400 if previous is not None else None
+        gap = (t["executed_at"] - previous["executed_at"]).total_seconds() / 86400 if previous else None
         row["days_since_previous"] = round(gap, 2) if gap is not None else None
-        previous = t["executed_at"]
+        row["recontact"] = (previous["resolution_status"] == "resolved" and gap <= window_days) if previous else None
+        previous = t
         out.append(row)
     return out
 
@@ -51,7 +54,8 @@ async def build_session(ctx: ViewerContext, principal: Principal, key_text: str,
     if session is None:
         raise NotFound("no such session (or it belongs to another client)")
     return {"session_key": session.session_key, "client_id": session.client_id,
-            "summary": row_json(session.summary), "tickets": _timeline(session.tickets),
+            "summary": row_json(session.summary),
+            "tickets": _timeline(session.tickets, ctx.settings.flusso_recontact_days),
             "next_cursor": encode_cursor(session.next_cursor) if session.next_cursor else None,
             "recontact_days": ctx.settings.flusso_recontact_days}
 

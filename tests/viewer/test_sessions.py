@@ -43,6 +43,8 @@ def test_a_client_sees_its_own_sessions_and_another_tenants_key_is_a_404(app_cli
     times = [t["executed_at"] for t in one["tickets"]]
     assert times == sorted(times) and one["tickets"][0]["ticket_id"] == "A-OLD"
     assert one["tickets"][0]["days_since_previous"] is None and one["tickets"][1]["days_since_previous"] > 30
+    # A-OLD (resolved) -> A-5 37 days later: no; A-5 (resolved) -> A-4 3 days later: a recontact
+    assert [t["recontact"] for t in one["tickets"]] == [None, False, True, True, False, False]
     assert one["tickets"][-1]["draft_excerpt"].startswith("Hello [name:")
 
 
