@@ -113,20 +113,31 @@ async def list_sessions(pool: AsyncConnectionPool, scope: Scope, f: SessionFilte
     async with scoped_transaction(pool, narrowed(scope, f.client_id)) as conn:
         for _ in range(MAX_WALK_BATCHES):
             found, walked_to = await _candidates(conn, scope, f, position, seen)
-            if after is not None and found:
-                shown = await _shown_before(conn, scope, f, after, [k for k, _ in found])
-                found = [(k, p) for k, p in found if k not in shown]
-            summaries = await _summaries(conn, scope, f, [k for k, _ in found]) if found else {}
-            for key, at in found:
-                row = summaries.get(key)
-                if row is not None and _wanted(row, f.recontacted):
-                    page.append({**row, "_at": at})
-                    if len(page) > limit:
-                        return _page(page[:limit], page[limit - 1]["_at"])
+            while found:  # in chunks of what the page still needs: a batch meets up to 1,000 sessions
+                chunk, found = found[:limit + 1 - len(page)], found[limit + 1 - len(page):]
+                if await _fill(conn, scope, f, after, chunk, page) and len(page) > limit:
+                    return _page(page[:limit], page[limit - 1]["_at"])
             if walked_to is None:
                 return _page(page, None)
             position = walked_to
     return _page(page, position)  # the walk's budget is spent: the next page continues from here
+
+
+async def _fill(conn, scope: Scope, f: SessionFilters, after: Cursor | None, chunk: list, page: list) -> bool:
+    """Append the sessions of `chunk` not shown on an earlier page and wanted by the filters, in
+    walk order, with their summaries; whether any was appended."""
+    if after is not None:
+        shown = await _shown_before(conn, scope, f, after, [k for k, _ in chunk])
+        chunk = [(k, p) for k, p in chunk if k not in shown]
+    if not chunk:
+        return False
+    summaries = await _summaries(conn, scope, f, [k for k, _ in chunk])
+    before = len(page)
+    for key, at in chunk:
+        row = summaries.get(key)
+        if row is not None and _wanted(row, f.recontacted):
+            page.append({**row, "_at": at})
+    return len(page) > before
 
 
 def _page(rows: list[dict], at: tuple | None) -> SessionPage:
