@@ -25,34 +25,42 @@ MAX_VALUE_CHARS = 512
 _LABEL = b"flusso.session.v1\x1f"
 
 
+_BASE = hashlib.sha256(_LABEL)  # copied per key: the label is hashed once
+
+
 def derive_session_key(client_id: str, kind: str, value: str) -> str:
     """`<kind>-<32 hex>`: one-way, tenant-specific (the tenant is hashed in)."""
-    material = _LABEL + "\x1f".join((client_id, kind, value)).encode("utf-8", "surrogatepass")
-    return f"{kind}-{hashlib.sha256(material).hexdigest()[:32]}"
+    digest = _BASE.copy()
+    digest.update(f"{client_id}\x1f{kind}\x1f{value}".encode("utf-8", "surrogatepass"))
+    return f"{kind}-{digest.hexdigest()[:32]}"
 
 
-def _value(raw: Any) -> str | None:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+def _value(raw: Any, numbers: bool = False) -> str | None:
+    if raw.__class__ is str:
+        text = raw.strip()
+    elif numbers and isinstance(raw, int) and not isinstance(raw, bool):
+        text = str(raw)
+    else:
         return None
-    text = str(raw).strip()
     return text[:MAX_VALUE_CHARS] if text else None
 
 
 def session_key(client_id: str, document: Any) -> str | None:
     """The session key of a (redacted, validated) log of `client_id`, or None when the ticket
-    names neither a conversation nor a requester."""
-    trace = document.get("trace") if isinstance(document, dict) else None
-    ticket = trace.get("ticket") if isinstance(trace, dict) else None
-    if not isinstance(ticket, dict):
+    names neither a conversation nor a requester. Runs once per stored log: kept cheap."""
+    try:
+        ticket = document["trace"]["ticket"]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if ticket.__class__ is not dict:
         return None
     for name in CONVERSATION_FIELDS:
-        value = _value(ticket.get(name))
+        value = _value(ticket.get(name), numbers=True)
         if value is not None:
             return derive_session_key(client_id, "conv", value)
-    for kind, names in REQUESTER_FIELDS:
+    for kind, names in REQUESTER_FIELDS:  # a requester token is text
         for name in names:
-            raw = ticket.get(name)
-            value = _value(raw) if not isinstance(raw, int) else None  # a requester token is text
+            value = _value(ticket.get(name))
             if value is not None:
                 return derive_session_key(client_id, kind, value)
     return None
