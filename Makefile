@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 DEMO_TICKETS ?= 50
+DEMO_BACKFILL_DAYS ?= 30
 
 run: $(STAMP)
-	$(BIN)/flusso-obs run --demo-tickets $(DEMO_TICKETS)
+	$(BIN)/flusso-obs run --demo-tickets $(DEMO_TICKETS) --demo-backfill-days $(DEMO_BACKFILL_DAYS)
 
 # The suite runs on every core (pytest-xdist): one embedded PostgreSQL per worker, tests handed
 # out in collected order (--dist load), so each worker still runs its browser tests last.

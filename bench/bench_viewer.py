@@ -12,6 +12,9 @@ Reviews (--reviews, default a tenth of the logs): review queue <= 100 ms, search
 verdict <= 100 ms, overview with calibration <= 150 ms, posting a review <= 50 ms.
 Targets (at 1,000,000 logs): overview p95 <= 150 ms, search <= 100 ms, ticket detail <= 50 ms,
 usage report <= 200 ms, compare <= 100 ms.
+Sessions (every log has a customer; regulars come back; one customer of client-00 has 10,000
+tickets): /sessions p95 <= 150 ms, a session page <= 50 ms, the 10,000-ticket session <= 100 ms,
+the overview with the recontact rate <= 150 ms.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ import psycopg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from collector_api.contract.derived import derived_json  # noqa: E402  (what the collector stores)
+from collector_api.contract.sessions import derive_session_key  # noqa: E402
 
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
 BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
@@ -50,13 +54,22 @@ PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-           "log_data", "critical_path", "usage_by_model")  # the last two as the collector derives them
+           "log_data", "critical_path", "usage_by_model", "session_key")  # the last three as the collector derives them
+REGULARS = 100  # per tenant: customers who write a third of the tickets
+WHALE = "[email:00000000beef]"  # client-00's customer with up to 10,000 tickets
 LLM_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet")
 
 
-def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime) -> tuple:
+def customer_of(rng: random.Random, logs: int) -> str:
+    """A requester token: a third of the tickets from a few regulars, the rest from a crowd."""
+    who = rng.randrange(REGULARS) if rng.random() < 0.33 else REGULARS + rng.randrange(max(1, logs // 2))
+    return f"[email:{who:012x}]"
+
+
+def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime, customer: str = WHALE) -> tuple:
     """One realistic log as a workflow_logs row (without id)."""
     doc = copy.deepcopy(EXAMPLE)
+    doc["trace"]["ticket"]["requester_email"] = customer
     roll = rng.random()
     status = "SUCCESS" if roll < 0.82 else ("PARTIAL" if roll < 0.93 else "FAILED")
     resolution = {"SUCCESS": "resolved", "PARTIAL": rng.choice(("escalated", "unresolved")),
@@ -101,7 +114,7 @@ def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime)
     critical, usage = derived_json(doc)
     row = (tenant, ticket_id, status, executed, trace_id, env, version, resolution, confidence, risk, iterations,
            duration, tokens_in, tokens_out, cost, True, orjson.dumps(nodes).decode(), orjson.dumps(doc).decode(),
-           critical, usage)
+           critical, usage, derive_session_key(tenant, "email", customer))
     return row
 
 
@@ -127,6 +140,7 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
         first_id = conn.execute("SELECT nextval('workflow_logs_id_seq')").fetchone()[0]
         conn.execute("SELECT setval('workflow_logs_id_seq', %s)", (first_id + logs,))
         batch = 5000
+        whale_every = max(2, logs // min(10_000, max(1, logs // 10)))  # 10,000 tickets (a tenth of small loads)
         with tqdm(total=logs, unit="log", desc="loading", file=sys.stderr) as bar:
             for start in range(0, logs, batch):
                 n = min(batch, logs - start)
@@ -139,8 +153,12 @@ def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
                             for k in range(n):
                                 seq = start + k
                                 tenant = rng.choices(names, weights)[0]
+                                customer = customer_of(rng, logs)
+                                if seq % whale_every == 0:
+                                    tenant, customer = names[0], WHALE
                                 executed = now - timedelta(seconds=rng.random() * days * 86400)
-                                copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed)))
+                                copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed,
+                                                                                  customer)))
                     conn.execute("ALTER TABLE workflow_logs FORCE ROW LEVEL SECURITY")
                 bar.update(n)
         # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
@@ -311,6 +329,13 @@ def main() -> int:
             ids = [r[0] for r in conn.execute(
                 "SELECT id FROM workflow_logs TABLESAMPLE SYSTEM (1) LIMIT 500").fetchall()] or \
                 [r[0] for r in conn.execute("SELECT id FROM workflow_logs LIMIT 500").fetchall()]
+            sessions = [r[0] for r in conn.execute(
+                "SELECT session_key FROM workflow_logs TABLESAMPLE SYSTEM (1) WHERE session_key IS NOT NULL"
+                " LIMIT 200").fetchall()] or \
+                [r[0] for r in conn.execute("SELECT session_key FROM workflow_logs LIMIT 200").fetchall()]
+            whale = derive_session_key("client-00", "email", WHALE)
+            whale_tickets = conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = 'client-00'"
+                                         " AND session_key = %s", (whale,)).fetchone()[0]
         port = 18000 + os.getpid() % 1000
         server = subprocess.Popen([sys.executable, __file__, "--serve", dsn, str(port)])
         base = f"http://127.0.0.1:{port}"
@@ -369,11 +394,26 @@ def main() -> int:
                 ("client", "GET /api/v1/usage (own tenant)", client, [f"/api/v1/usage?month={last_month}"]),
                 ("provider", "compare two tickets", provider,
                  [f"/compare?a={a}&b={b}" for a, b in zip(ids, ids[1:], strict=False) if a != b]),
+                # customer sessions and the recontact rate (the overview rows above include it)
+                ("provider", "sessions (30 days, all tenants)", provider, ["/sessions"]),
+                ("provider", "sessions: client, recontacted=yes", provider,
+                 ["/sessions?client=client-01&recontacted=yes"]),
+                ("client", "sessions (own tenant)", client, ["/sessions"]),
+                ("provider", "GET /api/v1/sessions page 2 (keyset)", provider, "sessions-page-2"),
+                ("provider", "session page (sampled sessions)", provider, [f"/sessions/{k}" for k in sessions]),
+                ("provider", f"session page: {whale_tickets:,} tickets", provider, [f"/sessions/{whale}"]),
+                ("provider", f"GET /api/v1/sessions/{{key}} ({whale_tickets:,})", provider,
+                 [f"/api/v1/sessions/{whale}"]),
+                ("provider", "GET /api/v1/stats with recontact (90 d)", provider,
+                 [f"/api/v1/stats?start={today - timedelta(days=89)}"]),
             ]
             for who, label, session, urls in plan:
                 if urls is None:
                     cursor = provider.get("/api/v1/tickets").json()["next_cursor"]
                     urls = [f"/tickets?after={cursor}"]
+                elif urls == "sessions-page-2":
+                    cursor = provider.get("/api/v1/sessions").json()["next_cursor"]
+                    urls = [f"/api/v1/sessions?after={cursor}"]
                 urls = [rng.choice(urls) if len(urls) > 1 else urls[0] for _ in range(requests)]
                 rows.append((who, label, *measure(session, urls)))
             rows.append(("provider", "POST /tickets/{id}/reviews (form, 303)", *measure_posts(provider, ids, requests)))

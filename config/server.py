@@ -113,6 +113,11 @@ class ServerSettings(BaseSettings):
         description="How often the overview's daily rollups of past days are refreshed (in the background);"
         " 0 turns rollups off and aggregates raw logs on every request.",
     )
+    flusso_recontact_days: int = Field(
+        default=7, ge=1, le=90,
+        description="Recontact window in days: a resolved ticket counts as recontacted when its customer's"
+        " session has another ticket within this many days after it (docs/viewer.md \"Sessions\").",
+    )
     flusso_drain_timeout_s: float = Field(
         default=20.0, ge=1.0, le=600.0,
         description="On SIGTERM: the most time from the signal to exit; requests in progress finish within it.",

@@ -107,6 +107,11 @@ def cmd_demo(args, settings):
 
     if not args.api_key:
         raise CliError("--api-key is required (or set LOG_COLLECTOR_API_KEY); create one with `flusso-obs keys create`")
+    if args.backfill_days:
+        from .demo_backfill import run_backfill
+
+        print(run_backfill(collector=args.collector, api_key=args.api_key, days=args.backfill_days,
+                           pii_key=os.environ.get("PII_HASH_KEY")))
     summary = run_demo(collector=args.collector, api_key=args.api_key, tickets=args.tickets, rate=args.rate,
                        seed=args.seed, progress=not args.quiet, speed=args.speed, concurrency=args.concurrency)
     print(summary)
@@ -220,7 +225,8 @@ def cmd_run(args, settings):
 
     if args.grpc_port is not None:
         settings = settings.model_copy(update={"flusso_grpc_port": args.grpc_port})
-    run_quickstart(settings, host=args.host, port=args.port, demo_tickets=args.demo_tickets)
+    run_quickstart(settings, host=args.host, port=args.port, demo_tickets=args.demo_tickets,
+                   backfill_days=args.demo_backfill_days)
 
 
 # ---- parser: one function per command group -----------------------------------------------
@@ -239,6 +245,9 @@ def _add_serving(sub) -> None:
                            help="worker processes (default 1; e.g. the number of cores on a busy collector)")
         if name == "run":
             p.add_argument("--demo-tickets", type=int, default=50, help="demo tickets to send at start (default 50)")
+            p.add_argument("--demo-backfill-days", type=int, default=30, choices=range(0, 366), metavar="N",
+                           help="demo history to send at start: the last N days (default 30; re-runs add only"
+                                " what is missing)")
 
 
 def _add_keys(sub) -> None:
@@ -322,6 +331,9 @@ def _add_demo(sub) -> None:
     p.add_argument("--speed", type=float, default=50.0,
                    help="scale of simulated latencies: 50 = tickets of ~1-5 s (default), 0 = no waiting")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--backfill-days", type=int, default=0, choices=range(0, 366), metavar="N",
+                   help="first send a history of the last N days (0-365; repeat customers; re-runs add, never"
+                        " duplicate)")
 
 
 def _add_migrate(sub) -> None:

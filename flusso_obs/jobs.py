@@ -14,11 +14,13 @@ from psycopg_pool import AsyncConnectionPool
 from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_GRACE_S, AlertConfig, alert_tick
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
+from collector_api.contract.sessions import session_keys_of
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
+from collector_api.store.logs.session_backfill import backfill_sessions
 from collector_api.store.traces.staging import staging_upkeep
 from collector_api.telemetry.counters import IngestCounters, flush_counters
 from collector_api.traces.assembly import AssemblyConfig, assemble_due
@@ -45,8 +47,9 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     """The jobs of one server process, from its settings.
 
     Always: partition upkeep (months ahead; rows out of DEFAULT), the ingest counters' flush (per
-    process: each flushes its own memory) and the derived-figures backfill (logs stored before
-    migration 0013). The overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
+    process: each flushes its own memory), the derived-figures backfill (logs stored before
+    migration 0013) and the session-key backfill (logs stored before migration 0017). The
+    overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
     interval is 0."""
@@ -54,11 +57,14 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
         jobs.append(Job("rollup-refresh", settings.flusso_rollup_refresh_seconds, locks.JOB_ROLLUP_REFRESH,
-                        lambda: refresh_rollups(pool), deadline_s=ROLLUP_DEADLINE_S))
+                        lambda: refresh_rollups(pool, recontact_days=settings.flusso_recontact_days),
+                        deadline_s=ROLLUP_DEADLINE_S))
     jobs.append(Job("ingest-counters", settings.flusso_ingest_counters_flush_seconds, 0,
                     lambda: flush_counters(counters, pool), per_process=True, deadline_s=COUNTERS_DEADLINE_S))
     jobs.append(Job("derived-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_DERIVED_BACKFILL,
                     lambda: backfill_derived(pool, derive_rows), deadline_s=BACKFILL_DEADLINE_S))
+    jobs.append(Job("session-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_SESSION_BACKFILL,
+                    lambda: backfill_sessions(pool, session_keys_of), deadline_s=BACKFILL_DEADLINE_S))
     alerts = alert_job(settings, pool)  # built even when alerts are off: a bad FLUSSO_WEBHOOK_ALLOW stops the start
     assembly = trace_assembly(pool, settings, traces)
     if assembly is not None:  # staged traces -> workflow logs, and the staging table's hourly partitions

@@ -158,14 +158,15 @@ def _wait_ready(url: str, deadline_s: float = 30.0) -> bool:
     return False
 
 
-def demo_command(url: str, key: str, tickets: int) -> tuple[list[str], dict[str, str]]:
+def demo_command(url: str, key: str, tickets: int, backfill_days: int = 0) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of one demo sender: the key travels in LOG_COLLECTOR_API_KEY, never on
     the command line, where any local user sees it in `ps`."""
-    argv = [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", str(tickets), "--collector", url, "--quiet"]
+    argv = [sys.executable, "-m", "flusso_obs.cli", "demo", "--tickets", str(tickets), "--collector", url, "--quiet",
+            "--backfill-days", str(backfill_days)]
     return argv, {**os.environ, "LOG_COLLECTOR_API_KEY": key}
 
 
-def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list) -> None:
+def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list, backfill_days: int = 0) -> None:
     try:
         if not _wait_ready(url):
             logger.error("server did not become ready; no demo tickets sent")
@@ -174,9 +175,9 @@ def _send_demo(url: str, creds, tickets: int, done: threading.Event, procs: list
         running = []
         for i, (tenant, key) in enumerate(tenants):  # one sender per tenant, in parallel
             share = tickets // len(tenants) + (1 if i < tickets % len(tenants) else 0)
-            if share <= 0 or done.is_set():
+            if (share <= 0 and not backfill_days) or done.is_set():
                 continue
-            argv, env = demo_command(url, key, share)
+            argv, env = demo_command(url, key, share, backfill_days)
             proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
             procs.append(proc)
             running.append((tenant, proc))
@@ -198,7 +199,7 @@ def _print_banner(url: str, creds) -> None:
 
 
 def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: int | None = None,
-                   demo_tickets: int = 50) -> None:
+                   demo_tickets: int = 50, backfill_days: int = 30) -> None:
     """Everything `make run` promises: database, migrations, demo accounts, server, demo tickets."""
     host, port = host or settings.flusso_host, port or settings.flusso_port
     refuse_unsafe_secrets(settings)  # as `serve`: a copied .env with a placeholder is as careless here
@@ -209,7 +210,8 @@ def run_quickstart(settings: ServerSettings, *, host: str | None = None, port: i
         creds = asyncio.run(ensure_demo_credentials(settings, dsn))
         _print_banner(url, creds)
         done, procs = threading.Event(), []
-        sender = threading.Thread(target=_send_demo, args=(url, creds, demo_tickets, done, procs), daemon=True)
+        sender = threading.Thread(target=_send_demo, args=(url, creds, demo_tickets, done, procs, backfill_days),
+                                  daemon=True)
         sender.start()
         try:
             _server(settings, dsn, host, port).run()

@@ -17,6 +17,7 @@ OURS = ("config", "otel_bridge", "collector_api", "viewer", "flusso_obs")
 
 # What the viewer may use of the store: its read side, and the writers a page needs.
 STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats", "collector_api.store.logs.usage",
+               "collector_api.store.logs.sessions", "collector_api.store.logs.recontact",
                "collector_api.store.core.db", "collector_api.store.core.scope",
                "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
                "collector_api.store.core.job_status")

@@ -18,6 +18,7 @@ from typing import Any
 from collector_api.contract.numbers import finite_number, non_negative
 from collector_api.contract.spantree import known_parent
 from collector_api.store.logs.reads import count_tickets, find_tickets_by_trace, get_stats, get_ticket, list_tickets
+from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.usage import get_critical_nodes
 from collector_api.store.reviews.reads import get_calibration
 
@@ -321,11 +322,14 @@ async def build_overview(ctx: ViewerContext, principal: Principal, params: Mappi
     client = parse_client(params, principal)
     use_rollups = rollups_enabled(ctx)
     reads = [get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups),
-             get_calibration(ctx.pool, principal.scope, start, end, client)]
+             get_calibration(ctx.pool, principal.scope, start, end, client),
+             get_recontact(ctx.pool, principal.scope, start, end, client, use_rollups=use_rollups,
+                           window_days=ctx.settings.flusso_recontact_days)]
     if critical_nodes:
         reads.append(get_critical_nodes(ctx.pool, principal.scope, start, end, client_id=client,
                                         use_rollups=use_rollups))
-    stats, calibration, *critical = await asyncio.gather(*reads)
+    stats, calibration, recontact, *critical = await asyncio.gather(*reads)
     data = stats_json(stats)
     data["calibration"] = calibration  # confidence against the reviewers' verdicts
+    data["recontact"] = recontact.as_dict()  # tickets resolved in the range whose customer came back
     return {"stats": data, "client": client, "critical_nodes": critical[0] if critical else []}

@@ -15,7 +15,9 @@ import orjson
 
 from collector_api.contract import dates
 from collector_api.contract.review_text import VERDICTS
+from collector_api.contract.sessions import SESSION_KEY_RE
 from collector_api.store.logs.reads import SORTS, STATUSES, Cursor, TicketFilters
+from collector_api.store.logs.sessions import SessionFilters
 
 from .auth import Principal
 from .errors import BadRequest, NotFound
@@ -183,3 +185,45 @@ def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, defau
     if status:
         accepted["status"] = status
     return TicketQuery(filters, sort, order == "desc", after, limit, accepted)
+
+
+# --- sessions (viewer.session_pages) --------------------------------------------------------
+
+SESSION_PARAMS = ("client", "start", "end", "recontacted", "limit")
+_RECONTACTED = {"yes": True, "no": False}
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    filters: SessionFilters
+    after: Cursor | None = None
+    limit: int = 50
+    params: dict[str, str] | None = None
+
+    def link(self, **overrides: str | None) -> str:
+        params = {**(self.params or {}), **overrides}
+        return urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def parse_session_query(params: Mapping[str, str], principal: Principal) -> SessionQuery:
+    """The /sessions filters: `client` (providers), `start`/`end` (default: the last 30 days),
+    `recontacted` yes|no, `limit` 1-500, `after` (a page cursor)."""
+    start, end = parse_range(params, default_days=DEFAULT_RANGE_DAYS)
+    recontacted = _text(params, "recontacted")
+    if recontacted is not None and recontacted not in _RECONTACTED:
+        raise BadRequest("recontacted: expected yes or no")
+    limit = int(_number(params, "limit", 1, MAX_PAGE) or 50)
+    after_text = _text(params, "after")
+    after = decode_cursor(after_text, "time") if after_text else None
+    accepted = {k: _text(params, k) for k in SESSION_PARAMS if _text(params, k) is not None}
+    filters = SessionFilters(start, end, parse_client(params, principal),
+                             _RECONTACTED.get(recontacted) if recontacted else None)
+    return SessionQuery(filters, after, limit, accepted)
+
+
+def parse_session_key(text: str) -> str:
+    """The key of a /sessions/KEY path; NotFound for anything that is not a session key."""
+    if not SESSION_KEY_RE.match(text):
+        raise NotFound("no such session")
+    return text
+

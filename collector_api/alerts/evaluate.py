@@ -36,6 +36,9 @@ def metric_value(rule: AlertRule, data: dict[str, Any]) -> float | None:
         return float(data.get("stored", 0))
     if rule.metric == "rejections":
         return float(data.get("rejected", 0))
+    if rule.metric == "recontact_rate":  # min_tickets counts the resolved tickets it is a share of
+        resolved = data.get("resolved", 0) or 0
+        return data["recontacted"] / resolved if resolved and resolved >= rule.min_tickets else None
     total = data.get("total", 0) or 0
     if total == 0 or total < rule.min_tickets:
         return None

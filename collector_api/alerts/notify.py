@@ -18,6 +18,9 @@ def tickets_link(public_url: str | None, rule: AlertRule, client_id: str, now: d
     status = {"failure_rate": "FAILED", "partial_rate": "PARTIAL"}.get(rule.metric)
     if status:
         params["status"] = status
+    if rule.metric == "recontact_rate":  # the customers who came back
+        params["recontacted"] = "yes"
+        return f"{(public_url or '').rstrip('/')}/sessions?{urlencode(params)}"
     return f"{(public_url or '').rstrip('/')}/tickets?{urlencode(params)}"
 
 

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from collector_api.contract.numbers import finite_number
 
 METRICS = ("failure_rate", "partial_rate", "avg_hallucination_risk", "p95_execution_s", "cost_usd", "tickets",
-           "rejections")
-RATE_METRICS = ("failure_rate", "partial_rate", "avg_hallucination_risk")  # values in [0, 1]
+           "rejections", "recontact_rate")
+RATE_METRICS = ("failure_rate", "partial_rate", "avg_hallucination_risk", "recontact_rate")  # values in [0, 1]
 OPS = (">", ">=", "<", "<=")
 MIN_WINDOW_S, MAX_WINDOW_S = 300, 7 * 86400
 _UNITS = {"m": 60, "h": 3600, "d": 86400}

@@ -12,6 +12,7 @@ import orjson
 from collector_api.contract.derived import derived_json
 from collector_api.contract.numbers import finite_number
 from collector_api.contract.schema import schema_error
+from collector_api.contract.sessions import session_key
 from collector_api.contract.timestamps import out_of_bounds, parse_executed_at
 from collector_api.store.logs.rows import LogRow
 
@@ -204,5 +205,6 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         node_durations=node_durations,
         critical_path=critical,
         usage_by_model=usage,
+        session_key=session_key(tenant, document),
         index=index,
     )

@@ -89,17 +89,24 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def ticket_id(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None) -> str:
-    """The tenant's ticket attribute (default flusso.ticket_id), else a session id (`session.id`,
-    `gen_ai.conversation.id`, OpenLLMetry's association `session_id`...), else the trace id: on
-    the root first, then on any span (ordered by start, so arrival order does not matter)."""
+def _first_attribute(records: Sequence[SpanRecord], root: SpanRecord, names: Sequence[str]) -> str | None:
+    """The first of `names` any span carries: the root first, then the others (ordered by start,
+    so arrival order does not matter)."""
     ordered = [root, *(r for r in records if r is not root)]
-    for name in (attribute or DEFAULT_TICKET_ATTRIBUTE, *SESSION_ATTRIBUTES):
+    for name in names:
         for r in ordered:
             value = _scalar(r.attributes.get(name))
             if value is not None:
                 return value
-    return format(root.trace_id, "032x")
+    return None
+
+
+def ticket_id(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None) -> str:
+    """The tenant's ticket attribute (default flusso.ticket_id), else a session id (`session.id`,
+    `gen_ai.conversation.id`, OpenLLMetry's association `session_id`...), else the trace id: on
+    the root first, then on any span (ordered by start, so arrival order does not matter)."""
+    value = _first_attribute(records, root, (attribute or DEFAULT_TICKET_ATTRIBUTE, *SESSION_ATTRIBUTES))
+    return value if value is not None else format(root.trace_id, "032x")
 
 
 def _ticket_payload(records: Sequence[SpanRecord], root: SpanRecord, attribute: str | None,
@@ -112,6 +119,9 @@ def _ticket_payload(records: Sequence[SpanRecord], root: SpanRecord, attribute: 
     if user is not None:
         payload.setdefault("user_id", user)  # hashed on arrival (traces_decode)
     payload["ticket_id"] = ticket_id(records, root, attribute)
+    conversation = _first_attribute(records, root, SESSION_ATTRIBUTES)
+    if conversation is not None:  # the session of the ticket (collector_api.contract.sessions)
+        payload.setdefault("conversation_id", conversation)
     return payload
 
 

@@ -18,3 +18,4 @@ def test_bench_viewer_smoke(pg_server_dsn, db_dsn):
     assert "ticket detail" in result.stdout and "overview (30 days, all tenants)" in result.stdout
     assert "review queue (all tenants)" in result.stdout and "POST /tickets/{id}/reviews" in result.stdout
     assert "GET /api/v1/usage (last month)" in result.stdout and "compare two tickets" in result.stdout
+    assert "sessions (30 days, all tenants)" in result.stdout and "session page: " in result.stdout

@@ -84,4 +84,22 @@
       scales: { x: dayAxis({}), y: { beginAtZero: true, ticks: { callback: usd } } }
     }
   });
+  if (stats.recontact) {
+    var rc = stats.recontact.per_day;
+    make("chart-recontact", {
+      type: "line",
+      data: { labels: rc.map(function (d) { return d.day; }), datasets: [
+        { label: "recontact rate", data: rc.map(function (d) { return d.rate; }), borderColor: colors.violet,
+          backgroundColor: colors.violet, spanGaps: true }
+      ] },
+      options: {
+        plugins: { legend: { display: false },
+                   tooltip: { callbacks: { label: function (item) {
+                     var d = rc[item.dataIndex];
+                     return Math.round(item.parsed.y * 1000) / 10 + " % (" + d.recontacted + " of " + d.resolved + " resolved)";
+                   } } } },
+        scales: { x: dayAxis({}), y: { min: 0, max: 1, ticks: { callback: function (v) { return Math.round(v * 100) + " %"; } } } }
+      }
+    });
+  }
 })();

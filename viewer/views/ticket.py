@@ -22,6 +22,7 @@ from ..pages import load_ticket, resolve_links, ticket_sections
 from ..query_params import parse_log_id
 from ..render import render
 from ..routing import PageRoute
+from ..session_pages import other_tickets
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
@@ -32,7 +33,9 @@ async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal
     review = await review_section(ctx, principal, row["id"], request.query_params.get("queue", ""))
     sections = ticket_sections(row)
     await resolve_links(ctx, principal, row, sections["waterfall"])
-    return render(request, "ticket.html", {"principal": principal, "row": row, **sections, **review})
+    others = await other_tickets(ctx, principal, row)
+    return render(request, "ticket.html", {"principal": principal, "row": row, **sections, **review,
+                                           "other_tickets": others})
 
 
 async def review_section(ctx: ViewerContext, principal: Principal, log_id: int, queue: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Usage and cost report: per client, a month (UTC) or a custom range; page, JSON and CSV for billing."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from collector_api.contract.dates import DateError, parse_month
 from collector_api.contract.usage_csv import usage_csv
 from collector_api.store.accounts.principals import list_tenants
+from collector_api.store.logs.recontact import Recontact, get_recontact
 from collector_api.store.logs.usage import UsageReport, get_usage
 
 from ..auth import Principal
@@ -57,16 +59,30 @@ async def build_usage(ctx: ViewerContext, principal: Principal, params: Mapping[
                                                                                                  dict[str, Any]]:
     start, end, month = parse_period(params)
     client = parse_client(params, principal)
-    report = await get_usage(ctx.pool, principal.scope, start, end, client_id=client,
-                             use_rollups=rollups_enabled(ctx))
-    return report, {"month": month, "client": client}
+    report, recontact = await asyncio.gather(
+        get_usage(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=rollups_enabled(ctx)),
+        get_recontact(ctx.pool, principal.scope, start, end, client, use_rollups=rollups_enabled(ctx),
+                      window_days=ctx.settings.flusso_recontact_days))
+    return report, {"month": month, "client": client, "recontact": recontact}
+
+
+def usage_json(report: UsageReport, recontact: Recontact) -> dict[str, Any]:
+    """The report as JSON-ready data, with the recontact rate per client and overall
+    (tickets resolved in the period whose customer came back within the window)."""
+    data = report.as_dict()
+    blank = {"resolved": 0, "recontacted": 0, "rate": None}
+    for c in data["clients"]:
+        c["recontact"] = recontact.per_client.get(c["client_id"], blank)
+    data["totals"]["recontact"] = {k: recontact.totals[k] for k in ("resolved", "recontacted", "rate")}
+    data["recontact_days"] = recontact.window_days
+    return data
 
 
 @router.get("/usage")
 async def get_usage_page(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
     report, chosen = await build_usage(ctx, principal, request.query_params)
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
-    data = report.as_dict()
+    data = usage_json(report, chosen.pop("recontact"))
     query = request.url.query
     return render(request, "usage.html", {
         "principal": principal, "usage": data, "tenants": tenants, **chosen,
@@ -93,7 +109,8 @@ async def get_api_usage(request: Request, ctx: Context, principal: ApiPrincipal,
                         start: str | None = Query(None), end: str | None = Query(None),
                         client: str | None = Query(None)) -> Response:
     report, chosen = await build_usage(ctx, principal, request.query_params)
-    return Response(dumps({**report.as_dict(), "month": chosen["month"]}), media_type="application/json")
+    return Response(dumps({**usage_json(report, chosen["recontact"]), "month": chosen["month"]}),
+                    media_type="application/json")
 
 
 @api_router.get("/usage.csv", summary="The usage report as CSV, for billing", description=_DOC

@@ -55,7 +55,8 @@ def window_start(now: datetime, window_s: int) -> tuple[str, datetime]:
     return grain, current - timedelta(seconds=size * (buckets - 1))
 
 
-async def _window_data(conn, window_s: int, now: datetime, want_p95: bool, want_counts: bool) -> dict[str, dict]:
+async def _window_data(conn, window_s: int, now: datetime, want_p95: bool, want_counts: bool,
+                       want_recontact: bool = False) -> dict[str, dict]:
     grain, start = window_start(now, window_s)
     data: dict[str, dict] = defaultdict(dict)
     rows = await (await conn.execute(
@@ -72,6 +73,12 @@ async def _window_data(conn, window_s: int, now: datetime, want_p95: bool, want_
             hist[r["client_id"]][r["bucket"]] = r["n"]
         for client, counts in hist.items():
             data[client]["p95"] = histogram_quantile(counts, 0.95)
+    if want_recontact:  # whole UTC days from the window's first, from the recontact rollup (store.rollups)
+        first_day = (now.astimezone(UTC) - timedelta(seconds=window_s)).date()
+        for r in await (await conn.execute(
+                "SELECT client_id, sum(resolved)::bigint AS resolved, sum(recontacted)::bigint AS recontacted"
+                " FROM viewer_daily_recontact_rollup WHERE day >= %s GROUP BY 1", (first_day,))).fetchall():
+            data[r["client_id"]].update(resolved=r["resolved"], recontacted=r["recontacted"])
     if want_counts:
         minute_start = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(seconds=window_s - 60)
         for r in await (await conn.execute(
@@ -97,7 +104,7 @@ async def record_evaluation(pool: AsyncConnectionPool, judge: Judge, now: dateti
         for window_s in {r["window_s"] for r in rules}:
             used = {r["metric"] for r in rules if r["window_s"] == window_s}
             windows[window_s] = await _window_data(conn, window_s, now, "p95_execution_s" in used,
-                                                   bool(used & set(COUNTER_METRICS)))
+                                                   bool(used & set(COUNTER_METRICS)), "recontact_rate" in used)
         changes = judge(EvaluationInput(rules, tenants, previous, windows))
         return await _store_transitions(conn, changes, now)
 

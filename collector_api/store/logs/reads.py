@@ -283,7 +283,8 @@ async def iter_ticket_rows(pool: AsyncConnectionPool, scope: Scope, filters: Tic
 async def get_ticket(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> dict | None:
     """The stored row with its document (`log_data`), or None when absent OR another tenant's."""
     tenant, params = tenant_condition(scope)
-    query = sql.SQL("SELECT {columns}, log_data, critical_path FROM workflow_logs WHERE id = %s AND {tenant}"
+    query = sql.SQL("SELECT {columns}, log_data, critical_path, session_key FROM workflow_logs WHERE id = %s"
+                    " AND {tenant}"
                     " LIMIT 1").format(
         columns=sql.SQL(LIST_COLUMNS), tenant=tenant)
     params = [log_id, *params]

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core import locks
 from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
+from collector_api.store.logs.recontact import RECONTACT_LIVE, affected_days
 from collector_api.store.logs.stats import DAILY_LIVE, DURATION_LIVE, FINE_EDGES, NODE_LIVE, utc_midnight
 from collector_api.store.logs.usage import CRITICAL_LIVE, USAGE_LIVE
 
@@ -28,14 +29,18 @@ logger = logging.getLogger(__name__)
 LATE_COMMIT_SLACK = "2 minutes"
 ROLLUP_TABLES = ("viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
                  "viewer_daily_usage_rollup", "viewer_daily_critical_rollup")  # the last two: migration 0013
+DEFAULT_RECONTACT_DAYS = 7  # FLUSSO_RECONTACT_DAYS' default (config.server)
 _DAY_FILTER = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME ZONE 'UTC')::date = ANY(%s)"
 
 
-async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None) -> int:
+async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = None,
+                          recontact_days: int = DEFAULT_RECONTACT_DAYS) -> int:
     """Bring the daily rollups up to date (up to `today`, UTC); returns the days recomputed.
 
-    Safe to call from many processes: one refresh runs at a time (advisory lock), the others
-    return 0 at once.
+    The recontact rollup (window `recontact_days`) is recomputed for every changed day AND the
+    `recontact_days` days before it (a late ticket can be the recontact of an earlier one), and
+    for every day when the window changed. Safe to call from many processes: one refresh runs at
+    a time (advisory lock), the others return 0 at once.
     """
     today = today or datetime.now(UTC).date()
     stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
@@ -45,17 +50,24 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
         if not locked["ok"]:
             return 0
         state = await (await conn.execute(
-            "SELECT watermark FROM viewer_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
+            "SELECT watermark, recontact_days FROM viewer_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
         bounds = await (await conn.execute(
             "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
         first = bounds["first"]
         dirty = await _dirty_days(conn, state["watermark"], first, stop) if first is not None and first < stop else []
         if dirty:
             await _recompute(conn, dirty)
+        if first is not None and first < stop:
+            every = state["recontact_days"] != recontact_days
+            again = _days(first, stop) if every else [d for d in affected_days(dirty, recontact_days) if first <= d]
+            if every:
+                await conn.execute("DELETE FROM viewer_daily_recontact_rollup")
+            await recompute_recontact(conn, again, recontact_days)
         if first is not None:  # retention dropped older partitions: forget their days too
-            for table in (*ROLLUP_TABLES, "viewer_rollup_days"):
+            for table in (*ROLLUP_TABLES, "viewer_daily_recontact_rollup", "viewer_rollup_days"):
                 await conn.execute(f"DELETE FROM {table} WHERE day < %s", (first,))
-        await conn.execute("UPDATE viewer_rollup_state SET watermark = %s WHERE id = 1", (cursor,))
+        await conn.execute("UPDATE viewer_rollup_state SET watermark = %s, recontact_days = %s WHERE id = 1",
+                           (cursor, recontact_days))
     if dirty:
         logger.info("rolled up %d day(s) of workflow logs", len(dirty))
     return len(dirty)
@@ -120,3 +132,33 @@ async def forget_days(conn, days: list[date]) -> None:
     readers aggregate them live until the next refresh recomputes them."""
     if days:
         await conn.execute("DELETE FROM viewer_rollup_days WHERE day = ANY(%s)", (sorted(set(days)),))
+
+
+def _days(first: date, stop: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((stop - first).days)]
+
+
+async def recompute_recontact(conn, days: list[date], window_days: int, *, client_id: str | None = None) -> None:
+    """Replace the recontact rollup rows of `days` (of `client_id` only, when given) with fresh
+    figures, inside the caller's transaction (provider scope or owner)."""
+    days = sorted(set(days))
+    if not days:
+        return
+    tenant, tenant_params = (" AND client_id = %s", [client_id]) if client_id is not None else ("", [])
+    await conn.execute(f"DELETE FROM viewer_daily_recontact_rollup WHERE day = ANY(%s){tenant}",
+                       [days, *tenant_params])
+    params = [window_days, utc_midnight(days[0]), utc_midnight(days[-1] + timedelta(days=1)), days, *tenant_params]
+    await conn.execute("INSERT INTO viewer_daily_recontact_rollup (client_id, day, resolved, recontacted) "
+                       + RECONTACT_LIVE.format(where=_DAY_FILTER + tenant), params)
+
+
+async def recompute_tenant_recontact(pool: AsyncConnectionPool, client_id: str, ticket_days: list[date],
+                                     window_days: int = DEFAULT_RECONTACT_DAYS) -> list[date]:
+    """Recompute `client_id`'s recontact rollup after its tickets on `ticket_days` changed or were
+    removed (erasure): those days and the `window_days` before each (recontact.affected_days).
+    Waits for a rollup refresh in progress; returns the days recomputed."""
+    days = affected_days(list(ticket_days), window_days)
+    async with scoped_transaction(pool, Scope.provider()) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
+        await recompute_recontact(conn, days, window_days, client_id=client_id)
+    return days

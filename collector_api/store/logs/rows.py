@@ -36,4 +36,5 @@ class LogRow:
     log_json_canonical: bool = True
     critical_path: str | None = None  # JSON text (collector_api.contract.derived), computed once at ingest
     usage_by_model: str | None = None  # JSON text (collector_api.contract.derived)
+    session_key: str | None = None  # collector_api.contract.sessions, derived at ingest
     index: int = 0  # the record's position in its request, for error messages

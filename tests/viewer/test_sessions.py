@@ -1,0 +1,126 @@
+"""Sessions in the viewer and the JSON API: grouping, keyset pages, tenancy (another tenant's key
+is a 404, even for its own token), the ticket page's link, bad parameters."""
+from datetime import UTC, datetime, timedelta
+
+from collector_api.contract.sessions import derive_session_key
+
+from .helpers import csrf_token, login, make_log, store_logs
+
+TOKEN = "[email:a3f9d8e2b1c5]"  # the example log's requester (docs/workflow-log.example.json)
+ACME_KEY, GLOBEX_KEY = (derive_session_key(c, "email", TOKEN) for c in ("acme", "globex"))
+
+
+def _customer(client: str, ticket: str, days_ago: float, email: str, **kw) -> dict:
+    doc = make_log(client, ticket, days_ago=days_ago, **kw)
+    doc["trace"]["ticket"]["requester_email"] = email
+    return doc
+
+
+def test_the_provider_sees_each_tenants_session_and_filters_by_client(app_client):
+    assert login(app_client, "provider@example.com").status_code == 303
+    data = app_client.get("/api/v1/sessions").json()
+    by_key = {s["session_key"]: s for s in data["sessions"]}
+    assert set(by_key) == {ACME_KEY, GLOBEX_KEY}  # one email, two tenants: two keys
+    assert by_key[ACME_KEY]["tickets"] == 5 and by_key[GLOBEX_KEY]["tickets"] == 3  # A-OLD: outside 30 days
+    acme = by_key[ACME_KEY]
+    assert (acme["success"], acme["partial"], acme["failed"], acme["resolved"]) == (3, 1, 1, 3)
+    assert acme["open_reviews"] == 2  # the FAILED and the PARTIAL ticket, not reviewed
+    assert [s["session_key"] for s in app_client.get("/api/v1/sessions?client=acme").json()["sessions"]] == [ACME_KEY]
+    page = app_client.get("/sessions")
+    assert page.status_code == 200 and ACME_KEY in page.text and GLOBEX_KEY in page.text
+
+
+def test_a_client_sees_its_own_sessions_and_another_tenants_key_is_a_404(app_client):
+    assert login(app_client, "acme@example.com").status_code == 303
+    listed = app_client.get("/api/v1/sessions?client=globex").json()["sessions"]
+    assert [s["session_key"] for s in listed] == [ACME_KEY]
+    for path in (f"/api/v1/sessions/{GLOBEX_KEY}", f"/api/v1/sessions/{GLOBEX_KEY}?client=globex",
+                 f"/sessions/{GLOBEX_KEY}", "/api/v1/sessions/email-" + "0" * 32):
+        assert app_client.get(path).status_code == 404, path
+    assert "globex" not in app_client.get(f"/sessions/{GLOBEX_KEY}").text.lower().replace("globex@", "")
+    one = app_client.get(f"/api/v1/sessions/{ACME_KEY}").json()
+    assert one["client_id"] == "acme" and one["summary"]["tickets"] == 6
+    times = [t["executed_at"] for t in one["tickets"]]
+    assert times == sorted(times) and one["tickets"][0]["ticket_id"] == "A-OLD"
+    assert one["tickets"][0]["days_since_previous"] is None and one["tickets"][1]["days_since_previous"] > 30
+    # A-OLD (resolved) -> A-5 37 days later: no; A-5 (resolved) -> A-4 3 days later: a recontact
+    assert [t["recontact"] for t in one["tickets"]] == [None, False, True, True, False, False]
+    assert one["tickets"][-1]["draft_excerpt"].startswith("Hello [name:")
+
+
+def test_read_keys_read_sessions_and_ingest_keys_do_not(app_client, loaded_db):
+    _, accounts, _ = loaded_db
+    ok = app_client.get("/api/v1/sessions", headers={"X-API-Key": accounts["read_key"]})
+    assert ok.status_code == 200 and [s["session_key"] for s in ok.json()["sessions"]] == [ACME_KEY]
+    assert app_client.get("/api/v1/sessions", headers={"X-API-Key": accounts["ingest_key"]}).status_code == 401
+    assert app_client.get(f"/api/v1/sessions/{GLOBEX_KEY}",
+                          headers={"X-API-Key": accounts["read_key"]}).status_code == 404
+
+
+def test_the_ticket_page_links_the_customers_other_tickets(app_client, loaded_db):
+    _, _, ids = loaded_db
+    assert login(app_client, "acme@example.com").status_code == 303
+    page = app_client.get(f"/tickets/{ids['A-2']}").text
+    assert f'href="/sessions/{ACME_KEY}"' in page and "this customer's other tickets (5)" in page
+    session = app_client.get(f"/sessions/{ACME_KEY}").text
+    assert f'href="/tickets/{ids["A-2"]}"' in session
+
+
+def test_bad_parameters_are_named_4xx(app_client):
+    assert login(app_client, "provider@example.com").status_code == 303
+    for path, status, word in (("/api/v1/sessions?recontacted=maybe", 400, "recontacted"),
+                               ("/api/v1/sessions?limit=0", 400, "limit"),
+                               ("/api/v1/sessions?after=%%%", 400, "after"),
+                               ("/api/v1/sessions?start=2026-13-01", 400, "start"),
+                               ("/api/v1/sessions/not-a-key", 404, "session"),
+                               ("/api/v1/sessions/" + "x" * 5000, 404, "session"),
+                               (f"/api/v1/sessions/{ACME_KEY}?after=abc", 400, "after"),
+                               ("/api/v1/sessions/email-'%3B--" + "0" * 24, 404, "session")):
+        r = app_client.get(path)
+        assert r.status_code == status and word in r.json()["detail"], (path, r.status_code, r.text[:200])
+
+
+def test_keyset_pages_show_every_session_once_latest_contact_first(app_client, loaded_db):
+    dsn = loaded_db[0]
+    docs = []
+    for i in range(7):  # customer i: a recent ticket and an older one, interleaved with the others
+        email = f"[email:{i:012x}]"
+        docs += [_customer("acme", f"C{i}-new", 0.1 + i * 0.3, email), _customer("acme", f"C{i}-old", 9 - i, email)]
+    store_logs(dsn, docs)
+    assert login(app_client, "acme@example.com").status_code == 303
+    seen, after, pages = [], None, 0
+    while True:
+        r = app_client.get("/api/v1/sessions?limit=2" + (f"&after={after}" if after else "")).json()
+        seen += r["sessions"]
+        pages += 1
+        after = r["next_cursor"]
+        if not after:
+            break
+    keys = [s["session_key"] for s in seen]
+    assert len(keys) == len(set(keys)) == 8 and pages >= 4  # 7 customers + the example's requester
+    lasts = [s["last_contact"] for s in seen]
+    assert lasts == sorted(lasts, reverse=True)
+    assert all(s["tickets"] == 2 for s in seen if s["session_key"] != ACME_KEY)
+    again = app_client.get("/api/v1/sessions?recontacted=no").json()["sessions"]
+    assert again == []  # every acme session has 2+ tickets in the range
+    assert len(app_client.get("/api/v1/sessions?recontacted=yes&limit=500").json()["sessions"]) == 8
+
+
+def test_the_overview_and_the_usage_report_carry_the_recontact_rate(app_client):
+    """Standard set, window 7 days, last 30 days: acme resolved A-1, A-4, A-5; A-5 and A-4 were
+    followed within 7 days (A-4, A-3), A-1 not: 2 of 3. globex: G-3 followed by G-2, G-1 not: 1 of 2."""
+    assert login(app_client, "provider@example.com").status_code == 303
+    both = app_client.get("/api/v1/stats").json()["recontact"]
+    assert both["window_days"] == 7 and (both["totals"]["resolved"], both["totals"]["recontacted"]) == (5, 3)
+    assert {c["client_id"]: c["recontacted"] for c in both["per_client"]} == {"acme": 2, "globex": 1}
+    assert sum(d["resolved"] for d in both["per_day"]) == 5 and len(both["per_day"]) >= 30
+    page = app_client.get("/").text
+    assert 'data-stat="recontact_rate">60' in page and 'id="chart-recontact"' in page
+    start = (datetime.now(UTC) - timedelta(days=29)).date().isoformat()
+    usage = app_client.get(f"/api/v1/usage?start={start}&end={datetime.now(UTC).date().isoformat()}").json()
+    assert usage["totals"]["recontact"]["rate"] == 0.6
+    assert {c["client_id"]: c["recontact"]["rate"] for c in usage["clients"]} == {"acme": 2 / 3, "globex": 0.5}
+    app_client.post("/logout", data={"csrf_token": csrf_token(app_client, "/")})
+    assert login(app_client, "acme@example.com").status_code == 303
+    own = app_client.get("/api/v1/stats?client=globex").json()["recontact"]["totals"]
+    assert (own["resolved"], own["recontacted"]) == (3, 2)
