@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, alerts, demo, db url, retention, usage, tenants."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from datetime import UTC
 
 from config.server import ServerSettings
 
+from .cli_evals import add_evals
 from .database import database, migrate, run_store
 from .errors import CliError
 
@@ -353,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, _add_demo, _add_database, _add_usage,
-                _add_tenants):
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, add_evals, _add_demo, _add_database,
+                _add_usage, _add_tenants):
         add(sub)
     return parser
 
