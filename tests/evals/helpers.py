@@ -75,8 +75,9 @@ class FakeJudge:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.block_on_close = False  # a handler still sleeping (a timeout test) is not waited for
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/chat/completions"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> FakeJudge:
         self.thread.start()
