@@ -36,6 +36,16 @@ async def scores_by_log(conn: psycopg.AsyncConnection, client_id: str | None,
     return out
 
 
+async def evaluator_names(pool: AsyncConnectionPool, scope: Scope, client_id: str | None = None) -> list[str]:
+    """Names of the evaluators that may score `scope`'s logs (for all tenants, or its own)."""
+    tenant = client_id if scope.all_tenants else scope.client_id
+    async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
+        rows = await (await conn.execute(
+            "SELECT name FROM evaluators WHERE %s::text IS NULL OR client_id IS NULL OR client_id = %s ORDER BY name",
+            (tenant, tenant))).fetchall()
+    return [r["name"] for r in rows]
+
+
 async def ticket_scores(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> list[dict]:
     """The latest score of each evaluator for one log (name, version, score, reason, cost), and
     each evaluator's latest non-score outcome when it has no score."""

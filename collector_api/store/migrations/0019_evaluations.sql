@@ -97,6 +97,9 @@ ALTER TABLE evaluators FORCE ROW LEVEL SECURITY;
 ALTER TABLE evaluator_spend ENABLE ROW LEVEL SECURITY;
 ALTER TABLE evaluator_spend FORCE ROW LEVEL SECURITY;
 CREATE POLICY provider_all ON evaluators USING (current_setting('flusso.scope', true) = 'provider');
+-- A tenant may see which evaluators score its logs (the store reads their names only).
+CREATE POLICY tenant_reads ON evaluators FOR SELECT TO flusso_app
+    USING (client_id IS NULL OR client_id = current_setting('flusso.tenant', true));
 CREATE POLICY owner_all ON evaluators TO CURRENT_USER USING (true) WITH CHECK (true);
 CREATE POLICY provider_all ON evaluator_spend USING (current_setting('flusso.scope', true) = 'provider');
 CREATE POLICY owner_all ON evaluator_spend TO CURRENT_USER USING (true) WITH CHECK (true);
