@@ -5,11 +5,10 @@
   var node = document.getElementById("stats-data");
   var canvas = document.getElementById("chart-evaluations");
   if (!node || !canvas || typeof Chart === "undefined") { return; }
-  var series = JSON.parse(node.textContent).evaluations.series;
+  var stats = JSON.parse(node.textContent);
+  var series = stats.evaluations.series;
   var names = Object.keys(series).sort();
-  var days = {};
-  names.forEach(function (n) { series[n].forEach(function (p) { days[p.day] = true; }); });
-  var labels = Object.keys(days).sort();
+  var labels = stats.per_day.map(function (d) { return d.day; });  // the range's days, as the other charts
   var palette = ["#3b6fd4", "#2f9e62", "#d64545", "#e0a526", "#8a4fd6", "#20a4a4", "#888"];
   new Chart(canvas, {
     type: "line",

@@ -103,3 +103,9 @@ CREATE POLICY tenant_reads ON evaluators FOR SELECT TO flusso_app
 CREATE POLICY owner_all ON evaluators TO CURRENT_USER USING (true) WITH CHECK (true);
 CREATE POLICY provider_all ON evaluator_spend USING (current_setting('flusso.scope', true) = 'provider');
 CREATE POLICY owner_all ON evaluator_spend TO CURRENT_USER USING (true) WITH CHECK (true);
+
+-- Alert rules on an evaluator's average score: metric `eval:<evaluator name>`.
+ALTER TABLE alert_rules DROP CONSTRAINT alert_rules_metric_check;
+ALTER TABLE alert_rules ADD CONSTRAINT alert_rules_metric_check CHECK (
+    metric IN ('failure_rate', 'partial_rate', 'avg_hallucination_risk', 'p95_execution_s', 'cost_usd', 'tickets',
+               'rejections') OR metric ~ '^eval:[a-z0-9][a-z0-9_.-]{0,63}$');
