@@ -291,7 +291,8 @@ def _add_alerts(sub) -> None:
     acts = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
     p = acts.add_parser("create", help="create a rule (its signing secret is printed once, on the last line)")
     p.add_argument("--name", required=True, help="a name for people (1-100 characters)")
-    p.add_argument("--metric", required=True, help=f"one of {', '.join(METRICS)}")
+    p.add_argument("--metric", required=True, help=f"one of {', '.join(METRICS)}, or eval:<evaluator> (its average"
+                   " score, docs/evaluations.md)")
     p.add_argument("--op", required=True, help=f"one of {' '.join(OPS)} (tickets: < or <=)")
     p.add_argument("--threshold", required=True, help="a number; rates and risk are fractions 0-1")
     p.add_argument("--window", required=True, help="5m to 7d, e.g. 15m, 6h, 1d")

@@ -75,7 +75,10 @@ def cmd_evals_rerun(args, settings: ServerSettings) -> None:
     since, until = _when(args.since, "--since"), _when(args.until, "--until")
     if until <= since:
         raise CliError("--until must be later than --since")
-    config = EvalConfig(judge=judge_config(settings))
+    try:
+        config = EvalConfig(judge=judge_config(settings))
+    except ValueError as exc:  # JudgeConfigError: names FLUSSO_JUDGE_URL
+        raise CliError(str(exc)) from None
 
     async def work(pool):
         row = await evaluator_by_name(pool, args.evaluator)
