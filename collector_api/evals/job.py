@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.evals.judge import JudgeConfig, new_client
-from collector_api.evals.run import evaluate_batch
+from collector_api.evals.run import BatchResult, run_deterministic, run_judges
 from collector_api.evals.spec import Evaluator, evaluator_from_row
 from collector_api.store.evals.evaluators import evaluator_rows
 from collector_api.store.evals.writes import done_keys, logs_between, month_spend, next_batch, record_results
@@ -45,17 +45,26 @@ def month_of(now: datetime) -> date:
     return now.astimezone(UTC).date().replace(day=1)
 
 
-async def _evaluate_and_store(pool: AsyncConnectionPool, config: EvalConfig, evaluators: list[Evaluator],
-                              logs: list[dict], cursor, report: TickReport, client) -> None:
-    month = month_of(datetime.now(UTC))
-    done = await done_keys(pool, [log["id"] for log in logs])
-    spent = await month_spend(pool, month) if any(e.is_judge for e in evaluators) else {}
-    result = await evaluate_batch(logs, evaluators, done, judge=config.judge, client=client, spent=spent)
+async def _store(pool: AsyncConnectionPool, result: BatchResult, month: date, cursor, report: TickReport) -> None:
     report.scores += await record_results(pool, result.scores, result.outcomes,
                                           [s.row() for s in result.spend.values()], month, cursor)
-    report.logs += len(logs)
     for o in result.outcomes:
         report.outcomes[o.outcome] = report.outcomes.get(o.outcome, 0) + 1
+
+
+async def _evaluate_and_store(pool: AsyncConnectionPool, config: EvalConfig, evaluators: list[Evaluator],
+                              logs: list[dict], cursor, report: TickReport, client) -> None:
+    """The deterministic scores are stored first (a slow judge does not hold them back), then the
+    judge's with the cursor: a crash in between repeats only what is not stored yet."""
+    month = month_of(datetime.now(UTC))
+    done = await done_keys(pool, [log["id"] for log in logs])
+    result, judged = await run_deterministic(logs, evaluators, done)
+    if judged and config.judge is not None and client is not None:
+        await _store(pool, result, month, None, report)
+        spent = await month_spend(pool, month)
+        result = await run_judges(judged, judge=config.judge, client=client, spent=spent)
+    await _store(pool, result, month, cursor, report)
+    report.logs += len(logs)
 
 
 async def evaluate_new_logs(pool: AsyncConnectionPool, config: EvalConfig) -> TickReport:
