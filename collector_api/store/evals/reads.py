@@ -98,12 +98,13 @@ async def scores_against_verdicts(pool: AsyncConnectionPool, scope: Scope, start
 
 async def evaluator_averages(conn: psycopg.AsyncConnection, names: Sequence[str], since: datetime,
                              min_n: int = 1) -> dict[tuple[str, str], dict[str, Any]]:
-    """(evaluator, tenant) -> {mean, n} of scores of logs executed since `since`, for the alert
+    """(evaluator, tenant) -> {mean, n} of latest-version scores of logs executed since `since`, for the alert
     metric `eval:<name>` (the caller's connection: the alert job's, as the owner)."""
     if not names:
         return {}
     rows = await (await conn.execute(
-        "SELECT evaluator, client_id, avg(score) AS mean, count(*) AS n FROM evaluation_scores"
-        " WHERE evaluator = ANY(%s) AND executed_at >= %s GROUP BY 1, 2 HAVING count(*) >= %s",
+        "SELECT evaluator, client_id, avg(score) AS mean, count(*) AS n FROM (SELECT DISTINCT ON (client_id, log_id,"
+        " evaluator) evaluator, client_id, score FROM evaluation_scores WHERE evaluator = ANY(%s) AND executed_at >= %s"
+        " ORDER BY client_id, log_id, evaluator, version DESC) latest GROUP BY 1, 2 HAVING count(*) >= %s",
         (list(names), since, min_n))).fetchall()
     return {(r["evaluator"], r["client_id"]): {"mean": r["mean"], "n": r["n"]} for r in rows}
