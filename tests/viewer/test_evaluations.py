@@ -127,3 +127,24 @@ def test_browser_evaluators_page_and_a_scored_ticket(viewer_page, live_server, m
     assert viewer_page.locator("#chart-evaluations").count() == 1
     viewer_page.locator("#evaluations").scroll_into_view_if_needed()
     viewer_page.screenshot(path=str(ARTIFACTS / "overview-evaluations.png"), full_page=True)
+
+
+def test_retention_drops_the_scores_of_dropped_months(loaded_db):
+    from datetime import date
+
+    from collector_api.store.logs.partitions import drop_partitions_before, ensure_partitions, list_partitions
+
+    dsn, _, ids = loaded_db
+    put_scores(dsn, ids, {"A-OLD": 0.5, "A-1": 0.7})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO evaluation_outcomes (client_id, log_id, executed_at, evaluator, version, outcome)"
+                     " SELECT client_id, id, executed_at, 'judge', 1, 'invalid' FROM workflow_logs WHERE id = %s",
+                     (ids["A-OLD"],))
+        old_day = conn.execute("SELECT executed_at FROM workflow_logs WHERE id = %s",
+                               (ids["A-OLD"],)).fetchone()[0].date()
+        ensure_partitions(conn, first=old_day)
+        [part] = [p for p in list_partitions(conn) if p.start <= old_day < p.end]
+        assert part.end <= date.today()
+        drop_partitions_before(conn, part.end)
+        assert [r[0] for r in conn.execute("SELECT log_id FROM evaluation_scores")] == [ids["A-1"]]
+        assert conn.execute("SELECT count(*) FROM evaluation_outcomes").fetchone()[0] == 0
