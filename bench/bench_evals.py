@@ -14,8 +14,8 @@ and ingest latency with and without the evaluation job running.
 3. `ingest p99`: one `flusso-obs serve` on a fresh embedded PostgreSQL, legacy `POST
    /api/v1/logs` at a steady rate; phases alternate: job idle (evaluators disabled), job with
    the four deterministic evaluators, job busy (those and a judge at the 200 ms endpoint, every
-   new log; FLUSSO_EVAL_INTERVAL_S=1), each starting from the present (steady state). p99 of
-   each against idle.
+   new log; FLUSSO_EVAL_INTERVAL_S=5, the default is 30), each starting from the present
+   (steady state). p99 and p50 of each against idle, and the server's CPU per log in each.
 
 Exit 1 when a target is missed at full size: deterministic < 2,000 logs/s, judge < 70 logs/s,
 ingest p99 busy / idle > 1.1.
@@ -133,7 +133,7 @@ def start_server(dsn: str, workdir: Path, judge_url: str) -> tuple[subprocess.Po
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=dsn, FLUSSO_DATA_DIR=str(workdir / "data"), PYTHONPATH=str(ROOT),
-               FLUSSO_SESSION_SECRET="bench-" + "x" * 40, FLUSSO_GRPC_PORT="0", FLUSSO_EVAL_INTERVAL_S="1",
+               FLUSSO_SESSION_SECRET="bench-" + "x" * 40, FLUSSO_GRPC_PORT="0", FLUSSO_EVAL_INTERVAL_S=EVAL_INTERVAL_S,
                FLUSSO_JUDGE_URL=judge_url, FLUSSO_JUDGE_CONCURRENCY="16")
     proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1", "--port",
                              str(port)], cwd=workdir, env=env, stdout=(workdir / "server.log").open("wb"),
@@ -152,6 +152,7 @@ def start_server(dsn: str, workdir: Path, judge_url: str) -> tuple[subprocess.Po
     raise SystemExit("FAILED: server not ready within 60 s")
 
 
+EVAL_INTERVAL_S = "5"  # a few ticks in every phase (the default, 30 s, spreads a tick's fixed cost wider)
 REFUSED = [0]  # 429/503 answers of the current phase (the tenant's in-flight bound on a saturated machine)
 
 
@@ -198,6 +199,16 @@ def send_at_rate(port: int, key: str, rate: float, seconds: float) -> list[float
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` (Linux /proc), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def p50(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -220,6 +231,7 @@ def bench_ingest(dsn: str, workdir: Path, rate: float, seconds: float, rounds: i
                      " ('judge', 'judge', 1000, false)")
     phases: dict[str, list[float]] = {"idle": [], "deterministic": [], "busy": []}
     refused = dict.fromkeys(phases, 0)
+    cpu = dict.fromkeys(phases, 0.0)  # the server process's CPU seconds in each phase
     enabled = {"idle": "false", "deterministic": "kind <> 'judge'", "busy": "true"}
     with JudgeProcess(0.2) as judge:
         server, port = start_server(dsn, workdir, judge.url)
@@ -234,14 +246,18 @@ def bench_ingest(dsn: str, workdir: Path, rate: float, seconds: float, rounds: i
                         conn.execute("UPDATE evaluation_state SET (watermark, last_id) = (SELECT created_at, id"
                                      " FROM workflow_logs ORDER BY created_at DESC, id DESC LIMIT 1)")
                     REFUSED[0] = 0
+                    before = cpu_seconds(server.pid)
                     into += send_at_rate(port, secret, rate, seconds)
+                    cpu[phase] += cpu_seconds(server.pid) - before
                     refused[phase] += REFUSED[0]
             with psycopg.connect(dsn, autocommit=True) as conn:
                 scores = conn.execute("SELECT count(*) FROM evaluation_scores").fetchone()[0]
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+    per_log = {k: cpu[k] * 1000 / max(1, len(v)) for k, v in phases.items()}
     return {"idle": p99(phases["idle"]), "deterministic": p99(phases["deterministic"]), "busy": p99(phases["busy"]),
+            "p50": {k: p50(v) for k, v in phases.items()}, "cpu_ms": per_log,
             "n": len(phases["busy"]), "scores": scores, "judged": judge.requests,
             "refused": " ".join(f"{k} {v}" for k, v in refused.items())}
 
@@ -280,6 +296,9 @@ def main() -> int:
     print(f"{'ingest p99 ms, job busy vs idle':<52} {ingest['busy'] * 1000:>10.1f} {ingest['idle'] * 1000:>10.1f}"
           f" {ratio:>6.2f}x   deterministic + judge on every log; {ingest['scores']} scores,"
           f" {ingest['judged']} judge calls in all; refused (503, in flight) {ingest['refused']}")
+    p50s, cpu = ingest["p50"], ingest["cpu_ms"]
+    print(f"{'ingest p50 ms: idle / deterministic / busy':<52} " + " / ".join(f"{p50s[k] * 1000:.1f}" for k in p50s))
+    print(f"{'server CPU ms per log: idle / deterministic / busy':<52} " + " / ".join(f"{cpu[k]:.2f}" for k in cpu))
     print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
           f" on {os.cpu_count()} cores")
     if not args.smoke and (det < 2000 or judge < 70 or ratio > 1.1):

@@ -57,7 +57,9 @@ async def _evaluate_and_store(pool: AsyncConnectionPool, config: EvalConfig, eva
     """The deterministic scores are stored first (a slow judge does not hold them back), then the
     judge's with the cursor: a crash in between repeats only what is not stored yet."""
     month = month_of(datetime.now(UTC))
-    done = await done_keys(pool, [log["id"] for log in logs])
+    # What is scored already: needed before paying a judge; deterministic scores of a log seen
+    # again are dropped by the unique key anyway (one query less per batch without judges).
+    done = await done_keys(pool, [log["id"] for log in logs]) if any(e.is_judge for e in evaluators) else set()
     result, judged = await run_deterministic(logs, evaluators, done)
     if judged and config.judge is not None and client is not None:
         await _store(pool, result, month, None, report)

@@ -3,7 +3,7 @@
 New logs are found through `workflow_logs.created_at` (indexed) from a durable keyset cursor
 (created_at, id): a log's created_at is its transaction's start but it is visible only at
 commit, so the batch never reads past the start of the oldest transaction still open
-(collector_api.store.logs.rollups.safe_cursor); logs of one big transaction share a created_at
+(as collector_api.store.logs.rollups.safe_cursor); logs of one big transaction share a created_at
 and are walked by id. A log seen twice is not scored twice (the scores' and outcomes' unique
 keys, and `done_keys` before any judge is asked).
 Scores and outcomes are only ever inserted (append-only); every row is keyed by
@@ -18,10 +18,9 @@ from datetime import date, datetime
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core.db import owner_connection
-from collector_api.store.logs.rollups import safe_cursor
 
 # Only what an evaluator reads of a log (not its spans): smaller rows, less to decode.
-LOG_FIELDS = ("id, client_id, executed_at, status, created_at,"
+LOG_FIELDS = ("workflow_logs.id, client_id, executed_at, status, created_at,"
               " log_data #>> '{identification,workflow_name}' AS workflow,"
               " jsonb_build_object('outcome', log_data -> 'outcome', 'trace', jsonb_build_object("
               "  'output', log_data #> '{trace,output}', 'evidence', log_data #> '{trace,evidence}',"
@@ -67,16 +66,22 @@ class SpendRow:
     capped: int
 
 
+# No later than the start of the oldest transaction still open (as the rollups' safe_cursor),
+# read in the same statement: a transaction starting after its snapshot has a later created_at.
+_UPPER = ("(SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+          " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)))")
+
+
 async def next_batch(pool: AsyncConnectionPool, limit: int) -> Batch:
     """Up to `limit` logs stored after the cursor and before the oldest open transaction, in
-    (created_at, id) order."""
-    upper = await safe_cursor(pool)
+    (created_at, id) order; one statement."""
     async with owner_connection(pool) as conn:
-        state = await (await conn.execute("SELECT watermark, last_id FROM evaluation_state WHERE id = 1")).fetchone()
         logs = await (await conn.execute(
-            f"SELECT {LOG_FIELDS} FROM workflow_logs WHERE (%s::timestamptz IS NULL OR (created_at, id) > (%s, %s))"
-            " AND created_at < %s ORDER BY created_at, id LIMIT %s",
-            (state["watermark"], state["watermark"], state["last_id"], upper, limit))).fetchall()
+            f"WITH s AS MATERIALIZED (SELECT watermark, last_id FROM evaluation_state WHERE id = 1)"
+            f" SELECT {LOG_FIELDS} FROM workflow_logs WHERE created_at >= coalesce((SELECT watermark FROM s), '-infinity')"
+            " AND (created_at, workflow_logs.id) > (coalesce((SELECT watermark FROM s), '-infinity'),"
+            f" coalesce((SELECT last_id FROM s), 0)) AND created_at < {_UPPER}"
+            " ORDER BY created_at, workflow_logs.id LIMIT %s", (limit,))).fetchall()
     return Batch(logs, (logs[-1]["created_at"], logs[-1]["id"]) if logs else None)
 
 
