@@ -78,7 +78,8 @@ async def next_batch(pool: AsyncConnectionPool, limit: int) -> Batch:
     async with owner_connection(pool) as conn:
         logs = await (await conn.execute(
             f"WITH s AS MATERIALIZED (SELECT watermark, last_id FROM evaluation_state WHERE id = 1)"
-            f" SELECT {LOG_FIELDS} FROM workflow_logs WHERE created_at >= coalesce((SELECT watermark FROM s), '-infinity')"
+            f" SELECT {LOG_FIELDS} FROM workflow_logs"
+            " WHERE created_at >= coalesce((SELECT watermark FROM s), '-infinity')"
             " AND (created_at, workflow_logs.id) > (coalesce((SELECT watermark FROM s), '-infinity'),"
             f" coalesce((SELECT last_id FROM s), 0)) AND created_at < {_UPPER}"
             " ORDER BY created_at, workflow_logs.id LIMIT %s", (limit,))).fetchall()
