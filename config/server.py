@@ -202,6 +202,31 @@ class ServerSettings(BaseSettings):
         description="Key from which every alert rule's webhook signing secret is derived (never stored in the"
         " database). When unset, one is generated and kept in the data dir; replicas must share it.",
     )
+    # Online evaluations (docs/evaluations.md).
+    flusso_eval_interval_s: float = Field(
+        default=30.0, ge=0.0, le=86400.0,
+        description="How often the evaluation job scores new logs (one leader across processes); 0 turns it off.",
+    )
+    flusso_judge_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible chat completions URL of the LLM judge (e.g."
+        " https://api.openai.com/v1/chat/completions). Unset: judge evaluators are skipped.",
+    )
+    flusso_judge_model: str = Field(default="gpt-4o-mini", description="The judge's model name.")
+    flusso_judge_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key of the judge endpoint (sent only there).",
+    )
+    flusso_judge_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Total time one judge attempt may take; then it is retried.",
+    )
+    flusso_judge_concurrency: int = Field(default=16, ge=1, le=256, description="Judge calls in flight at most.")
+    flusso_judge_retries: int = Field(default=3, ge=0, le=10, description="Retries of a failed judge call (backoff).")
+    flusso_judge_usd_per_input_mtok: float = Field(
+        default=0.15, ge=0, description="The judge's price per million input tokens (for the cost cap).",
+    )
+    flusso_judge_usd_per_output_mtok: float = Field(
+        default=0.6, ge=0, description="The judge's price per million output tokens (for the cost cap).",
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: SecretStr | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

@@ -51,8 +51,9 @@ KNOWN_PLACEHOLDERS = frozenset({
     "password", "admin", "test", "example", "default", "dev", "development", "your-secret-here", "xxx",
 })
 MIN_SECRET_CHARS = 32
-# Secret settings that are not keys: a password and a DSN are checked for placeholders only.
-NOT_KEYS = frozenset({"database_url", "flusso_bootstrap_admin_password"})
+# Secret settings that are not keys of ours: a password, a DSN and the judge endpoint's key (its
+# provider decides its length) are checked for placeholders only.
+NOT_KEYS = frozenset({"database_url", "flusso_bootstrap_admin_password", "flusso_judge_api_key"})
 ADMIN_PASSWORD_FILE = "bootstrap-admin-password"
 
 

@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, alerts, demo, db url, retention, usage, tenants."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from datetime import UTC
 
 from config.server import ServerSettings
 
+from .cli_evals import add_evals
 from .database import database, migrate, run_store
 from .errors import CliError
 
@@ -299,7 +300,8 @@ def _add_alerts(sub) -> None:
     acts = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
     p = acts.add_parser("create", help="create a rule (its signing secret is printed once, on the last line)")
     p.add_argument("--name", required=True, help="a name for people (1-100 characters)")
-    p.add_argument("--metric", required=True, help=f"one of {', '.join(METRICS)}")
+    p.add_argument("--metric", required=True, help=f"one of {', '.join(METRICS)}, or eval:<evaluator> (its average"
+                   " score, docs/evaluations.md)")
     p.add_argument("--op", required=True, help=f"one of {' '.join(OPS)} (tickets: < or <=)")
     p.add_argument("--threshold", required=True, help="a number; rates and risk are fractions 0-1")
     p.add_argument("--window", required=True, help="5m to 7d, e.g. 15m, 6h, 1d")
@@ -365,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flusso-obs", description="Observability for AI support workflows.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, _add_demo, _add_database, _add_usage,
-                _add_tenants):
+    for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, add_evals, _add_demo, _add_database,
+                _add_usage, _add_tenants):
         add(sub)
     return parser
 

@@ -15,6 +15,8 @@ from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.contract.sessions import session_keys_of
+from collector_api.evals.job import EvalConfig, evaluate_new_logs
+from collector_api.evals.judge import JudgeConfig, check_judge_url
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.logs.backfill import backfill_derived
@@ -40,6 +42,7 @@ BACKFILL_DEADLINE_S = 300.0
 ASSEMBLY_DEADLINE_S = 120.0
 STAGING_DEADLINE_S = 600.0
 ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
+EVAL_BUDGET_S = 60.0  # the evaluation job takes no new batch after this long in one run
 
 
 def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, counters: IngestCounters,
@@ -51,8 +54,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     migration 0013) and the session-key backfill (logs stored before migration 0017). The
     overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
-    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
-    interval is 0."""
+    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job and alert
+    evaluation unless their interval is 0."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
@@ -73,10 +76,39 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
                         assembly, deadline_s=ASSEMBLY_DEADLINE_S))
         jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
                         InThread(staging_upkeep, dsn, retention_s), deadline_s=STAGING_DEADLINE_S))
+    evaluation = eval_config(settings)  # built even when off: a bad FLUSSO_JUDGE_URL stops the start
+    if settings.flusso_eval_interval_s > 0:
+        jobs.append(Job("evaluate", settings.flusso_eval_interval_s, locks.JOB_EVALUATE,
+                        lambda: evaluate_new_logs(pool, evaluation), deadline_s=eval_deadline_s(evaluation)))
     if settings.flusso_alert_interval_s > 0:
         jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
                         deadline_s=alert_deadline_s(settings)))
     return jobs
+
+
+def judge_config(settings: ServerSettings) -> JudgeConfig | None:
+    """The judge's settings, or None without FLUSSO_JUDGE_URL; raises JudgeConfigError on a bad URL."""
+    if not (settings.flusso_judge_url or "").strip():
+        return None
+    return JudgeConfig(url=check_judge_url(settings.flusso_judge_url or ""), model=settings.flusso_judge_model,
+                       api_key=reveal(settings.flusso_judge_api_key), timeout_s=settings.flusso_judge_timeout_s,
+                       retries=settings.flusso_judge_retries, concurrency=settings.flusso_judge_concurrency,
+                       usd_per_input_mtok=settings.flusso_judge_usd_per_input_mtok,
+                       usd_per_output_mtok=settings.flusso_judge_usd_per_output_mtok)
+
+
+def eval_config(settings: ServerSettings) -> EvalConfig:
+    return EvalConfig(judge=judge_config(settings), budget_s=EVAL_BUDGET_S)
+
+
+def eval_deadline_s(config: EvalConfig) -> float:
+    """The time budget, then one more batch whose judge calls may each take every retry."""
+    if config.judge is None:
+        return config.budget_s + 120.0
+    j = config.judge
+    per_call = (j.retries + 1) * j.timeout_s + sum(j.backoff_base_s * 2 ** i * 1.5 for i in range(j.retries))
+    rounds = -(-config.batch // j.concurrency)
+    return config.budget_s + 120.0 + rounds * per_call
 
 
 def alert_deadline_s(settings: ServerSettings) -> float:

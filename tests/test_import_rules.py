@@ -20,11 +20,17 @@ STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats
                "collector_api.store.logs.sessions", "collector_api.store.logs.recontact",
                "collector_api.store.core.db", "collector_api.store.core.scope",
                "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
-               "collector_api.store.core.job_status")
+               "collector_api.store.core.job_status", "collector_api.store.evals.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
-                  "collector_api.store.alerts.rules")
+                  "collector_api.store.alerts.rules", "collector_api.store.evals.evaluators")
 # What the viewer may use of the alerts: rule validation (pure) and rule creation and listing.
 VIEWER_ALERTS = ("collector_api.alerts.rules", "collector_api.alerts.admin")
+# What the viewer may use of the evaluations: definitions (pure), creation and listing, calibration (pure).
+VIEWER_EVALS = ("collector_api.evals.spec", "collector_api.evals.policy", "collector_api.evals.admin",
+                "collector_api.evals.calibration")
+# The pure evaluators: no store, no network (the job and the judge client are the I/O side).
+EVALS_PURE = ("collector_api.evals.deterministic", "collector_api.evals.language", "collector_api.evals.policy",
+              "collector_api.evals.rubric", "collector_api.evals.spec", "collector_api.evals.calibration")
 EDGE = "collector_api.http"
 STORE = "collector_api.store"
 SHARED_RULES = "collector_api.contract"
@@ -47,10 +53,12 @@ ROOMS: dict[str, tuple[str, ...]] = {
     # Pure: the rules as people write them, and what a notification says (no store, no I/O).
     "collector_api.alerts.rules": ("collector_api.alerts.rules", SHARED_RULES, *BRIDGE_PURE),
     "collector_api.alerts.notify": ("collector_api.alerts.rules", SHARED_RULES, *BRIDGE_PURE),
+    "collector_api.evals": ("collector_api.evals", SHARED_RULES, STORE, "config", *BRIDGE_PURE),
+    **{pure: (*EVALS_PURE, SHARED_RULES, *BRIDGE_PURE) for pure in EVALS_PURE},
     "collector_api": ("collector_api", "config", *BRIDGE_PURE),
     # The bridge's pure modules only through collector_api.contract (see the test on direct imports).
     "viewer": ("viewer", "config", "collector_api.http.credentials", SHARED_RULES, *BRIDGE_PURE,
-               *STORE_READS, *VIEWER_WRITERS, *VIEWER_ALERTS),
+               *STORE_READS, *VIEWER_WRITERS, *VIEWER_ALERTS, *VIEWER_EVALS),
     "flusso_obs": OURS,
 }
 # Third-party packages a room must never import (directly; our own modules are checked above).
@@ -60,10 +68,11 @@ FORBIDDEN_THIRD_PARTY = {
     "collector_api.alerts.notify": ("fastapi", "starlette", "psycopg", "psycopg_pool", "httpx"),
     "collector_api.contract": ("fastapi", "starlette", "psycopg", "psycopg_pool"),
     "config": ("fastapi", "psycopg"),
+    **{pure: ("fastapi", "starlette", "psycopg", "psycopg_pool", "httpx") for pure in EVALS_PURE},
 }
 # Pure modules: no I/O library at all (they are imported by the bridge side or run in threads).
 PURE_MODULES = ("collector_api.traces.otlp_spans", "collector_api.traces.decode", "collector_api.traces.mapping",
-                "collector_api.logs.decode", "collector_api.http.otlp")
+                "collector_api.logs.decode", "collector_api.http.otlp", *EVALS_PURE)
 
 
 def module_name(path: Path) -> str:

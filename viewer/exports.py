@@ -14,6 +14,7 @@ from collector_api.store.logs.reads import iter_ticket_rows
 
 from .auth import Principal
 from .context import ViewerContext
+from .evaluations import export_evaluators, scored_rows
 from .jsonout import dumps
 from .pages import row_json
 from .query_params import parse_ticket_query
@@ -36,8 +37,10 @@ def csv_cell(value: Any) -> Any:
 
 
 def _export_rows(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]):
+    """(the rows, each with its `scores`; the tenant the export is narrowed to)."""
     query = parse_ticket_query(params, principal)
-    return iter_ticket_rows(ctx.pool, principal.scope, query.filters, max_rows=ctx.settings.flusso_export_max_rows)
+    rows = iter_ticket_rows(ctx.pool, principal.scope, query.filters, max_rows=ctx.settings.flusso_export_max_rows)
+    return scored_rows(ctx, principal, rows), query.filters.client_id
 
 
 def _stamp() -> str:
@@ -45,16 +48,19 @@ def _stamp() -> str:
 
 
 def export_csv(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]) -> Response:
-    """The filtered rows as a streamed CSV download (a bad filter is refused before it starts)."""
-    rows = _export_rows(ctx, principal, params)
+    """The filtered rows as a streamed CSV download (a bad filter is refused before it starts), one
+    `eval:<name>` column per evaluator (its latest score, empty when none)."""
+    rows, client = _export_rows(ctx, principal, params)
 
     async def chunks():
+        names = await export_evaluators(ctx, principal, client)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow([*EXPORT_COLUMNS, *(f"eval:{n}" for n in names)])
         n = 0
         async for row in rows:
-            writer.writerow([csv_cell(row.get(c)) for c in EXPORT_COLUMNS])
+            writer.writerow([csv_cell(row.get(c)) for c in EXPORT_COLUMNS]
+                            + [csv_cell(row["scores"].get(name)) for name in names])
             n += 1
             if n % 500 == 0:
                 yield buffer.getvalue()
@@ -67,8 +73,8 @@ def export_csv(ctx: ViewerContext, principal: Principal, params: Mapping[str, st
 
 
 def export_json(ctx: ViewerContext, principal: Principal, params: Mapping[str, str]) -> Response:
-    """The filtered rows as a streamed JSON array download."""
-    rows = _export_rows(ctx, principal, params)
+    """The filtered rows as a streamed JSON array download, each with its `scores`."""
+    rows, _ = _export_rows(ctx, principal, params)
 
     async def chunks():
         yield b"["

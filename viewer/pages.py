@@ -25,6 +25,7 @@ from collector_api.store.reviews.reads import get_calibration
 from .auth import Principal
 from .context import ViewerContext
 from .errors import NotFound
+from .evaluations import attach_scores, overview_evaluations
 from .formatting import metric_value, nice_axis, ordered_metrics
 from .jsonout import dumps
 from .query_params import DEFAULT_RANGE_DAYS, TicketQuery, encode_cursor, parse_client, parse_range
@@ -58,6 +59,7 @@ async def build_ticket_list(ctx: ViewerContext, principal: Principal, query: Tic
                      limit=query.limit, after=query.after),
         count_tickets(pool, principal.scope, query.filters))
     next_cursor = encode_cursor(page.next_cursor) if page.next_cursor else None
+    await attach_scores(ctx, principal, page.rows)  # each row's latest score per evaluator
     return {"tickets": page.rows, "count": count.value, "count_capped": count.capped, "count_text": str(count),
             "next_cursor": next_cursor, "filters": query.params or {}}
 
@@ -324,12 +326,14 @@ async def build_overview(ctx: ViewerContext, principal: Principal, params: Mappi
     reads = [get_stats(ctx.pool, principal.scope, start, end, client_id=client, use_rollups=use_rollups),
              get_calibration(ctx.pool, principal.scope, start, end, client),
              get_recontact(ctx.pool, principal.scope, start, end, client, use_rollups=use_rollups,
-                           window_days=ctx.settings.flusso_recontact_days)]
+                           window_days=ctx.settings.flusso_recontact_days),
+             overview_evaluations(ctx, principal, start, end, client)]
     if critical_nodes:
         reads.append(get_critical_nodes(ctx.pool, principal.scope, start, end, client_id=client,
                                         use_rollups=use_rollups))
-    stats, calibration, recontact, *critical = await asyncio.gather(*reads)
+    stats, calibration, recontact, evaluations, *critical = await asyncio.gather(*reads)
     data = stats_json(stats)
     data["calibration"] = calibration  # confidence against the reviewers' verdicts
     data["recontact"] = recontact.as_dict()  # tickets resolved in the range whose customer came back
+    data["evaluations"] = evaluations  # scores over time; each evaluator against the verdicts
     return {"stats": data, "client": client, "critical_nodes": critical[0] if critical else []}

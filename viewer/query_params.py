@@ -26,6 +26,7 @@ from .errors import BadRequest, NotFound
 FILTER_PARAMS = ("client", "start", "end", "status", "resolution", "environment", "version", "ticket",
                  "min_confidence", "max_confidence", "min_duration",
                  "verdict", "flag", "reviewed",  # the latest review's verdict and flag; reviewed or not
+                 "eval", "min_score", "max_score",  # an evaluator's latest score within [min, max]
                  "sort", "order", "limit")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 256
@@ -149,6 +150,24 @@ def parse_review_filters(params: Mapping[str, str]) -> dict[str, object]:
     return {"verdict": verdict, "flag": flag, "reviewed": None if reviewed is None else reviewed == "yes"}
 
 
+_EVALUATOR = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def parse_score_filter(params: Mapping[str, str]) -> dict[str, object]:
+    """`eval=NAME` with `min_score=` / `max_score=` (0-1) as TicketFilters fields."""
+    name = _text(params, "eval")
+    low, high = _number(params, "min_score", 0, 1), _number(params, "max_score", 0, 1)
+    if name is None:
+        if low is not None or high is not None:
+            raise BadRequest("eval: min_score and max_score need eval=<evaluator name>")
+        return {}
+    if not _EVALUATOR.match(name):
+        raise BadRequest(f"eval: expected an evaluator name (a-z, 0-9, '_', '.', '-'), got {name[:40]!r}")
+    if low is not None and high is not None and low > high:
+        raise BadRequest("min_score: must not exceed max_score")
+    return {"evaluator": name, "min_score": low, "max_score": high}
+
+
 def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, default_limit: int = 50) -> TicketQuery:
     """The search described by a query string, validated; see FILTER_PARAMS for the names."""
     start, end = parse_range(params, default_days=None)
@@ -167,7 +186,7 @@ def parse_ticket_query(params: Mapping[str, str], principal: Principal, *, defau
         workflow_version=_text(params, "version"), ticket_id=_text(params, "ticket"),
         min_confidence=min_conf, max_confidence=max_conf,
         min_duration_s=_number(params, "min_duration", 0, 86_400 * 7),
-        **parse_review_filters(params),
+        **parse_review_filters(params), **parse_score_filter(params),
     )
     sort = _text(params, "sort") or "time"
     if sort not in SORTS:

@@ -4,7 +4,9 @@ figures and writes the changes; this module decides them and words them).
 
 A rule fires while its metric holds (`value op threshold`) and resolves otherwise; a window
 with no tickets (or fewer than `min_tickets`) has nothing to judge and counts as resolved,
-except for the counter metrics (`tickets`, `rejections`), where none is a value.
+except for the counter metrics (`tickets`, `rejections`), where none is a value. An
+`eval:<name>` rule judges the average score of that evaluator over the window's logs
+(`min_tickets` then counts scored logs).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.alerts.notify import notification_body, tickets_link
-from collector_api.alerts.rules import AlertRule, rule_from_row
+from collector_api.alerts.rules import AlertRule, is_eval_metric, rule_from_row
 from collector_api.store.alerts.evaluation import EvaluationInput, StateChange, record_evaluation
 
 _OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
@@ -39,6 +41,11 @@ def metric_value(rule: AlertRule, data: dict[str, Any]) -> float | None:
     if rule.metric == "recontact_rate":  # min_tickets counts the resolved tickets it is a share of
         resolved = data.get("resolved", 0) or 0
         return data["recontacted"] / resolved if resolved and resolved >= rule.min_tickets else None
+    if is_eval_metric(rule.metric):  # the evaluator's average score; no score in the window: nothing to judge
+        scored = data.get(rule.metric)
+        if not scored or scored["n"] < max(1, rule.min_tickets):
+            return None
+        return float(scored["mean"])
     total = data.get("total", 0) or 0
     if total == 0 or total < rule.min_tickets:
         return None

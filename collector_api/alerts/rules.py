@@ -23,6 +23,9 @@ from collector_api.contract.numbers import finite_number
 METRICS = ("failure_rate", "partial_rate", "avg_hallucination_risk", "p95_execution_s", "cost_usd", "tickets",
            "rejections", "recontact_rate")
 RATE_METRICS = ("failure_rate", "partial_rate", "avg_hallucination_risk", "recontact_rate")  # values in [0, 1]
+# `eval:<evaluator name>`: the average score (0 to 1) of that evaluator over the window.
+EVAL_PREFIX = "eval:"
+_EVAL_METRIC = re.compile(r"^eval:[a-z0-9][a-z0-9_.-]{0,63}$")
 OPS = (">", ">=", "<", "<=")
 MIN_WINDOW_S, MAX_WINDOW_S = 300, 7 * 86400
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -118,11 +121,16 @@ def _check_threshold(metric: str, op: str, value: object) -> float:
         raise AlertRuleError("threshold", f"expected a number, got {str(value)[:40]!r}") from None
     if finite_number(threshold) is None or threshold < 0:
         raise AlertRuleError("threshold", "expected a finite number >= 0")
-    if metric in RATE_METRICS and threshold > 1:
+    if (metric in RATE_METRICS or is_eval_metric(metric)) and threshold > 1:
         raise AlertRuleError("threshold", f"{metric} is a fraction: expected 0 to 1, got {threshold:g}")
     if metric == "tickets" and op not in ("<", "<="):
         raise AlertRuleError("op", "tickets is a floor (fires when fewer arrive): use '<' or '<='")
     return threshold
+
+
+def is_eval_metric(metric: str) -> bool:
+    """Whether `metric` is an evaluator's average score, `eval:<name>`."""
+    return bool(_EVAL_METRIC.match(metric))
 
 
 def validate_rule(*, name: str, metric: str, op: str, threshold: object, window: str, client_id: str | None,
@@ -131,8 +139,10 @@ def validate_rule(*, name: str, metric: str, op: str, threshold: object, window:
     name = (name or "").strip()
     if not 1 <= len(name) <= 100 or any(ord(c) < 32 for c in name):
         raise AlertRuleError("name", "expected 1 to 100 printable characters")
-    if metric not in METRICS:
-        raise AlertRuleError("metric", f"expected one of {', '.join(METRICS)}, got {str(metric)[:40]!r}")
+    metric = (metric or "").strip()
+    if metric not in METRICS and not is_eval_metric(metric):
+        raise AlertRuleError("metric", f"expected one of {', '.join(METRICS)} or eval:<evaluator name>,"
+                                       f" got {str(metric)[:40]!r}")
     if op not in OPS:
         raise AlertRuleError("op", f"expected one of {' '.join(OPS)}, got {str(op)[:10]!r}")
     value = _check_threshold(metric, op, threshold)

@@ -18,7 +18,7 @@ def jobs(secret=None, **settings):
 def test_the_default_jobs_each_with_its_own_lock():
     listed = jobs()
     assert [j.name for j in listed] == ["partition-upkeep", "rollup-refresh", "ingest-counters", "derived-backfill",
-                                        "session-backfill", "alert-evaluate"]
+                                        "session-backfill", "evaluate", "alert-evaluate"]
     assert [j.name for j in listed if j.per_process] == ["ingest-counters"]
     leader_locks = [j.lock_id for j in listed if not j.per_process]
     assert len(set(leader_locks)) == len(leader_locks) and set(leader_locks) <= set(locks.ALL.values())
@@ -27,6 +27,11 @@ def test_the_default_jobs_each_with_its_own_lock():
 def test_settings_turn_jobs_on_and_off():
     assert "rollup-refresh" not in [j.name for j in jobs(flusso_rollup_refresh_seconds=0)]
     assert "alert-evaluate" not in [j.name for j in jobs(flusso_alert_interval_s=0)]
+    assert "evaluate" not in [j.name for j in jobs(flusso_eval_interval_s=0)]
+    judged = {j.name: j for j in jobs(flusso_judge_url="http://127.0.0.1:9/v1/chat/completions",
+                                      flusso_judge_timeout_s=10, flusso_judge_retries=1, flusso_judge_concurrency=16)}
+    # The budget, one more batch (500 logs / 16 at once = 32 rounds of 2 attempts of 10 s and a backoff).
+    assert judged["evaluate"].deadline_s == pytest.approx(60 + 120 + 32 * (2 * 10 + 0.75))
     staged = {j.name: j for j in jobs(secret="k" * 32, flusso_trace_assembly_seconds=0.5)}
     assert staged["trace-assembly"].interval_s == 0.5 and "staging-upkeep" in staged
 
@@ -34,3 +39,10 @@ def test_settings_turn_jobs_on_and_off():
 def test_a_bad_webhook_allow_list_stops_the_start_even_with_alerts_off():
     with pytest.raises(AllowListError):
         jobs(flusso_alert_interval_s=0, flusso_webhook_allow="10.0.0.0/33")
+
+
+def test_a_bad_judge_url_stops_the_start_even_with_evaluations_off():
+    from collector_api.evals.judge import JudgeConfigError
+
+    with pytest.raises(JudgeConfigError):
+        jobs(flusso_eval_interval_s=0, flusso_judge_url="http://user:pw@judge.example.com/v1")

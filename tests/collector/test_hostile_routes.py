@@ -47,6 +47,7 @@ ROUTES = {
     ("POST", "/tickets/{log_id}/reviews"): "form",
     ("POST", "/alerts"): "form",
     ("POST", "/alerts/{rule_id}/delete"): "form",
+    ("POST", "/evaluators"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
 }
 

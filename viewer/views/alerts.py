@@ -10,7 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from collector_api.alerts.admin import create_rule, list_rules
-from collector_api.alerts.rules import METRICS, OPS, AlertRuleError, validate_rule
+from collector_api.alerts.rules import EVAL_PREFIX, METRICS, OPS, AlertRuleError, validate_rule
+from collector_api.evals.admin import list_evaluators
 from collector_api.store.alerts.rules import delete_rule, list_delivery_log, list_firing
 from config.server import reveal
 
@@ -38,7 +39,8 @@ async def _page(request: Request, ctx: ViewerContext, principal: Principal, *, s
     names = {r.id: r.name for r in rules}
     firing = [{**f, "rule_name": names.get(f["rule_id"], "?")} for f in await list_firing(ctx.pool)]
     values = {"principal": principal, "rules": rules, "firing": firing, "log": await list_delivery_log(ctx.pool),
-              "metrics": METRICS, "ops": OPS, "webhooks_on": bool(ctx.settings.flusso_webhook_allow.strip()),
+              "metrics": (*METRICS, *(EVAL_PREFIX + s.evaluator.name for s in await list_evaluators(ctx.pool))),
+              "ops": OPS, "webhooks_on": bool(ctx.settings.flusso_webhook_allow.strip()),
               "error": None, "created": None, "form": dict.fromkeys(_FIELDS, "")}
     values.update(extra)
     return render(request, "alerts.html", values, status=status)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..deps import ApiPrincipal, Context, CurrentPrincipal
+from ..evaluations import ticket_evaluations
 from ..exports import export_csv, export_json
 from ..jsonout import dumps
 from ..pages import build_overview, build_ticket_list, load_ticket, row_json
@@ -38,7 +39,8 @@ def _ticket_params(client: Q = None, start: Q = None, end: Q = None, status: Q =
                    environment: Q = None, version: Q = None, ticket: Q = None, min_confidence: Q = None,
                    max_confidence: Q = None, min_duration: Q = None, sort: Q = None, order: Q = None,
                    after: Q = None, limit: Q = None,
-                   verdict: Q = None, flag: Q = None, reviewed: Q = None) -> None:  # review filters
+                   verdict: Q = None, flag: Q = None, reviewed: Q = None,  # review filters
+                   eval: Q = None, min_score: Q = None, max_score: Q = None) -> None:  # noqa: A002 - the query name
     """Declares the filters for /openapi.json; values are read and validated from the query string."""
 
 
@@ -48,7 +50,8 @@ _FILTER_DOC = (
     " `min_confidence`/`max_confidence` (0-1), `min_duration` (seconds); `sort` time|confidence|duration,"
     " `order` desc|asc. A bad value answers 400 with the field named in `detail`."
     " Reviews: `verdict` (correct|needs_work|incorrect, the latest review's), `flag` (of the latest review),"
-    " `reviewed` (yes|no)."
+    " `reviewed` (yes|no). Evaluations: `eval` (an evaluator's name) with `min_score`/`max_score` (0-1): the"
+    " latest version's score of that evaluator; every listed ticket carries `scores` ({evaluator: score})."
 )
 
 
@@ -79,7 +82,8 @@ async def get_api_tickets_json(request: Request, ctx: Context, principal: ApiPri
             responses={**_AUTH_DOC, 404: {"description": "No such ticket, or another tenant's", "content": _DETAIL}})
 async def get_api_ticket(log_id: str, ctx: Context, principal: ApiPrincipal) -> Response:
     row = await load_ticket(ctx, principal, parse_log_id(log_id))
-    return _json({"ticket": row_json(row), "log": row["log_data"]})
+    return _json({"ticket": row_json(row), "log": row["log_data"],
+                  "evaluations": await ticket_evaluations(ctx, principal, row["id"])})
 
 
 @router.get("/stats", summary="Overview statistics for a date range (default: the last 30 days)",

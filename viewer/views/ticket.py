@@ -1,5 +1,5 @@
 """One ticket: header, span waterfall, ReACT iterations, retrieval, evidence, decisions, raw JSON,
-and its review form with the review history.
+its evaluation scores, and its review form with the review history.
 
 Everything inside a log is untrusted model output: it only ever reaches the page through
 Jinja's autoescaping, never as markup, URL or script.
@@ -17,6 +17,7 @@ from collector_api.store.reviews.reads import list_reviews
 from ..auth import Principal
 from ..context import ViewerContext
 from ..deps import Context, CurrentPrincipal
+from ..evaluations import ticket_evaluations
 from ..jsonout import dumps
 from ..pages import load_ticket, resolve_links, ticket_sections
 from ..query_params import parse_log_id
@@ -34,8 +35,9 @@ async def get_ticket_page(request: Request, log_id: str, ctx: Context, principal
     sections = ticket_sections(row)
     await resolve_links(ctx, principal, row, sections["waterfall"])
     others = await other_tickets(ctx, principal, row)
+    evaluations = await ticket_evaluations(ctx, principal, row["id"])
     return render(request, "ticket.html", {"principal": principal, "row": row, **sections, **review,
-                                           "other_tickets": others})
+                                           "other_tickets": others, "evaluations": evaluations})
 
 
 async def review_section(ctx: ViewerContext, principal: Principal, log_id: int, queue: str) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.alerts.rules import RULE_COLUMNS
 from collector_api.store.core.db import owner_connection
+from collector_api.store.evals.reads import evaluator_averages
 from collector_api.store.logs.stats import histogram_quantile
 
 HOUR_GRAIN_FROM_S = 6 * 3600  # windows from 6 h read hour rollups (rounded to whole hours)
 COUNTER_METRICS = ("tickets", "rejections")  # from ingest_counts; min_tickets does not apply
+EVAL_PREFIX = "eval:"  # eval:<evaluator>: the average score over the window (evaluation_scores, migration 0019)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ async def _window_data(conn, window_s: int, now: datetime, want_p95: bool, want_
     return data
 
 
+async def _eval_data(conn, data: dict[str, dict], metrics: list[str], window_s: int, now: datetime) -> None:
+    """data[tenant]["eval:<name>"] = {mean, n} of the scores of logs executed in the window."""
+    if not metrics:
+        return
+    averages = await evaluator_averages(conn, [m[len(EVAL_PREFIX):] for m in metrics],
+                                        now - timedelta(seconds=window_s))
+    for (name, client), figures in averages.items():
+        data.setdefault(client, {})[EVAL_PREFIX + name] = figures
+
+
 async def record_evaluation(pool: AsyncConnectionPool, judge: Judge, now: datetime) -> list[tuple[StateChange, str]]:
     """Read what the rules need, let `judge` decide the state changes, store them with their
     deliveries; (change, delivery id) of each change stored here (a racing evaluator may have
@@ -105,6 +117,7 @@ async def record_evaluation(pool: AsyncConnectionPool, judge: Judge, now: dateti
             used = {r["metric"] for r in rules if r["window_s"] == window_s}
             windows[window_s] = await _window_data(conn, window_s, now, "p95_execution_s" in used,
                                                    bool(used & set(COUNTER_METRICS)), "recontact_rate" in used)
+            await _eval_data(conn, windows[window_s], [m for m in used if m.startswith(EVAL_PREFIX)], window_s, now)
         changes = judge(EvaluationInput(rules, tenants, previous, windows))
         return await _store_transitions(conn, changes, now)
 

@@ -25,5 +25,7 @@ JOB_STAGING_UPKEEP = 0x4A6F6204
 # Alerts: the evaluation + delivery job, and its minute/hour rollups.
 JOB_ALERTS = 0x4A6F6212
 ALERT_ROLLUPS = 0x416C7274  # "Alrt"
+# Online evaluations (0x4A6F6240..0x4A6F624F reserved): the evaluation job.
+JOB_EVALUATE = 0x4A6F6240
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -133,8 +133,8 @@ def drop_partitions_before(conn: psycopg.Connection, cutoff: date) -> list[str]:
 
 
 def _drop_reviews(conn: psycopg.Connection, part: Partition) -> None:
-    """Reviews follow the logs' retention (they have no foreign key to the partitioned table):
-    the month's reviews go with its logs, in the same transaction."""
-    for table in ("ticket_reviews", "ticket_review_state"):
+    """Reviews and evaluation results follow the logs' retention (they have no foreign key to the
+    partitioned table): the month's go with its logs, in the same transaction."""
+    for table in ("ticket_reviews", "ticket_review_state", "evaluation_scores", "evaluation_outcomes"):
         conn.execute(sql.SQL("DELETE FROM {t} WHERE executed_at >= %s AND executed_at < %s").format(
             t=sql.Identifier(table)), (part.start, part.end))

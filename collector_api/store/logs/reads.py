@@ -51,6 +51,11 @@ class TicketFilters:
     verdict: str | None = None
     flag: str | None = None
     reviewed: bool | None = None
+    # Evaluation filter (migration 0019): the latest version's score of `evaluator` within
+    # [min_score, max_score]; answered from evaluation_scores.
+    evaluator: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,26 @@ def _where(scope: Scope, filters: TicketFilters, *, picks: bool = True) -> tuple
         clauses.append(sql.SQL("ticket_id ~>=~ %s AND ticket_id ~<=~ %s AND ticket_id LIKE %s"))
         params += [filters.ticket_id, filters.ticket_id + "\U0010ffff", _escape_like(filters.ticket_id) + "%"]
     _review_clauses(scope, filters, clauses, params, picks=picks)
+    _score_clause(scope, filters, clauses, params)
     return clauses, params
+
+
+# Like a verdict: the scored logs' ids come from evaluation_scores (narrowed by tenant, time and
+# evaluator there, latest version only) as one array that the id index looks up.
+_SCORED_IDS = ("id = ANY (ARRAY(SELECT e.log_id FROM evaluation_scores e WHERE {tenant}"
+               " AND e.executed_at >= %s AND e.executed_at < %s AND e.evaluator = %s AND e.score >= %s"
+               " AND e.score <= %s AND NOT EXISTS (SELECT 1 FROM evaluation_scores n WHERE n.log_id = e.log_id"
+               " AND n.client_id = e.client_id AND n.evaluator = e.evaluator AND n.version > e.version)))")
+
+
+def _score_clause(scope: Scope, filters: TicketFilters, clauses: list[sql.Composable], params: list[Any]) -> None:
+    if filters.evaluator is None:
+        return
+    tenant, tenant_params = tenant_condition(scope, filters.client_id)
+    clauses.append(sql.SQL(_SCORED_IDS).format(tenant=sql.SQL("e.") + tenant if tenant_params else tenant))
+    params += [*tenant_params, filters.start or _FAR[0], filters.end or _FAR[1], filters.evaluator,
+               0.0 if filters.min_score is None else filters.min_score,
+               1.0 if filters.max_score is None else filters.max_score]
 
 
 _REVIEWED = "EXISTS (SELECT 1 FROM ticket_review_state s WHERE s.log_id = workflow_logs.id)"
@@ -162,7 +186,8 @@ def _picks_query(scope: Scope, filters: TicketFilters, *, descending: bool = Tru
         params += [after.executed_at, after.id]
     clauses, where_params = _where(scope, filters, picks=False)
     where = _joined(clauses)
-    if filters.reviewed is False or any(getattr(filters, name) is not None for name in _LOG_ONLY):
+    if filters.reviewed is False or filters.evaluator is not None or any(
+            getattr(filters, name) is not None for name in _LOG_ONLY):
         query = sql.SQL(_PICKS + _PROBE).format(conditions=_joined(conditions), where=where)
         return query, [*params, *where_params], where, where_params
     return sql.SQL(_PICKS).format(conditions=_joined(conditions)), params, where, where_params

@@ -1,0 +1,112 @@
+"""The evaluation job (flusso_obs.jobs: `evaluate`) and the rerun command's work.
+
+A tick reads the enabled evaluators, then works off new logs in batches from the durable
+cursor (collector_api.store.evals.writes), each batch's scores, outcomes, spend and cursor
+stored in one transaction, until no new log is left, MAX_BATCHES_PER_TICK batches are done or
+the tick's time budget is spent (the rest waits for the next tick; the job's deadline is the
+backstop). It never touches the ingest path: it reads committed logs only.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.evals.judge import JudgeConfig, new_client
+from collector_api.evals.run import BatchResult, run_deterministic, run_judges
+from collector_api.evals.spec import Evaluator, evaluator_from_row
+from collector_api.store.evals.evaluators import evaluator_rows
+from collector_api.store.evals.writes import done_keys, logs_between, month_spend, next_batch, record_results
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+MAX_BATCHES_PER_TICK = 40
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    judge: JudgeConfig | None = None
+    batch: int = BATCH
+    budget_s: float = 60.0  # stop taking new batches after this long
+
+
+@dataclass
+class TickReport:
+    logs: int = 0
+    scores: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def month_of(now: datetime) -> date:
+    return now.astimezone(UTC).date().replace(day=1)
+
+
+async def _store(pool: AsyncConnectionPool, result: BatchResult, month: date, cursor, report: TickReport) -> None:
+    report.scores += await record_results(pool, result.scores, result.outcomes,
+                                          [s.row() for s in result.spend.values()], month, cursor)
+    for o in result.outcomes:
+        report.outcomes[o.outcome] = report.outcomes.get(o.outcome, 0) + 1
+
+
+async def _evaluate_and_store(pool: AsyncConnectionPool, config: EvalConfig, evaluators: list[Evaluator],
+                              logs: list[dict], cursor, report: TickReport, client) -> None:
+    """The deterministic scores are stored first (a slow judge does not hold them back), then the
+    judge's with the cursor: a crash in between repeats only what is not stored yet."""
+    month = month_of(datetime.now(UTC))
+    # What is scored already: needed before paying a judge; deterministic scores of a log seen
+    # again are dropped by the unique key anyway (one query less per batch without judges).
+    done = await done_keys(pool, [log["id"] for log in logs]) if any(e.is_judge for e in evaluators) else set()
+    result, judged = await run_deterministic(logs, evaluators, done)
+    if judged and config.judge is not None and client is not None:
+        await _store(pool, result, month, None, report)
+        spent = await month_spend(pool, month)
+        result = await run_judges(judged, judge=config.judge, client=client, spent=spent)
+    await _store(pool, result, month, cursor, report)
+    report.logs += len(logs)
+
+
+async def evaluate_new_logs(pool: AsyncConnectionPool, config: EvalConfig) -> TickReport:
+    """One tick of the evaluation job (see the module's docstring)."""
+    report = TickReport()
+    evaluators = [evaluator_from_row(r) for r in await evaluator_rows(pool, enabled_only=True)]
+    if not evaluators:
+        return report
+    started = time.monotonic()
+    async with new_client(config.judge) if config.judge else _no_client() as client:
+        for _ in range(MAX_BATCHES_PER_TICK):
+            batch = await next_batch(pool, config.batch)
+            if batch.logs:
+                await _evaluate_and_store(pool, config, evaluators, batch.logs, batch.cursor, report, client)
+            if len(batch.logs) < config.batch or time.monotonic() - started > config.budget_s:
+                break
+    if report.logs:
+        logger.info("evaluated %d log(s): %d score(s), outcomes %s", report.logs, report.scores, report.outcomes)
+    return report
+
+
+async def rerun(pool: AsyncConnectionPool, config: EvalConfig, evaluator: Evaluator, since: datetime,
+                until: datetime, client_id: str | None = None) -> TickReport:
+    """Score every log executed in [since, until) with `evaluator` at its current version (logs
+    already scored at that version are skipped; `error` outcomes are tried again)."""
+    report = TickReport()
+    after = None
+    async with new_client(config.judge) if config.judge else _no_client() as client:
+        while True:
+            logs = await logs_between(pool, since, until, client_id, after, config.batch)
+            if logs:
+                await _evaluate_and_store(pool, config, [evaluator], logs, None, report, client)
+                after = (logs[-1]["executed_at"], logs[-1]["id"])
+            if len(logs) < config.batch:
+                return report
+
+
+class _no_client:  # noqa: N801 - used like new_client(...)
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,110 @@
+"""Reading evaluation scores (migration 0019): per log, per ticket, over time, against human
+verdicts. Every statement filters on the tenant AND (for the pool-based reads) runs in an
+RLS-scoped transaction. SQL + psycopg only.
+
+"Latest version" means, per (log, evaluator), the score of the highest version stored.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from collector_api.store.core.db import Scope, scoped_transaction
+from collector_api.store.core.scope import narrowed, tenant_condition
+
+_LATEST = ("SELECT DISTINCT ON (log_id, evaluator) log_id, evaluator, version, score, reason, cost_usd, created_at"
+           " FROM evaluation_scores WHERE log_id = ANY(%s) AND (%s::text IS NULL OR client_id = %s)"
+           " ORDER BY log_id, evaluator, version DESC")
+
+
+async def scores_by_log(conn: psycopg.AsyncConnection, client_id: str | None,
+                        log_ids: Sequence[int]) -> dict[int, dict[str, float]]:
+    """log id -> {evaluator name: score of its latest version} for `log_ids` (of tenant
+    `client_id`, or of every tenant the connection's scope may read when None). Logs without a
+    score are absent. Runs on the caller's connection (and its transaction scope)."""
+    if not log_ids:
+        return {}
+    rows = await (await conn.execute(_LATEST, (list(log_ids), client_id, client_id))).fetchall()
+    out: dict[int, dict[str, float]] = {}
+    for r in rows:
+        out.setdefault(r["log_id"], {})[r["evaluator"]] = r["score"]
+    return out
+
+
+async def evaluator_names(pool: AsyncConnectionPool, scope: Scope, client_id: str | None = None) -> list[str]:
+    """Names of the evaluators that may score `scope`'s logs (for all tenants, or its own)."""
+    tenant = client_id if scope.all_tenants else scope.client_id
+    async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
+        rows = await (await conn.execute(
+            "SELECT name FROM evaluators WHERE %s::text IS NULL OR client_id IS NULL OR client_id = %s ORDER BY name",
+            (tenant, tenant))).fetchall()
+    return [r["name"] for r in rows]
+
+
+async def ticket_scores(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> list[dict]:
+    """The latest score of each evaluator for one log (name, version, score, reason, cost), and
+    each evaluator's latest non-score outcome when it has no score."""
+    tenant, params = tenant_condition(scope)
+    query = sql.SQL(
+        "SELECT DISTINCT ON (evaluator) evaluator, version, score, reason, cost_usd, created_at, NULL AS outcome"
+        " FROM evaluation_scores WHERE log_id = %s AND {tenant} ORDER BY evaluator, version DESC").format(
+        tenant=tenant)
+    others = sql.SQL(
+        "SELECT DISTINCT ON (evaluator) evaluator, version, NULL::float8 AS score, detail AS reason,"
+        " 0::float8 AS cost_usd, created_at, outcome FROM evaluation_outcomes WHERE log_id = %s AND {tenant}"
+        " ORDER BY evaluator, version DESC").format(tenant=tenant)
+    async with scoped_transaction(pool, scope) as conn:
+        scored = await (await conn.execute(query, [log_id, *params])).fetchall()
+        rest = await (await conn.execute(others, [log_id, *params])).fetchall()
+    names = {r["evaluator"] for r in scored}
+    return sorted([*scored, *(r for r in rest if r["evaluator"] not in names)], key=lambda r: r["evaluator"])
+
+
+async def score_series(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
+                       client_id: str | None = None) -> dict[str, list[dict]]:
+    """evaluator -> [{day, mean, n}] of scores (all versions) of logs executed in [start, end)."""
+    tenant, params = tenant_condition(scope, client_id)
+    query = sql.SQL(
+        "SELECT evaluator, date_trunc('day', executed_at AT TIME ZONE 'UTC')::date AS day, avg(score) AS mean,"
+        " count(*) AS n FROM evaluation_scores WHERE {tenant} AND executed_at >= %s AND executed_at < %s"
+        " GROUP BY 1, 2 ORDER BY 1, 2").format(tenant=tenant)
+    async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
+        rows = await (await conn.execute(query, [*params, start, end])).fetchall()
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["evaluator"], []).append({"day": r["day"].isoformat(), "mean": r["mean"], "n": r["n"]})
+    return out
+
+
+async def scores_against_verdicts(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
+                                  client_id: str | None = None) -> list[dict]:
+    """(evaluator, score, correct) of every reviewed log executed in [start, end) with a score:
+    the latest version's score against the ticket's latest verdict (`correct` or not)."""
+    tenant, params = tenant_condition(scope, client_id)
+    query = sql.SQL(
+        "WITH e AS (SELECT log_id, client_id, evaluator, version, score FROM evaluation_scores"
+        "  WHERE {tenant} AND executed_at >= %s AND executed_at < %s)"
+        " SELECT DISTINCT ON (e.log_id, e.evaluator) e.evaluator, e.score, (r.verdict = 'correct') AS correct"
+        " FROM e JOIN ticket_review_state r ON r.log_id = e.log_id AND r.client_id = e.client_id"
+        " ORDER BY e.log_id, e.evaluator, e.version DESC").format(tenant=tenant)
+    async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
+        return await (await conn.execute(query, [*params, start, end])).fetchall()
+
+
+async def evaluator_averages(conn: psycopg.AsyncConnection, names: Sequence[str], since: datetime,
+                             min_n: int = 1) -> dict[tuple[str, str], dict[str, Any]]:
+    """(evaluator, tenant) -> {mean, n} of latest-version scores of logs executed since `since`, for the alert
+    metric `eval:<name>` (the caller's connection: the alert job's, as the owner)."""
+    if not names:
+        return {}
+    rows = await (await conn.execute(
+        "SELECT evaluator, client_id, avg(score) AS mean, count(*) AS n FROM (SELECT DISTINCT ON (client_id, log_id,"
+        " evaluator) evaluator, client_id, score FROM evaluation_scores WHERE evaluator = ANY(%s) AND executed_at >= %s"
+        " ORDER BY client_id, log_id, evaluator, version DESC) latest GROUP BY 1, 2 HAVING count(*) >= %s",
+        (list(names), since, min_n))).fetchall()
+    return {(r["evaluator"], r["client_id"]): {"mean": r["mean"], "n": r["n"]} for r in rows}
