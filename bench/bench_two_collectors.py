@@ -68,6 +68,14 @@ class Phase:
     retries: int
     p99_ms: float
 
+    @property
+    def pg_cores(self) -> float:  # CPU seconds per second of the phase: cores kept busy
+        return self.pg_ms * self.rate / 1000
+
+    @property
+    def collector_cores(self) -> float:
+        return self.collector_ms * self.rate / 1000
+
 
 @dataclass
 class JobCheck:
@@ -90,7 +98,7 @@ def wal_lsn(dsn: str) -> int:
 
 
 def run_phase(ctx, n_servers: int, servers: list[tuple], dsn: str, admin: str, key: str, procs: int,
-              logs: int, postmaster: int | None) -> Phase:
+              logs: int, postmaster: int | None, cpus: set[int] | None = None) -> Phase:
     """Send every pre-encoded request once, sender p to server p % n_servers; verify the count."""
     bi.query(dsn, "TRUNCATE workflow_logs")
     bi.query(admin, "CHECKPOINT")
@@ -98,7 +106,7 @@ def run_phase(ctx, n_servers: int, servers: list[tuple], dsn: str, admin: str, k
     targets = [(bi.sender, (share, servers[p % n_servers][1], key)) for p, share in enumerate(shares)]
     cpu0 = [bi.tree_cpu_seconds(s[0].pid) for s in servers]
     pg0, wal0 = bi.tree_cpu_seconds(postmaster) if postmaster else float("nan"), wal_lsn(dsn)
-    elapsed, results = bi.run_workers(ctx, targets, timeout=1800)
+    elapsed, results = bi.run_workers(ctx, targets, timeout=1800, cpus=cpus)
     cpu1 = [bi.tree_cpu_seconds(s[0].pid) for s in servers]
     pg1, wal1 = bi.tree_cpu_seconds(postmaster) if postmaster else float("nan"), wal_lsn(dsn)
     stored = bi.query(dsn, "SELECT count(*), count(DISTINCT trace_id) FROM workflow_logs")
@@ -142,6 +150,21 @@ def stored_bytes_per_log(dsn: str) -> float:
     return float(size) / max(rows, 1)
 
 
+def pin(admin: str, servers: list[tuple]) -> set[int]:
+    """PostgreSQL on the first half of this process's cores, both servers (and the senders,
+    through run_workers) on the rest; the cores of the collectors and senders."""
+    cores = sorted(os.sched_getaffinity(0))
+    pg_pids = bi.postgres_pids(admin)
+    if len(cores) < 2 or not pg_pids:
+        raise SystemExit("--pin needs 2+ cores and a PostgreSQL server running on this machine")
+    db_cpus, app_cpus = set(cores[:len(cores) // 2]), set(cores[len(cores) // 2:])
+    bi.set_cpus(pg_pids, db_cpus)
+    for proc, _, _ in servers:
+        bi.set_cpus(bi._tree(proc.pid), app_cpus)
+    print(f"pinned: PostgreSQL on cores {sorted(db_cpus)}, collectors and senders on {sorted(app_cpus)}", flush=True)
+    return app_cpus
+
+
 def start_pair(dsn: str, workdir: Path) -> list[tuple]:
     """Servers A and B: same database and secrets, their own ports, data dirs and application_name."""
     shared = {"FLUSSO_PII_HASH_KEY": secrets.token_urlsafe(32), "FLUSSO_ALERT_SECRET_KEY": secrets.token_urlsafe(32),
@@ -164,12 +187,13 @@ def print_table(phases: list[Phase], checks: list[JobCheck], window: float, byte
     print(f"\ningest, {args.logs:,} logs a phase (~8 KB each, {args.batch}/request, gzip), {args.procs} senders; "
           f"phases alternate; {len(by[1])} per configuration")
     print(f"{'collectors':<11} {'logs/s (each phase)':<34} {'median':>8} {'p99 ms':>7} {'PG ms/log':>10} "
-          f"{'serve ms/log':>13} {'WAL KB/log':>11}")
+          f"{'serve ms/log':>13} {'WAL KB/log':>11} {'PG cores':>9} {'serve cores':>12}")
     for n in (1, 2):
         rates = " ".join(f"{p.rate:,.0f}" for p in by[n])
         print(f"{n:<11} {rates:<34} {median([p.rate for p in by[n]]):8,.0f} "
               f"{median([p.p99_ms for p in by[n]]):7,.0f} {median([p.pg_ms for p in by[n]]):10.3f} "
-              f"{median([p.collector_ms for p in by[n]]):13.3f} {median([p.wal_bytes for p in by[n]]) / 1024:11.1f}")
+              f"{median([p.collector_ms for p in by[n]]):13.3f} {median([p.wal_bytes for p in by[n]]) / 1024:11.1f}"
+              f" {median([p.pg_cores for p in by[n]]):9.2f} {median([p.collector_cores for p in by[n]]):12.2f}")
     print(f"2 vs 1 collectors, paired by round: {' '.join(f'{r:.2f}x' for r in pairs)}  "
           f"(median {median(pairs):.2f}x); retried 503/429: {sum(p.retries for p in phases)}")
     pg_ms = median([p.pg_ms for p in phases])
@@ -177,6 +201,10 @@ def print_table(phases: list[Phase], checks: list[JobCheck], window: float, byte
     print(f"PostgreSQL CPU per log {pg_ms:.3f} ms -> {ceiling:,.0f} logs/s per PostgreSQL core "
           f"(collectors on other machines); stored {bytes_per_log / 1024:.1f} KB/log (table+TOAST+indexes) -> "
           f"{ceiling * bytes_per_log * 86400 / 1e9:,.0f} GB/day per PostgreSQL core at that rate")
+    both = pg_ms + median([p.collector_ms for p in phases])
+    print(f"PostgreSQL + collectors {both:.3f} ms CPU per log -> {os.cpu_count() * 1000 / both:,.0f} logs/s on these"
+          f" {os.cpu_count()} cores if nothing else ran ({os.cpu_count() * 1000 / both * 86400 / 1e6:,.0f} M logs/day,"
+          f" {os.cpu_count() * 1000 / both * bytes_per_log * 86400 / 1e9:,.0f} GB/day stored)")
     print(f"\nleader-elected jobs over {window:.0f} s, both servers looping (intervals shortened by env)")
     print(f"{'job':<18} {'interval s':>10} {'runs A':>7} {'runs B':>7} {'min gap s':>10} {'overlaps':>9} "
           f"{'errors':>7}  once per interval")
@@ -195,6 +223,8 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=4, help="sender processes, one connection each")
     ap.add_argument("--batch", type=int, default=256, help="log records per request")
     ap.add_argument("--window", type=float, default=70.0, help="least seconds both servers loop (job proof)")
+    ap.add_argument("--pin", action="store_true", help="PostgreSQL on the first half of the cores, the collectors"
+                    " and senders on the other half (PostgreSQL on its own cores; needs a local server)")
     ap.add_argument("--dsn", help="PostgreSQL maintenance DSN (default: embedded server in a temp dir)")
     ap.add_argument("--smoke", action="store_true", help="small: 1 round of 1,000 logs, 35 s window")
     args = ap.parse_args()
@@ -221,10 +251,12 @@ def main() -> int:
         t0 = time.monotonic()
         servers = start_pair(dsn, workdir)
         postmaster = (bi.postgres_pids(admin) or [None])[0]
+        app_cpus = pin(admin, servers) if args.pin else None
         phases = []
         for r in range(args.rounds):
             for n in ((1, 2) if r % 2 == 0 else (2, 1)):
-                phases.append(run_phase(ctx, n, servers, dsn, admin, key, args.procs, args.logs, postmaster))
+                phases.append(run_phase(ctx, n, servers, dsn, admin, key, args.procs, args.logs, postmaster,
+                                        app_cpus))
                 print(f"round {r + 1}: {n} collector(s) {phases[-1].rate:,.0f} logs/s", flush=True)
         bytes_per_log = stored_bytes_per_log(dsn)
         time.sleep(max(0.0, args.window - (time.monotonic() - t0)))

@@ -13,8 +13,9 @@ the embedded wheel's PostgreSQL 18, into a copy of its tree). Without a PostgreS
 
 The migrations are NOT changed: what Citus needs (primary keys that include client_id, reference
 tables, the worker role's LOGIN, row-level security on the shards) is applied after them here,
-step by step, and each step's outcome is printed ("what had to change"). Exit 0 when every
-phase ran, 1 when a phase failed (its error is printed), 3 when Citus is not installed.
+step by step, and each step's outcome is printed ("what had to change"). Exit 0 when everything
+worked on both sides, 1 when anything failed (a request, a job, a page: each is printed), 3 when
+Citus is not installed.
 """
 from __future__ import annotations
 
@@ -203,7 +204,7 @@ def rls_on_shards(dsn: str, steps: Steps) -> None:
         enabled = sql(dsn, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,))[0][0]
         if enabled:
             steps.run(f"{table}: row-level security off on its shards",
-                      "SELECT run_command_on_shards(%s, $$ALTER TABLE %%s DISABLE ROW LEVEL SECURITY$$)", (table,))
+                      "SELECT run_command_on_placements(%s, $$ALTER TABLE %%s DISABLE ROW LEVEL SECURITY$$)", (table,))
 
 
 # ---- phases ---------------------------------------------------------------------------------------
@@ -293,6 +294,7 @@ def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -
                     rows.append((label, bv.pct(server_ms, .5), bv.pct(server_ms, .95)))
                 except SystemExit as exc:  # a page that fails on this side is reported, the rest go on
                     rows.append((label, float("nan"), str(exc).split(":", 1)[0]))
+            rows.append(("client: sees only its tenant", *tenant_check(client, dsn)))
             try:  # the review form: ticket_reviews (distributed) and ticket_review_state (reference)
                 server_ms, _ = bv.measure_posts(provider, ids, requests)
                 rows.append(("provider: POST a review (303)", bv.pct(server_ms, .5), bv.pct(server_ms, .95)))
@@ -301,6 +303,22 @@ def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -
     finally:
         bi.stop_server(server)
     return rows
+
+
+def tenant_check(client, dsn: str) -> tuple[float, float | str]:
+    """client-00's session: every ticket listed is its own, another tenant's ticket is a 404
+    (with RLS off on the shards, the query's client_id filter is the guard). (0, 0) or a failure."""
+    listed = client.get("/api/v1/tickets?limit=200").json()["tickets"]
+    foreign = sql(dsn, "SELECT id FROM workflow_logs WHERE client_id <> 'client-00' LIMIT 20")
+    answers = {client.get(f"/api/v1/tickets/{i}").status_code for (i,) in foreign}
+    if not listed or any(t["client_id"] != "client-00" for t in listed) or answers != {404}:
+        return float("nan"), f"LEAK: listed {sorted({t['client_id'] for t in listed})}, foreign ids {answers}"
+    return 0.0, 0.0
+
+
+def partitions(dsn: str) -> list[str]:
+    return [r[0] for r in sql(dsn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                                   " WHERE i.inhparent IN ('workflow_logs'::regclass, 'trace_spans'::regclass)")]
 
 
 def prepare(node: Node) -> None:
@@ -366,6 +384,7 @@ def run_all(bin_dir: Path, root: Path, args) -> int:
         for node in (single, coordinator):
             prepare(node)
         steps = distribute(coordinator, workers)
+        before = set(partitions(coordinator.dsn()))
         results = []
         for tag, node in (("single", single), ("citus", coordinator)):
             try:
@@ -384,6 +403,12 @@ def run_all(bin_dir: Path, root: Path, args) -> int:
                 pages.append([])
                 print(f"{tag} viewer FAILED: {exc}", file=sys.stderr)
         report(steps, results[0], results[1], (pages[0], pages[1]), args)
+        after = partitions(coordinator.dsn())
+        print(f"Citus: partitions created on distributed tables after distributing them: "
+              f"{sorted(set(after) - before) or 'none'} ({len(after)} in all)")
+        failed = failed or any(isinstance(v, str) and v.startswith("FAILED") for r in results for v in r.values())
+        failed = failed or any(v != "ok" for r in results for v in r.get("jobs", {}).values())
+        failed = failed or any(not isinstance(p95, float) for side in pages for _, _, p95 in side)
         return 1 if failed else 0
     finally:
         for node in reversed(nodes):
