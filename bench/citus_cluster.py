@@ -195,8 +195,8 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
 def rls_on_shards(dsn: str, steps: Steps) -> None:
     """Row-level security cannot guard the shards: the app sets flusso.tenant / flusso.scope with
     set_config(..., true), which Citus does not send to the workers (on a shard both read as
-    empty, so the tenant policies would hide every row), and Citus writes INSERT ... SELECT
-    (every batch of ours) into the shards with COPY, which PostgreSQL refuses under RLS. The
+    empty, so the tenant policies would hide every row), and Citus writes a plain INSERT ...
+    SELECT (trace staging's spans) into the shards with COPY, which PostgreSQL refuses under RLS. The
     shards get RLS off; the coordinator's tables keep their policies, and the client_id filter
     of every statement is the tenant guard on Citus (docs/scaling.md)."""
     tables = [r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")]
