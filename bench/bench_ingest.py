@@ -287,14 +287,17 @@ async def new_key(dsn: str) -> str:
         return (await create_api_key(pool, TENANT)).secret
 
 
-def start_server(dsn: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen, int]:
+def start_server(dsn: str, workdir: Path, workers: int = 1, extra_env: dict[str, str] | None = None,
+                 log_name: str = "server.log") -> tuple[subprocess.Popen, int]:
+    """`flusso-obs serve` on a free port of 127.0.0.1 against `dsn`; (process, port) once /readyz is 200."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=dsn, FLUSSO_DATA_DIR=str(workdir / "data"),
                FLUSSO_SESSION_SECRET="bench-" + "x" * 40, PYTHONPATH=str(ROOT),
                FLUSSO_GRPC_PORT=os.environ.get("FLUSSO_GRPC_PORT", "0"))  # HTTP only: 4317 may be taken
-    log = workdir / "server.log"
+    env.update(extra_env or {})
+    log = workdir / log_name
     proc = subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port),
                              "--workers", str(workers)],

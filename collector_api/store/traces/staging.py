@@ -71,7 +71,9 @@ _UPSERT_STATES = (
     " ON CONFLICT (client_id, trace_id) DO UPDATE SET span_count = t.span_count + excluded.span_count,"
     " bytes = t.bytes + excluded.bytes, dropped_spans = t.dropped_spans + excluded.dropped_spans,"
     " root_ended = t.root_ended OR excluded.root_ended,"
-    " last_seen = CASE WHEN excluded.span_count > 0 THEN now() ELSE t.last_seen END"
+    # excluded.last_seen is the column's DEFAULT now(), this transaction's time: the same as
+    # calling now() here, and routable on Citus (no STABLE function in DO UPDATE SET).
+    " last_seen = CASE WHEN excluded.span_count > 0 THEN excluded.last_seen ELSE t.last_seen END"
 )
 
 

