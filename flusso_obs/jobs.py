@@ -16,6 +16,7 @@ from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
+from collector_api.store.erasure.retention import run_retention
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
@@ -37,6 +38,7 @@ COUNTERS_DEADLINE_S = 60.0
 BACKFILL_DEADLINE_S = 300.0
 ASSEMBLY_DEADLINE_S = 120.0
 STAGING_DEADLINE_S = 600.0
+RETENTION_DEADLINE_S = 900.0  # bounded batches (store.erasure.retention); what is left, the next run does
 ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
 
 
@@ -48,8 +50,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     process: each flushes its own memory) and the derived-figures backfill (logs stored before
     migration 0013). The overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
-    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); alert evaluation unless its
-    interval is 0."""
+    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); tenants' own retention and alert
+    evaluation unless their interval is 0."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
@@ -67,6 +69,9 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
                         assembly, deadline_s=ASSEMBLY_DEADLINE_S))
         jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
                         InThread(staging_upkeep, dsn, retention_s), deadline_s=STAGING_DEADLINE_S))
+    if settings.flusso_retention_interval_s > 0:  # tenants' own retention (tenants set --retention-days)
+        jobs.append(Job("tenant-retention", settings.flusso_retention_interval_s, locks.JOB_TENANT_RETENTION,
+                        lambda: run_retention(pool), deadline_s=RETENTION_DEADLINE_S))
     if settings.flusso_alert_interval_s > 0:
         jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
                         deadline_s=alert_deadline_s(settings)))

@@ -63,6 +63,23 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
     return done
 
 
+async def recompute_alert_days(pool: AsyncConnectionPool, days: list) -> None:
+    """Recompute every minute and hour bucket (within their reach) of the UTC `days` (after an erasure)."""
+    async with owner_connection(pool) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ALERT_ROLLUPS,))
+        now = (await (await conn.execute("SELECT now() AS now")).fetchone())["now"]
+        for grain, (unit, size, keep) in GRAINS.items():
+            starts = []
+            for day in sorted(set(days)):
+                moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                while moment < datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1):
+                    if moment >= now - timedelta(days=keep):
+                        starts.append(moment)
+                    moment += size
+            if starts:
+                await _recompute(conn, grain, unit, size, starts)
+
+
 async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> list[datetime]:
     """UTC minutes (of executed_at, within the hour rollups' reach) of logs stored since the cursor;
     every minute that has logs on the first run."""

@@ -24,5 +24,10 @@ JOB_STAGING_UPKEEP = 0x4A6F6204
 # Alerts: the evaluation + delivery job, and its minute/hour rollups.
 JOB_ALERTS = 0x4A6F6212
 ALERT_ROLLUPS = 0x416C7274  # "Alrt"
+# Erasure (0x4A6F6230..0x4A6F623F): a tenant's stores hold it shared (the workflow_logs trigger of
+# migration 0018, as pg_advisory_xact_lock_shared(this, hashtext(client_id))); an erasure takes it
+# exclusively once its tombstones are committed, so no store that missed them is still in flight.
+ERASURE_TENANT = 0x4A6F6230
+JOB_TENANT_RETENTION = 0x4A6F6231  # leader lock of the per-tenant retention job
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

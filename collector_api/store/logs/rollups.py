@@ -61,6 +61,18 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     return len(dirty)
 
 
+async def recompute_days(pool: AsyncConnectionPool, days: list[date]) -> None:
+    """Recompute the rollups of `days` now (after an erasure: totals must stop counting what it
+    erased). Waits for a refresh in progress; days not rolled up yet are left to the refresh."""
+    days = sorted(set(days))
+    async with scoped_transaction(pool, Scope.provider()) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
+        done = [r["day"] for r in await (await conn.execute(
+            "SELECT day FROM viewer_rollup_days WHERE day = ANY(%s) ORDER BY day", (days,))).fetchall()]
+        if done:
+            await _recompute(conn, done)
+
+
 async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
     """The next watermark: now, or the start of the oldest open transaction if earlier.
 
