@@ -85,7 +85,8 @@ def parse_request(body: Any) -> ErasureRequest:
                            " id returns the same receipt)")
     request = ErasureRequest(
         request_id, _strings(body, "ticket_ids", _ticket_ok, "ticket ids (1-256 characters)"),
-        _strings(body, "trace_ids", TRACE_ID_RE.match, "trace ids (32 lowercase hex digits, or a legacy log's idem:/legacy: id)"),
+        _strings(body, "trace_ids", TRACE_ID_RE.match,
+                 "trace ids (32 lowercase hex digits, or a legacy log's idem:/legacy: id)"),
         _strings(body, "tokens", TOKEN_RE.match, "tokens like [email:3f2a9c01b7de] (otel_bridge.erasure_tokens)"),
         _identifiers(body))
     size = len(request.ticket_ids) + len(request.trace_ids) + len(request.tokens) + len(request.identifiers)

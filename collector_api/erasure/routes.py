@@ -49,7 +49,8 @@ async def post_erasure(request: Request, state: State, key: EraseKey) -> JSONRes
         ask = parse_request(body)
         secret = getattr(getattr(request.app.state, "traces", None), "secret", None)
         receipt = await erase(state.pool, ask, client=key.client_id, receipt_key=reveal(settings.flusso_receipt_key),
-                              pii_secret=secret, requested_by=key.key_id)
+                              pii_secret=secret, requested_by=key.key_id,
+                              review_token=getattr(request.app.state, "erasure_review_token", None))
     except (ReceiptError, ErasureConflict) as exc:
         raise CollectorError(str(exc), status=exc.status) from None
     except StoreUnavailable:

@@ -6,6 +6,8 @@ stored or returned: the erasure log and the receipt hold the tokens.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.contract.receipts import ErasureRequest, ReceiptError, asked_digest, receipt_of, sign
@@ -27,8 +29,10 @@ def require_receipt_key(receipt_key: str | None) -> str:
     return receipt_key
 
 
-def asked_of(request: ErasureRequest, client: str, pii_secret: str | None) -> dict:
-    """What the request asks, as recorded: ids and tokens (raw identifiers hashed under the tenant's key)."""
+def asked_of(request: ErasureRequest, client: str, pii_secret: str | None,
+             review_token: Callable[[str, str], str] | None = None) -> dict:
+    """What the request asks, as recorded: ids and tokens. Raw identifiers become the tenant's
+    /v1/traces tokens and, with `review_token`, the tokens review notes hold (the viewer's key)."""
     tokens = set(request.tokens)
     if request.identifiers:
         if not pii_secret:
@@ -36,14 +40,17 @@ def asked_of(request: ErasureRequest, client: str, pii_secret: str | None) -> di
                                " send the bridge's tokens instead (otel_bridge.erasure_tokens)")
         redactor = Redactor(hashing_key(pii_secret, client))
         tokens |= {redactor.token(kind, value) for kind, value in request.identifiers}
+        if review_token is not None:
+            tokens |= {review_token(kind, value) for kind, value in request.identifiers}
     return {"ticket_ids": sorted(request.ticket_ids), "trace_ids": sorted(request.trace_ids), "tokens": sorted(tokens)}
 
 
 async def erase(pool: AsyncConnectionPool, request: ErasureRequest, *, client: str, receipt_key: str | None,
-                pii_secret: str | None, requested_by: str) -> dict:
+                pii_secret: str | None, requested_by: str,
+                review_token: Callable[[str, str], str] | None = None) -> dict:
     """Run (or finish, or replay) the erasure; its signed receipt. ReceiptError for a bad request,
     store.erasure.run.ErasureConflict for a request id used before with another request."""
     key = require_receipt_key(receipt_key)
-    asked = asked_of(request, client, pii_secret)
+    asked = asked_of(request, client, pii_secret, review_token)
     row = await run_erasure(pool, client, request.request_id, asked, asked_digest(asked), requested_by)
     return sign(receipt_of(row), key)

@@ -91,7 +91,8 @@ _RESOLVE = (
     "  UNION SELECT id, executed_at, trace_id, ticket_id FROM workflow_logs"
     "   WHERE client_id = %(client)s AND trace_id = ANY(%(traces)s::text[])"
     "  UNION SELECT id, executed_at, trace_id, ticket_id FROM workflow_logs"
-    "   WHERE client_id = %(client)s AND cardinality(%(patterns)s::text[]) > 0 AND log_data::text LIKE ANY(%(patterns)s::text[])"
+    "   WHERE client_id = %(client)s AND cardinality(%(patterns)s::text[]) > 0"
+    "   AND log_data::text LIKE ANY(%(patterns)s::text[])"
     " ) found ORDER BY executed_at, id")
 _OPEN_TRACES = (  # asked traces not stored as a log (yet): their staged spans and state
     "INSERT INTO erasure_items (client_id, request_id, trace_id)"

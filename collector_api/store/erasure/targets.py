@@ -60,7 +60,8 @@ TARGETS: tuple[Target, ...] = (
                              " OR corrected_draft LIKE ANY(%(patterns)s::text[]))",
            per="request"),
     Target("review_states_citing", "DELETE FROM ticket_review_state WHERE client_id = %(client)s"
-                                   " AND cardinality(%(patterns)s::text[]) > 0 AND corrected_draft LIKE ANY(%(patterns)s::text[])",
+                                   " AND cardinality(%(patterns)s::text[]) > 0"
+                                   " AND corrected_draft LIKE ANY(%(patterns)s::text[])",
            per="request"),
 )
 
