@@ -50,7 +50,7 @@ def cmd_erase(args, settings: ServerSettings) -> None:
         try:
             receipt = run_store(dsn, lambda pool: erase(
                 pool, request, client=args.client, receipt_key=reveal(settings.flusso_receipt_key),
-                pii_secret=pii_hash_key(settings), requested_by="cli"))
+                pii_secret=pii_hash_key(settings), requested_by="cli", batch=args.batch))
         except (ReceiptError, ErasureConflict) as exc:
             raise CliError(str(exc)) from None
     text = json.dumps(receipt, indent=2, sort_keys=True)
@@ -106,6 +106,7 @@ def add_erasure_commands(sub) -> None:
     p.add_argument("--trace", action="append", default=[], help="a trace id, 32 hex (repeatable)")
     p.add_argument("--token", action="append", default=[], help="a person token, e.g. [email:3f2a9c01b7de]"
                                                                 " (otel_bridge.erasure_tokens; repeatable)")
+    p.add_argument("--batch", type=int, default=1000, help="logs erased per transaction (default 1000)")
     p.add_argument("--out", metavar="RECEIPT.json", help="write the signed receipt here (default: stdout)")
     erasures = sub.add_parser("erasures", help="the erasure log and receipts", description="The erasure log.")
     es = erasures.add_subparsers(dest="erasures_command", required=True, metavar="ACTION")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from psycopg_pool import AsyncConnectionPool
 
 from collector_api.contract.receipts import ErasureRequest, ReceiptError, asked_digest, receipt_of, sign
-from collector_api.store.erasure.run import run_erasure
+from collector_api.store.erasure.run import BATCH, run_erasure
 from collector_api.traces.sealing import hashing_key
 from otel_bridge.pii import Redactor
 
@@ -47,10 +47,11 @@ def asked_of(request: ErasureRequest, client: str, pii_secret: str | None,
 
 async def erase(pool: AsyncConnectionPool, request: ErasureRequest, *, client: str, receipt_key: str | None,
                 pii_secret: str | None, requested_by: str,
-                review_token: Callable[[str, str], str] | None = None) -> dict:
+                review_token: Callable[[str, str], str] | None = None, batch: int = BATCH) -> dict:
     """Run (or finish, or replay) the erasure; its signed receipt. ReceiptError for a bad request,
     store.erasure.run.ErasureConflict for a request id used before with another request."""
     key = require_receipt_key(receipt_key)
     asked = asked_of(request, client, pii_secret, review_token)
-    row = await run_erasure(pool, client, request.request_id, asked, asked_digest(asked), requested_by)
+    row = await run_erasure(pool, client, request.request_id, asked, asked_digest(asked), requested_by,
+                            batch=max(1, batch))
     return sign(receipt_of(row), key)

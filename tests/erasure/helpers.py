@@ -77,3 +77,23 @@ def scan_everything(dsn: str, needles: list[str]) -> list[tuple[str, str, str | 
                                     (needle,)).fetchall()
                 hits += [(table, column, r[0]) for r in rows]
     return hits
+
+
+def bulk_logs(dsn: str, client: str, n: int, *, prefix: str = "T-", days_ago: float = 0.0, start: int = 0) -> None:
+    """`n` small workflow logs of `client` (tickets prefix0..), written by SQL for volume (the trigger
+    that refuses erased tickets runs on them as on any store)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+            " SELECT %(c)s, %(p)s || g, 'SUCCESS', now() - make_interval(secs => %(ago)s * 86400 + g %% 3600),"
+            " md5(%(c)s || %(p)s || g), jsonb_build_object('ticket_info', jsonb_build_object('ticket_id', %(p)s || g))"
+            " FROM generate_series(%(s)s, %(s)s + %(n)s - 1) g",
+            {"c": client, "p": prefix, "ago": days_ago, "n": n, "s": start})
+
+
+def count_logs(dsn: str, client: str, prefix: str | None = None) -> int:
+    with psycopg.connect(dsn) as conn:
+        if prefix is None:
+            return conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = %s", (client,)).fetchone()[0]
+        return conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = %s AND ticket_id LIKE %s",
+                            (client, prefix + "%")).fetchone()[0]
