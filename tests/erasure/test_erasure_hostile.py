@@ -87,8 +87,8 @@ def test_ingest_flooding_the_ticket_being_erased_keeps_nothing(db_dsn):
 
 
 def _erase_cli(dsn: str, tickets: int, batch: int, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "erase", "--client", "acme", "--request-id", "crash-1",
-                             "--from", env["ERASE_FILE"], "--batch", str(batch)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "erase", "--client", "acme", "--request-id",
+                             "crash-1", "--from", env["ERASE_FILE"], "--batch", str(batch)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
