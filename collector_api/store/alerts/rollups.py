@@ -63,19 +63,17 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
     return done
 
 
-async def recompute_alert_days(pool: AsyncConnectionPool, days: list) -> None:
-    """Recompute every minute and hour bucket (within their reach) of the UTC `days` (after an erasure)."""
+async def recompute_alert_minutes(pool: AsyncConnectionPool, client: str, minutes: list[datetime]) -> None:
+    """Recompute the minute and hour buckets (within their reach) holding `minutes` (after an erasure
+    of `client`'s logs executed then); nothing when the tenant has no alert rollup rows."""
     async with owner_connection(pool) as conn, conn.transaction():
+        if await (await conn.execute("SELECT 1 FROM alert_rollup WHERE client_id = %s LIMIT 1", (client,))
+                  ).fetchone() is None:
+            return
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ALERT_ROLLUPS,))
         now = (await (await conn.execute("SELECT now() AS now")).fetchone())["now"]
         for grain, (unit, size, keep) in GRAINS.items():
-            starts = []
-            for day in sorted(set(days)):
-                moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                while moment < datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1):
-                    if moment >= now - timedelta(days=keep):
-                        starts.append(moment)
-                    moment += size
+            starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=keep)})
             if starts:
                 await _recompute(conn, grain, unit, size, starts)
 

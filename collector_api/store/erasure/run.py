@@ -15,12 +15,12 @@ Every step is a transaction scoped to the tenant (row-level security), and each 
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.store.alerts.rollups import recompute_alert_days
+from collector_api.store.alerts.rollups import HOUR_DAYS, recompute_alert_minutes
 from collector_api.store.core import locks
 from collector_api.store.core.db import Scope, scoped_transaction
 from collector_api.store.erasure.targets import KINDS, TARGETS, Target
@@ -155,15 +155,21 @@ async def run_targets(conn: psycopg.AsyncConnection, targets: tuple[Target, ...]
 
 
 async def add_counts(conn: psycopg.AsyncConnection, client: str, req: str, counts: dict[str, int],
-                     days: set) -> None:
-    """Add a batch's counts and days to the request's row (in the batch's transaction)."""
-    row = await (await conn.execute("SELECT counts, days FROM erasure_log WHERE client_id = %s AND request_id = %s"
-                                    " FOR UPDATE", (client, req))).fetchone()
+                     moments: set) -> None:
+    """Add a batch's counts, and the days (and recent minutes, for the alert rollups) of its erased
+    logs' executed_at, to the request's row (in the batch's transaction)."""
+    row = await (await conn.execute("SELECT counts, days, minutes, now() AS now FROM erasure_log"
+                                    " WHERE client_id = %s AND request_id = %s FOR UPDATE", (client, req))).fetchone()
     total = dict(row["counts"])
     for kind, n in counts.items():
         total[kind] = total.get(kind, 0) + n
-    await conn.execute("UPDATE erasure_log SET counts = %s::jsonb, days = %s::date[] WHERE client_id = %s"
-                       " AND request_id = %s", (canonical_json(total), sorted(set(row["days"]) | days), client, req))
+    days = {m.astimezone(UTC).date() for m in moments}
+    recent = {m.astimezone(UTC).replace(second=0, microsecond=0) for m in moments
+              if m >= row["now"] - timedelta(days=HOUR_DAYS)}
+    await conn.execute("UPDATE erasure_log SET counts = %s::jsonb, days = %s::date[], minutes = %s::timestamptz[]"
+                       " WHERE client_id = %s AND request_id = %s",
+                       (canonical_json(total), sorted(set(row["days"]) | days),
+                        sorted(set(row["minutes"]) | recent), client, req))
 
 
 async def erase_batches(pool: AsyncConnectionPool, row: dict, *, batch: int = BATCH,
@@ -183,8 +189,8 @@ async def erase_batches(pool: AsyncConnectionPool, row: dict, *, batch: int = BA
             await conn.execute("DELETE FROM erasure_items WHERE client_id = %s AND request_id = %s AND item = ANY(%s)",
                                (client, req, [i["item"] for i in items]))
             counts = await erase_items(conn, client, items, tokens, per_item)
-            days = {i["executed_at"].date() for i in items if i["executed_at"] is not None}
-            await add_counts(conn, client, req, counts, days)
+            moments = {i["executed_at"] for i in items if i["executed_at"] is not None}
+            await add_counts(conn, client, req, counts, moments)
         done += 1
     return done
 
@@ -227,14 +233,14 @@ async def run_erasure(pool: AsyncConnectionPool, client: str, request_id: str, a
 
 
 async def recompute_after(pool: AsyncConnectionPool, client: str, req: str) -> None:
-    """The overview's daily rollups and the alert rollups of the days the request erased from."""
+    """The tenant's daily rollups of the days the request erased from, and its alert buckets."""
     async with scoped_transaction(pool, Scope.tenant(client)) as conn:
-        row = await (await conn.execute("SELECT days FROM erasure_log WHERE client_id = %s AND request_id = %s",
-                                        (client, req))).fetchone()
-    days = sorted(row["days"])
-    if days:
-        await recompute_days(pool, days)
-        await recompute_alert_days(pool, days)
+        row = await (await conn.execute("SELECT days, minutes FROM erasure_log WHERE client_id = %s"
+                                        " AND request_id = %s", (client, req))).fetchone()
+    if row["days"]:
+        await recompute_days(pool, sorted(row["days"]), client)
+    if row["minutes"]:
+        await recompute_alert_minutes(pool, client, list(row["minutes"]))
 
 
 def canonical_json(value: object) -> str:

@@ -23,6 +23,7 @@ CREATE TABLE erasure_log (
     status       text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done')),
     counts       jsonb NOT NULL DEFAULT '{}',    -- kind of data -> rows erased
     days         date[] NOT NULL DEFAULT '{}',   -- UTC days of the erased logs: their rollups are recomputed
+    minutes      timestamptz[] NOT NULL DEFAULT '{}',  -- and their minutes within the alert rollups' reach
     matched      bigint,                         -- logs found (erasure_items written); NULL: not resolved yet
     started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at  timestamptz,
@@ -101,7 +102,7 @@ CREATE TRIGGER workflow_logs_refuse_erased BEFORE INSERT OR UPDATE OF log_data, 
 -- it can reach no other tenant's rows. Deleting logs and reviews is otherwise never done by that
 -- role: a RESTRICTIVE policy allows it only in a transaction that declares itself an erasure.
 GRANT DELETE ON workflow_logs, ticket_reviews, ticket_review_state TO flusso_app;
-GRANT SELECT, INSERT, UPDATE (status, counts, days, matched, finished_at) ON erasure_log TO flusso_app;
+GRANT SELECT, INSERT, UPDATE (status, counts, days, minutes, matched, finished_at) ON erasure_log TO flusso_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON erasure_items TO flusso_app;  -- UPDATE: SELECT ... FOR UPDATE
 GRANT SELECT, INSERT ON erasure_tombstones TO flusso_app;
 DO $$
