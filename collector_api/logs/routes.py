@@ -117,7 +117,7 @@ LEGACY_LOGS = Receiver(
     media_types=(JSON, ""), parse=parse_legacy_json, decode=decode_legacy, handle=handle_legacy,
     respond=legacy_answer,
     openapi={"openapi_extra": legacy_body(),
-             "responses": {**LEGACY_OK, **error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503)}})
+             "responses": {**LEGACY_OK, **error_responses(400, 401, 403, 408, 410, 413, 415, 422, 429, 503)}})
 
 
 def logs_routers() -> list:

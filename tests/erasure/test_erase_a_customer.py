@@ -108,6 +108,10 @@ def test_erase_a_customer_by_email_leaves_no_trace_in_any_table(server, db_dsn, 
     note_token = Scrubber(review_hash_key(server.settings, server.settings.flusso_session_secret.get_secret_value())
                           ).token("email", ANN["email"])
     needles = [*tokens, note_token, ANN["email"], ANN["name"], "A-1", "A-2"]
+    with psycopg.connect(db_dsn) as conn:  # erasure_tokens gives exactly what the bridge wrote, in both logs
+        for token in tokens:
+            assert conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = 'acme'"
+                                " AND strpos(log_data::text, %s) > 0", (token,)).fetchone()[0] == 2, token
     before = {t for t, _, c in scan_everything(db_dsn, needles) if c == "acme"}
     assert {"ticket_reviews", "alert_deliveries"} <= before, before
     assert any(t.startswith("workflow_logs") for t in before), before  # the scan sees what it looks for
