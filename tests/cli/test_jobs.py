@@ -18,7 +18,7 @@ def jobs(secret=None, **settings):
 def test_the_default_jobs_each_with_its_own_lock():
     listed = jobs()
     assert [j.name for j in listed] == ["partition-upkeep", "rollup-refresh", "ingest-counters", "derived-backfill",
-                                        "alert-evaluate"]
+                                        "tenant-retention", "alert-evaluate"]
     assert [j.name for j in listed if j.per_process] == ["ingest-counters"]
     leader_locks = [j.lock_id for j in listed if not j.per_process]
     assert len(set(leader_locks)) == len(leader_locks) and set(leader_locks) <= set(locks.ALL.values())
@@ -27,6 +27,7 @@ def test_the_default_jobs_each_with_its_own_lock():
 def test_settings_turn_jobs_on_and_off():
     assert "rollup-refresh" not in [j.name for j in jobs(flusso_rollup_refresh_seconds=0)]
     assert "alert-evaluate" not in [j.name for j in jobs(flusso_alert_interval_s=0)]
+    assert "tenant-retention" not in [j.name for j in jobs(flusso_retention_interval_s=0)]
     staged = {j.name: j for j in jobs(secret="k" * 32, flusso_trace_assembly_seconds=0.5)}
     assert staged["trace-assembly"].interval_s == 0.5 and "staging-upkeep" in staged
 

@@ -7,7 +7,8 @@ Every step is a transaction scoped to the tenant (row-level security), and each 
 2. `barrier`: the tenant's erasure lock, exclusively: every store that began before the
    tombstones were committed has committed now (the workflow_logs trigger holds it shared).
 3. `resolve`: the logs asked for, and the asked traces with no log yet, become erasure_items (once:
-   `matched` is set in the same transaction).
+   `matched` is set in the same transaction); the tickets and traces found get tombstones too, and
+   after a second barrier `sweep` adds their logs stored in the meantime.
 4. `erase_batches`: per batch, every target of store.erasure.targets, the items' deletion and the
    log row's counts and days in ONE transaction: a crash loses nothing and counts nothing twice.
 5. `finish`: the per-request targets, then the rollups of the affected days are recomputed, then
@@ -101,8 +102,32 @@ _OPEN_TRACES = (  # asked traces not stored as a log (yet): their staged spans a
     "  WHERE i.client_id = %(client)s AND i.request_id = %(req)s AND i.trace_id = s.trace_id)")
 
 
+_FOUND_TOMBSTONES = (  # the tickets and traces found (by token too): refused from now on as well
+    "INSERT INTO erasure_tombstones (client_id, kind, value, request_id)"
+    " SELECT DISTINCT %(client)s, x.k, x.v, %(req)s FROM erasure_items i,"
+    " LATERAL (VALUES ('trace', i.trace_id), ('ticket', i.ticket_id)) AS x(k, v)"
+    " WHERE i.client_id = %(client)s AND i.request_id = %(req)s AND x.v IS NOT NULL ON CONFLICT DO NOTHING")
+_SWEEP = (  # logs of those tickets and traces stored while the items were written
+    "INSERT INTO erasure_items (client_id, request_id, log_id, executed_at, trace_id, ticket_id)"
+    " SELECT %(client)s, %(req)s, w.id, w.executed_at, w.trace_id, w.ticket_id FROM erasure_tombstones t"
+    " JOIN workflow_logs w ON w.client_id = t.client_id"
+    "  AND ((t.kind = 'ticket' AND w.ticket_id = t.value) OR (t.kind = 'trace' AND w.trace_id = t.value))"
+    " WHERE t.client_id = %(client)s AND t.request_id = %(req)s AND t.kind IN ('ticket', 'trace')"
+    " AND NOT EXISTS (SELECT 1 FROM erasure_items i WHERE i.client_id = %(client)s AND i.request_id = %(req)s"
+    "  AND i.log_id = w.id AND i.executed_at = w.executed_at)")
+
+
+async def sweep(pool: AsyncConnectionPool, row: dict) -> int:
+    """After a second barrier: logs of the found tickets and traces not in the work list yet (a store
+    that began before their tombstones were committed). Safe to repeat."""
+    async with scoped_transaction(pool, Scope.tenant(row["client_id"])) as conn:
+        cur = await conn.execute(_SWEEP, {"client": row["client_id"], "req": row["request_id"]})
+        return cur.rowcount
+
+
 async def resolve(pool: AsyncConnectionPool, row: dict) -> int:
-    """Write the request's items, once; returns how many logs and open traces were found."""
+    """Write the request's items and the found tickets' and traces' tombstones, once; returns how
+    many logs and open traces were found."""
     client, req, asked = row["client_id"], row["request_id"], row["asked"]
     params = {"client": client, "req": req, "tickets": asked.get("ticket_ids", []),
               "traces": asked.get("trace_ids", []), "patterns": like_patterns(asked.get("tokens", []))}
@@ -113,6 +138,7 @@ async def resolve(pool: AsyncConnectionPool, row: dict) -> int:
             return state["matched"]
         found = (await conn.execute(_RESOLVE, params)).rowcount
         found += (await conn.execute(_OPEN_TRACES, params)).rowcount
+        await conn.execute(_FOUND_TOMBSTONES, params)
         await conn.execute("UPDATE erasure_log SET matched = %s WHERE client_id = %s AND request_id = %s",
                            (found, client, req))
         return found
@@ -226,6 +252,8 @@ async def run_erasure(pool: AsyncConnectionPool, client: str, request_id: str, a
         return row
     await barrier(pool, client)
     await resolve(pool, row)
+    await barrier(pool, client)  # the tombstones of what `resolve` found are committed: wait again
+    await sweep(pool, row)
     await erase_batches(pool, row, batch=batch)
     await erase_asked(pool, row)
     await recompute_after(pool, client, request_id)
