@@ -195,7 +195,8 @@ def retention(dsn: str) -> dict[str, float]:
     if abs(deleted - expected) > expected * 0.2:  # the same spread of random dates: about as many rows
         raise SystemExit(f"FAIL: the baseline DELETE removed {deleted:,} rows, expected about {expected:,}")
     return {f"retention of ret, 30 days ({expected:,} rows) (s)": took,
-            f"baseline: one plain DELETE of ret2's {deleted:,} (s)": plain, "ratio retention / plain DELETE": took / plain}
+            f"baseline: one plain DELETE of ret2's {deleted:,} (s)": plain,
+            "ratio retention / plain DELETE": took / plain}
 
 
 def run(dsn: str, logs: int, erase: int, rate: float) -> dict[str, float]:

@@ -101,3 +101,23 @@ def test_the_cutoff_is_a_utc_midnight_so_rollups_lose_whole_days_only(db_dsn):
 
     cut = cutoff_of(30, NOW)
     assert cut.hour == cut.minute == 0 and NOW - cut >= timedelta(days=30) and NOW - cut < timedelta(days=31)
+
+
+def test_only_an_erasure_transaction_lets_the_rls_role_delete_logs_and_the_owner_still_can(db_dsn):
+    from collector_api.store.core.db import Scope, scoped_transaction
+    from collector_api.store.erasure.run import erasing
+
+    bulk_logs(db_dsn, "acme", 3)
+
+    async def delete(declared: bool) -> int:
+        async with create_pool(db_dsn, max_size=1) as pool:
+            async with scoped_transaction(pool, Scope.tenant("acme")) as conn:
+                if declared:
+                    await erasing(conn)
+                cur = await conn.execute("DELETE FROM workflow_logs WHERE ticket_id = %s", ("T-0" if declared
+                                                                                            else "T-1",))
+                return cur.rowcount
+    assert asyncio.run(delete(False)) == 0  # the tenant's own row, but not in an erasure: refused by policy
+    assert asyncio.run(delete(True)) == 1
+    with psycopg.connect(db_dsn) as conn:  # the owner (global retention, partition upkeep) is not bound
+        assert conn.execute("DELETE FROM workflow_logs WHERE ticket_id = 'T-1'").rowcount == 1
