@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 
 from collector_api.contract.receipts import verify
 from flusso_obs.server import create_app
+from otel_bridge.pii import Redactor
 from tests.helpers import make_key
 
-from .helpers import RECEIPT_KEY, customer_log, erase_settings, post_log, request_id
+from .helpers import PII_KEY, RECEIPT_KEY, customer_log, erase_settings, post_log, request_id
 
 
 @pytest.fixture()
@@ -107,14 +108,17 @@ def test_hostile_callers_are_refused_with_a_clear_4xx(app_client, db_dsn):
 
 def test_an_erase_key_reads_nothing_and_another_tenants_ids_erase_nothing(app_client, db_dsn):
     globex = make_key(db_dsn, "globex")
-    log = customer_log("globex", "G-1")
+    log = customer_log("globex", "G-1", email="gina@example.com")
+    token = Redactor(PII_KEY).token("email", "gina@example.com")  # globex's customer's token
     assert post_log(app_client, globex, log).status_code == 200
     with psycopg.connect(db_dsn) as conn:
         trace = conn.execute("SELECT trace_id FROM workflow_logs WHERE ticket_id = 'G-1'").fetchone()[0]
     eraser = make_key(db_dsn, "acme", "erase")
     assert app_client.get("/api/v1/tickets", headers={"X-API-Key": eraser}).status_code in (401, 403)
     r = app_client.post("/api/v1/erasures", json={"request_id": request_id(), "ticket_ids": ["G-1"],
-                                                  "trace_ids": [trace]}, headers={"X-API-Key": eraser})
+                                                  "trace_ids": [trace], "tokens": [token],
+                                                  "identifiers": {"email": ["gina@example.com"]}},
+                        headers={"X-API-Key": eraser})
     assert r.status_code == 200 and r.json()["counts"]["workflow_logs"] == 0
     assert _count(db_dsn, "globex", "G-1") == 1
     # Another tenant's receipt is not found with acme's key.
