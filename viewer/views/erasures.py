@@ -5,6 +5,7 @@ its start and finish. The page /erasures and GET /api/v1/erasures show the same 
 Receipts are signed and fetched with the tenant's erase key (GET /api/v1/erasures/{request_id})."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +17,7 @@ from collector_api.store.erasure.reads import list_erasures
 from ..auth import Principal
 from ..context import ViewerContext
 from ..deps import ApiPrincipal, Context, CurrentPrincipal
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..jsonout import dumps
 from ..render import render
 from ..routing import ApiRoute, PageRoute
@@ -24,6 +25,7 @@ from ..routing import ApiRoute, PageRoute
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 api_router = APIRouter(prefix="/api/v1", tags=["viewer"], route_class=ApiRoute)
 LIMIT = 200
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # tenants.client_id's CHECK
 
 
 def erasure_json(row: dict) -> dict[str, Any]:
@@ -40,7 +42,9 @@ def erasure_json(row: dict) -> dict[str, Any]:
 async def build_erasures(ctx: ViewerContext, principal: Principal, client: str | None) -> dict[str, Any]:
     if not principal.is_provider:
         raise NotFound("there is no page at this address")
-    client = client if client and len(client) <= 64 else None
+    if client and not TENANT_RE.match(client):
+        raise BadRequest("client: not a tenant id (1-64 of A-Z a-z 0-9 _ . -)")
+    client = client or None
     rows = await list_erasures(ctx.pool, principal.scope, client=client, limit=LIMIT)
     return {"client_id": client, "limit": LIMIT, "erasures": [erasure_json(r) for r in rows]}
 
@@ -55,7 +59,8 @@ async def get_erasures(request: Request, ctx: Context, principal: CurrentPrincip
 @api_router.get("/erasures", summary="The erasure log: every tenant's erasures and retention runs (provider only)",
                 description="Newest first, at most 200; `client` narrows to one tenant. What was asked is counted,"
                 " never listed; counts are rows erased per kind of data. A client session or a read key gets 404.",
-                responses={401: {"description": "No session and no valid read-scope API key"},
+                responses={400: {"description": "`client` is not a tenant id"},
+                           401: {"description": "No session and no valid read-scope API key"},
                            404: {"description": "Not a provider"}})
 async def get_api_erasures(ctx: Context, principal: ApiPrincipal,
                            client: Annotated[str | None, Query()] = None) -> Response:
