@@ -17,6 +17,7 @@ from collector_api.contract.derived import derive_rows
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.erasure.retention import run_retention
+from collector_api.store.erasure.run import resume_stalled
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
@@ -38,6 +39,7 @@ COUNTERS_DEADLINE_S = 60.0
 BACKFILL_DEADLINE_S = 300.0
 ASSEMBLY_DEADLINE_S = 120.0
 STAGING_DEADLINE_S = 600.0
+ERASURE_RESUME_INTERVAL_S = 300.0  # an idle run is one index probe
 RETENTION_DEADLINE_S = 900.0  # bounded batches (store.erasure.retention); what is left, the next run does
 ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
 
@@ -69,6 +71,9 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
                         assembly, deadline_s=ASSEMBLY_DEADLINE_S))
         jobs.append(Job("staging-upkeep", STAGING_UPKEEP_INTERVAL_S, locks.JOB_STAGING_UPKEEP,
                         InThread(staging_upkeep, dsn, retention_s), deadline_s=STAGING_DEADLINE_S))
+    # Erasures whose caller crashed and never retried are finished (exact counts, receipt ready).
+    jobs.append(Job("erasure-resume", ERASURE_RESUME_INTERVAL_S, locks.JOB_ERASURE_RESUME,
+                    lambda: resume_stalled(pool), deadline_s=RETENTION_DEADLINE_S))
     if settings.flusso_retention_interval_s > 0:  # tenants' own retention (tenants set --retention-days)
         jobs.append(Job("tenant-retention", settings.flusso_retention_interval_s, locks.JOB_TENANT_RETENTION,
                         lambda: run_retention(pool), deadline_s=RETENTION_DEADLINE_S))

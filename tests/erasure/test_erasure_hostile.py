@@ -128,3 +128,34 @@ def test_ten_thousand_ids_in_one_request(db_dsn, n):
     assert r.status_code == 200, r.text[:500]
     assert r.json()["counts"]["workflow_logs"] == n and len(r.json()["asked"]["ticket_ids"]) == n
     assert count_logs(db_dsn, "acme") == 500
+
+
+def test_an_erasure_whose_caller_never_retried_is_finished_by_the_resume_job(db_dsn):
+    """A crash after the first batches, and no retry: the erasure-resume job finishes it exactly."""
+    import asyncio
+
+    from collector_api.contract.receipts import asked_digest
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.erasure import run as steps
+
+    bulk_logs(db_dsn, "acme", 50)
+    asked = {"ticket_ids": [f"T-{i}" for i in range(30)], "trace_ids": [], "tokens": []}
+
+    async def crash_then_resume():
+        async with create_pool(db_dsn, max_size=2) as pool:
+            row = await steps.begin(pool, "acme", "stalled-1", asked, asked_digest(asked), "key-x")
+            await steps.barrier(pool, "acme")
+            await steps.resolve(pool, row)
+            await steps.erase_batches(pool, row, batch=10, max_batches=1)  # then the process "dies"
+            assert await steps.resume_stalled(pool, older_than_s=3600) == []  # not stalled long enough yet
+            return await steps.resume_stalled(pool, older_than_s=0)
+    [row] = asyncio.run(crash_then_resume())
+    assert row["status"] == "done" and row["counts"]["workflow_logs"] == 30
+    assert verify(sign_row(row), RECEIPT_KEY)
+    assert count_logs(db_dsn, "acme") == 20
+
+
+def sign_row(row: dict) -> dict:
+    from collector_api.contract.receipts import receipt_of, sign
+
+    return sign(receipt_of(row), RECEIPT_KEY)

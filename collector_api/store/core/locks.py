@@ -29,5 +29,6 @@ ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 # exclusively once its tombstones are committed, so no store that missed them is still in flight.
 ERASURE_TENANT = 0x4A6F6230
 JOB_TENANT_RETENTION = 0x4A6F6231  # leader lock of the per-tenant retention job
+JOB_ERASURE_RESUME = 0x4A6F6232  # leader lock of the job finishing erasures whose caller never retried
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.alerts.rollups import HOUR_DAYS, recompute_alert_minutes
 from collector_api.store.core import locks
-from collector_api.store.core.db import Scope, scoped_transaction
+from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
 from collector_api.store.erasure.targets import KINDS, TARGETS, Target
 from collector_api.store.logs.rollups import recompute_days
 
@@ -258,6 +258,18 @@ async def run_erasure(pool: AsyncConnectionPool, client: str, request_id: str, a
     await erase_asked(pool, row)
     await recompute_after(pool, client, request_id)
     return await mark_done(pool, client, request_id)
+
+
+async def resume_stalled(pool: AsyncConnectionPool, *, older_than_s: float = 600.0) -> list[dict]:
+    """Finish erasures left running (their caller crashed and never retried) for longer than
+    `older_than_s`; each resumes exactly where it stopped (the erasure-resume job)."""
+    async with owner_connection(pool) as conn:
+        rows = await (await conn.execute(
+            f"SELECT {_ROW} FROM erasure_log WHERE kind = 'erasure' AND status = 'running'"
+            " AND started_at < now() - make_interval(secs => %s) ORDER BY started_at LIMIT 20",
+            (older_than_s,))).fetchall()
+    return [await run_erasure(pool, r["client_id"], r["request_id"], r["asked"], r["asked_sha256"],
+                              r["requested_by"]) for r in rows]
 
 
 async def recompute_after(pool: AsyncConnectionPool, client: str, req: str) -> None:
