@@ -6,6 +6,7 @@ import time
 
 from fastapi import FastAPI
 
+from collector_api.erasure.routes import router as erasure_router
 from collector_api.http.admission import CollectorState
 from collector_api.http.body_guard import BodyGuard
 from collector_api.http.drain import Drain
@@ -47,7 +48,7 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     renders its errors (collector_api.http.responses)."""
     app.state.collector = state
     app.state.drain = Drain()  # flusso_obs.drain begins it on SIGTERM
-    for router in (*logs_routers(), health_router):
+    for router in (*logs_routers(), health_router, erasure_router):
         app.include_router(router)
     install_traces(app, state, state.settings)  # /v1/traces and what its assembly job shares
     receivers = [r for r in map(receiver_of, all_routes(app.routes)) if r is not None]
@@ -56,7 +57,8 @@ def install_collector(app: FastAPI, state: CollectorState) -> None:
     # out before the route runs. Edge paths are read at request time: the app's receivers are final then.
     app.add_middleware(BodyGuard, edge_paths=lambda: frozenset(
         r.path for r in map(receiver_of, all_routes(app.routes)) if r is not None),
-        timeout_s=state.settings.flusso_body_timeout_seconds, max_bytes=state.settings.flusso_max_form_bytes)
+        timeout_s=state.settings.flusso_body_timeout_seconds, max_bytes=state.settings.flusso_max_form_bytes,
+        path_limits={"/api/v1/erasures": state.settings.flusso_max_erasure_bytes})  # 10,000 ids are ~200 KB
     # Every collector route answers machines: an unknown address under their first path segments
     # (/v1/..., /metrics/...) answers JSON, never the viewer's HTML 404 page (viewer.routing).
     roots = {path.split("/")[1] for path in [r.path for r in receivers] + [r.path for r in health_router.routes]}

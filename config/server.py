@@ -227,6 +227,19 @@ class ServerSettings(BaseSettings):
     flusso_judge_usd_per_output_mtok: float = Field(
         default=0.6, ge=0, description="The judge's price per million output tokens (for the cost cap).",
     )
+    # Erasure and retention (docs/privacy.md).
+    flusso_receipt_key: SecretStr | None = Field(
+        default=None, description="Key of the HMAC-SHA256 that signs erasure and retention receipts (flusso-obs"
+        " erasures verify checks it). Unset: erasures are refused (501) and retention runs are not signed.",
+    )
+    flusso_max_erasure_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Body limit of POST /api/v1/erasures (10,000 ticket ids are"
+        " ~200 KB): 413 before reading.",
+    )
+    flusso_retention_interval_s: float = Field(
+        default=3600.0, ge=0.0, description="How often tenants' own retention (tenants set --retention-days) runs;"
+        " 0 turns the job off.",
+    )
     flusso_bootstrap_client_id: str | None = Field(default=None, description="Tenant created at start (compose).")
     flusso_bootstrap_api_key: SecretStr | None = Field(
         default=None, description="Ingest key for the bootstrap tenant, stored hashed at start (compose)."

@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants, erase."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ from config.server import ServerSettings
 
 from .cli_evals import add_evals
 from .database import database, migrate, run_store
+from .erasure_cli import add_erasure_commands
 from .errors import CliError
 
 logger = logging.getLogger(__name__)
@@ -62,10 +63,13 @@ def cmd_keys_revoke(args, settings):
 
 
 def cmd_tenants_set(args, settings):
+    from collector_api.store.erasure.retention import set_retention
     from collector_api.store.traces.assembly import set_content_mode, set_ticket_attribute
 
-    if args.ticket_attribute is None and args.content is None:
-        raise CliError("nothing to set: give --ticket-attribute and/or --content")
+    if args.ticket_attribute is None and args.content is None and args.retention_days is None:
+        raise CliError("nothing to set: give --ticket-attribute, --content and/or --retention-days")
+    if args.retention_days is not None and not 0 <= args.retention_days <= 36500:
+        raise CliError("--retention-days must be between 1 and 36500 (0 removes the tenant's own retention)")
     attribute = None if args.ticket_attribute is None else args.ticket_attribute.strip()
     if attribute is not None and len(attribute) > 255:
         raise CliError("--ticket-attribute must be at most 255 characters")
@@ -78,6 +82,13 @@ def cmd_tenants_set(args, settings):
         if args.content is not None and not run_store(dsn, lambda pool: set_content_mode(pool, args.client,
                                                                                          args.content)):
             raise CliError(missing)
+        if args.retention_days is not None and not run_store(dsn, lambda pool: set_retention(
+                pool, args.client, args.retention_days or None)):
+            raise CliError(missing)
+    if args.retention_days is not None:
+        print(f"tenant {args.client}: " + (f"logs are kept {args.retention_days} days (the tenant-retention job"
+                                            " deletes older ones, with a receipt)" if args.retention_days
+                                            else "no retention of its own (the global `retention` applies)"))
     if attribute is not None:
         print(f"tenant {args.client}: ticket attribute is {attribute or 'the default (flusso.ticket_id, session.id)'}")
     if args.content is not None:
@@ -256,8 +267,9 @@ def _add_keys(sub) -> None:
     ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     p = ks.add_parser("create", help="create a key (printed once, alone on the last line)")
     p.add_argument("--client", required=True, help="tenant id (created if new)")
-    p.add_argument("--scope", choices=("ingest", "read", "review"), default="ingest",
-                   help="ingest (default), read, or review (reads its tenant and records reviews)")
+    p.add_argument("--scope", choices=("ingest", "read", "review", "erase"), default="ingest",
+                   help="ingest (default), read, review (reads its tenant and records reviews), or erase"
+                        " (POST /api/v1/erasures for its tenant only; reads nothing)")
     p.set_defaults(fn=cmd_keys_create)
     p = ks.add_parser("list", help="list keys (never their secrets)")
     p.add_argument("--client", default=None, help="only this tenant's keys")
@@ -279,6 +291,9 @@ def _add_tenants(sub) -> None:
     p.add_argument("--content", choices=("hash", "scrub"),
                    help="content mode of the tenant's /v1/traces logs: hash (default) makes each ticket text one"
                         " token; scrub keeps it with every personal value inside replaced by its token")
+    p.add_argument("--retention-days", type=int, default=None,
+                   help="keep the tenant's logs this many days (the tenant-retention job deletes older ones and"
+                        " signs a receipt); 0 removes it")
 
 
 def _add_users(sub) -> None:
@@ -368,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, add_evals, _add_demo, _add_database,
-                _add_usage, _add_tenants):
+                _add_usage, _add_tenants, add_erasure_commands):
         add(sub)
     return parser
 

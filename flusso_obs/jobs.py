@@ -19,6 +19,8 @@ from collector_api.evals.job import EvalConfig, evaluate_new_logs
 from collector_api.evals.judge import JudgeConfig, check_judge_url
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
+from collector_api.store.erasure.retention import run_retention
+from collector_api.store.erasure.run import resume_stalled
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
@@ -41,6 +43,8 @@ COUNTERS_DEADLINE_S = 60.0
 BACKFILL_DEADLINE_S = 300.0
 ASSEMBLY_DEADLINE_S = 120.0
 STAGING_DEADLINE_S = 600.0
+ERASURE_RESUME_INTERVAL_S = 300.0  # an idle run is one index probe
+RETENTION_DEADLINE_S = 900.0  # bounded batches (store.erasure.retention); what is left, the next run does
 ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
 EVAL_BUDGET_S = 60.0  # the evaluation job takes no new batch after this long in one run
 
@@ -54,7 +58,7 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     migration 0013) and the session-key backfill (logs stored before migration 0017). The
     overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
-    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job and alert
+    upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job, tenants' own retention and alert
     evaluation unless their interval is 0."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
@@ -80,6 +84,12 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     if settings.flusso_eval_interval_s > 0:
         jobs.append(Job("evaluate", settings.flusso_eval_interval_s, locks.JOB_EVALUATE,
                         lambda: evaluate_new_logs(pool, evaluation), deadline_s=eval_deadline_s(evaluation)))
+    # Erasures whose caller crashed and never retried are finished (exact counts, receipt ready).
+    jobs.append(Job("erasure-resume", ERASURE_RESUME_INTERVAL_S, locks.JOB_ERASURE_RESUME,
+                    lambda: resume_stalled(pool), deadline_s=RETENTION_DEADLINE_S))
+    if settings.flusso_retention_interval_s > 0:  # tenants' own retention (tenants set --retention-days)
+        jobs.append(Job("tenant-retention", settings.flusso_retention_interval_s, locks.JOB_TENANT_RETENTION,
+                        lambda: run_retention(pool), deadline_s=RETENTION_DEADLINE_S))
     if settings.flusso_alert_interval_s > 0:
         jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
                         deadline_s=alert_deadline_s(settings)))

@@ -70,6 +70,8 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
     app = FastAPI(title="flusso-obs", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_collector(app, state)
     install_viewer(app, pool, settings, jobs=state.metrics.jobs)
+    # An erasure by raw identifier also looks for the tokens review notes carry (their own key).
+    app.state.erasure_review_token = app.state.viewer.scrubber.token
     jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
     return app
 

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     from otel_bridge import record
     from otel_bridge.assemble import build_workflow_log
     from otel_bridge.decorators import node, workflow
+    from otel_bridge.erasure import erasure_tokens
     from otel_bridge.runtime import BridgeError, ConfigurationError, configure, flush, shutdown, stats
 
 __all__ = [
     "configure", "workflow", "node", "record", "build_workflow_log", "flush", "shutdown",
-    "BridgeError", "ConfigurationError", "stats", "schema_path",
+    "BridgeError", "ConfigurationError", "stats", "schema_path", "erasure_tokens",
 ]
 
 # public name -> module that defines it
@@ -42,6 +43,7 @@ _LAZY = {
     "flush": "otel_bridge.runtime",
     "shutdown": "otel_bridge.runtime",
     "stats": "otel_bridge.runtime",
+    "erasure_tokens": "otel_bridge.erasure",
 }
 
 

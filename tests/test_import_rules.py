@@ -20,7 +20,8 @@ STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats
                "collector_api.store.logs.sessions", "collector_api.store.logs.recontact",
                "collector_api.store.core.db", "collector_api.store.core.scope",
                "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
-               "collector_api.store.core.job_status", "collector_api.store.evals.reads")
+               "collector_api.store.core.job_status", "collector_api.store.evals.reads",
+               "collector_api.store.erasure.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
                   "collector_api.store.alerts.rules", "collector_api.store.evals.evaluators")
 # What the viewer may use of the alerts: rule validation (pure) and rule creation and listing.
@@ -48,6 +49,8 @@ ROOMS: dict[str, tuple[str, ...]] = {
                            *BRIDGE_PURE),
     "collector_api.traces": ("collector_api.traces", EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config",
                              *BRIDGE_PURE),
+    "collector_api.erasure": ("collector_api.erasure", EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config",
+                              "collector_api.traces.sealing", *BRIDGE_PURE),
     "collector_api.alerts": ("collector_api.alerts", "collector_api.telemetry", SHARED_RULES, STORE, "config",
                              *BRIDGE_PURE),
     # Pure: the rules as people write them, and what a notification says (no store, no I/O).

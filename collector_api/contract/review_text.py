@@ -94,6 +94,10 @@ class Scrubber:
     def __init__(self, key: str | bytes):
         self._redactor = Redactor(key, max_string_chars=MAX_DRAFT_CHARS)
 
+    def token(self, kind: str, value: str) -> str:
+        """The token a note's `value` of `kind` became (an erasure by raw identifier looks for it)."""
+        return self._redactor.token(kind, value)
+
     def scrub(self, text: str | None) -> str | None:
         return None if text is None else self._redactor.scrub_text(text)
 

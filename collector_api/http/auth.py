@@ -59,6 +59,17 @@ async def ingest_key(request: Request) -> ApiKey:
 IngestKey = Annotated[ApiKey, Depends(ingest_key)]
 
 
+async def erase_key(request: Request) -> ApiKey:
+    """An erasure's key: scope `erase` only (another scope's key is a 403: it is known, it may not erase)."""
+    try:
+        return await authenticate(request, "erase")
+    except WrongScope as exc:
+        raise CollectorError(exc.message, status=403) from None
+
+
+EraseKey = Annotated[ApiKey, Depends(erase_key)]
+
+
 def _is_loopback(request: Request) -> bool:
     """A loopback peer that did not come through a proxy: a request relayed by a reverse proxy on
     the same host carries forwarding headers and is treated as remote."""

@@ -18,8 +18,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class BodyGuard:
-    def __init__(self, app, edge_paths: Callable[[], frozenset[str]], timeout_s: float, max_bytes: int):
+    def __init__(self, app, edge_paths: Callable[[], frozenset[str]], timeout_s: float, max_bytes: int,
+                 path_limits: dict[str, int] | None = None):
         self.app, self.timeout_s, self.max_bytes = app, timeout_s, max_bytes
+        self.path_limits = dict(path_limits or {})  # exact path -> its own cap (the erasure API's id lists)
         self._edge_paths, self._edge = edge_paths, None  # read once, at the first request (the app is final)
 
     def edge_paths(self) -> frozenset[str]:
@@ -31,14 +33,15 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or scope["path"] in self.edge_paths():
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = headers.get(b"content-length")
         if declared is None and b"transfer-encoding" in headers:
             return await _refuse(send, scope, 411, "send the body with a Content-Length")
         if declared is not None and not declared.isdigit():
             return await _refuse(send, scope, 400, "Content-Length is not a number")
-        if declared is not None and int(declared) > self.max_bytes:
+        if declared is not None and int(declared) > limit:
             return await _refuse(send, scope, 413, f"body of {int(declared)} bytes exceeds the limit of"
-                                                   f" {self.max_bytes} bytes (FLUSSO_MAX_FORM_BYTES)")
+                                                   f" {limit} bytes ({_setting(scope['path'], self.path_limits)})")
         parts, size = [], 0
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -48,8 +51,8 @@ class BodyGuard:
                         return None
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_bytes:
-                        return await _refuse(send, scope, 413, f"body exceeds the limit of {self.max_bytes} bytes")
+                    if size > limit:
+                        return await _refuse(send, scope, 413, f"body exceeds the limit of {limit} bytes")
                     parts.append(chunk)
                     if not message.get("more_body", False):
                         break
@@ -66,6 +69,10 @@ class BodyGuard:
             return await receive()  # after the body: the disconnect, when it comes
 
         return await self.app(scope, replay, send)
+
+
+def _setting(path: str, path_limits: dict[str, int]) -> str:
+    return "FLUSSO_MAX_ERASURE_BYTES" if path in path_limits else "FLUSSO_MAX_FORM_BYTES"
 
 
 async def _refuse(send, scope, status: int, message: str) -> None:

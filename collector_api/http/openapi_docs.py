@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     403: "Another tenant's client_id, or /metrics from a non-loopback client without the token",
     408: "The body did not arrive within FLUSSO_BODY_TIMEOUT_SECONDS",
     413: "Body over FLUSSO_MAX_BODY_BYTES, on the wire or after decompression",
+    410: "The log's ticket, trace or customer was erased (POST /api/v1/erasures): it is not stored again",
     415: "Unsupported Content-Type or Content-Encoding",
     422: "The workflow log fails the schema (the message names the field)",
     429: "The tenant is over FLUSSO_TENANT_RATE_LIMIT_PER_S",

@@ -53,14 +53,22 @@ async def store_rows(ingest: Ingest, rows: list[LogRow]) -> tuple[list[StoredLog
     stored all the same)."""
     state, tenant = ingest.state, ingest.tenant
     stored, refused = await insert_isolating(state.pool, tenant, rows)
+    by_trace = {(r.trace_id, r.index) for r in rows}
+    erased = [s for s in stored if s.erased]
+    stored = [s for s in stored if not s.erased]
     new = sum(not s.duplicate for s in stored)
     state.metrics.stored.labels(tenant).inc(new)
     state.metrics.duplicates.labels(tenant).inc(len(stored) - new)
     for row, reason in refused:
         logger.warning("record %d of tenant %s (trace %s) refused by PostgreSQL: %s", row.index, tenant,
                        row.trace_id, reason)
+    erased_traces = {s.trace_id for s in erased}
     return stored, [Refusal(row.index, f"PostgreSQL refused a value of this log: {reason}", "refused_by_database")
-                    for row, reason in refused]
+                    for row, reason in refused] + [
+        Refusal(index, ERASED, "erased") for trace_id, index in sorted(by_trace) if trace_id in erased_traces]
+
+
+ERASED = "this log's ticket, trace or customer was erased (POST /api/v1/erasures): it is not stored again"
 
 
 async def handle_logs(ingest: Ingest, decoded: tuple[int, list[LogRow], list[Refusal]]) -> Outcome:
@@ -84,6 +92,9 @@ def decode_legacy(document: dict, ingest: Ingest) -> LogRow:
 
 async def handle_legacy(ingest: Ingest, row: LogRow) -> Outcome:
     stored, refused = await store_rows(ingest, [row])
+    if refused and refused[0].label == "erased":
+        ingest.state.metrics.rejected.labels("erased", ingest.tenant).inc()
+        raise CollectorError(ERASED, status=410)
     if refused:
         ingest.state.metrics.rejected.labels(refused[0].label, ingest.tenant).inc()
         raise CollectorError(f"invalid workflow log: {refused[0].reason}", status=422)
@@ -106,7 +117,7 @@ LEGACY_LOGS = Receiver(
     media_types=(JSON, ""), parse=parse_legacy_json, decode=decode_legacy, handle=handle_legacy,
     respond=legacy_answer,
     openapi={"openapi_extra": legacy_body(),
-             "responses": {**LEGACY_OK, **error_responses(400, 401, 403, 408, 413, 415, 422, 429, 503)}})
+             "responses": {**LEGACY_OK, **error_responses(400, 401, 403, 408, 410, 413, 415, 422, 429, 503)}})
 
 
 def logs_routers() -> list:

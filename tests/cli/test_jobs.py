@@ -18,7 +18,8 @@ def jobs(secret=None, **settings):
 def test_the_default_jobs_each_with_its_own_lock():
     listed = jobs()
     assert [j.name for j in listed] == ["partition-upkeep", "rollup-refresh", "ingest-counters", "derived-backfill",
-                                        "session-backfill", "evaluate", "alert-evaluate"]
+                                        "session-backfill", "evaluate", "erasure-resume", "tenant-retention",
+                                        "alert-evaluate"]
     assert [j.name for j in listed if j.per_process] == ["ingest-counters"]
     leader_locks = [j.lock_id for j in listed if not j.per_process]
     assert len(set(leader_locks)) == len(leader_locks) and set(leader_locks) <= set(locks.ALL.values())
@@ -32,6 +33,7 @@ def test_settings_turn_jobs_on_and_off():
                                       flusso_judge_timeout_s=10, flusso_judge_retries=1, flusso_judge_concurrency=16)}
     # The budget, one more batch (500 logs / 16 at once = 32 rounds of 2 attempts of 10 s and a backoff).
     assert judged["evaluate"].deadline_s == pytest.approx(60 + 120 + 32 * (2 * 10 + 0.75))
+    assert "tenant-retention" not in [j.name for j in jobs(flusso_retention_interval_s=0)]
     staged = {j.name: j for j in jobs(secret="k" * 32, flusso_trace_assembly_seconds=0.5)}
     assert staged["trace-assembly"].interval_s == 0.5 and "staging-upkeep" in staged
 

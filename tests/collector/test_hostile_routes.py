@@ -37,7 +37,7 @@ TIMEOUT_S = 1.5  # FLUSSO_BODY_TIMEOUT_SECONDS of the server under attack
 FORM_LIMIT = ServerSettings(_env_file=None).flusso_max_form_bytes  # every other body route's cap
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # (method, path) -> kind: "ingest" (an edge receiver), "form" (a viewer form, session + CSRF),
-# "api" (a JSON API route with its own key scope).
+# "api" (a JSON API route with its own key scope), "erase" (the erasure API: an erase key, its own body cap).
 ROUTES = {
     ("POST", "/v1/logs"): "ingest",
     ("POST", "/api/v1/logs"): "ingest",
@@ -49,7 +49,9 @@ ROUTES = {
     ("POST", "/alerts/{rule_id}/delete"): "form",
     ("POST", "/evaluators"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
+    ("POST", "/api/v1/erasures"): "erase",
 }
+ERASURE_LIMIT = 128 * 1024  # FLUSSO_MAX_ERASURE_BYTES of the server under attack (its own cap)
 
 # Full gRPC method name -> the HTTP path of the receiver it shares (the same Receiver object).
 GRPC_METHODS = {
@@ -100,11 +102,13 @@ def hostile_server(module_db_dsn):
 
     async def keys():
         async with create_pool(dsn) as pool:
-            return {scope: (await create_api_key(pool, "acme", scope)).secret for scope in ("ingest", "read", "review")}
+            return {scope: (await create_api_key(pool, "acme", scope)).secret
+                    for scope in ("ingest", "read", "review", "erase")}
 
     settings = ServerSettings(_env_file=None, flusso_session_secret="h" * 40, flusso_max_body_bytes=LIMIT,
                               flusso_body_timeout_seconds=TIMEOUT_S, flusso_pii_hash_key="hostile-" + "k" * 40,
-                              flusso_tenant_rate_limit_per_s=0, flusso_login_attempts_per_minute=10_000)
+                              flusso_tenant_rate_limit_per_s=0, flusso_login_attempts_per_minute=10_000,
+                              flusso_max_erasure_bytes=ERASURE_LIMIT, flusso_receipt_key="hostile-receipt-" + "k" * 40)
     server = GrpcLiveServer(dsn, settings).start()  # HTTP and the OTLP/gRPC port
     try:
         yield server, asyncio.run(keys())
@@ -232,13 +236,15 @@ def test_hostile_bodies_on_every_other_body_route(hostile_server, route):
     server, keys = hostile_server
     client, token = _session(server)
     path = _concrete(route[1])
-    key = {"X-API-Key": keys["review"]} if ROUTES[route] == "api" else {}
+    kind = ROUTES[route]
+    key = {"X-API-Key": keys["erase" if kind == "erase" else "review"]} if kind in ("api", "erase") else {}
+    limit = ERASURE_LIMIT if kind == "erase" else FORM_LIMIT
     form = {"csrf_token": token}
     hostile_values = ["\x00", "A" * 500_000, "{" * 5000, "<script>alert(1)</script>", "\ud800".encode(
         "utf-8", "surrogatepass").decode("latin-1"), "' OR 1=1 --"]
     try:
         answers = {
-            "oversized": client.post(path, content=b"a=" + b"x" * FORM_LIMIT, headers={
+            "oversized": client.post(path, content=b"a=" + b"x" * limit, headers={
                 **key, "Content-Type": "application/x-www-form-urlencoded"}),
             "deep JSON": client.post(path, content=b"[" * 5000 + b"]" * 5000,
                                      headers={**key, "Content-Type": "application/json"}),
@@ -256,7 +262,8 @@ def test_hostile_bodies_on_every_other_body_route(hostile_server, route):
     assert answers["oversized"].status_code == 413, answers["oversized"].text[:200]
     chunked = client_chunked(server.port, path)
     assert chunked == 411, chunked
-    status, waited = _stalled_status(server.port, path, keys["review"], "application/json")
+    status, waited = _stalled_status(server.port, path, keys["erase" if kind == "erase" else "review"],
+                                     "application/json")
     assert status == 408 and waited < TIMEOUT_S + 5, (status, waited)
 
 

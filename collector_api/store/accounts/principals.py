@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from collector_api.store.core.db import StoreError, owner_connection
 
 KEY_PREFIX = "fo_"
-SCOPES = ("ingest", "read", "review")  # review (issue 17): reads its tenant and records reviews
+SCOPES = ("ingest", "read", "review", "erase")  # review: reads its tenant and records reviews; erase: erasures
 ROLES = ("provider", "client")
 
 

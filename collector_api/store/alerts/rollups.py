@@ -63,6 +63,21 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
     return done
 
 
+async def recompute_alert_minutes(pool: AsyncConnectionPool, client: str, minutes: list[datetime]) -> None:
+    """Recompute the minute and hour buckets (within their reach) holding `minutes` (after an erasure
+    of `client`'s logs executed then); nothing when the tenant has no alert rollup rows."""
+    async with owner_connection(pool) as conn, conn.transaction():
+        if await (await conn.execute("SELECT 1 FROM alert_rollup WHERE client_id = %s LIMIT 1", (client,))
+                  ).fetchone() is None:
+            return
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ALERT_ROLLUPS,))
+        now = (await (await conn.execute("SELECT now() AS now")).fetchone())["now"]
+        for grain, (unit, size, keep) in GRAINS.items():
+            starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=keep)})
+            if starts:
+                await _recompute(conn, grain, unit, size, starts)
+
+
 async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> list[datetime]:
     """UTC minutes (of executed_at, within the hour rollups' reach) of logs stored since the cursor;
     every minute that has logs on the first run."""

@@ -27,5 +27,11 @@ JOB_ALERTS = 0x4A6F6212
 ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 # Online evaluations (0x4A6F6240..0x4A6F624F reserved): the evaluation job.
 JOB_EVALUATE = 0x4A6F6240
+# Erasure (0x4A6F6230..0x4A6F623F): a tenant's stores hold it shared (the workflow_logs trigger of
+# migration 0018, as pg_advisory_xact_lock_shared(this, hashtext(client_id))); an erasure takes it
+# exclusively once its tombstones are committed, so no store that missed them is still in flight.
+ERASURE_TENANT = 0x4A6F6230
+JOB_TENANT_RETENTION = 0x4A6F6231  # leader lock of the per-tenant retention job
+JOB_ERASURE_RESUME = 0x4A6F6232  # leader lock of the job finishing erasures whose caller never retried
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}

@@ -73,6 +73,28 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
     return len(dirty)
 
 
+async def recompute_days(pool: AsyncConnectionPool, days: list[date], client: str) -> None:
+    """Recompute `client`'s rollups of `days` now (after an erasure: totals must stop counting what
+    it erased). Waits for a refresh in progress; days not rolled up yet are left to the refresh.
+    The recontact rollup of those days and of the window before each is recomputed too (an erased
+    ticket was maybe the later contact of an earlier one), with the window it was built with."""
+    days = sorted(set(days))
+    async with scoped_transaction(pool, Scope.provider()) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
+        state = await (await conn.execute("SELECT recontact_days FROM viewer_rollup_state WHERE id = 1")).fetchone()
+        window = state["recontact_days"] if state and state["recontact_days"] else DEFAULT_RECONTACT_DAYS
+        done = [r["day"] for r in await (await conn.execute(
+            "SELECT day FROM viewer_rollup_days WHERE day = ANY(%s) ORDER BY day",
+            (affected_days(days, window),))).fetchall()]
+        if not done:
+            return
+        asked = set(days)
+        own = [d for d in done if d in asked]
+        if own:
+            await _recompute(conn, own, client)
+        await recompute_recontact(conn, done, window, client_id=client)
+
+
 async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
     """The next watermark: now, or the start of the oldest open transaction if earlier.
 
@@ -105,26 +127,30 @@ async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date)
     return sorted(d for d in dirty if d < stop)
 
 
-async def _recompute(conn, days: list[date]) -> None:
-    """Replace the rollup rows of `days` with fresh aggregates of their logs."""
+async def _recompute(conn, days: list[date], client: str | None = None) -> None:
+    """Replace the rollup rows of `days` (of one tenant with `client`) with fresh aggregates of their logs."""
     params = [utc_midnight(days[0]), utc_midnight(days[-1] + timedelta(days=1)), days]
+    where, only = _DAY_FILTER, ""
+    if client is not None:  # {where} is the last placeholder of every *_LIVE query
+        where, only, params = _DAY_FILTER + " AND client_id = %s", " AND client_id = %s", params + [client]
     for table in ROLLUP_TABLES:
-        await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s)", (days,))
+        await conn.execute(f"DELETE FROM {table} WHERE day = ANY(%s){only}", [days] + params[3:])
     await conn.execute(
         "INSERT INTO viewer_daily_rollup (client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum,"
         " risk_n, exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at) "
-        + DAILY_LIVE.format(where=_DAY_FILTER), params)
+        + DAILY_LIVE.format(where=where), params)
     await conn.execute("INSERT INTO viewer_daily_duration_rollup (client_id, day, bucket, n) "
-                       + DURATION_LIVE.format(where=_DAY_FILTER), [FINE_EDGES] + params)
+                       + DURATION_LIVE.format(where=where), [FINE_EDGES] + params)
     await conn.execute("INSERT INTO viewer_daily_node_rollup (client_id, day, node, ms_sum, n) "
-                       + NODE_LIVE.format(where=_DAY_FILTER), params)
+                       + NODE_LIVE.format(where=where), params)
     await conn.execute("INSERT INTO viewer_daily_usage_rollup (client_id, day, model, calls, input_tokens,"
-                       " output_tokens, cost_usd) " + USAGE_LIVE.format(where=_DAY_FILTER), params)
+                       " output_tokens, cost_usd) " + USAGE_LIVE.format(where=where), params)
     await conn.execute("INSERT INTO viewer_daily_critical_rollup (client_id, day, node, n) "
-                       + CRITICAL_LIVE.format(where=_DAY_FILTER), params)
-    await conn.execute(
-        "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
-        " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
+                       + CRITICAL_LIVE.format(where=where), params)
+    if client is None:
+        await conn.execute(
+            "INSERT INTO viewer_rollup_days (day, refreshed_at) SELECT unnest(%s::date[]), now()"
+            " ON CONFLICT (day) DO UPDATE SET refreshed_at = excluded.refreshed_at", (days,))
 
 
 async def forget_days(conn, days: list[date]) -> None:

@@ -20,6 +20,7 @@ class StoredLog:
     id: int
     trace_id: str
     duplicate: bool
+    erased: bool = False  # refused: its ticket, trace or a person token in it was erased (migration 0018)
 
 
 _COLUMNS = ("client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
@@ -123,6 +124,8 @@ async def insert_rows(conn: psycopg.AsyncConnection, client_id: str, rows: list[
         if key in inserted and key not in first_seen:
             first_seen.add(key)
             result.append(StoredLog(inserted[key], r.trace_id, duplicate=False))
-        else:
+        elif key in inserted or key in existing:
             result.append(StoredLog(inserted.get(key) or existing[key], r.trace_id, duplicate=True))
+        else:  # skipped by the erasure trigger: neither stored now nor before
+            result.append(StoredLog(0, r.trace_id, duplicate=True, erased=True))
     return result

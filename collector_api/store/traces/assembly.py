@@ -119,6 +119,10 @@ async def finish(pool: AsyncConnectionPool, client_id: str, built: list[Built]) 
         stored = await insert_rows(conn, client_id, [b.row for b in new if b.row is not None])
         ids = {b.trace.trace_id: (s.id, b.row.executed_at, s.duplicate) for b, s in zip(new, stored, strict=True)
                if b.row is not None}
+        erased = [s.trace_id for s in stored if s.erased]
+        if erased:  # refused by an erasure's tombstone: its staged spans go too (migration 0018)
+            await conn.execute("DELETE FROM trace_spans WHERE client_id = %s AND trace_id = ANY(%s)",
+                               (client_id, erased))
         for b in built:
             state, log_id, executed_at = ("bridge" if b.outcome == "bridge" else "assembled"), None, None
             if b.row is not None and b.trace.log_id is not None:
