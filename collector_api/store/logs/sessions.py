@@ -151,8 +151,9 @@ def _page(rows: list[dict], at: tuple | None) -> SessionPage:
 
 # --- one session ---------------------------------------------------------------------------
 
-_OWNER = ("SELECT t.client_id FROM tenants t WHERE EXISTS (SELECT 1 FROM workflow_logs w"
-          " WHERE w.client_id = t.client_id AND w.session_key = %s) ORDER BY 1 LIMIT 1")
+# One index probe per tenant (LATERAL ... LIMIT 1): as a semi-join the planner may scan the logs.
+_OWNER = ("SELECT t.client_id FROM tenants t CROSS JOIN LATERAL (SELECT 1 FROM workflow_logs w"
+          " WHERE w.client_id = t.client_id AND w.session_key = %s LIMIT 1) hit ORDER BY 1 LIMIT 1")
 _TOTALS = "SELECT " + SUMMARY + " FROM workflow_logs w WHERE w.client_id = %s AND w.session_key = %s AND {tenant}"
 _TIMELINE = (
     "SELECT w.id, w.client_id, w.ticket_id, w.status, w.resolution_status, w.executed_at, w.cost_usd,"
