@@ -232,6 +232,28 @@ async def _refresh(dsn: str) -> int:
         return await refresh_rollups(pool)
 
 
+async def _store_calls(dsn: str, n: int) -> list[tuple[str, list[float]]]:
+    """In-process ms of the overview's store reads, the recontact rate beside the statistics it
+    joined (its share of the overview, measured on the same data in the same run)."""
+    from collector_api.store.core.db import Scope, create_pool
+    from collector_api.store.logs.recontact import get_recontact
+    from collector_api.store.logs.stats import get_stats, utc_midnight
+
+    end = utc_midnight(date.today() + timedelta(days=1))
+    calls = [(f"{label} ({days} d, all tenants)", fn, end - timedelta(days=days))
+             for days in (30, 90) for label, fn in (("get_stats", get_stats), ("get_recontact", get_recontact))]
+    out = []
+    async with create_pool(dsn, max_size=2) as pool:
+        for label, fn, start in calls:
+            times = []
+            for _ in range(n + 2):
+                t0 = time.perf_counter()
+                await fn(pool, Scope.provider(), start, end)
+                times.append((time.perf_counter() - t0) * 1000)
+            out.append((label, times[2:]))
+    return out
+
+
 def serve(dsn: str, port: int) -> None:
     import uvicorn
 
@@ -424,6 +446,9 @@ def main() -> int:
         for who, label, server_ms, wall_ms in rows:
             print(f"{who:<9} {label:<42} {statistics.median(server_ms):10.1f} {pct(server_ms, 0.95):10.1f}"
                   f" {pct(wall_ms, 0.95):10.1f} {max(wall_ms):8.1f}")
+        print("\nthe overview's store reads in-process (same data, same run), ms")
+        for label, times in asyncio.run(_store_calls(dsn, requests)):
+            print(f"{'store':<9} {label:<42} {statistics.median(times):10.1f} {pct(times, 0.95):10.1f}")
     finally:
         if server is not None:
             server.terminate()

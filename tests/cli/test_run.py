@@ -12,7 +12,9 @@ from .helpers import free_port, wait_for
 
 def start_run(data_dir, port, tickets):
     env = {**os.environ, "FLUSSO_DATA_DIR": str(data_dir), "DATABASE_URL": "", "FLUSSO_PORT": str(port)}
-    return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "run", "--demo-tickets", str(tickets)],
+    # No demo history here (tests/e2e/test_demo_backfill.py covers it): the counts below are the tickets sent.
+    return subprocess.Popen([sys.executable, "-m", "flusso_obs.cli", "run", "--demo-tickets", str(tickets),
+                             "--demo-backfill-days", "0"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

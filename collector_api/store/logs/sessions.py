@@ -22,7 +22,7 @@ from collector_api.store.core.scope import narrowed, tenant_condition, tenant_of
 from collector_api.store.logs.reads import Cursor
 
 WALK_BATCH = 1000
-MAX_WALK_BATCHES = 20  # a page reads at most 20,000 logs; beyond, it ends early with a cursor
+MAX_WALK_BATCHES = 20  # a page reads at most 20 batches (up to 20,000 logs); beyond, it ends early with a cursor
 SESSION_COUNT_CAP = 10_000
 EXCERPT_CHARS = 240
 
@@ -69,18 +69,19 @@ def _prefixed(scope: Scope, client_id: str | None) -> tuple[sql.Composable, list
     return (sql.SQL("w.") + tenant if params else tenant), list(params)
 
 
-async def _candidates(conn, scope: Scope, f: SessionFilters, position: tuple, seen: set) -> tuple[list, tuple | None]:
-    """The next batch of the walk: (sessions met first here, with their position), where it ended."""
+async def _candidates(conn, scope: Scope, f: SessionFilters, position: tuple, seen: set,
+                      batch: int) -> tuple[list, tuple | None]:
+    """The next `batch` logs of the walk: (sessions met first there, with their position), where it ended."""
     tenant, params = tenant_condition(scope, f.client_id)
     rows = await (await conn.execute(sql.SQL(_WALK).format(tenant=tenant),
-                                     [*params, f.start, f.end, *position, WALK_BATCH])).fetchall()
+                                     [*params, f.start, f.end, *position, batch])).fetchall()
     found = []
     for r in rows:
         key = (r["client_id"], r["session_key"])
         if key not in seen:
             seen.add(key)
             found.append((key, (r["executed_at"], r["id"])))
-    end = (rows[-1]["executed_at"], rows[-1]["id"]) if len(rows) == WALK_BATCH else None
+    end = (rows[-1]["executed_at"], rows[-1]["id"]) if len(rows) == batch else None
     return found, end
 
 
@@ -111,8 +112,10 @@ async def list_sessions(pool: AsyncConnectionPool, scope: Scope, f: SessionFilte
     seen: set = set()
     page: list[dict] = []
     async with scoped_transaction(pool, narrowed(scope, f.client_id)) as conn:
-        for _ in range(MAX_WALK_BATCHES):
-            found, walked_to = await _candidates(conn, scope, f, position, seen)
+        for i in range(MAX_WALK_BATCHES):
+            # Each log of the walk is a heap fetch: read about what the page still needs, doubling.
+            batch = min(WALK_BATCH, max(64, 2 * (limit + 1 - len(page))) << min(i, 10))
+            found, walked_to = await _candidates(conn, scope, f, position, seen, batch)
             while found:  # in chunks of what the page still needs: a batch meets up to 1,000 sessions
                 chunk, found = found[:limit + 1 - len(page)], found[limit + 1 - len(page):]
                 if await _fill(conn, scope, f, after, chunk, page) and len(page) > limit:
@@ -148,8 +151,9 @@ def _page(rows: list[dict], at: tuple | None) -> SessionPage:
 
 # --- one session ---------------------------------------------------------------------------
 
-_OWNER = ("SELECT t.client_id FROM tenants t WHERE EXISTS (SELECT 1 FROM workflow_logs w"
-          " WHERE w.client_id = t.client_id AND w.session_key = %s) ORDER BY 1 LIMIT 1")
+# One index probe per tenant (LATERAL ... LIMIT 1): as a semi-join the planner may scan the logs.
+_OWNER = ("SELECT t.client_id FROM tenants t CROSS JOIN LATERAL (SELECT 1 FROM workflow_logs w"
+          " WHERE w.client_id = t.client_id AND w.session_key = %s LIMIT 1) hit ORDER BY 1 LIMIT 1")
 _TOTALS = "SELECT " + SUMMARY + " FROM workflow_logs w WHERE w.client_id = %s AND w.session_key = %s AND {tenant}"
 _TIMELINE = (
     "SELECT w.id, w.client_id, w.ticket_id, w.status, w.resolution_status, w.executed_at, w.cost_usd,"

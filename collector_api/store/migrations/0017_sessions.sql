@@ -10,9 +10,11 @@ ALTER TABLE workflow_logs ADD COLUMN session_key text;
 ALTER TABLE workflow_logs ADD COLUMN session_done boolean;
 ALTER TABLE workflow_logs ALTER COLUMN session_done SET DEFAULT true;
 CREATE INDEX workflow_logs_session_todo_idx ON workflow_logs (executed_at) WHERE session_done IS NULL;
--- A session's tickets in time order (keyset pages), the recontact probe, the ticket page's count.
+-- A session's tickets in time order (keyset pages), the recontact probe, the ticket page's count;
+-- covering what a session's summary sums (index-only: a regular customer's hundreds of tickets
+-- are not fetched row by row from the wide heap).
 CREATE INDEX workflow_logs_session_idx ON workflow_logs (client_id, session_key, executed_at, id)
-    WHERE session_key IS NOT NULL;
+    INCLUDE (status, resolution_status, cost_usd) WHERE session_key IS NOT NULL;
 
 -- /v1/traces replaces a re-assembled log in place as the RLS role (0009): it rewrites the key too.
 GRANT UPDATE (session_key) ON workflow_logs TO flusso_app;
