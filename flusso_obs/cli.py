@@ -1,4 +1,4 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, alerts, demo, db url, retention, usage, tenants."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, demo, db url, retention, usage, tenants, datasets."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ from datetime import UTC
 from config.server import ServerSettings
 
 from .database import database, migrate, run_store
+from .datasets_cli import add_datasets
 from .errors import CliError
 
 logger = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, _add_demo, _add_database, _add_usage,
-                _add_tenants):
+                _add_tenants, add_datasets):
         add(sub)
     return parser
 

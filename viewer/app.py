@@ -24,7 +24,7 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import alerts, api, compare, ingest, login, overview, reviews, ticket, tickets, usage
+from .views import alerts, api, compare, datasets, experiments, ingest, login, overview, reviews, ticket, tickets, usage
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     routers += [reviews.router, reviews.api_router]  # human review: queue, form, JSON API
     routers += [usage.router, usage.api_router, compare.router]  # usage and cost; two tickets compared
     routers += [alerts.router]  # alert rules, provider only
+    routers += [datasets.router, datasets.api_router, experiments.router, experiments.api_router]
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)
