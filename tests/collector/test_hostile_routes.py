@@ -48,6 +48,8 @@ ROUTES = {
     ("POST", "/alerts"): "form",
     ("POST", "/alerts/{rule_id}/delete"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
+    ("POST", "/datasets"): "form",
+    ("POST", "/api/v1/datasets"): "api",
 }
 
 # Full gRPC method name -> the HTTP path of the receiver it shares (the same Receiver object).
