@@ -68,7 +68,7 @@ def totals_of(runs: dict[int, dict], item_count: int) -> dict[str, Any]:
     costs = [r["cost_usd"] for r in runs.values() if r["cost_usd"] is not None]
     latencies = [r["execution_time_seconds"] for r in runs.values() if r["execution_time_seconds"] is not None]
     ran = len(runs)
-    return {"items": item_count, "ran": ran, "not_run": max(item_count - ran, 0),
+    return {"item_count": item_count, "ran": ran, "not_run": max(item_count - ran, 0),
             "success": statuses.count("SUCCESS"), "partial": statuses.count("PARTIAL"),
             "failed": statuses.count("FAILED"), "success_rate": statuses.count("SUCCESS") / ran if ran else None,
             "cost_usd": sum(costs) if costs else None, "mean_cost_usd": sum(costs) / len(costs) if costs else None,
