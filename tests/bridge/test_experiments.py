@@ -13,7 +13,8 @@ from otel_bridge.experiments import ExperimentError
 
 from .helpers import DatasetServer, run
 
-ITEMS = [{"id": i, "input": {"ticket_id": f"T-{i}", "subject": "help"}, "expected_output": "ok"} for i in (3, 5, 8, 9, 12)]
+ITEMS = [{"id": i, "input": {"ticket_id": f"T-{i}", "subject": "help"}, "expected_output": "ok"}
+         for i in (3, 5, 8, 9, 12)]
 
 
 @pytest.fixture()
