@@ -58,6 +58,8 @@ CREATE INDEX experiments_time_idx ON experiments (client_id, created_at DESC);
 -- index never holds).
 ALTER TABLE workflow_logs ADD COLUMN experiment_id text;
 ALTER TABLE workflow_logs ADD COLUMN dataset_item_id bigint;
+-- The trace-assembly job replaces a re-assembled log in place, tags included (store.traces.assembly).
+GRANT UPDATE (experiment_id, dataset_item_id) ON workflow_logs TO flusso_app;
 CREATE INDEX workflow_logs_experiment_idx ON workflow_logs (client_id, experiment_id, dataset_item_id)
     WHERE experiment_id IS NOT NULL;
 
