@@ -34,11 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import bench_viewer as bv  # noqa: E402  (the loader, the server, the timing helpers)
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
-
-import bench_viewer as bv  # noqa: E402  (the loader, the server, the timing helpers)
 
 TENANT = "client-00"  # the largest tenant of bench_viewer's Zipf-like volumes
 WORDS = ("hello", "your", "order", "ships", "today", "tomorrow", "please", "refund", "the", "reset", "button",
