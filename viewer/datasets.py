@@ -77,6 +77,8 @@ def parse_selection(values: Mapping[str, Any], principal: Principal) -> Selectio
     text = values[source]
     if not isinstance(text, str) or len(text) > MAX_QUERY:
         raise BadRequest(f"{source}: expected a query string of at most {MAX_QUERY} characters")
+    if "\x00" in text or "%00" in text:
+        raise BadRequest(f"{source}: NUL characters are not allowed")
     try:
         params = dict(parse_qsl(text.lstrip("?"), max_num_fields=64))
     except ValueError:

@@ -126,6 +126,10 @@ def test_hostile_requests_get_a_clear_4xx(app_client, reviewed):
         "log_ids": {"name": "x5", "log_ids": list(range(1, 10_002))},
         "log_ids ": {"name": "x6", "log_ids": ["1 OR 1=1"]},
         "start": {"name": "x7", "search": "start=not-a-date"},
+        "search": {"name": "x10", "search": "ticket=%00"},
+        "search ": {"name": "x11", "search": "ticket=\x00"},
+        "queue": {"name": "x12", "queue": ["status=FAILED"]},
+        "limit ": {"name": "x13", "search": "status=FAILED", "limit": True},
         "body": [1, 2],
     }
     for field, body in cases.items():
