@@ -72,6 +72,7 @@ def test_reviewed_tickets_to_a_dataset_to_two_experiments_compared(viewer_page, 
     browser_login(page, live_server, "acme@example.com")
     page.goto(f"{live_server}/tickets?reviewed=yes")
     page.fill("#dataset-name", "hard-cases")
+    page.screenshot(path=str(ARTIFACTS / "datasets-search-save.png"), full_page=True)
     page.click("#save-dataset-button")
     page.wait_for_load_state("networkidle")
     assert page.url.endswith("/datasets/hard-cases?client=acme")
