@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector_api.store.datasets.reads import experiment_runs, get_experiment, list_experiments, list_items
+from collector_api.store.datasets.reads import (
+    compare_counts,
+    experiment_runs,
+    experiment_totals,
+    get_experiment,
+    list_experiments,
+    list_items,
+)
 
 from .auth import Principal
 from .context import ViewerContext
@@ -55,25 +62,15 @@ async def item_scores(ctx: ViewerContext, principal: Principal, client_id: str,
     return {}
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def totals_of(runs: dict[int, dict], item_count: int) -> dict[str, Any]:
-    """Items, runs, outcome counts, success rate, cost and latency (mean, p50, p95) of the runs."""
-    statuses = [r["status"] for r in runs.values()]
-    costs = [r["cost_usd"] for r in runs.values() if r["cost_usd"] is not None]
-    latencies = [r["execution_time_seconds"] for r in runs.values() if r["execution_time_seconds"] is not None]
-    ran = len(runs)
+def totals_json(row: dict, item_count: int) -> dict[str, Any]:
+    """Items, runs, outcome counts, success rate, cost and latency (mean, p50, p95) of the runs
+    (aggregated by the store: store.datasets.reads.experiment_totals)."""
+    ran = row["ran"]
     return {"item_count": item_count, "ran": ran, "not_run": max(item_count - ran, 0),
-            "success": statuses.count("SUCCESS"), "partial": statuses.count("PARTIAL"),
-            "failed": statuses.count("FAILED"), "success_rate": statuses.count("SUCCESS") / ran if ran else None,
-            "cost_usd": sum(costs) if costs else None, "mean_cost_usd": sum(costs) / len(costs) if costs else None,
-            "mean_latency_s": sum(latencies) / len(latencies) if latencies else None,
-            "p50_latency_s": _percentile(latencies, 0.5), "p95_latency_s": _percentile(latencies, 0.95)}
+            "success": row["success"], "partial": row["partial"], "failed": row["failed"],
+            "success_rate": row["success"] / ran if ran else None, "cost_usd": row["cost_usd"],
+            "mean_cost_usd": row["mean_cost_usd"], "mean_latency_s": row["mean_latency_s"],
+            "p50_latency_s": row["p50_latency_s"], "p95_latency_s": row["p95_latency_s"]}
 
 
 def run_json(run: dict | None, expected: str | None) -> dict[str, Any] | None:
@@ -99,11 +96,11 @@ async def build_experiment(ctx: ViewerContext, principal: Principal, experiment_
     """One experiment: totals over every item, and one keyset page of items with their diffs."""
     exp = await load_experiment(ctx, principal, experiment_id)
     items, next_after = await _page_of_items(ctx, principal, exp, after, limit)
-    runs, page_runs = await asyncio.gather(
-        experiment_runs(ctx.pool, principal.scope, exp),
+    totals, page_runs = await asyncio.gather(
+        experiment_totals(ctx.pool, principal.scope, exp),
         experiment_runs(ctx.pool, principal.scope, exp, [i["id"] for i in items]))
     rows = [{"item": item_json(i), "run": run_json(page_runs.get(i["id"]), i["expected_output"])} for i in items]
-    return {"experiment": experiment_json(exp), "totals": totals_of(runs, exp["item_count"] or 0),
+    return {"experiment": experiment_json(exp), "totals": totals_json(totals, exp["item_count"] or 0),
             "items": rows, "next_after": next_after}
 
 
@@ -112,11 +109,13 @@ async def build_experiment(ctx: ViewerContext, principal: Principal, experiment_
 @dataclass(frozen=True)
 class Metric:
     """One figure compared per item: `value` reads it from a run (None: unknown); higher is better
-    unless `lower_is_better`."""
+    unless `lower_is_better`. `figure` names the store's SQL form of it (store.datasets.reads.FIGURES),
+    which counts it over every item; a metric without one (an evaluator's score) is counted here."""
 
     name: str
     value: Callable[[dict | None], float | None]
     lower_is_better: bool = False
+    figure: str | None = None
 
 
 def _status(run: dict | None) -> float | None:
@@ -124,9 +123,10 @@ def _status(run: dict | None) -> float | None:
 
 
 METRICS = (
-    Metric("status", _status),
-    Metric("cost_usd", lambda r: r["cost_usd"] if r else None, lower_is_better=True),
-    Metric("latency_s", lambda r: r["execution_time_seconds"] if r else None, lower_is_better=True),
+    Metric("status", _status, figure="status"),
+    Metric("cost_usd", lambda r: r["cost_usd"] if r else None, lower_is_better=True, figure="cost_usd"),
+    Metric("latency_s", lambda r: r["execution_time_seconds"] if r else None, lower_is_better=True,
+           figure="latency_s"),
 )
 
 
@@ -147,13 +147,8 @@ def judge(metric: Metric, a: dict | None, b: dict | None) -> dict[str, Any]:
     return {"metric": metric.name, "a": x, "b": y, "outcome": outcome}
 
 
-def metrics_for(scored: list[dict]) -> tuple[Metric, ...]:
-    evaluators = sorted({name for run in scored if run for name in run.get("scores", {})})
-    return METRICS + tuple(score_metric(e) for e in evaluators)
-
-
 def summary_of(metrics: tuple[Metric, ...], runs_a: dict, runs_b: dict, item_ids: set[int]) -> dict[str, dict]:
-    """Per metric, how many items B did better, worse, the same as A (over every item)."""
+    """Per metric, how many of `item_ids` B did better, worse, the same as A (in Python)."""
     out = {m.name: {"better": 0, "worse": 0, "same": 0, "unknown": 0} for m in metrics}
     for item_id in item_ids:
         for m in metrics:
@@ -161,12 +156,29 @@ def summary_of(metrics: tuple[Metric, ...], runs_a: dict, runs_b: dict, item_ids
     return out
 
 
-async def _with_scores(ctx: ViewerContext, principal: Principal, client_id: str, *runs: dict[int, dict]) -> None:
+async def _scored(ctx: ViewerContext, principal: Principal, client_id: str, *runs: dict[int, dict]) -> set[str]:
+    """Attach each run's evaluator scores (`run["scores"]`); the evaluators seen."""
     log_ids = [r["log_id"] for rs in runs for r in rs.values()]
     scores = await item_scores(ctx, principal, client_id, log_ids) if log_ids else {}
     for rs in runs:
         for r in rs.values():
             r["scores"] = scores.get(r["log_id"], {})
+    return {name for per_log in scores.values() for name in per_log}
+
+
+async def _summary(ctx: ViewerContext, principal: Principal, a: dict, b: dict,
+                   metrics: tuple[Metric, ...]) -> dict[str, dict]:
+    """Counts over every item: the store counts the metrics it has a figure for; the others
+    (scores) are judged here over every item's runs, read only when such a metric exists."""
+    summary = await compare_counts(ctx.pool, principal.scope, a, b,
+                                   {m.figure: m.lower_is_better for m in metrics if m.figure})
+    rest = tuple(m for m in metrics if not m.figure)
+    if rest:
+        runs_a, runs_b = (await experiment_runs(ctx.pool, principal.scope, a),
+                          await experiment_runs(ctx.pool, principal.scope, b))
+        await _scored(ctx, principal, a["client_id"], runs_a, runs_b)
+        summary.update(summary_of(rest, runs_a, runs_b, set(runs_a) | set(runs_b)))
+    return {m.name: summary[m.figure or m.name] for m in metrics}
 
 
 async def build_experiment_comparison(ctx: ViewerContext, principal: Principal, first: str, second: str, *,
@@ -178,24 +190,21 @@ async def build_experiment_comparison(ctx: ViewerContext, principal: Principal, 
         raise BadRequest("b: the two experiments must be runs on the same dataset")
     items, next_after = await _page_of_items(ctx, principal, a, after, limit)
     ids = [i["id"] for i in items]
-    runs_a, runs_b, page_a, page_b = await asyncio.gather(
-        experiment_runs(ctx.pool, principal.scope, a), experiment_runs(ctx.pool, principal.scope, b),
+    totals_a, totals_b, page_a, page_b = await asyncio.gather(
+        experiment_totals(ctx.pool, principal.scope, a), experiment_totals(ctx.pool, principal.scope, b),
         experiment_runs(ctx.pool, principal.scope, a, ids), experiment_runs(ctx.pool, principal.scope, b, ids))
-    await _with_scores(ctx, principal, a["client_id"], runs_a, runs_b)
-    for page, full in ((page_a, runs_a), (page_b, runs_b)):
-        for item_id, run in page.items():
-            run["scores"] = full.get(item_id, {}).get("scores", {})
-    metrics = metrics_for([*runs_a.values(), *runs_b.values()])
+    evaluators = await _scored(ctx, principal, a["client_id"], page_a, page_b)
+    metrics = METRICS + tuple(score_metric(e) for e in sorted(evaluators))
     rows = []
     for i in items:
         ra, rb = page_a.get(i["id"]), page_b.get(i["id"])
         judged = [judge(m, ra, rb) for m in metrics]
         rows.append({"item": item_json(i), "a": run_json(ra, i["expected_output"]),
                      "b": run_json(rb, i["expected_output"]), "metrics": judged, "outcome": judged[0]["outcome"]})
-    all_ids = set(runs_a) | set(runs_b)
     return {"a": experiment_json(a), "b": experiment_json(b),
-            "totals": {"a": totals_of(runs_a, a["item_count"] or 0), "b": totals_of(runs_b, b["item_count"] or 0)},
-            "summary": summary_of(metrics, runs_a, runs_b, all_ids), "metrics": [m.name for m in metrics],
+            "totals": {"a": totals_json(totals_a, a["item_count"] or 0),
+                       "b": totals_json(totals_b, b["item_count"] or 0)},
+            "summary": await _summary(ctx, principal, a, b, metrics), "metrics": [m.name for m in metrics],
             "items": rows, "next_after": next_after}
 
 

@@ -10,24 +10,21 @@ import difflib
 import re
 
 MAX_WORDS = 2_000
-_TOKENS = re.compile(r"\s+|[^\s]+")
+_TOKENS = re.compile(r"\s+|\S+\s*")  # leading whitespace alone, then each word with the whitespace after it
 
 
 def _words(text: str | None) -> list[str]:
     tokens = _TOKENS.findall(text or "")
-    words = 0
-    for i, token in enumerate(tokens):
-        if not token.isspace():
-            words += 1
-            if words > MAX_WORDS:
-                return [*tokens[:i], " …"]
+    if len(tokens) > MAX_WORDS:
+        return [*tokens[:MAX_WORDS], "…"]
     return tokens
 
 
 def word_diff(expected: str | None, new: str | None) -> list[dict[str, str]]:
-    """Segments turning `expected` into `new`: words kept, deleted and inserted, whitespace kept."""
+    """Segments turning `expected` into `new`: words kept, deleted and inserted. Words are compared
+    without the whitespace after them; a kept word is shown as the new text has it."""
     a, b = _words(expected), _words(new)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [t.strip() for t in a], [t.strip() for t in b], autojunk=False)
     segments: list[dict[str, str]] = []
 
     def add(op: str, tokens: list[str]) -> None:
@@ -41,7 +38,7 @@ def word_diff(expected: str | None, new: str | None) -> list[dict[str, str]]:
 
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            add("same", a[i1:i2])
+            add("same", b[j1:j2])
         else:
             add("del", a[i1:i2])
             add("ins", b[j1:j2])

@@ -213,3 +213,23 @@ def test_erasure_deletes_the_copies_of_a_ticket(app_client, reviewed):
     assert run_async(erase()) == 1  # one dataset touched
     page = app_client.get("/api/v1/datasets/e", headers={"X-API-Key": key}).json()
     assert page["items"] == [] and page["dataset"]["item_count"] == 0
+
+
+def test_an_evaluator_score_is_one_more_metric_and_the_diff_is_by_word():
+    from viewer.experiments import METRICS, judge, score_metric, summary_of
+    from viewer.worddiff import changed, word_diff
+
+    a = {1: {"status": "SUCCESS", "cost_usd": 0.1, "execution_time_seconds": 2, "scores": {"faithful": 0.4}},
+         2: {"status": "FAILED", "cost_usd": 0.1, "execution_time_seconds": 2, "scores": {}}}
+    b = {1: {"status": "SUCCESS", "cost_usd": 0.1, "execution_time_seconds": 3, "scores": {"faithful": 0.9}}}
+    metrics = (*METRICS, score_metric("faithful"))
+    assert [judge(m, a[1], b[1])["outcome"] for m in metrics] == ["same", "same", "worse", "better"]
+    summary = summary_of(metrics, a, b, {1, 2})
+    assert summary["status"] == {"better": 0, "worse": 1, "same": 1, "unknown": 0}  # item 2: not run in B
+    assert summary["score:faithful"] == {"better": 1, "worse": 0, "same": 0, "unknown": 1}
+    diff = word_diff("Hello Ann,\nyour order ships today.", "Hello Ann,\nyour order ships <b>now</b>.")
+    assert [s for s in diff if s["op"] != "same"] == [{"op": "del", "text": "today."},
+                                                      {"op": "ins", "text": "<b>now</b>."}]
+    assert changed(diff) and not changed(word_diff("a  b", "a b"))
+    long = word_diff("x " * 5000, "y " * 5000)
+    assert sum(len(s["text"].split()) for s in long) <= 2 * 2_001

@@ -127,3 +127,69 @@ async def experiment_runs(pool: AsyncConnectionPool, scope: Scope, experiment: d
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
         rows = await (await conn.execute(query, values)).fetchall()
     return {r["item_id"]: r for r in rows}
+
+
+def _all_runs(scope: Scope, experiment: dict, alias: str) -> tuple[sql.Composable, list]:
+    """The experiment's latest run per item of its dataset, as a subquery named `alias`."""
+    tenant, params = _prefixed(scope, experiment["client_id"], "w")
+    items = sql.SQL(" AND w.dataset_item_id IN (SELECT i.id FROM dataset_items i WHERE i.dataset_id = %s"
+                    " AND i.client_id = %s)")
+    query = sql.SQL("({runs}) {alias}").format(
+        runs=sql.SQL(_RUNS).format(tenant=tenant, items=items, draft=sql.SQL("")), alias=sql.Identifier(alias))
+    return query, [experiment["client_id"], experiment["id"], experiment["dataset_id"], experiment["client_id"],
+                   *params]
+
+
+# Totals of an experiment's runs, aggregated where they are (10,000 runs -> one row).
+_TOTALS = ("SELECT count(*) AS ran, count(*) FILTER (WHERE r.status = 'SUCCESS') AS success,"
+           " count(*) FILTER (WHERE r.status = 'PARTIAL') AS partial,"
+           " count(*) FILTER (WHERE r.status = 'FAILED') AS failed, sum(r.cost_usd) AS cost_usd,"
+           " avg(r.cost_usd) AS mean_cost_usd, avg(r.execution_time_seconds) AS mean_latency_s,"
+           " percentile_disc(0.5) WITHIN GROUP (ORDER BY r.execution_time_seconds) AS p50_latency_s,"
+           " percentile_disc(0.95) WITHIN GROUP (ORDER BY r.execution_time_seconds) AS p95_latency_s FROM {runs}")
+
+
+async def experiment_totals(pool: AsyncConnectionPool, scope: Scope, experiment: dict) -> dict:
+    """Runs, outcome counts, cost (sum, mean) and latency (mean, p50, p95) over every item."""
+    runs, params = _all_runs(scope, experiment, "r")
+    async with scoped_transaction(pool, narrowed(scope, experiment["client_id"])) as conn:
+        return await (await conn.execute(sql.SQL(_TOTALS).format(runs=runs), params)).fetchone()
+
+
+# A run's figures that two experiments are compared on, per item (an item without a run: status
+# 0, "not run", below FAILED; its other figures unknown).
+FIGURES = {
+    "status": "CASE {r}.status WHEN 'SUCCESS' THEN 3 WHEN 'PARTIAL' THEN 2 WHEN 'FAILED' THEN 1 ELSE 0 END",
+    "cost_usd": "{r}.cost_usd",
+    "latency_s": "{r}.execution_time_seconds",
+}
+_VERDICT = ("count(*) FILTER (WHERE {x} IS NOT NULL AND {y} IS NOT NULL AND"
+            " abs({y} - {x}) > 1e-12 + 1e-9 * greatest(abs({x}), abs({y})) AND {y} {op} {x})")
+
+
+async def compare_counts(pool: AsyncConnectionPool, scope: Scope, a: dict, b: dict,
+                         figures: dict[str, bool]) -> dict[str, dict[str, int]]:
+    """For each of `figures` (name in FIGURES -> lower is better), over every item of the dataset:
+    how many items B did better, worse, the same as A, or unknown (a figure missing)."""
+    runs_a, params_a = _all_runs(scope, a, "ra")
+    runs_b, params_b = _all_runs(scope, b, "rb")
+    columns = []
+    for name, lower in figures.items():
+        x, y = (sql.SQL(FIGURES[name].format(r=r)) for r in ("ra", "rb"))
+        better, worse = ("<", ">") if lower else (">", "<")
+        for label, op in (("better", better), ("worse", worse)):
+            columns.append(sql.SQL(_VERDICT + " AS {label}").format(
+                x=x, y=y, op=sql.SQL(op), label=sql.Identifier(f"{name}.{label}")))
+        columns.append(sql.SQL("count(*) FILTER (WHERE {x} IS NULL OR {y} IS NULL) AS {label}").format(
+            x=x, y=y, label=sql.Identifier(f"{name}.unknown")))
+    query = sql.SQL("SELECT count(*) AS items, {columns} FROM dataset_items i LEFT JOIN {a} ON ra.item_id = i.id"
+                    " LEFT JOIN {b} ON rb.item_id = i.id WHERE i.dataset_id = %s AND i.client_id = %s").format(
+        columns=sql.SQL(", ").join(columns), a=runs_a, b=runs_b)
+    async with scoped_transaction(pool, narrowed(scope, a["client_id"])) as conn:
+        row = await (await conn.execute(query, [*params_a, *params_b, a["dataset_id"], a["client_id"]])).fetchone()
+    out = {}
+    for name in figures:
+        counts = {k: row[f"{name}.{k}"] for k in ("better", "worse", "unknown")}
+        counts["same"] = row["items"] - sum(counts.values())
+        out[name] = {k: counts[k] for k in ("better", "worse", "same", "unknown")}
+    return out
