@@ -129,15 +129,18 @@ async def experiment_runs(pool: AsyncConnectionPool, scope: Scope, experiment: d
     return {r["item_id"]: r for r in rows}
 
 
-def _all_runs(scope: Scope, experiment: dict, alias: str) -> tuple[sql.Composable, list]:
-    """The experiment's latest run per item of its dataset, as a subquery named `alias`."""
+def _all_runs(scope: Scope, experiment: dict, alias: str, *, of_items: bool = True) -> tuple[sql.Composable, list]:
+    """The experiment's latest run per item, as a subquery named `alias`: of the items of its
+    dataset, or (`of_items=False`, for a caller that joins the items itself) of any item id."""
     tenant, params = _prefixed(scope, experiment["client_id"], "w")
-    items = sql.SQL(" AND w.dataset_item_id IN (SELECT i.id FROM dataset_items i WHERE i.dataset_id = %s"
-                    " AND i.client_id = %s)")
+    items, item_params = sql.SQL(""), []
+    if of_items:
+        items = sql.SQL(" AND w.dataset_item_id IN (SELECT i.id FROM dataset_items i WHERE i.dataset_id = %s"
+                        " AND i.client_id = %s)")
+        item_params = [experiment["dataset_id"], experiment["client_id"]]
     query = sql.SQL("({runs}) {alias}").format(
         runs=sql.SQL(_RUNS).format(tenant=tenant, items=items, draft=sql.SQL("")), alias=sql.Identifier(alias))
-    return query, [experiment["client_id"], experiment["id"], experiment["dataset_id"], experiment["client_id"],
-                   *params]
+    return query, [experiment["client_id"], experiment["id"], *item_params, *params]
 
 
 # Totals of an experiment's runs, aggregated where they are (10,000 runs -> one row).
@@ -167,12 +170,10 @@ _VERDICT = ("count(*) FILTER (WHERE {x} IS NOT NULL AND {y} IS NOT NULL AND"
             " abs({y} - {x}) > 1e-12 + 1e-9 * greatest(abs({x}), abs({y})) AND {y} {op} {x})")
 
 
-async def compare_counts(pool: AsyncConnectionPool, scope: Scope, a: dict, b: dict,
-                         figures: dict[str, bool]) -> dict[str, dict[str, int]]:
-    """For each of `figures` (name in FIGURES -> lower is better), over every item of the dataset:
-    how many items B did better, worse, the same as A, or unknown (a figure missing)."""
-    runs_a, params_a = _all_runs(scope, a, "ra")
-    runs_b, params_b = _all_runs(scope, b, "rb")
+def compare_query(scope: Scope, a: dict, b: dict, figures: dict[str, bool]) -> tuple[sql.Composable, list]:
+    """The statement of compare_counts and its parameters."""
+    runs_a, params_a = _all_runs(scope, a, "ra", of_items=False)  # the items are joined below
+    runs_b, params_b = _all_runs(scope, b, "rb", of_items=False)
     columns = []
     for name, lower in figures.items():
         x, y = (sql.SQL(FIGURES[name].format(r=r)) for r in ("ra", "rb"))
@@ -185,8 +186,16 @@ async def compare_counts(pool: AsyncConnectionPool, scope: Scope, a: dict, b: di
     query = sql.SQL("SELECT count(*) AS items, {columns} FROM dataset_items i LEFT JOIN {a} ON ra.item_id = i.id"
                     " LEFT JOIN {b} ON rb.item_id = i.id WHERE i.dataset_id = %s AND i.client_id = %s").format(
         columns=sql.SQL(", ").join(columns), a=runs_a, b=runs_b)
+    return query, [*params_a, *params_b, a["dataset_id"], a["client_id"]]
+
+
+async def compare_counts(pool: AsyncConnectionPool, scope: Scope, a: dict, b: dict,
+                         figures: dict[str, bool]) -> dict[str, dict[str, int]]:
+    """For each of `figures` (name in FIGURES -> lower is better), over every item of the dataset:
+    how many items B did better, worse, the same as A, or unknown (a figure missing)."""
+    query, params = compare_query(scope, a, b, figures)
     async with scoped_transaction(pool, narrowed(scope, a["client_id"])) as conn:
-        row = await (await conn.execute(query, [*params_a, *params_b, a["dataset_id"], a["client_id"]])).fetchone()
+        row = await (await conn.execute(query, params)).fetchone()
     out = {}
     for name in figures:
         counts = {k: row[f"{name}.{k}"] for k in ("better", "worse", "unknown")}

@@ -60,9 +60,11 @@ ALTER TABLE workflow_logs ADD COLUMN experiment_id text;
 ALTER TABLE workflow_logs ADD COLUMN dataset_item_id bigint;
 -- The trace-assembly job replaces a re-assembled log in place, tags included (store.traces.assembly).
 GRANT UPDATE (experiment_id, dataset_item_id) ON workflow_logs TO flusso_app;
--- INCLUDE: an experiment's totals and comparison are index-only scans (store.datasets.reads).
-CREATE INDEX workflow_logs_experiment_idx ON workflow_logs (client_id, experiment_id, dataset_item_id)
-    INCLUDE (executed_at, id, status, cost_usd, execution_time_seconds) WHERE experiment_id IS NOT NULL;
+-- In the order of "the latest run of each item" and INCLUDing what the totals and the comparison
+-- read: those are index-only scans with no sort (store.datasets.reads).
+CREATE INDEX workflow_logs_experiment_idx ON workflow_logs
+    (client_id, experiment_id, dataset_item_id, executed_at DESC, id DESC)
+    INCLUDE (status, cost_usd, execution_time_seconds) WHERE experiment_id IS NOT NULL;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON datasets, dataset_items TO flusso_app;
 GRANT SELECT, INSERT ON experiments TO flusso_app;
