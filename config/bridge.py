@@ -48,6 +48,10 @@ class BridgeSettings(BaseSettings):
     log_collector_api_key: SecretStr | None = Field(
         None, validation_alias=_env("LOG_COLLECTOR_API_KEY", "log_collector_api_key")
     )
+    # A read-scope key: otel_bridge.experiments fetches dataset items with it (docs/experiments.md).
+    log_collector_read_key: SecretStr | None = Field(
+        None, validation_alias=_env("LOG_COLLECTOR_READ_KEY", "log_collector_read_key")
+    )
     otel_exporter_otlp_logs_endpoint: str | None = Field(
         None,
         validation_alias=_env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otel_exporter_otlp_logs_endpoint"),

@@ -1,4 +1,5 @@
-"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants, erase."""
+"""`flusso-obs`: run, serve, migrate, keys, users, alerts, evals, demo, db url, retention, usage, tenants, erase,
+datasets."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ from config.server import ServerSettings
 from .cli_evals import add_evals
 from .database import database, migrate, run_store
 from .erasure_cli import add_erasure_commands
+from .datasets_cli import add_datasets
 from .errors import CliError
 
 logger = logging.getLogger(__name__)
@@ -383,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serving, _add_migrate, _add_keys, _add_users, _add_alerts, add_evals, _add_demo, _add_database,
-                _add_usage, _add_tenants, add_erasure_commands):
+                _add_usage, _add_tenants, add_erasure_commands, add_datasets):
         add(sub)
     return parser
 

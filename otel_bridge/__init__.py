@@ -20,7 +20,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from otel_bridge import record
+    from otel_bridge import experiments, record
     from otel_bridge.assemble import build_workflow_log
     from otel_bridge.decorators import node, workflow
     from otel_bridge.erasure import erasure_tokens
@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "configure", "workflow", "node", "record", "build_workflow_log", "flush", "shutdown",
-    "BridgeError", "ConfigurationError", "stats", "schema_path", "erasure_tokens",
+    "BridgeError", "ConfigurationError", "stats", "schema_path", "erasure_tokens", "experiments",
 ]
 
 # public name -> module that defines it
 _LAZY = {
     "record": "otel_bridge.record",
+    "experiments": "otel_bridge.experiments",
     "build_workflow_log": "otel_bridge.assemble",
     "node": "otel_bridge.decorators",
     "workflow": "otel_bridge.decorators",
@@ -52,7 +53,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'otel_bridge' has no attribute {name!r}")
     loaded = importlib.import_module(module)
-    value = loaded if name == "record" else getattr(loaded, name)
+    value = loaded if name in ("record", "experiments") else getattr(loaded, name)
     globals()[name] = value  # later look-ups skip this function
     return value
 

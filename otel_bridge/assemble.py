@@ -77,6 +77,9 @@ def build_workflow_log(
     metrics = _metrics(records, root, events, sections, outcome, dropped_spans)
     ident = {k: v for k, v in (identification or {}).items() if v is not None}
     ident.setdefault("workflow_name", S.attr(root, A.WORKFLOW_NAME) or root.name)
+    experiment = {key: S.attr(root, name) for name, key in A.EXPERIMENT_KEYS.items() if S.attr(root, name) is not None}
+    if experiment:
+        ident["experiment"] = experiment
     log = {
         "schema_version": A.SCHEMA_VERSION_VALUE,
         "trace_id": S.hex_id(root.trace_id, 32),

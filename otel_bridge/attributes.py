@@ -25,6 +25,15 @@ STATUS = "flusso.status"
 SCHEMA_VERSION = "flusso.schema_version"
 PAYLOAD = "flusso.payload"  # JSON string carried by every flusso.* event
 LLM_COST_USD = "flusso.llm.cost_usd"
+# Experiment tags on a workflow's root span (otel_bridge.experiments -> identification.experiment).
+EXPERIMENT_ID = "flusso.experiment.id"
+EXPERIMENT_NAME = "flusso.experiment.name"
+DATASET_ID = "flusso.dataset.id"
+DATASET_NAME = "flusso.dataset.name"
+DATASET_ITEM_ID = "flusso.dataset.item_id"
+# attribute -> key of identification.experiment
+EXPERIMENT_KEYS = {EXPERIMENT_ID: "id", EXPERIMENT_NAME: "name", DATASET_ID: "dataset_id",
+                   DATASET_NAME: "dataset", DATASET_ITEM_ID: "item_id"}
 
 KIND_WORKFLOW = "workflow"
 

@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, Span, Status, StatusCode
 from otel_bridge import attributes as A
 from otel_bridge import runtime
 from otel_bridge.record import BRIDGE_SPAN_KEY, current_root
+from otel_bridge.tagging import current_tags
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,9 +146,11 @@ def _start_workflow(name: str, static_attrs: dict[str, Any], args: tuple[Any, ..
         links = [Link(parent)] if parent.is_valid else None
         attrs = static_attrs
         tid = _ticket_id_from(args, kwargs)
-        if tid is not None:
-            attrs = dict(static_attrs)
-            attrs[A.TICKET_ID] = tid
+        tags = current_tags.get()
+        if tid is not None or tags:
+            attrs = {**static_attrs, **(tags or {})}
+            if tid is not None:
+                attrs[A.TICKET_ID] = tid
         # An empty parent context: every ticket is a NEW trace (linked to the caller's span).
         # The span processor registers the ticket in on_start (a parentless workflow span).
         runtime.join_host_provider()  # the host may have set its provider after configure()

@@ -207,6 +207,9 @@ def redact_identifier(value: Any, r: Redactor, known: KnownValues | None) -> Any
 SAFE_ATTRIBUTES = frozenset({
     "flusso.kind", "flusso.workflow.name", "flusso.node.name", "flusso.ticket_id", "gen_ai.operation.name",
     "gen_ai.agent.name", "gen_ai.tool.name", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+    # experiment tags (otel_bridge.experiments): ids, and names the developer chose in code
+    "flusso.experiment.id", "flusso.experiment.name", "flusso.dataset.id", "flusso.dataset.name",
+    "flusso.dataset.item_id",
 })
 _PAYLOAD_ONLY = frozenset({"flusso.payload"})  # a record.* event: its payload is read as text
 # Sections of a log's "trace" whose items are records (dicts) of the bridge's record.* helpers.

@@ -21,9 +21,10 @@ STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats
                "collector_api.store.core.db", "collector_api.store.core.scope",
                "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
                "collector_api.store.core.job_status", "collector_api.store.evals.reads",
-               "collector_api.store.erasure.reads")
+               "collector_api.store.erasure.reads", "collector_api.store.datasets.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",
-                  "collector_api.store.alerts.rules", "collector_api.store.evals.evaluators")
+                  "collector_api.store.alerts.rules", "collector_api.store.evals.evaluators",
+                  "collector_api.store.datasets.writes")
 # What the viewer may use of the alerts: rule validation (pure) and rule creation and listing.
 VIEWER_ALERTS = ("collector_api.alerts.rules", "collector_api.alerts.admin")
 # What the viewer may use of the evaluations: definitions (pure), creation and listing, calibration (pure).
@@ -42,6 +43,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "otel_bridge": ("config", "otel_bridge"),
     **{pure: BRIDGE_PURE for pure in BRIDGE_PURE},
     "collector_api.store": (STORE,),
+    "collector_api.store.datasets": (STORE,),  # datasets and experiments: SQL + psycopg, like the rest
     "collector_api.contract": (SHARED_RULES, *BRIDGE_PURE, "collector_api.store.logs.rows"),
     "collector_api.telemetry": ("collector_api.telemetry", STORE, "config"),
     "collector_api.http": (EDGE, "collector_api.telemetry", SHARED_RULES, STORE, "config", *BRIDGE_PURE),

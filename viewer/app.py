@@ -24,21 +24,8 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import (
-    alerts,
-    api,
-    compare,
-    erasures,
-    evaluators,
-    ingest,
-    login,
-    overview,
-    reviews,
-    sessions,
-    ticket,
-    tickets,
-    usage,
-)
+from .views import (alerts, api, compare, datasets, erasures, evaluators, experiments, ingest, login, overview,
+                    reviews, sessions, ticket, tickets, usage)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +70,7 @@ def install_viewer(app: FastAPI, pool: AsyncConnectionPool, settings: ServerSett
     routers += [sessions.router, sessions.api_router]  # customer sessions
     routers += [evaluators.router]  # online evaluators, provider only
     routers += [erasures.router, erasures.api_router]  # the erasure log, provider only
+    routers += [datasets.router, datasets.api_router, experiments.router, experiments.api_router]
     for router in routers:
         app.include_router(router)
     note_machine_roots(app, routers)

@@ -77,7 +77,17 @@ async def review_key_principal(request: Request) -> Principal:
     return principal
 
 
+async def key_principal(request: Request) -> Principal:
+    """Dependency of API writes a read key may make (creating a dataset): a read- or review-scope
+    API key only; a session uses the page's form, which carries a CSRF token."""
+    secret = presented_api_key(request.headers)
+    if not secret:
+        raise LoginRequired("send a read-scope API key in X-API-Key or Authorization: Bearer")
+    return await _key_principal(request, secret)
+
+
 SessionPrincipal = Annotated[Principal | None, Depends(session_principal)]  # pages anyone may see
 CurrentPrincipal = Annotated[Principal, Depends(page_principal)]  # pages: a signed-in user
 ApiPrincipal = Annotated[Principal, Depends(api_principal)]  # JSON API: a read key or a session
 ReviewKeyPrincipal = Annotated[Principal, Depends(review_key_principal)]  # API review POST: a review key
+KeyPrincipal = Annotated[Principal, Depends(key_principal)]  # API POST of a dataset: a read or review key

@@ -43,6 +43,15 @@ def moment_parts(value: Any) -> tuple[str, str]:
     return ("–" if value is None else str(value)), ""
 
 
+def iso_stamp(value: Any) -> str:
+    """An ISO 8601 UTC time of the JSON builders, shown as "YYYY-MM-DD HH:MM UTC"."""
+    if isinstance(value, datetime):
+        return moment(value)
+    if isinstance(value, str) and len(value) >= 16 and value[10:11] == "T":
+        return f"{value[:10]} {value[11:16]} UTC"
+    return "–" if value is None else str(value)
+
+
 def dollars(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "–"
@@ -54,6 +63,7 @@ FILTERS = {
     "num": number,
     "pct": percent,
     "when": moment,
+    "stamp": iso_stamp,
     "when_parts": moment_parts,
     "money": dollars,
     "ms": duration_ms,

@@ -14,7 +14,7 @@ from collector_api.contract.numbers import finite_number
 from collector_api.contract.schema import schema_error
 from collector_api.contract.sessions import session_key
 from collector_api.contract.timestamps import out_of_bounds, parse_executed_at
-from collector_api.store.logs.rows import LogRow
+from collector_api.store.logs.rows import Experiment, LogRow
 
 logger = logging.getLogger(__name__)
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -206,5 +206,26 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         critical_path=critical,
         usage_by_model=usage,
         session_key=session_key(tenant, document),
+        experiment=experiment_tags(ident.get("experiment")),
         index=index,
     )
+
+
+def experiment_tags(tags: Any) -> Experiment | None:
+    """The log's `identification.experiment` (set by otel_bridge.experiments), or None when absent
+    or unusable: a bad tag never refuses the log, it only leaves it out of the experiment."""
+    if not isinstance(tags, dict):
+        return None
+    exp_id = tags.get("id")
+    name = tags.get("name")
+    if not isinstance(exp_id, str) or not _TRACE_ID.match(exp_id) or not isinstance(name, str) or not name:
+        return None
+    return Experiment(id=exp_id, name=name[:128], item_id=_id(tags.get("item_id")),
+                      dataset_id=_id(tags.get("dataset_id")), dataset_name=_text(tags.get("dataset"), 64))
+
+
+def _id(value: Any) -> int | None:
+    """A positive bigint id, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < INT8_SAFE:
+        return None
+    return value

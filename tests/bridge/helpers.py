@@ -53,3 +53,46 @@ from otel_bridge import workflow, node, record
 from config.bridge import BridgeSettings
 S = dict(_env_file=None, environment="test", pii_hash_key="k", log_batch_delay_millis=20, export_timeout_seconds=1)
 """
+
+
+class DatasetServer:
+    """A real HTTP server on 127.0.0.1 answering GET /api/v1/datasets/{name}/items in keyset pages
+    of `page` items, as the collector does; records the API keys it was sent."""
+
+    def __init__(self, name: str, items: list[dict], *, page: int = 2, key: str = "read-key"):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                url = urlparse(self.path)
+                served.keys.append(self.headers.get("X-API-Key"))
+                if url.path != f"/api/v1/datasets/{name}/items" or self.headers.get("X-API-Key") != key:
+                    status, body = 404, {"detail": "no such dataset (or it belongs to another client)"}
+                else:
+                    after = int(parse_qs(url.query).get("after", ["0"])[0])
+                    rest = [i for i in items if i["id"] > after]
+                    status, body = 200, {"dataset": {"id": 7, "name": name}, "items": rest[:page],
+                                         "next_after": rest[page - 1]["id"] if len(rest) > page else None}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.keys: list[str | None] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

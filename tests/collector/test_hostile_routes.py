@@ -50,6 +50,8 @@ ROUTES = {
     ("POST", "/evaluators"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
     ("POST", "/api/v1/erasures"): "erase",
+    ("POST", "/datasets"): "form",
+    ("POST", "/api/v1/datasets"): "api",
 }
 ERASURE_LIMIT = 128 * 1024  # FLUSSO_MAX_ERASURE_BYTES of the server under attack (its own cap)
 

@@ -127,3 +127,20 @@ def post_review(client, log_id: int, **fields):
     token = csrf_token(client, "/reviews")  # the sign-out form carries the session token on every page
     data = {"csrf_token": token, "verdict": "correct", **fields}
     return client.post(f"/tickets/{log_id}/reviews", data=data)
+
+
+def make_key(dsn: str, client_id: str, scope: str) -> str:
+    """A new API key of `client_id` with `scope`; its secret."""
+    async def go():
+        async with create_pool(dsn, max_size=1) as pool:
+            return (await create_api_key(pool, client_id, scope)).secret
+    return run_async(go())
+
+
+def experiment_log(client_id: str, ticket_id: str, experiment: dict, *, draft: str, status: str = "SUCCESS",
+                   cost: float = 0.01, duration_s: float = 2.0) -> dict:
+    """A log as the bridge ships it from an experiment run: `identification.experiment` tags."""
+    doc = make_log(client_id, ticket_id, days_ago=0.01, status=status, cost=cost, duration_s=duration_s)
+    doc["identification"]["experiment"] = experiment
+    doc["trace"]["output"]["draft"] = draft
+    return doc

@@ -83,7 +83,8 @@ async def get_review_queue(request: Request, ctx: Context, principal: CurrentPri
     tenants = await list_tenants(ctx.pool) if principal.is_provider else []
     return render(request, "reviews.html", {
         "principal": principal, "tickets": rows, "params": query.params or {}, "queue": query.link(),
-        "tenants": tenants, "statuses": STATUSES, "limit": query.limit})
+        "tenants": tenants, "statuses": STATUSES, "limit": query.limit,
+        "dataset_source": "queue", "dataset_query": query.link(limit=None)})
 
 
 async def _form(request: Request) -> dict[str, Any]:

@@ -48,6 +48,7 @@ async def get_tickets(request: Request, ctx: Context, principal: CurrentPrincipa
         "first_link": query.link() if query.after else None,
         "export_query": query.link(),
         "review_flags": ctx.review_flags,
+        "dataset_source": "search", "dataset_query": query.link(after=None, sort=None, order=None, limit=None),
     })
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector_api.store.datasets.writes import ERASE_ITEMS
+
 
 @dataclass(frozen=True)
 class Target:
@@ -55,6 +57,8 @@ TARGETS: tuple[Target, ...] = (
                                 " AND log_id = ANY(%(log_ids)s::int8[])", role="owner", retention=True),
     Target("evaluation_outcomes", "DELETE FROM evaluation_outcomes WHERE client_id = %(client)s"
                                   " AND log_id = ANY(%(log_ids)s::int8[])", role="owner", retention=True),
+    # Dataset items are copies of tickets (migration 0020): the erased logs' and tickets' copies.
+    Target("dataset_items", ERASE_ITEMS),
     # A notification whose body cites one of the batch's tickets, traces or tokens.
     Target("alert_deliveries", "DELETE FROM alert_deliveries WHERE client_id = %(client)s AND EXISTS ("
                                " SELECT 1 FROM unnest(%(needles)s::text[]) n"

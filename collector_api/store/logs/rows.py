@@ -8,6 +8,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """The experiment tags of a log run on a dataset item (docs/experiments.md)."""
+
+    id: str  # 32 lowercase hex characters, chosen by the client's runner
+    name: str
+    item_id: int | None = None
+    dataset_id: int | None = None
+    dataset_name: str | None = None
+
+
 @dataclass(slots=True)  # not frozen: a frozen __init__ is slower per row (docs/benchmarks-ingest.md)
 class LogRow:
     """A validated workflow log ready to store; `log_json` is the document as JSON text.
@@ -37,4 +48,5 @@ class LogRow:
     critical_path: str | None = None  # JSON text (collector_api.contract.derived), computed once at ingest
     usage_by_model: str | None = None  # JSON text (collector_api.contract.derived)
     session_key: str | None = None  # collector_api.contract.sessions, derived at ingest
+    experiment: Experiment | None = None  # the run that produced the log (identification.experiment)
     index: int = 0  # the record's position in its request, for error messages

@@ -26,9 +26,9 @@ class StoredLog:
 _COLUMNS = ("client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
             "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
             "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-            "log_data", "critical_path", "usage_by_model", "session_key")
+            "log_data", "critical_path", "usage_by_model", "session_key", "experiment_id", "dataset_item_id")
 _TYPES = ("text", "text", "text", "timestamptz", "text", "text", "text", "text", "float8", "float8", "int4",
-          "float8", "int8", "int8", "float8", "bool", "text", "text", "text", "text", "text")
+          "float8", "int8", "int8", "float8", "bool", "text", "text", "text", "text", "text", "text", "int8")
 _JSONB = ("node_durations", "log_data", "critical_path", "usage_by_model")  # sent as JSON text, cast on the server
 
 _INSERT = (
@@ -50,7 +50,8 @@ def row_values(row: LogRow) -> tuple:
     return (row.client_id, row.ticket_id, row.status, row.executed_at, row.trace_id, row.environment,
             row.workflow_version, row.resolution_status, row.overall_confidence, row.hallucination_risk,
             row.react_iterations, row.execution_time_seconds, row.input_tokens, row.output_tokens, row.cost_usd,
-            row.complete, nodes, row.log_json, row.critical_path, row.usage_by_model, row.session_key)
+            row.complete, nodes, row.log_json, row.critical_path, row.usage_by_model, row.session_key,
+            row.experiment.id if row.experiment else None, row.experiment.item_id if row.experiment else None)
 
 
 async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
@@ -92,6 +93,22 @@ async def insert_isolating(pool: AsyncConnectionPool, client_id: str,
     return stored, refused
 
 
+# An experiment is born with its first log (docs/experiments.md): registered in the logs' transaction.
+_EXPERIMENTS = ("INSERT INTO experiments (client_id, id, name, dataset_id, dataset_name)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::text[])"
+                " ON CONFLICT (client_id, id) DO NOTHING")
+
+
+async def register_experiments(conn: psycopg.AsyncConnection, client_id: str, rows: list[LogRow]) -> None:
+    """Record the experiments `rows` were run in (nothing to do for production logs)."""
+    seen = {r.experiment.id: r.experiment for r in rows if r.experiment is not None}
+    if not seen:
+        return
+    tags = list(seen.values())
+    await conn.execute(_EXPERIMENTS, (client_id, [t.id for t in tags], [t.name for t in tags],
+                                      [t.dataset_id for t in tags], [t.dataset_name for t in tags]))
+
+
 def canonical(row: LogRow) -> LogRow:
     """The row with its document re-serialized by orjson (numbers as doubles, compact)."""
     if row.log_json_canonical:
@@ -111,6 +128,7 @@ async def insert_rows(conn: psycopg.AsyncConnection, client_id: str, rows: list[
         return []
     columns = [list(col) for col in zip(*map(row_values, rows), strict=False)]
     cur = await conn.execute(_INSERT, columns)
+    await register_experiments(conn, client_id, rows)
     inserted = {(r["trace_id"], r["executed_at"]): r["id"] for r in await cur.fetchall()}
     missing = {(r.trace_id, r.executed_at) for r in rows} - inserted.keys()
     existing = {}
