@@ -13,8 +13,8 @@ from config.server import ServerSettings
 
 from .cli_evals import add_evals
 from .database import database, migrate, run_store
-from .erasure_cli import add_erasure_commands
 from .datasets_cli import add_datasets
+from .erasure_cli import add_erasure_commands
 from .errors import CliError
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,23 @@ from .context import ViewerContext
 from .render import create_environment
 from .routing import handle_http_exception, note_machine_roots
 from .security import SecurityHeaders
-from .views import (alerts, api, compare, datasets, erasures, evaluators, experiments, ingest, login, overview,
-                    reviews, sessions, ticket, tickets, usage)
+from .views import (
+    alerts,
+    api,
+    compare,
+    datasets,
+    erasures,
+    evaluators,
+    experiments,
+    ingest,
+    login,
+    overview,
+    reviews,
+    sessions,
+    ticket,
+    tickets,
+    usage,
+)
 
 logger = logging.getLogger(__name__)
 
