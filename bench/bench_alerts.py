@@ -40,7 +40,7 @@ from collector_api.store.core.db import create_pool  # noqa: E402
 WINDOWS = ("5m", "15m", "1h", "6h", "1d", "7d")
 TENANTS = 20
 THRESHOLDS = {"failure_rate": 0.3, "partial_rate": 0.3, "avg_hallucination_risk": 0.5, "p95_execution_s": 30,
-              "cost_usd": 50, "tickets": 5, "rejections": 10}
+              "cost_usd": 50, "tickets": 5, "rejections": 10, "recontact_rate": 0.2}
 _GEN = (
     "INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, created_at, trace_id, log_data,"
     " execution_time_seconds, cost_usd, hallucination_risk) SELECT 't' || (g %% {t}), 'B-' || g,"

@@ -42,6 +42,7 @@ import bench_ingest as bi  # noqa: E402  (documents, encoder, senders, process C
 JOB_INTERVALS = {"FLUSSO_ROLLUP_REFRESH_SECONDS": "2", "FLUSSO_ALERT_INTERVAL_S": "3",
                  "FLUSSO_TRACE_ASSEMBLY_SECONDS": "1"}
 INTERVAL_OF = {"rollup-refresh": 2.0, "alert-evaluate": 3.0, "trace-assembly": 1.0, "derived-backfill": 30.0,
+               "session-backfill": 30.0, "evaluate": 30.0, "erasure-resume": 300.0, "tenant-retention": 3600.0,
                "staging-upkeep": 60.0, "partition-upkeep": 3600.0}  # flusso_obs/jobs.py with the env above
 
 HISTORY_DDL = """
@@ -126,7 +127,9 @@ def job_checks(dsn: str, window: float) -> list[JobCheck]:
     checks: dict[str, JobCheck] = {}
     last: dict[str, tuple[float, float]] = {}
     for name, app, started, finished, error in rows:
-        check = checks.setdefault(name, JobCheck(name, INTERVAL_OF.get(name, 0.0), window))
+        if name not in INTERVAL_OF:
+            raise SystemExit(f"FAILED: job {name!r} ran but its interval is not in INTERVAL_OF (flusso_obs/jobs.py)")
+        check = checks.setdefault(name, JobCheck(name, INTERVAL_OF[name], window))
         check.runs[app] = check.runs.get(app, 0) + 1
         check.errors += error is not None
         if name in last:

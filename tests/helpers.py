@@ -3,6 +3,7 @@ helpers.py; test modules never import each other or a conftest (tests/test_test_
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import socket
 import threading
@@ -27,7 +28,14 @@ def make_key(dsn: str, client_id: str, scope: str = "ingest") -> str:
     async def go():
         async with create_pool(dsn) as pool:
             return (await create_api_key(pool, client_id, scope)).secret
-    return asyncio.run(go())
+    return run_async(go())
+
+
+def run_async(coro):
+    """Run `coro` on a fresh loop in another thread: safe even where a loop already runs
+    (sync Playwright keeps one in the test thread of a worker once a browser test ran)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:

@@ -1,8 +1,6 @@
 """Test data for the viewer: workflow logs stored through the collector's real write path."""
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import copy
 import json
 import uuid
@@ -13,6 +11,7 @@ from collector_api.contract.prepare import Rejected, prepare_row
 from collector_api.store.accounts.principals import create_api_key, create_user
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs.writes import insert_workflow_logs
+from tests.helpers import run_async  # noqa: F401 - also imported from here by the viewer tests
 from viewer.auth import hash_password
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())
@@ -46,13 +45,6 @@ async def _store(dsn: str, docs: list[dict]) -> list[int]:
             assert not isinstance(row, Rejected), row
             ids += [s.id for s in await insert_workflow_logs(pool, tenant, [row])]
     return ids
-
-
-def run_async(coro):
-    """Run `coro` on a fresh loop in another thread: safe even where a loop already runs
-    (sync Playwright keeps one in the test thread)."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def store_logs(dsn: str, docs: list[dict]) -> list[int]:
