@@ -162,7 +162,9 @@ _TIMELINE = (
     " THEN w.log_data->'trace'->'output'->>'draft' END, %s) AS draft_excerpt,"
     " s.verdict, s.review_count FROM workflow_logs w LEFT JOIN ticket_review_state s ON s.log_id = w.id"
     " WHERE w.client_id = %s AND w.session_key = %s AND {tenant} AND (w.executed_at, w.id) > (%s, %s)"
-    " ORDER BY w.executed_at, w.id LIMIT %s"
+    # The session index's own order (client and key are fixed, so the same order): with only
+    # ORDER BY executed_at the planner may walk the time index of all logs for a session of one ticket.
+    " ORDER BY w.client_id, w.session_key, w.executed_at, w.id LIMIT %s"
 )
 _FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
 
