@@ -71,6 +71,7 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
     install_collector(app, state)
     install_viewer(app, pool, settings, jobs=state.metrics.jobs)
     jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
+    app.state.jobs = jobs  # the maintenance loop's jobs (diagnostics, tests)
     return app
 
 

@@ -4,7 +4,9 @@ Isolation: every job has a task of its own and a deadline of its own (`Job.deadl
 job that hangs or runs long never delays another. A run still going at its deadline is
 cancelled (a coroutine) or abandoned (blocking work in a thread, `InThread`: a thread cannot be
 interrupted) and recorded as failed; the job is retried at its next interval, and not before an
-abandoned thread of it has ended (its leader lock is held until then).
+abandoned thread of it has ended (its leader lock is held until then). Work that must not take
+the server's GIL or event loop at all runs in a child process (`InProcess`,
+store.core.job_process): at the deadline the child is killed and reaped before the lock goes.
 
 Leader election: a job runs only under its advisory lock (ids in store.core.locks), taken with
 pg_try_advisory_lock on the loop's bookkeeping connection, and only when `job_runs` says its
@@ -48,7 +50,7 @@ class Job:
     name: str
     interval_s: float
     lock_id: int  # a constant of store.core.locks (unused by a per-process job)
-    run: Callable[[], Awaitable[object]]  # blocking work: InThread(fn, ...)
+    run: Callable[[], Awaitable[object]]  # blocking work: InThread(fn, ...); off the server's GIL: InProcess(fn, ...)
     per_process: bool = False  # run in every process, unlocked (see the module's docstring)
     deadline_s: float = DEFAULT_DEADLINE_S  # a run still going after it is cancelled and recorded as failed
 
@@ -155,8 +157,8 @@ async def check_job(conn: psycopg.AsyncConnection, job: Job, board: JobBoard | N
         if board is not None:
             board.note_finished(job.name, error)
             board.note_row(job.name, row[0], row[1], error)
-        if isinstance(job.run, InThread) and job.run.busy:
-            logger.warning("maintenance job %s: waiting for its abandoned thread before releasing its lock", job.name)
+        if getattr(job.run, "busy", False):  # InThread, InProcess: work that may outlive the run's task
+            logger.warning("maintenance job %s: waiting for its abandoned work before releasing its lock", job.name)
             await job.run.wait()
         return Check(True, job.interval_s)
     finally:
@@ -261,6 +263,10 @@ async def maintenance_loop(dsn: str, jobs: Sequence[Job], *, tick_s: float | Non
     finally:
         await _stop_tasks(tasks)
         await books.close()
+        for job in jobs:  # InProcess: its child process ends with the loop
+            stop = getattr(job.run, "stop", None)
+            if stop is not None:
+                await asyncio.to_thread(stop)
 
 
 async def _stop_tasks(tasks: list[asyncio.Task]) -> None:
