@@ -36,6 +36,10 @@ class FakeJudge:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as real endpoints (uvicorn, nginx) set it: http.server writes the headers
+            # and the body in two sends, and with Nagle's algorithm the body waits for the client's
+            # delayed ACK (~40 ms a call on Linux), a stall of this fake server, not of the client.
+            disable_nagle_algorithm = True
 
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
