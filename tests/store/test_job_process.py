@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from collector_api.store.core import jobs as runner
 from collector_api.store.core import locks
 from collector_api.store.core.job_process import InProcess
 from collector_api.store.core.jobs import Job, check_job
@@ -98,6 +99,38 @@ def test_the_deadline_kills_a_stuck_child_before_the_lock_goes_and_the_next_run_
         assert not marker.exists()  # the killed runs never went on
     finally:
         work.stop()
+
+
+def test_a_lost_lock_kills_the_child_at_once_not_at_the_deadline(db_dsn, tmp_path, monkeypatch):
+    """The lock's connection dies (the lock with it: another process may take the job): the run
+    is cancelled and its child killed within a check, long before the deadline."""
+    monkeypatch.setattr(runner, "LOCK_CHECK_S", 0.2)
+    flag, marker = tmp_path / "hang", tmp_path / "went-on"
+    flag.write_text("")
+    work = InProcess(hang_if, str(flag), str(marker))
+    job = Job("child-orphaned", 0.01, locks.JOB_STAGING_UPKEEP, work, deadline_s=300)
+
+    async def scenario():
+        conn = await psycopg.AsyncConnection.connect(db_dsn, autocommit=True)
+        run = asyncio.ensure_future(check_job(conn, job))
+        while work.pid is None:
+            assert not run.done(), run
+            await asyncio.sleep(0.02)
+        child = work.pid
+        with psycopg.connect(db_dsn, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        started = time.monotonic()
+        with pytest.raises(psycopg.Error):  # recording on the dead connection fails: the loop reconnects
+            await asyncio.wait_for(run, 120)
+        return child, time.monotonic() - started
+
+    try:
+        child, took = asyncio.run(scenario())
+    finally:
+        work.stop()
+    assert took < 60, took  # not the 300 s deadline
+    assert not proc_alive(child) and work.pid is None and not work.busy
+    assert not marker.exists()
 
 
 PARENT = """
