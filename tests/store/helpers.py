@@ -36,3 +36,7 @@ def proc_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def niceness() -> int:
+    return os.nice(0)

@@ -16,7 +16,7 @@ from collector_api.store.core import jobs as runner
 from collector_api.store.core import locks
 from collector_api.store.core.job_process import InProcess
 from collector_api.store.core.jobs import Job, check_job
-from tests.store.helpers import async_child_pid, child_pid, fail, hang_if, proc_alive
+from tests.store.helpers import async_child_pid, child_pid, fail, hang_if, niceness, proc_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +55,14 @@ def test_the_work_runs_in_one_child_process_reused_across_runs():
     assert first == second != os.getpid()  # another process, the same one both times
     assert pid_a == pid_b != os.getpid() and loop_a == loop_b  # an async function: the child's one loop
     assert not proc_alive(first) and not proc_alive(pid_a)  # stop() ended them
+
+
+def test_the_child_runs_at_a_lower_cpu_priority_than_the_server():
+    work = InProcess(niceness)
+    try:
+        assert asyncio.run(work()) == min(19, os.nice(0) + 10)
+    finally:
+        work.stop()
 
 
 def test_a_lambda_is_refused_when_the_job_is_built():

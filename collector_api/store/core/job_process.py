@@ -15,6 +15,8 @@ What holds:
   pickled, else a RuntimeError naming it, with the child's traceback as a note): the runner
   records the run as failed. A child that dies mid-run (killed, out of memory) is a failed run
   too, and is replaced at the next one.
+- The child runs at a lower CPU priority (`nice`, default CHILD_NICE): when the cores are busy
+  the server's requests are scheduled first; on idle cores the job runs at full speed.
 - The child dies with the parent: it is a daemon process (terminated at the parent's exit), it
   exits when the pipe to the parent closes, and a watchdog thread exits it within
   PARENT_POLL_S when the parent is gone (kill -9: the parent's advisory locks are released by
@@ -28,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 import traceback
@@ -39,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 PARENT_POLL_S = 0.5  # how often the child checks that its parent is still alive
 REAP_TIMEOUT_S = 5.0  # a killed child is waited for this long at most
+CHILD_NICE = 10  # the child's scheduling niceness: below the server's requests when the cores are busy
 STOP_GRACE_S = 2.0  # an idle child whose pipe was closed exits within this (else it is killed)
 
 
@@ -84,8 +88,11 @@ def _answer(request: object, loop: asyncio.AbstractEventLoop) -> bytes:
         return bytes(ForkingPickler.dumps(("error", RuntimeError(f"the job's result cannot be sent: {exc}"))))
 
 
-def _child_main(conn: Connection, parent_pid: int, log_level: int) -> None:
+def _child_main(conn: Connection, parent_pid: int, log_level: int, nice: int) -> None:
     """The child's loop: one request (fn, args) at a time, one answer each; ends when the parent does."""
+    if nice:
+        os.nice(nice)  # background work: on busy cores the server's requests go first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s [job child]: %(message)s")
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
     loop = asyncio.new_event_loop()
@@ -111,8 +118,8 @@ class InProcess:
     Like `InThread` it has `busy` and `wait`: the runner keeps the job's leader lock while a
     run's child may still be working (only between a kill and its reaping here)."""
 
-    def __init__(self, fn: Callable[..., object], *args: object):
-        self.fn, self.args = fn, args
+    def __init__(self, fn: Callable[..., object], *args: object, nice: int = CHILD_NICE):
+        self.fn, self.args, self.nice = fn, args, nice
         self.name = getattr(fn, "__name__", "work")
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -136,7 +143,8 @@ class InProcess:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=_child_main, args=(child_end, os.getpid(), logging.getLogger().getEffectiveLevel()),
+        level = logging.getLogger().getEffectiveLevel()
+        proc = ctx.Process(target=_child_main, args=(child_end, os.getpid(), level, self.nice),
                            name=f"flusso-job-{self.name}", daemon=True)
         proc.start()
         child_end.close()  # only the child holds it now: its death is an EOF here
@@ -146,8 +154,8 @@ class InProcess:
     def _exchange(self) -> tuple[str, object]:
         """Send the request and wait for the answer (on a worker thread: it blocks)."""
         assert self._conn is not None
-        self._conn.send((self.fn, self.args))
         try:
+            self._conn.send((self.fn, self.args))
             return self._conn.recv()
         except (EOFError, OSError):
             code = self._proc.exitcode if self._proc is not None else None
