@@ -176,8 +176,7 @@ class InProcess:
             proc.join(REAP_TIMEOUT_S)
 
     async def __call__(self) -> object:
-        if self._running:
-            raise RuntimeError(f"job {self.name}: a run is still going in its child process")
+        await self.wait()  # a killed child of the run before is being reaped (milliseconds)
         self._running = True
         try:
             if self._proc is None or not self._proc.is_alive():

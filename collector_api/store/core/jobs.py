@@ -91,19 +91,17 @@ class InThread:
         return await asyncio.wrap_future(done)
 
 
-async def watch_lock(conn: psycopg.AsyncConnection, stop: asyncio.Event) -> str | None:
+async def watch_lock(conn: psycopg.AsyncConnection) -> str:
     """Return why once the connection holding a leader lock has failed (the session, and with it
-    the lock, is gone: another process may start the job), or None once `stop` is set. Checked
-    every LOCK_CHECK_S; a statement in flight is never cancelled (the connection is shared)."""
+    the lock, is gone: another process may start the job). Checked every LOCK_CHECK_S; cancelling
+    the watch never cancels a statement in flight (the connection is shared: it runs to its end)."""
     while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        query = asyncio.ensure_future(conn.execute("SELECT 1"))
+        query.add_done_callback(lambda q: q.cancelled() or q.exception())  # retrieved, even after a cancel
         try:
-            await asyncio.wait_for(stop.wait(), LOCK_CHECK_S)
-            return None
-        except TimeoutError:
-            pass
-        try:
-            await conn.execute("SELECT 1")
-        except (psycopg.Error, OSError) as exc:
+            await asyncio.shield(query)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the lock can no longer be vouched for
             return f"leader lock lost (its connection failed: {str(exc)[:200]}), cancelled"
 
 
@@ -113,23 +111,20 @@ async def run_with_deadline(job: Job, lock_conn: psycopg.AsyncConnection | None 
     With `lock_conn` (the connection holding the job's leader lock) the run is also cancelled as
     soon as that connection fails: the job must not go on once another process may have it."""
     task = asyncio.ensure_future(job.run())
-    stop = asyncio.Event()
-    watch = asyncio.ensure_future(watch_lock(lock_conn, stop)) if lock_conn is not None else None
+    watch = asyncio.ensure_future(watch_lock(lock_conn)) if lock_conn is not None else None
     try:
         done, _ = await asyncio.wait({task} if watch is None else {task, watch}, timeout=job.deadline_s,
                                      return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:  # the loop itself is stopping: so does the job
         task.cancel()
+        raise
+    finally:
         if watch is not None:
             watch.cancel()
-        raise
     lost = watch.result() if watch is not None and watch in done else None
     if task not in done:
         task.cancel()
         await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
-    if watch is not None:
-        stop.set()
-        await asyncio.wait({watch}, timeout=BOOKKEEPING_TIMEOUT_S)
     if lost is not None and task not in done:
         logger.error("maintenance job %s: %s; retried in %g s", job.name, lost, job.interval_s)
         return lost
