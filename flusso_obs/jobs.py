@@ -15,10 +15,9 @@ from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.contract.sessions import session_keys_of
-from collector_api.evals.job import EvalConfig, evaluate_tick
+from collector_api.evals.job import EvalConfig, EvaluateJob
 from collector_api.evals.judge import JudgeConfig, check_judge_url
 from collector_api.store.core import locks
-from collector_api.store.core.job_process import InProcess
 from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.partitions import maintain_partitions
@@ -57,7 +56,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job and alert
     evaluation unless their interval is 0. The evaluation job runs in a child process of its own
-    (InProcess: its CPU and judge calls stay off this process's GIL and event loop)."""
+    (EvaluateJob, InProcess: its CPU and judge calls stay off this process's GIL and event loop),
+    started only while an evaluator is enabled."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
@@ -81,7 +81,7 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     evaluation = eval_config(settings)  # built even when off: a bad FLUSSO_JUDGE_URL stops the start
     if settings.flusso_eval_interval_s > 0:
         jobs.append(Job("evaluate", settings.flusso_eval_interval_s, locks.JOB_EVALUATE,
-                        InProcess(evaluate_tick, dsn, evaluation), deadline_s=eval_deadline_s(evaluation)))
+                        EvaluateJob(pool, dsn, evaluation), deadline_s=eval_deadline_s(evaluation)))
     if settings.flusso_alert_interval_s > 0:
         jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
                         deadline_s=alert_deadline_s(settings)))

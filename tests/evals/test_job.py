@@ -207,7 +207,7 @@ def test_a_live_server_scores_new_logs_in_its_evaluation_child_process(db_dsn):
             rows = sorted((r[2], r[4]) for r in score_rows(db_dsn) if r[2] == "judge")
             complete = [r[4] for r in score_rows(db_dsn) if r[2] == "complete"]
             evaluate = next(j for j in server.app.state.jobs if j.name == "evaluate")
-            child = evaluate.run.pid
+            child = evaluate.run.work.pid
         finally:
             server.stop()
     assert rows == [("judge", 0.7), ("judge", 0.7)] and complete == [1.0, 1.0]
@@ -216,3 +216,28 @@ def test_a_live_server_scores_new_logs_in_its_evaluation_child_process(db_dsn):
     with psycopg.connect(db_dsn) as conn:
         ok, error = conn.execute("SELECT last_ok_at, last_error FROM job_runs WHERE name = 'evaluate'").fetchone()
     assert ok is not None and error is None
+
+
+def test_the_evaluation_child_runs_only_while_an_evaluator_is_enabled(db_dsn):
+    from collector_api.evals.job import EvaluateJob
+
+    insert_log(db_dsn, "acme", GROUNDED)
+
+    async def go(pool):
+        job = EvaluateJob(pool, db_dsn, EvalConfig())
+        try:
+            await job()
+            before = job.work.pid  # nothing enabled: no child process at all
+            await create_evaluator(pool, validate_evaluator(name="complete", kind="draft_complete"))
+            report = await job()
+            during = job.work.pid
+            with psycopg.connect(db_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE evaluators SET enabled = false")
+            await job()
+            return before, report, during, job.work.pid
+        finally:
+            job.stop()
+
+    before, report, during, after = run(db_dsn, go)
+    assert before is None and after is None  # disabled again: the child was stopped
+    assert during is not None and during != os.getpid() and report.logs == 1 and report.scores == 1
