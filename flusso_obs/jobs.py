@@ -15,7 +15,7 @@ from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.contract.sessions import session_keys_of
-from collector_api.evals.job import EvalConfig, evaluate_new_logs
+from collector_api.evals.job import EvalConfig, EvaluateJob
 from collector_api.evals.judge import JudgeConfig, check_judge_url
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
@@ -59,7 +59,9 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job, tenants' own retention and alert
-    evaluation unless their interval is 0."""
+    evaluation unless their interval is 0. The evaluation job runs in a child process of its own
+    (EvaluateJob, InProcess: its CPU and judge calls stay off this process's GIL and event loop),
+    started only while an evaluator is enabled."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
                 InThread(maintain_partitions, dsn), deadline_s=PARTITION_DEADLINE_S)]
     if settings.flusso_rollup_refresh_seconds > 0:
@@ -83,7 +85,7 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     evaluation = eval_config(settings)  # built even when off: a bad FLUSSO_JUDGE_URL stops the start
     if settings.flusso_eval_interval_s > 0:
         jobs.append(Job("evaluate", settings.flusso_eval_interval_s, locks.JOB_EVALUATE,
-                        lambda: evaluate_new_logs(pool, evaluation), deadline_s=eval_deadline_s(evaluation)))
+                        EvaluateJob(pool, dsn, evaluation), deadline_s=eval_deadline_s(evaluation)))
     # Erasures whose caller crashed and never retried are finished (exact counts, receipt ready).
     jobs.append(Job("erasure-resume", ERASURE_RESUME_INTERVAL_S, locks.JOB_ERASURE_RESUME,
                     lambda: resume_stalled(pool), deadline_s=RETENTION_DEADLINE_S))

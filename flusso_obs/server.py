@@ -73,6 +73,7 @@ def create_app(settings: ServerSettings, dsn: str, *, grpc_port: int = 0, grpc_r
     # An erasure by raw identifier also looks for the tokens review notes carry (their own key).
     app.state.erasure_review_token = app.state.viewer.scrubber.token
     jobs = server_jobs(settings, dsn, pool, counters, app.state.traces)
+    app.state.jobs = jobs  # the maintenance loop's jobs (diagnostics, tests)
     return app
 
 

@@ -5,9 +5,15 @@ cursor (collector_api.store.evals.writes), each batch's scores, outcomes, spend 
 stored in one transaction, until no new log is left, MAX_BATCHES_PER_TICK batches are done or
 the tick's time budget is spent (the rest waits for the next tick; the job's deadline is the
 backstop). It never touches the ingest path: it reads committed logs only.
+
+The server runs a tick in a child process of its own (`EvaluateJob`: `evaluate_tick` in
+store.core.job_process.InProcess, started only while an evaluator is enabled): the evaluators'
+CPU and the judge's HTTP calls never take the collector's GIL or event loop. The child keeps one
+small pool across ticks.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 from collector_api.evals.judge import JudgeConfig, new_client
 from collector_api.evals.run import BatchResult, run_deterministic, run_judges
 from collector_api.evals.spec import Evaluator, evaluator_from_row
+from collector_api.store.core.db import create_pool
+from collector_api.store.core.job_process import InProcess
 from collector_api.store.evals.evaluators import evaluator_rows
 from collector_api.store.evals.writes import done_keys, logs_between, month_spend, next_batch, record_results
 
@@ -25,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_BATCHES_PER_TICK = 40
+CHILD_POOL_SIZE = 2  # the job's own connections in its child process (one batch at a time)
+_POOLS: dict[str, AsyncConnectionPool] = {}  # the child's pools, by DSN, opened on its persistent loop
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,42 @@ async def evaluate_new_logs(pool: AsyncConnectionPool, config: EvalConfig) -> Ti
     if report.logs:
         logger.info("evaluated %d log(s): %d score(s), outcomes %s", report.logs, report.scores, report.outcomes)
     return report
+
+
+async def evaluate_tick(dsn: str, config: EvalConfig) -> TickReport:
+    """One tick in the job's child process: `evaluate_new_logs` on this process's pool (opened at
+    the first tick, kept for the next ones; reopened if it was closed)."""
+    pool = _POOLS.get(dsn)
+    if pool is None or pool.closed:
+        pool = _POOLS[dsn] = create_pool(dsn, max_size=CHILD_POOL_SIZE)
+        await pool.open()
+    return await evaluate_new_logs(pool, config)
+
+
+class EvaluateJob:
+    """The server's `evaluate` job: a tick in its child process (`InProcess(evaluate_tick, ...)`),
+    but only while an evaluator is enabled: with none (the default install) no child is started,
+    and a child started before is stopped (its memory and connections are freed)."""
+
+    def __init__(self, pool: AsyncConnectionPool, dsn: str, config: EvalConfig):
+        self.pool, self.work = pool, InProcess(evaluate_tick, dsn, config)
+
+    @property
+    def busy(self) -> bool:
+        return self.work.busy
+
+    async def wait(self) -> None:
+        await self.work.wait()
+
+    def stop(self) -> None:
+        self.work.stop()
+
+    async def __call__(self) -> TickReport:
+        if not await evaluator_rows(self.pool, enabled_only=True):
+            if self.work.pid is not None:
+                await asyncio.to_thread(self.work.stop)
+            return TickReport()
+        return await self.work()
 
 
 async def rerun(pool: AsyncConnectionPool, config: EvalConfig, evaluator: Evaluator, since: datetime,

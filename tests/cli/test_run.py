@@ -29,6 +29,14 @@ def stored_count(data_dir) -> int:
         return -1
 
 
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 def stop(proc) -> str:
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     out, _ = proc.communicate(timeout=30)
@@ -53,6 +61,9 @@ def test_run_serves_demo_data_stops_postgres_and_reuses_data(tmp_path):
     proc = start_run(tmp_path, port, tickets=3)
     try:
         assert wait_for(lambda: stored_count(tmp_path) >= 9), "second run did not keep and add data"
+        # Ready means the banner was printed (before the server starts): Ctrl-C during the database's
+        # start would leave nothing to read, however many tickets the first run stored.
+        assert wait_for(lambda: _ready(port)), "second run never became ready"
     finally:
         out = stop(proc)
     assert creds["provider_password"] in out  # same credentials, printed again

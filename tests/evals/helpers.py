@@ -22,6 +22,12 @@ def chat_response(content: str, prompt_tokens: int = 1000, completion_tokens: in
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    # A listen backlog like a real endpoint's (socketserver's default is 5: a client opening its 16
+    # connections at once would see SYNs dropped and retried a second later, a stall of this fake).
+    request_queue_size = 128
+
+
 class FakeJudge:
     """`answer(n, request_json)` decides the n-th answer (0-based); default: score 0.8."""
 
@@ -36,6 +42,10 @@ class FakeJudge:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as real endpoints (uvicorn, nginx) set it: http.server writes the headers
+            # and the body in two sends, and with Nagle's algorithm the body waits for the client's
+            # delayed ACK (~40 ms a call on Linux), a stall of this fake server, not of the client.
+            disable_nagle_algorithm = True
 
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -73,7 +83,7 @@ class FakeJudge:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False  # a handler still sleeping (a timeout test) is not waited for
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/chat/completions"

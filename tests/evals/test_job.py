@@ -4,7 +4,12 @@ answers counted and never stored, versions, tenant scope of the reads."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,6 +24,7 @@ from tests.evals.helpers import FakeJudge, build_log, insert_log, outcome_rows, 
 
 GROUNDED = build_log(draft="Order A-77 shipped.", evidence={"items": [{"claim": "a-77 shipped"}]})
 UNGROUNDED = build_log(draft="Order B-99 shipped.")
+EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())
 
 
 def run(dsn, fn):
@@ -173,3 +179,65 @@ def test_the_rls_role_cannot_write_scores(db_dsn):
 
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         run(db_dsn, attempt)
+
+
+def test_a_live_server_scores_new_logs_in_its_evaluation_child_process(db_dsn):
+    """End to end: logs sent to a running server are scored by the `evaluate` job, whose work runs
+    in a child process (the judge is called from there, not from the server's process)."""
+    from config.server import ServerSettings
+    from tests.helpers import LiveServer, make_key
+
+    key = make_key(db_dsn, "acme")
+    create(db_dsn, name="complete", kind="draft_complete")
+    create(db_dsn, name="judge", kind="judge", cost_cap="5")
+    with FakeJudge(lambda n, req: ("ok", 0.7, "fine")) as judge:
+        settings = ServerSettings(_env_file=None, flusso_session_secret="test-secret-" + "x" * 32,
+                                  flusso_eval_interval_s=0.5, flusso_judge_url=judge.url, flusso_judge_timeout_s=5)
+        server = LiveServer(db_dsn, settings).start()
+        try:
+            import httpx
+
+            for _ in range(2):
+                body = {**EXAMPLE, "trace_id": uuid.uuid4().hex}
+                r = httpx.post(f"{server.url}/api/v1/logs", json=body, headers={"X-API-Key": key}, timeout=10)
+                assert r.status_code in (200, 201, 202), r.text
+            deadline = time.monotonic() + 60
+            while len(score_rows(db_dsn)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            rows = sorted((r[2], r[4]) for r in score_rows(db_dsn) if r[2] == "judge")
+            complete = [r[4] for r in score_rows(db_dsn) if r[2] == "complete"]
+            evaluate = next(j for j in server.app.state.jobs if j.name == "evaluate")
+            child = evaluate.run.work.pid
+        finally:
+            server.stop()
+    assert rows == [("judge", 0.7), ("judge", 0.7)] and complete == [1.0, 1.0]
+    assert child is not None and child != os.getpid()
+    assert len(judge.requests) == 2
+    with psycopg.connect(db_dsn) as conn:
+        ok, error = conn.execute("SELECT last_ok_at, last_error FROM job_runs WHERE name = 'evaluate'").fetchone()
+    assert ok is not None and error is None
+
+
+def test_the_evaluation_child_runs_only_while_an_evaluator_is_enabled(db_dsn):
+    from collector_api.evals.job import EvaluateJob
+
+    insert_log(db_dsn, "acme", GROUNDED)
+
+    async def go(pool):
+        job = EvaluateJob(pool, db_dsn, EvalConfig())
+        try:
+            await job()
+            before = job.work.pid  # nothing enabled: no child process at all
+            await create_evaluator(pool, validate_evaluator(name="complete", kind="draft_complete"))
+            report = await job()
+            during = job.work.pid
+            with psycopg.connect(db_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE evaluators SET enabled = false")
+            await job()
+            return before, report, during, job.work.pid
+        finally:
+            job.stop()
+
+    before, report, during, after = run(db_dsn, go)
+    assert before is None and after is None  # disabled again: the child was stopped
+    assert during is not None and during != os.getpid() and report.logs == 1 and report.scores == 1

@@ -47,8 +47,8 @@ def test_a_hanging_job_never_delays_another_and_is_recorded_failed_at_its_deadli
 
     async def scenario():
         loop = asyncio.create_task(maintenance_loop(db_dsn, jobs, board=board))
-        try:
-            await until(lambda: hang_cancelled, 10)
+        try:  # cancelled, then recorded (the loop is stopped only after its record, not in the middle)
+            await until(lambda: hang_cancelled and {j.name: j for j in board.snapshot()}["stuck"].last_error, 10)
         finally:
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)

@@ -4,15 +4,18 @@ Isolation: every job has a task of its own and a deadline of its own (`Job.deadl
 job that hangs or runs long never delays another. A run still going at its deadline is
 cancelled (a coroutine) or abandoned (blocking work in a thread, `InThread`: a thread cannot be
 interrupted) and recorded as failed; the job is retried at its next interval, and not before an
-abandoned thread of it has ended (its leader lock is held until then).
+abandoned thread of it has ended (its leader lock is held until then). Work that must not take
+the server's GIL or event loop at all runs in a child process (`InProcess`,
+store.core.job_process): at the deadline the child is killed and reaped before the lock goes.
 
 Leader election: a job runs only under its advisory lock (ids in store.core.locks), taken with
 pg_try_advisory_lock on the loop's bookkeeping connection, and only when `job_runs` says its
 interval has passed since it last ran anywhere. So with N processes or replicas on one database
-a job still runs once per interval. A failing job is logged with its name, recorded in
-`job_runs.last_error`, and retried at its next interval; the other jobs go on. Every check also
-reads the job's row, so each process knows each job's last success (`job_runs.last_ok_at`,
-migration 0014) for its lag (collector_api.store.core.job_status).
+a job still runs once per interval; while a job runs, its lock's connection is checked every
+LOCK_CHECK_S and the run is cancelled if it failed (the lock went with it). A failing job is
+logged with its name, recorded in `job_runs.last_error`, and retried at its next interval; the
+other jobs go on. Every check also reads the job's row, so each process knows each job's last
+success (`job_runs.last_ok_at`, migration 0014) for its lag (collector_api.store.core.job_status).
 
 A job with `per_process=True` is the other kind: it works on this process's own memory (the
 ingest counters), so EVERY process runs it, every `interval_s` by its own clock, with no lock and
@@ -41,6 +44,7 @@ DEFAULT_DEADLINE_S = 300.0
 CANCEL_GRACE_S = 5.0  # how long a cancelled coroutine may take to unwind before the runner goes on
 BOOKKEEPING_TIMEOUT_S = 30.0  # connect, lock, read or write job_runs: beyond it the connection is dropped
 RECONNECT_PAUSE_S = 1.0
+LOCK_CHECK_S = 5.0  # how often a running leader job's lock connection is checked (lost: the run is cancelled)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Job:
     name: str
     interval_s: float
     lock_id: int  # a constant of store.core.locks (unused by a per-process job)
-    run: Callable[[], Awaitable[object]]  # blocking work: InThread(fn, ...)
+    run: Callable[[], Awaitable[object]]  # blocking work: InThread(fn, ...); off the server's GIL: InProcess(fn, ...)
     per_process: bool = False  # run in every process, unlocked (see the module's docstring)
     deadline_s: float = DEFAULT_DEADLINE_S  # a run still going after it is cancelled and recorded as failed
 
@@ -87,20 +91,51 @@ class InThread:
         return await asyncio.wrap_future(done)
 
 
-async def run_with_deadline(job: Job) -> str | None:
-    """Run `job` once within its deadline: None on success, else the error to record (logged here)."""
+async def watch_lock(conn: psycopg.AsyncConnection) -> str:
+    """Return why once the connection holding a leader lock has failed (the session, and with it
+    the lock, is gone: another process may start the job). Checked every LOCK_CHECK_S; cancelling
+    the watch never cancels a statement in flight (the connection is shared: it runs to its end)."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        query = asyncio.ensure_future(conn.execute("SELECT 1"))
+        query.add_done_callback(lambda q: q.cancelled() or q.exception())  # retrieved, even after a cancel
+        try:
+            await asyncio.shield(query)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the lock can no longer be vouched for
+            return f"leader lock lost (its connection failed: {str(exc)[:200]}), cancelled"
+
+
+async def run_with_deadline(job: Job, lock_conn: psycopg.AsyncConnection | None = None) -> str | None:
+    """Run `job` once within its deadline: None on success, else the error to record (logged here).
+
+    With `lock_conn` (the connection holding the job's leader lock) the run is also cancelled as
+    soon as that connection fails: the job must not go on once another process may have it."""
     task = asyncio.ensure_future(job.run())
+    watch = asyncio.ensure_future(watch_lock(lock_conn)) if lock_conn is not None else None
     try:
-        done, _ = await asyncio.wait({task}, timeout=job.deadline_s)
+        done, _ = await asyncio.wait({task} if watch is None else {task, watch}, timeout=job.deadline_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:  # the loop itself is stopping: so does the job
         task.cancel()
         raise
-    if not done:
+    finally:
+        if watch is not None:
+            watch.cancel()
+    lost = watch.result() if watch is not None and watch in done else None
+    if task not in done:
         task.cancel()
         await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+    if lost is not None and task not in done:
+        logger.error("maintenance job %s: %s; retried in %g s", job.name, lost, job.interval_s)
+        return lost
+    if task not in done:
         logger.error("maintenance job %s still running after its deadline of %g s: cancelled, recorded as failed;"
                      " retried in %g s", job.name, job.deadline_s, job.interval_s)
         return f"deadline exceeded: still running after {job.deadline_s:g} s, cancelled"
+    return _outcome(job, task)
+
+
+def _outcome(job: Job, task: asyncio.Future) -> str | None:
     if task.cancelled():
         logger.error("maintenance job %s was cancelled; retried in %g s", job.name, job.interval_s)
         return "cancelled"
@@ -150,13 +185,13 @@ async def check_job(conn: psycopg.AsyncConnection, job: Job, board: JobBoard | N
             return Check(False, wait)
         if board is not None:
             board.note_started(job.name)
-        error = await run_with_deadline(job)
+        error = await run_with_deadline(job, conn)
         row = await (await conn.execute(_RECORD, (job.name, started, error, error))).fetchone()
         if board is not None:
             board.note_finished(job.name, error)
             board.note_row(job.name, row[0], row[1], error)
-        if isinstance(job.run, InThread) and job.run.busy:
-            logger.warning("maintenance job %s: waiting for its abandoned thread before releasing its lock", job.name)
+        if getattr(job.run, "busy", False):  # InThread, InProcess: work that may outlive the run's task
+            logger.warning("maintenance job %s: waiting for its abandoned work before releasing its lock", job.name)
             await job.run.wait()
         return Check(True, job.interval_s)
     finally:
@@ -261,6 +296,10 @@ async def maintenance_loop(dsn: str, jobs: Sequence[Job], *, tick_s: float | Non
     finally:
         await _stop_tasks(tasks)
         await books.close()
+        for job in jobs:  # InProcess: its child process ends with the loop
+            stop = getattr(job.run, "stop", None)
+            if stop is not None:
+                await asyncio.to_thread(stop)
 
 
 async def _stop_tasks(tasks: list[asyncio.Task]) -> None:
