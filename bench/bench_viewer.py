@@ -125,44 +125,117 @@ def check_disk(path: str, logs: int) -> None:
         sys.exit(f"not enough free disk at {path}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
 
 
-def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7) -> None:
-    """COPY `logs` logs spread over `days` days and `tenants` tenants (Zipf-like volumes)."""
+CHUNK = 20_000  # logs per COPY transaction; a chunk's rows depend only on (seed, chunk), never on the worker
+
+
+def load(dsn: str, logs: int, tenants: int, days: int, seed: int = 7, workers: int | None = None) -> dict:
+    """COPY `logs` logs spread over `days` days and `tenants` tenants (Zipf-like volumes), in
+    chunks of CHUNK logs by `workers` processes in parallel (default: one per core).
+
+    Into an empty table of 100,000 logs or more, the secondary indexes are dropped first and built
+    after the load (one sort per index instead of a random insert per row); the primary key, the
+    unique keys and the triggers stay. Returns the seconds of each phase."""
     from collector_api.store.logs.partitions import ensure_partitions
 
-    rng = random.Random(seed)
-    names = [f"client-{i:02d}" for i in range(tenants)]
-    weights = [1 / (i + 1) for i in range(tenants)]
     now = datetime.now(UTC)
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_partitions(conn, first=(now - timedelta(days=days)).date().replace(day=1))
-        for name in names:
+        for name in tenant_names(tenants):
             conn.execute("INSERT INTO tenants (client_id) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
         first_id = conn.execute("SELECT nextval('workflow_logs_id_seq')").fetchone()[0]
         conn.execute("SELECT setval('workflow_logs_id_seq', %s)", (first_id + logs,))
-        batch = 5000
-        whale_every = max(2, logs // min(10_000, max(1, logs // 10)))  # 10,000 tickets (a tenth of small loads)
-        with tqdm(total=logs, unit="log", desc="loading", file=sys.stderr) as bar:
-            for start in range(0, logs, batch):
-                n = min(batch, logs - start)
-                with conn.transaction():
-                    # COPY refuses tables under row-level security: the loader (the owner, as the
-                    # app) lifts FORCE for its own transaction only, as migration 0004 does.
-                    conn.execute("ALTER TABLE workflow_logs NO FORCE ROW LEVEL SECURITY")
-                    with conn.cursor() as cur:
-                        with cur.copy(f"COPY workflow_logs ({', '.join(COLUMNS)}) FROM STDIN") as copy_in:
-                            for k in range(n):
-                                seq = start + k
-                                tenant = rng.choices(names, weights)[0]
-                                customer = customer_of(rng, logs)
-                                if seq % whale_every == 0:
-                                    tenant, customer = names[0], WHALE
-                                executed = now - timedelta(seconds=rng.random() * days * 86400)
-                                copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed,
-                                                                                  customer)))
-                    conn.execute("ALTER TABLE workflow_logs FORCE ROW LEVEL SECURITY")
-                bar.update(n)
-        # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
-        conn.execute("VACUUM ANALYZE workflow_logs")
+        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM workflow_logs)").fetchone()[0]
+        deferred = _drop_secondary_indexes(conn) if empty and logs >= 100_000 else []
+        # COPY refuses tables under row-level security: a loader that is the owner (not a superuser)
+        # lifts FORCE for the load only, as migration 0004 does.
+        lifted = not conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                                  ).fetchone()[0]
+        if lifted:
+            conn.execute("ALTER TABLE workflow_logs NO FORCE ROW LEVEL SECURITY")
+    phases = {}
+    try:
+        t0 = time.perf_counter()
+        chunks = [(dsn, seed, c, c * CHUNK, min(CHUNK, logs - c * CHUNK), first_id, logs, tenants, days, now)
+                  for c in range(-(-logs // CHUNK))]
+        workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+        with tqdm(total=logs, unit="log", desc=f"loading ({workers} workers)", file=sys.stderr) as bar:
+            if workers == 1:
+                for chunk in chunks:
+                    bar.update(_load_chunk(chunk))
+            else:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    for n in pool.map(_load_chunk, chunks):
+                        bar.update(n)
+        phases["copy"] = time.perf_counter() - t0
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if lifted:
+                conn.execute("ALTER TABLE workflow_logs FORCE ROW LEVEL SECURITY")
+            t0 = time.perf_counter()
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            for statement in deferred:
+                conn.execute(statement)
+            phases["indexes"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            # A steady-state store has been vacuumed by autovacuum (visibility map: index-only scans).
+            conn.execute("VACUUM ANALYZE workflow_logs")
+            phases["vacuum"] = time.perf_counter() - t0
+    return phases
+
+
+def tenant_names(tenants: int) -> list[str]:
+    return [f"client-{i:02d}" for i in range(tenants)]
+
+
+def _drop_secondary_indexes(conn) -> list[str]:
+    """Drop workflow_logs' indexes that back no constraint; return the statements recreating them."""
+    rows = conn.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+        " WHERE i.indrelid = 'workflow_logs'::regclass"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)").fetchall()
+    for name, _ in rows:
+        conn.execute(f"DROP INDEX {name}")  # names from the catalog, not from input
+    return [definition for _, definition in rows]
+
+
+def _load_chunk(task: tuple) -> int:
+    """COPY one chunk of logs in one transaction (run in a worker process)."""
+    dsn, seed, chunk, start, n, first_id, logs, tenants, days, now = task
+    rng = random.Random(seed * 1_000_003 + chunk)
+    names = tenant_names(tenants)
+    weights = [1 / (i + 1) for i in range(tenants)]
+    whale_every = max(2, logs // min(10_000, max(1, logs // 10)))  # 10,000 tickets (a tenth of small loads)
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY workflow_logs ({', '.join(COLUMNS)}) FROM STDIN") as copy_in:
+            for seq in range(start, start + n):
+                tenant = rng.choices(names, weights)[0]
+                customer = customer_of(rng, logs)
+                if seq % whale_every == 0:
+                    tenant, customer = names[0], WHALE
+                executed = now - timedelta(seconds=rng.random() * days * 86400)
+                copy_in.write_row((first_id + seq, *make_document(rng, tenant, seq, executed, customer)))
+    return n
+
+
+SCORED = 0.3  # share of the logs an evaluator ("groundedness", every tenant) has scored
+
+
+def load_scores(dsn: str, fraction: float) -> int:
+    """Scores of one deterministic evaluator on a `fraction` of the logs, as the evaluate job stores them."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO evaluators (name, kind) VALUES ('groundedness', 'groundedness')"
+                     " ON CONFLICT (name) DO NOTHING")
+        conn.execute("SELECT setseed(0.29)")
+        count = conn.execute(
+            "INSERT INTO evaluation_scores (client_id, log_id, executed_at, evaluator, version, score, reason)"
+            " SELECT client_id, id, executed_at, 'groundedness', 1,"
+            "  round(least(1, greatest(0, overall_confidence + (random() - 0.5) * 0.4))::numeric, 3), 'bench'"
+            " FROM workflow_logs WHERE random() < %s ON CONFLICT DO NOTHING", (fraction,)).rowcount
+        conn.execute("VACUUM ANALYZE evaluation_scores")
+    return count
 
 
 def load_reviews(dsn: str, reviews: int) -> None:
@@ -301,6 +374,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=None, help="timed requests per row (default 40; smoke 8)")
     ap.add_argument("--dsn", help="PostgreSQL DSN of an EMPTY migrated database (default: embedded, temporary)")
     ap.add_argument("--no-load", action="store_true", help="reuse the logs already in --dsn")
+    ap.add_argument("--load-only", action="store_true", help="load and refresh the rollups, then stop")
+    ap.add_argument("--workers", type=int, default=None, help="loader processes (default: one per core)")
     ap.add_argument("--smoke", action="store_true", help="small and fast (< 60 s): for CI")
     ap.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -335,19 +410,27 @@ def main() -> int:
                 check_disk(data_dir, logs)
         if not args.no_load:
             t0 = time.perf_counter()
-            load(dsn, logs, args.tenants, args.days)
+            phases = load(dsn, logs, args.tenants, args.days, workers=args.workers)
             load_s = time.perf_counter() - t0
-            print(f"loaded {logs:,} logs in {load_s:.1f} s ({logs / load_s:,.0f} logs/s)")
+            print(f"loaded {logs:,} logs in {load_s:.1f} s ({logs / load_s:,.0f} logs/s): "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
             reviews = args.reviews if args.reviews is not None else logs // 10
             t0 = time.perf_counter()
             load_reviews(dsn, reviews)
             print(f"loaded ~{reviews:,} reviews in {time.perf_counter() - t0:.1f} s")
+            t0 = time.perf_counter()
+            scored = load_scores(dsn, SCORED)
+            print(f"loaded {scored:,} evaluator scores in {time.perf_counter() - t0:.1f} s")
         asyncio.run(_users(dsn))
         t0 = time.perf_counter()
         days = asyncio.run(_refresh(dsn))
         print(f"rollup refresh: {days} day(s) in {time.perf_counter() - t0:.1f} s")
+        if args.load_only:
+            return 0
         with psycopg.connect(dsn) as conn:
             total = conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            print(f"database: {total:,} logs, {size / 1e9:.1f} GB")
             ids = [r[0] for r in conn.execute(
                 "SELECT id FROM workflow_logs TABLESAMPLE SYSTEM (1) LIMIT 500").fetchall()] or \
                 [r[0] for r in conn.execute("SELECT id FROM workflow_logs LIMIT 500").fetchall()]
@@ -406,6 +489,11 @@ def main() -> int:
                 ("provider", "search: flag=hallucination, 7 days", provider,
                  [f"/tickets?flag=hallucination&start={week}"]),
                 ("client", "search: own tenant, reviewed=no", client, ["/tickets?reviewed=no"]),
+                ("provider", "search: eval score <= 0.3", provider, ["/tickets?eval=groundedness&max_score=0.3"]),
+                ("client", "search: own tenant, eval score >= 0.9", client,
+                 ["/tickets?eval=groundedness&min_score=0.9"]),
+                ("provider", "GET /api/v1/tickets?eval=..., 7 days", provider,
+                 [f"/api/v1/tickets?eval=groundedness&min_score=0.5&start={week}"]),
                 ("provider", "GET /api/v1/tickets/{id}/reviews", provider,
                  [f"/api/v1/tickets/{i}/reviews" for i in ids]),
                 # usage report and ticket comparison
