@@ -47,7 +47,7 @@ from collector_api.contract.derived import derived_json  # noqa: E402  (what the
 from collector_api.contract.sessions import derive_session_key  # noqa: E402
 
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
-BYTES_PER_LOG = 12_000  # table + TOAST + indexes + WAL, measured with margin
+BYTES_PER_LOG = 6_000  # table + TOAST + indexes (4.3 GB at 1M, 5.x at 10M with scores and reviews) + margin
 NODES = ("fetch_ticket", "planner", "react_agent", "vision_search", "text_rag", "evidence_resolution",
          "draft_response", "audit_log")
 PASSWORD = "bench-password-123"
