@@ -234,6 +234,9 @@ def load_scores(dsn: str, fraction: float) -> int:
             " SELECT client_id, id, executed_at, 'groundedness', 1,"
             "  round(least(1, greatest(0, overall_confidence + (random() - 0.5) * 0.4))::numeric, 3), 'bench'"
             " FROM workflow_logs WHERE random() < %s ON CONFLICT DO NOTHING", (fraction,)).rowcount
+        # Steady state: the evaluate job has caught up with the stored logs (its cursor at the newest).
+        conn.execute("UPDATE evaluation_state SET (watermark, last_id) = (SELECT created_at, id FROM workflow_logs"
+                     " ORDER BY created_at DESC, id DESC LIMIT 1) WHERE id = 1")
         conn.execute("VACUUM ANALYZE evaluation_scores")
     return count
 

@@ -1,0 +1,119 @@
+"""Ingest into a large store versus an empty one, in the same run: does a full database slow ingest?
+
+    .venv/bin/python bench/bench_viewer.py --logs 10000000 --dsn postgresql://... --load-only
+    .venv/bin/python bench/bench_ingest_at_scale.py --dsn postgresql://... [--logs 10000] [--rounds 3]
+
+--dsn is the (superuser) DSN of the database holding the large store. An empty database on the same
+server is created and migrated beside it, and dropped at the end. Two collectors (`flusso-obs
+serve`, all their jobs running) serve one database each for the whole run. Each round sends --logs
+fresh pre-encoded OTLP/HTTP logs (bench_ingest's documents and senders) to one collector and then
+the same number to the other, the order alternating between rounds, and measures logs/s and CPU per
+log (PostgreSQL's process tree + the collector's). The ratio loaded/empty of each round is printed
+with the median. Target: ingest into the large store within 10% of the empty one (ratio >= 0.90).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from random import Random
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_ingest as bi  # noqa: E402  (documents, encoder, senders, servers, CPU accounting)
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+
+def phase(ctx, bodies: list[bytes], port: int, key: str, procs: int, server_pid: int, postmaster: int | None,
+          dsn: str, logs: int) -> tuple[float, float, float]:
+    """Send `bodies` with `procs` senders: (logs/s, PostgreSQL CPU ms per log, collector CPU ms per log)."""
+    bi.BODIES[:] = bodies  # inherited by the forked senders
+    before_rows = bi.query(dsn, "SELECT count(*) FROM workflow_logs")[0]
+    bi.query(dsn, "CHECKPOINT")
+    cpu0 = (bi.tree_cpu_seconds(postmaster) if postmaster else float("nan"), bi.tree_cpu_seconds(server_pid))
+    shares = [list(range(p, len(bodies), procs)) for p in range(procs)]
+    elapsed, _ = bi.run_workers(ctx, [(bi.sender, (s, port, key)) for s in shares], timeout=1800)
+    cpu1 = (bi.tree_cpu_seconds(postmaster) if postmaster else float("nan"), bi.tree_cpu_seconds(server_pid))
+    stored = bi.query(dsn, "SELECT count(*) FROM workflow_logs")[0] - before_rows
+    if stored != logs:
+        raise SystemExit(f"FAILED: sent {logs} logs, {stored} new rows stored")
+    return logs / elapsed, (cpu1[0] - cpu0[0]) * 1000 / logs, (cpu1[1] - cpu0[1]) * 1000 / logs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dsn", required=True, help="superuser DSN of the database holding the large store")
+    ap.add_argument("--logs", type=int, default=10_000, help="logs per phase (one phase per database per round)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--procs", type=int, default=4, help="sender processes, one connection each")
+    ap.add_argument("--batch", type=int, default=512, help="log records per request")
+    args = ap.parse_args()
+    ctx = mp.get_context("fork")
+    workdir = Path(tempfile.mkdtemp(prefix="flusso-bench-ingest-scale-"))
+    empty_name = f"bench_ingest_scale_{os.getpid()}"
+    servers = []
+    try:
+        big = bi.query(args.dsn, "SELECT count(*), pg_database_size(current_database()) FROM workflow_logs")
+        empty_dsn = bi.fresh_database(args.dsn, empty_name)
+        targets = {"loaded": args.dsn, "empty": empty_dsn}
+        keys = {name: asyncio.run(bi.new_key(dsn)) for name, dsn in targets.items()}
+        for name, dsn in targets.items():
+            (workdir / name).mkdir()
+            servers.append((name, *bi.start_server(dsn, workdir / name)))
+        now = datetime.now(UTC)
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rng, seq = Random(11), 20_000_000
+        t0 = time.perf_counter()
+        bodies = []
+        for _ in range(args.rounds * 2):
+            docs = [bi.make_doc(rng, seq + i, month, now) for i in range(args.logs)]
+            seq += args.logs
+            bodies.append(bi.encode_requests(docs, args.batch))
+        print(f"prepared {args.rounds * 2} x {args.logs:,} logs in {time.perf_counter() - t0:.1f} s; large store:"
+              f" {big[0]:,} logs, {big[1] / 1e9:.1f} GB", flush=True)
+        postmaster = (bi.postgres_pids(args.dsn) or [None])[0]
+        results: dict[str, list[tuple[float, float, float]]] = {"loaded": [], "empty": []}
+        for r in range(args.rounds):
+            order = servers if r % 2 == 0 else servers[::-1]
+            for name, proc, port in order:
+                results[name].append(phase(ctx, bodies.pop(), port, keys[name], args.procs, proc.pid, postmaster,
+                                           targets[name], args.logs))
+            print(f"round {r + 1}: loaded {results['loaded'][-1][0]:,.0f} logs/s, empty"
+                  f" {results['empty'][-1][0]:,.0f} logs/s", flush=True)
+        report(results, big[0], args)
+        return 0
+    finally:
+        for _, proc, _ in servers:
+            bi.stop_server(proc)
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(empty_name)))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(results: dict, big: int, args) -> None:
+    ratios = [a[0] / b[0] for a, b in zip(results["loaded"], results["empty"], strict=True)]
+    print(f"\ningest into {big:,} stored logs vs an empty database, {args.rounds} rounds of {args.logs:,} logs"
+          f" each, {args.procs} senders, {args.batch} logs per request (gzip)")
+    print(f"{'database':<10} {'logs/s median':>14} {'PG CPU ms/log':>14} {'collector CPU ms/log':>21}")
+    for name in ("empty", "loaded"):
+        rows = results[name]
+        print(f"{name:<10} {statistics.median(r[0] for r in rows):14,.0f}"
+              f" {statistics.median(r[1] for r in rows):14.3f} {statistics.median(r[2] for r in rows):21.3f}")
+    median = statistics.median(ratios)
+    print(f"loaded/empty logs/s per round: {', '.join(f'{x:.2f}' for x in ratios)}; median {median:.2f}"
+          f" (target >= 0.90: {'PASS' if median >= 0.90 else 'MISS'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
