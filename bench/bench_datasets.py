@@ -10,6 +10,7 @@ Loads logs with bench_viewer's COPY loader (several tenants, 90 days, reviews), 
      HTTP against the real app; baseline in the same run: the ticket search page, same client.
 
     .venv/bin/python bench/bench_datasets.py [--logs 300000] [--items 10000] [--dsn ...] [--smoke]
+    .venv/bin/python bench/bench_datasets.py --no-load --dsn ...   # on a store loaded by bench_viewer --load-only
 
 Targets: creation of 10,000 items <= 5 s; experiment page p95 <= 150 ms at 1,000,000 logs.
 """
@@ -118,6 +119,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=None, help="datasets created and timed (default 5; smoke 2)")
     ap.add_argument("--requests", type=int, default=None, help="timed requests per row (default 40; smoke 6)")
     ap.add_argument("--dsn", help="PostgreSQL DSN of an EMPTY database (default: embedded, temporary)")
+    ap.add_argument("--no-load", action="store_true",
+                    help="use the logs already in --dsn (e.g. bench_viewer.py --load-only); datasets are added")
     ap.add_argument("--smoke", action="store_true", help="small and fast: for CI")
     ap.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -138,7 +141,7 @@ def main() -> int:
         handle = start_embedded(tmp)
         dsn = handle.get_uri("postgres")
     try:
-        server = run_bench(dsn, logs, items, repeat, requests)
+        server = run_bench(dsn, 0 if args.no_load else logs, items, repeat, requests)
     finally:
         if server is not None:
             server.terminate()
@@ -154,10 +157,11 @@ def run_bench(dsn: str, logs: int, items: int, repeat: int, requests: int) -> su
     from collector_api.store.core.migrate import apply_migrations
 
     apply_migrations(dsn)
-    t0 = time.perf_counter()
-    bv.load(dsn, logs, 8, 90)
-    bv.load_reviews(dsn, logs // 10)
-    print(f"loaded {logs:,} logs and ~{logs // 10:,} reviews in {time.perf_counter() - t0:.1f} s")
+    if logs:
+        t0 = time.perf_counter()
+        bv.load(dsn, logs, 8, 90)
+        bv.load_reviews(dsn, logs // 10)
+        print(f"loaded {logs:,} logs and ~{logs // 10:,} reviews in {time.perf_counter() - t0:.1f} s")
     made, base, count = time_creation(dsn, items, repeat)
     exps = load_experiments(dsn)
     asyncio.run(bv._users(dsn))
