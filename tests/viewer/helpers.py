@@ -11,7 +11,7 @@ from collector_api.contract.prepare import Rejected, prepare_row
 from collector_api.store.accounts.principals import create_api_key, create_user
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs.writes import insert_workflow_logs
-from tests.helpers import run_async  # noqa: F401 - also imported from here by the viewer tests
+from tests.helpers import make_key, run_async  # noqa: F401 - also imported from here by the viewer tests
 from viewer.auth import hash_password
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "workflow-log.example.json").read_text())
@@ -119,14 +119,6 @@ def post_review(client, log_id: int, **fields):
     token = csrf_token(client, "/reviews")  # the sign-out form carries the session token on every page
     data = {"csrf_token": token, "verdict": "correct", **fields}
     return client.post(f"/tickets/{log_id}/reviews", data=data)
-
-
-def make_key(dsn: str, client_id: str, scope: str) -> str:
-    """A new API key of `client_id` with `scope`; its secret."""
-    async def go():
-        async with create_pool(dsn, max_size=1) as pool:
-            return (await create_api_key(pool, client_id, scope)).secret
-    return run_async(go())
 
 
 def experiment_log(client_id: str, ticket_id: str, experiment: dict, *, draft: str, status: str = "SUCCESS",
