@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import psycopg
+import pytest
 
 from collector_api.store.core.db import create_pool
 from collector_api.store.datasets.writes import Deleted, delete_dataset
 
-from .helpers import experiment_log, login, make_key, post_review, run_async, store_logs
+from .helpers import ARTIFACTS, browser_login, experiment_log, login, make_key, post_review, run_async, store_logs
 
 A, B = "a" * 32, "b" * 32
 
@@ -100,3 +102,26 @@ def test_a_dataset_without_experiments_goes_with_its_items(app_client, loaded_db
     assert _item_rows(dsn) == 0
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM datasets").fetchone()[0] == 0
+
+
+@pytest.mark.browser
+def test_browser_an_experiment_of_a_deleted_dataset(viewer_page, live_server, module_db):
+    dsn, _, ids = module_db
+    key = make_key(dsn, "acme", "read")
+    with httpx.Client(base_url=live_server) as client:
+        made = _post(client, key, {"name": "retired", "log_ids": [ids["A-1"], ids["A-2"]]}).json()
+        items = client.get("/api/v1/datasets/retired/items", headers={"X-API-Key": key}).json()["items"]
+    tags = {"dataset_id": made["id"], "dataset": "retired"}
+    store_logs(dsn, [experiment_log("acme", "A-1", {"id": "c" * 32, "name": "prompt-v9", **tags,
+                                                    "item_id": items[0]["id"]}, draft="Hello, all fixed now.")])
+    assert _delete(dsn, "acme", "retired") == Deleted(items=2, experiments=["prompt-v9"])
+    browser_login(viewer_page, live_server, "acme@example.com")
+    viewer_page.goto(f"{live_server}/experiments")
+    viewer_page.wait_for_load_state("networkidle")
+    assert viewer_page.locator("#experiment-table [data-field=dataset-deleted]").count() == 1
+    viewer_page.click("#experiment-table a[href='/experiments/" + "c" * 32 + "']")
+    viewer_page.wait_for_load_state("networkidle")
+    assert viewer_page.locator("h1 [data-field=dataset-deleted]").count() == 1
+    assert viewer_page.text_content("#totals .t-items").strip() == "2"
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewer_page.screenshot(path=str(ARTIFACTS / "experiment-dataset-deleted.png"), full_page=True)
