@@ -227,6 +227,15 @@ class ServerSettings(BaseSettings):
     flusso_judge_usd_per_output_mtok: float = Field(
         default=0.6, ge=0, description="The judge's price per million output tokens (for the cost cap).",
     )
+    flusso_eval_retry_attempts: int = Field(
+        default=4, ge=1, le=20,
+        description="Attempts of a judge evaluation that ended in an `error` (the endpoint failed after the"
+        " in-call retries), counting the first: later runs of the evaluation job try it again until then.",
+    )
+    flusso_eval_retry_backoff_s: float = Field(
+        default=300.0, ge=1.0, le=86400.0,
+        description="Wait before the first retry of an `error` evaluation; doubled after every failed attempt.",
+    )
     # Erasure and retention (docs/privacy.md).
     flusso_receipt_key: SecretStr | None = Field(
         default=None, description="Key of the HMAC-SHA256 that signs erasure and retention receipts (flusso-obs"

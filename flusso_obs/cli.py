@@ -155,6 +155,7 @@ def cmd_usage(args, settings):
     from collector_api.contract.dates import DateError, parse_month
     from collector_api.contract.usage_csv import usage_csv
     from collector_api.store.core.db import Scope
+    from collector_api.store.logs.recontact import get_recontact
     from collector_api.store.logs.usage import get_usage
 
     try:
@@ -163,8 +164,11 @@ def cmd_usage(args, settings):
         raise CliError(str(exc)) from None
     with database(settings) as dsn:
         report = run_store(dsn, lambda pool: get_usage(pool, Scope.provider(), start, end, client_id=args.client))
+        if args.csv:
+            recontact = run_store(dsn, lambda pool: get_recontact(
+                pool, Scope.provider(), start, end, args.client, window_days=settings.flusso_recontact_days))
     if args.csv:
-        sys.stdout.write(usage_csv(report).replace("\r\n", "\n"))
+        sys.stdout.write(usage_csv(report, recontact).replace("\r\n", "\n"))
         return
     print(f"usage {args.month} (UTC, {start:%Y-%m-%d} to {end:%Y-%m-%d} exclusive)")
     print(f"{'CLIENT':<20} {'MODEL':<24} {'TICKETS':>8} {'OK/PART/FAIL':>16} {'CALLS':>8} {'IN TOKENS':>12}"

@@ -1,4 +1,5 @@
-"""`flusso-obs evals create | list | rerun`: online evaluators (docs/evaluations.md)."""
+"""`flusso-obs evals create | list | rerun | disable | enable | delete`: online evaluators
+(docs/evaluations.md)."""
 from __future__ import annotations
 
 import sys
@@ -96,10 +97,26 @@ def cmd_evals_rerun(args, settings: ServerSettings) -> None:
           f" outcomes {report.outcomes or '{}'}")
 
 
+def cmd_evals_change(args, settings: ServerSettings) -> None:
+    from collector_api.evals.admin import change_evaluator
+    from collector_api.evals.spec import EvaluatorError
+
+    action = args.evals_command
+    try:
+        with database(settings) as dsn:
+            migrate(dsn)
+            ev = run_store(dsn, lambda pool: change_evaluator(pool, args.name, action, args.client))
+    except EvaluatorError as exc:
+        raise CliError(f"{'--client' if exc.field == 'client' else 'NAME'}: {exc}") from None
+    done = {"disable": "disabled", "enable": "enabled", "delete": "deleted"}[action]
+    print(f"{done} evaluator {ev.name!r} ({ev.kind}, version {ev.version})"
+          + ("; its scores stay, under its name (docs/evaluations.md)" if action == "delete" else ""))
+
+
 def add_evals(sub) -> None:
     from collector_api.evals.spec import KINDS, STATUSES
 
-    evals = sub.add_parser("evals", help="online evaluators: create, list, rerun",
+    evals = sub.add_parser("evals", help="online evaluators: create, list, rerun, disable, enable, delete",
                            description="Online evaluators; see docs/evaluations.md.")
     acts = evals.add_subparsers(dest="evals_command", required=True, metavar="ACTION")
     p = acts.add_parser("create", help="create an evaluator")
@@ -123,3 +140,12 @@ def add_evals(sub) -> None:
     p.add_argument("--same-version", action="store_true",
                    help="keep the version: score only what it has not scored (and retry errors)")
     p.set_defaults(fn=cmd_evals_rerun)
+    for action, text in (("disable", "stop an evaluator (it stays listed; enable resumes it)"),
+                         ("enable", "resume a disabled evaluator"),
+                         ("delete", "delete an evaluator: it stops and leaves the list, its scores stay under its"
+                                    " name, which is not reused")):
+        p = acts.add_parser(action, help=text)
+        p.add_argument("name", metavar="NAME", help="the evaluator's name")
+        p.add_argument("--client", default=None,
+                       help="only if the evaluator is this tenant's own (refused otherwise)")
+        p.set_defaults(fn=cmd_evals_change)

@@ -83,9 +83,16 @@ def cmd_datasets_delete(args, settings):
     from collector_api.store.datasets.writes import delete_dataset
 
     with database(settings) as dsn:
-        if not run_store(dsn, lambda pool: delete_dataset(pool, args.client, args.name)):
-            raise CliError(f"no dataset {args.name!r} of {args.client}")
-    print(f"deleted dataset {args.name!r} of {args.client}")
+        done = run_store(dsn, lambda pool: delete_dataset(pool, args.client, args.name))
+    if done is None:
+        raise CliError(f"no dataset {args.name!r} of {args.client}")
+    if not done.experiments:
+        print(f"deleted dataset {args.name!r} of {args.client} and its {done.items} items")
+        return
+    names = ", ".join(repr(n) for n in done.experiments[:10]) + (", ..." if len(done.experiments) > 10 else "")
+    print(f"deleted dataset {args.name!r} of {args.client}: it is gone from the lists and can no longer be run"
+          f" (its name is free again); its {done.items} items stay as the snapshot of its"
+          f" {len(done.experiments)} experiment(s) ({names}), which stay viewable, marked 'dataset deleted'")
 
 
 def add_datasets(sub) -> None:
@@ -108,7 +115,8 @@ def add_datasets(sub) -> None:
     p.add_argument("--client", required=True)
     p.add_argument("--name", required=True)
     p.set_defaults(fn=cmd_datasets_export)
-    p = acts.add_parser("delete", help="delete a dataset and its items (experiment logs stay)")
+    p = acts.add_parser("delete", help="delete a dataset and its items; with experiments, its items stay as their"
+                                       " snapshot and they stay viewable (docs/experiments.md)")
     p.add_argument("--client", required=True)
     p.add_argument("--name", required=True)
     p.set_defaults(fn=cmd_datasets_delete)

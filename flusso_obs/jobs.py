@@ -15,7 +15,7 @@ from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.contract.derived import derive_rows
 from collector_api.contract.sessions import session_keys_of
-from collector_api.evals.job import EvalConfig, EvaluateJob
+from collector_api.evals.job import EvalConfig, EvaluateJob, RetryPolicy
 from collector_api.evals.judge import JudgeConfig, check_judge_url
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
@@ -110,17 +110,19 @@ def judge_config(settings: ServerSettings) -> JudgeConfig | None:
 
 
 def eval_config(settings: ServerSettings) -> EvalConfig:
-    return EvalConfig(judge=judge_config(settings), budget_s=EVAL_BUDGET_S)
+    return EvalConfig(judge=judge_config(settings), budget_s=EVAL_BUDGET_S,
+                      retry=RetryPolicy(settings.flusso_eval_retry_attempts, settings.flusso_eval_retry_backoff_s))
 
 
 def eval_deadline_s(config: EvalConfig) -> float:
-    """The time budget, then one more batch whose judge calls may each take every retry."""
+    """The time budget, then one batch of retried errors and one more batch of new logs whose
+    judge calls may each take every retry."""
     if config.judge is None:
         return config.budget_s + 120.0
     j = config.judge
     per_call = (j.retries + 1) * j.timeout_s + sum(j.backoff_base_s * 2 ** i * 1.5 for i in range(j.retries))
     rounds = -(-config.batch // j.concurrency)
-    return config.budget_s + 120.0 + rounds * per_call
+    return config.budget_s + 120.0 + 2 * rounds * per_call
 
 
 def alert_deadline_s(settings: ServerSettings) -> float:

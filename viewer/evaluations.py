@@ -57,7 +57,9 @@ async def ticket_evaluations(ctx: ViewerContext, principal: Principal, log_id: i
     """One ticket's evaluations: per evaluator its latest score and reason (or why none)."""
     rows = await ticket_scores(ctx.pool, principal.scope, log_id)
     return [{"evaluator": r["evaluator"], "version": r["version"], "score": r["score"], "reason": r["reason"],
-             "cost_usd": r["cost_usd"], "outcome": r["outcome"], "at": r["created_at"].isoformat()} for r in rows]
+             "cost_usd": r["cost_usd"], "outcome": r["outcome"], "at": r["created_at"].isoformat(),
+             "attempts": r["attempts"], "deleted": r["deleted"],
+             "next_attempt_at": r["next_attempt_at"].isoformat() if r["next_attempt_at"] else None} for r in rows]
 
 
 async def overview_evaluations(ctx: ViewerContext, principal: Principal, start: datetime, end: datetime,

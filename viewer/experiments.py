@@ -40,7 +40,8 @@ PAGE = 50
 
 def experiment_json(row: dict) -> dict[str, Any]:
     return {"id": row["id"], "client_id": row["client_id"], "name": row["name"], "dataset": row["dataset"],
-            "dataset_id": row["dataset_id"], "item_count": row["item_count"],
+            "dataset_id": row["dataset_id"], "dataset_deleted": bool(row["dataset_deleted"]),
+            "item_count": row["item_count"],
             "created_at": row["created_at"].isoformat()}
 
 
@@ -50,12 +51,13 @@ async def build_experiment_list(ctx: ViewerContext, principal: Principal, client
 
 
 async def load_experiment(ctx: ViewerContext, principal: Principal, experiment_id: str) -> dict:
-    """The experiment, or NotFound (absent, another tenant's, or its dataset is gone)."""
+    """The experiment, or NotFound (absent, another tenant's, or no dataset of the tenant has its
+    dataset id). A deleted dataset's experiment is found: its items stay (`dataset_deleted`)."""
     if not isinstance(experiment_id, str) or not _EXPERIMENT_ID.match(experiment_id):
         raise NotFound("no such experiment")
     row = await get_experiment(ctx.pool, principal.scope, experiment_id)
     if row is None or row["dataset"] is None:
-        raise NotFound("no such experiment (or it belongs to another client, or its dataset was deleted)")
+        raise NotFound("no such experiment (or it belongs to another client, or it names no dataset of it)")
     return row
 
 

@@ -6,6 +6,10 @@ stored in one transaction, until no new log is left, MAX_BATCHES_PER_TICK batche
 the tick's time budget is spent (the rest waits for the next tick; the job's deadline is the
 backstop). It never touches the ingest path: it reads committed logs only.
 
+A tick first retries judge evaluations that ended in `error` and are due again (`retry_errors`:
+at most one batch, the most overdue first; RetryPolicy bounds the attempts and doubles the wait),
+idempotent per (log, evaluator version) like the first attempt.
+
 The server runs a tick in a child process of its own (`EvaluateJob`: `evaluate_tick` in
 store.core.job_process.InProcess, started only while an evaluator is enabled): the evaluators'
 CPU and the judge's HTTP calls never take the collector's GIL or event loop. The child keeps one
@@ -27,7 +31,17 @@ from collector_api.evals.spec import Evaluator, evaluator_from_row
 from collector_api.store.core.db import create_pool
 from collector_api.store.core.job_process import InProcess
 from collector_api.store.evals.evaluators import evaluator_rows
-from collector_api.store.evals.writes import done_keys, logs_between, month_spend, next_batch, record_results
+from collector_api.store.evals.writes import (
+    RetryPolicy,
+    done_keys,
+    due_retries,
+    logs_between,
+    logs_of,
+    month_spend,
+    next_batch,
+    record_results,
+    stop_retrying,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +56,7 @@ class EvalConfig:
     judge: JudgeConfig | None = None
     batch: int = BATCH
     budget_s: float = 60.0  # stop taking new batches after this long
+    retry: RetryPolicy = RetryPolicy()  # of `error` outcomes (FLUSSO_EVAL_RETRY_ATTEMPTS, _BACKOFF_S)
 
 
 @dataclass
@@ -49,15 +64,17 @@ class TickReport:
     logs: int = 0
     scores: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    retried: int = 0  # `error` outcomes tried again
 
 
 def month_of(now: datetime) -> date:
     return now.astimezone(UTC).date().replace(day=1)
 
 
-async def _store(pool: AsyncConnectionPool, result: BatchResult, month: date, cursor, report: TickReport) -> None:
+async def _store(pool: AsyncConnectionPool, result: BatchResult, month: date, cursor, report: TickReport,
+                 retry: RetryPolicy) -> None:
     report.scores += await record_results(pool, result.scores, result.outcomes,
-                                          [s.row() for s in result.spend.values()], month, cursor)
+                                          [s.row() for s in result.spend.values()], month, cursor, retry)
     for o in result.outcomes:
         report.outcomes[o.outcome] = report.outcomes.get(o.outcome, 0) + 1
 
@@ -72,10 +89,10 @@ async def _evaluate_and_store(pool: AsyncConnectionPool, config: EvalConfig, eva
     done = await done_keys(pool, [log["id"] for log in logs]) if any(e.is_judge for e in evaluators) else set()
     result, judged = await run_deterministic(logs, evaluators, done)
     if judged and config.judge is not None and client is not None:
-        await _store(pool, result, month, None, report)
+        await _store(pool, result, month, None, report, config.retry)
         spent = await month_spend(pool, month)
         result = await run_judges(judged, judge=config.judge, client=client, spent=spent)
-    await _store(pool, result, month, cursor, report)
+    await _store(pool, result, month, cursor, report, config.retry)
     report.logs += len(logs)
 
 
@@ -87,15 +104,39 @@ async def evaluate_new_logs(pool: AsyncConnectionPool, config: EvalConfig) -> Ti
         return report
     started = time.monotonic()
     async with new_client(config.judge) if config.judge else _no_client() as client:
+        if client is not None:
+            await retry_errors(pool, config, evaluators, report, client)
         for _ in range(MAX_BATCHES_PER_TICK):
             batch = await next_batch(pool, config.batch)
             if batch.logs:
                 await _evaluate_and_store(pool, config, evaluators, batch.logs, batch.cursor, report, client)
             if len(batch.logs) < config.batch or time.monotonic() - started > config.budget_s:
                 break
-    if report.logs:
-        logger.info("evaluated %d log(s): %d score(s), outcomes %s", report.logs, report.scores, report.outcomes)
+    if report.logs or report.retried:
+        logger.info("evaluated %d log(s), retried %d error(s): %d score(s), outcomes %s", report.logs,
+                    report.retried, report.scores, report.outcomes)
     return report
+
+
+async def retry_errors(pool: AsyncConnectionPool, config: EvalConfig, evaluators: list[Evaluator],
+                       report: TickReport, client) -> None:
+    """Ask the judge again for up to one batch of `error` outcomes now due, each with its own
+    evaluator (at the version that failed); a key whose log is gone is not retried again."""
+    due = await due_retries(pool, config.batch)
+    if not due:
+        return
+    logs = {(log["client_id"], log["id"]): log for log in await logs_of(pool, due)}
+    await stop_retrying(pool, [k for k in due if (k.client_id, k.log_id) not in logs])
+    by_name, new_logs = {e.name: e for e in evaluators}, report.logs
+    for name in sorted({k.evaluator for k in due}):
+        ev = by_name.get(name)
+        keys = [k for k in due if k.evaluator == name and (k.client_id, k.log_id) in logs]
+        if ev is None or not keys:
+            continue
+        await _evaluate_and_store(pool, config, [ev], [logs[(k.client_id, k.log_id)] for k in keys], None,
+                                  report, client)
+        report.retried += len(keys)
+    report.logs = new_logs  # the retried logs are not new ones
 
 
 async def evaluate_tick(dsn: str, config: EvalConfig) -> TickReport:

@@ -23,6 +23,11 @@ STATUSES = ("SUCCESS", "PARTIAL", "FAILED")
 MAX_RUBRIC_CHARS = 8000
 MAX_COST_CAP_USD = 1_000_000.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def is_evaluator_name(text: str) -> bool:
+    """Whether `text` has the form of an evaluator's name (a-z, 0-9, '_', '.', '-', at most 64)."""
+    return bool(_NAME.fullmatch(text))
 _CLIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

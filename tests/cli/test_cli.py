@@ -121,8 +121,10 @@ def test_usage_command_table_csv_and_bad_month(db_dsn):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("client_id,period_start,period_end,model,tickets")
+    assert lines[0].endswith(",cost_usd,resolved_in_sessions,recontacted,recontact_rate,recontact_days")
     totals = [line.split(",") for line in lines[1:] if line.split(",")[3] == "*"]
     assert [(t[0], t[4]) for t in totals] == [("acme", "2")]
+    assert totals[0][-1] == "7"  # FLUSSO_RECONTACT_DAYS, the window the figures were counted with
     table = cli("usage", "--month", month, dsn=db_dsn)
     assert table.returncode == 0 and "acme" in table.stdout and "globex" in table.stdout
     bad = cli("usage", "--month", "2026-13", dsn=db_dsn)

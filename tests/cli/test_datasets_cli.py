@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.viewer.helpers import make_log, store_logs
+import psycopg
+
+from tests.viewer.helpers import experiment_log, make_log, store_logs
 
 from .helpers import cli
 
@@ -30,5 +32,18 @@ def test_datasets_create_list_export_delete(db_dsn):
     assert none.returncode == 2 and "not created" in none.stderr
     taken = cli("datasets", "create", "--client", "acme", "--name", "picked", "--ids", str(ids[0]), dsn=db_dsn)
     assert taken.returncode == 2 and "already exists" in taken.stderr
-    assert cli("datasets", "delete", "--client", "acme", "--name", "picked", dsn=db_dsn).returncode == 0
+    gone = cli("datasets", "delete", "--client", "acme", "--name", "picked", dsn=db_dsn)
+    assert gone.returncode == 0 and "deleted dataset 'picked' of acme and its 1 items" in gone.stdout
     assert "picked" not in cli("datasets", "list", dsn=db_dsn).stdout
+    # a dataset with an experiment: deleted, its items kept as the experiment's snapshot
+    with psycopg.connect(db_dsn) as conn:
+        dataset_id, item_id = conn.execute("SELECT d.id, i.id FROM datasets d JOIN dataset_items i"
+                                           " ON i.dataset_id = d.id WHERE d.name = 'hard-cases'").fetchone()
+    store_logs(db_dsn, [experiment_log("acme", "C-1", {"id": "c" * 32, "name": "prompt-v7", "dataset": "hard-cases",
+                                                       "dataset_id": dataset_id, "item_id": item_id}, draft="new")])
+    kept = cli("datasets", "delete", "--client", "acme", "--name", "hard-cases", dsn=db_dsn)
+    assert kept.returncode == 0, kept.stderr
+    assert "its 1 items stay as the snapshot of its 1 experiment(s) ('prompt-v7')" in kept.stdout
+    assert "hard-cases" not in cli("datasets", "list", dsn=db_dsn).stdout
+    missing = cli("datasets", "delete", "--client", "acme", "--name", "hard-cases", dsn=db_dsn)
+    assert missing.returncode == 2 and "no dataset 'hard-cases' of acme" in missing.stderr

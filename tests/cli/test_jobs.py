@@ -31,8 +31,9 @@ def test_settings_turn_jobs_on_and_off():
     assert "evaluate" not in [j.name for j in jobs(flusso_eval_interval_s=0)]
     judged = {j.name: j for j in jobs(flusso_judge_url="http://127.0.0.1:9/v1/chat/completions",
                                       flusso_judge_timeout_s=10, flusso_judge_retries=1, flusso_judge_concurrency=16)}
-    # The budget, one more batch (500 logs / 16 at once = 32 rounds of 2 attempts of 10 s and a backoff).
-    assert judged["evaluate"].deadline_s == pytest.approx(60 + 120 + 32 * (2 * 10 + 0.75))
+    # The budget, a batch of retried errors and one more batch of new logs (each 500 logs / 16 at
+    # once = 32 rounds of 2 attempts of 10 s and a backoff).
+    assert judged["evaluate"].deadline_s == pytest.approx(60 + 120 + 2 * 32 * (2 * 10 + 0.75))
     assert "tenant-retention" not in [j.name for j in jobs(flusso_retention_interval_s=0)]
     staged = {j.name: j for j in jobs(secret="k" * 32, flusso_trace_assembly_seconds=0.5)}
     assert staged["trace-assembly"].interval_s == 0.5 and "staging-upkeep" in staged

@@ -48,6 +48,7 @@ ROUTES = {
     ("POST", "/alerts"): "form",
     ("POST", "/alerts/{rule_id}/delete"): "form",
     ("POST", "/evaluators"): "form",
+    ("POST", "/evaluators/{name}/{action}"): "form",
     ("POST", "/api/v1/tickets/{log_id}/reviews"): "api",
     ("POST", "/api/v1/erasures"): "erase",
     ("POST", "/datasets"): "form",
@@ -230,7 +231,8 @@ def client_chunked(port: int, path: str) -> int:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{log_id}", "1").replace("{rule_id}", "1")
+    return path.replace("{log_id}", "1").replace("{rule_id}", "1").replace("{name}", "x").replace(
+        "{action}", "disable")
 
 
 @pytest.mark.parametrize("route", [k for k, v in ROUTES.items() if v != "ingest"], ids=lambda k: k[1])

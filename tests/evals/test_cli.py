@@ -60,3 +60,31 @@ def test_rerun_a_range_with_a_new_version(db_dsn, tmp_path):
     no_judge = cli("evals", "rerun", "--evaluator", "judge", "--since", since, "--until", until, dsn=db_dsn,
                    env={"FLUSSO_DATA_DIR": str(tmp_path)})
     assert no_judge.returncode == 2 and "needs FLUSSO_JUDGE_URL" in no_judge.stderr
+
+
+def test_disable_enable_delete_with_the_client_guard(db_dsn, tmp_path):
+    env = {"FLUSSO_DATA_DIR": str(tmp_path)}
+    insert_log(db_dsn, "acme", build_log())
+    for name, client in (("grounded", None), ("acme-lang", "acme")):
+        made = cli("evals", "create", "--name", name, "--kind", "language", *(["--client", client] if client else []),
+                   dsn=db_dsn, env=env)
+        assert made.returncode == 0, made.stderr
+    off = cli("evals", "disable", "grounded", dsn=db_dsn, env=env)
+    assert off.returncode == 0 and "disabled evaluator 'grounded'" in off.stdout
+    assert "(disabled)" in cli("evals", "list", dsn=db_dsn, env=env).stdout
+    on = cli("evals", "enable", "grounded", dsn=db_dsn, env=env)
+    assert on.returncode == 0 and "(disabled)" not in cli("evals", "list", dsn=db_dsn, env=env).stdout
+    wrong = cli("evals", "delete", "acme-lang", "--client", "globex", dsn=db_dsn, env=env)
+    assert wrong.returncode == 2 and "--client: client: evaluator 'acme-lang' is tenant 'acme'" in wrong.stderr
+    shared = cli("evals", "disable", "grounded", "--client", "acme", dsn=db_dsn, env=env)
+    assert shared.returncode == 2 and "is for every tenant" in shared.stderr
+    gone = cli("evals", "delete", "acme-lang", "--client", "acme", dsn=db_dsn, env=env)
+    assert gone.returncode == 0 and "its scores stay" in gone.stdout
+    listed = cli("evals", "list", dsn=db_dsn, env=env).stdout
+    assert "acme-lang" not in listed and "grounded" in listed
+    for args in (["enable", "acme-lang"], ["delete", "nobody"], ["disable", "Bad Name!"]):
+        bad = cli("evals", *args, dsn=db_dsn, env=env)
+        assert bad.returncode == 2 and "NAME: name: no evaluator" in bad.stderr, (args, bad.stderr)
+    rerun = cli("evals", "rerun", "--evaluator", "acme-lang", "--since", "2026-01-01", "--until", "2026-02-01",
+                dsn=db_dsn, env=env)
+    assert rerun.returncode == 2 and "no evaluator 'acme-lang'" in rerun.stderr

@@ -2,16 +2,20 @@
 ticket, after a change of window, after an erasure's recompute; tenants never mix. And the
 session-backfill job gives stored logs the key the ingest path would."""
 import asyncio
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
 
 from collector_api.contract.sessions import derive_session_key, session_keys_of
+from collector_api.contract.usage_csv import usage_csv
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.logs import rollups
 from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.session_backfill import backfill_sessions
+from collector_api.store.logs.usage import get_usage
 
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
 START, END = DAY0, DAY0 + timedelta(days=12)
@@ -132,3 +136,26 @@ def test_the_backfill_gives_stored_logs_the_ingest_key(db_dsn):
     assert got["old-0"] == derive_session_key("acme", "email", "[email:0123456789ab]")
     assert got["old-1"] == derive_session_key("globex", "email", "[email:0123456789ab]") != got["old-0"]
     assert got["old-2"] is None
+
+
+def test_the_usage_csv_carries_each_tenants_hand_computed_rate(db_dsn):
+    _insert(db_dsn, [*SEED, LATE])
+
+    async def report(scope):
+        async with create_pool(db_dsn) as pool:
+            return await get_usage(pool, scope, START, END)
+    for scope, expected in ((Scope.provider(), {"acme": ["5", "3", "0.600000", "7"], "globex": ["1", "0", "0.000000",
+                                                                                                "7"]}),
+                            (Scope.tenant("globex"), {"globex": ["1", "0", "0.000000", "7"]})):
+        text = usage_csv(asyncio.run(report(scope)), _read(db_dsn, scope=scope))
+        rows = list(csv.DictReader(io.StringIO(text)))
+        got = {r["client_id"]: [r["resolved_in_sessions"], r["recontacted"], r["recontact_rate"], r["recontact_days"]]
+               for r in rows if r["model"] == "*"}
+        assert got == expected
+    # a tenant with no resolved ticket in a session: 0, 0 and an empty rate (not 0)
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
+                     " VALUES ('initech', 'i1', 'SUCCESS', %s, 'i1', '{}')", (DAY0 + timedelta(days=2),))
+    text = usage_csv(asyncio.run(report(Scope.provider())), _read(db_dsn))
+    [initech] = [r for r in csv.DictReader(io.StringIO(text)) if r["client_id"] == "initech"]
+    assert (initech["resolved_in_sessions"], initech["recontacted"], initech["recontact_rate"]) == ("0", "0", "")

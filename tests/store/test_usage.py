@@ -18,6 +18,7 @@ from collector_api.contract.usage_csv import usage_csv
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.logs import rollups
 from collector_api.store.logs.backfill import backfill_derived
+from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.usage import get_critical_nodes, get_usage
 from collector_api.store.logs.writes import insert_workflow_logs
 from tests.viewer.helpers import EXAMPLE
@@ -118,6 +119,11 @@ async def _report(dsn, scope, start, end, client=None, use_rollups=True):
         return await get_usage(pool, scope, start, end, client_id=client, use_rollups=use_rollups)
 
 
+async def _recontact(dsn, start, end):
+    async with create_pool(dsn, max_size=2) as pool:
+        return await get_recontact(pool, Scope.provider(), start, end)
+
+
 async def _refresh(dsn):
     async with create_pool(dsn, max_size=2) as pool:
         return await rollups.refresh_rollups(pool)
@@ -137,7 +143,7 @@ def test_usage_equals_raw_sums_live_rolled_and_as_csv(db_dsn):
         report = run(_report(db_dsn, Scope.provider(), start, end))
         check(report, want)
         # The CSV carries the same figures; a tenant id a spreadsheet would run is quoted.
-        rows = list(csv.DictReader(io.StringIO(usage_csv(report))))
+        rows = list(csv.DictReader(io.StringIO(usage_csv(report, run(_recontact(db_dsn, start, end))))))
         totals = {r["client_id"]: r for r in rows if r["model"] == "*"}
         assert set(totals) == {("'" + c if c.startswith("=") else c) for c in want}
         for client, w in want.items():

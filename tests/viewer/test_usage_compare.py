@@ -26,6 +26,12 @@ def test_usage_api_is_own_tenant_only_for_a_read_key(app_client, loaded_db):
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(text.text)))
     assert [(r["client_id"], r["model"], r["tickets"]) for r in rows] == [("acme", "*", "6")]
+    # the CSV's recontact figures are the JSON report's, per tenant
+    want = ranged["clients"][0]["recontact"]
+    rate = "" if want["rate"] is None else f"{want['rate']:.6f}"
+    assert (rows[0]["resolved_in_sessions"], rows[0]["recontacted"], rows[0]["recontact_rate"],
+            rows[0]["recontact_days"]) == (str(want["resolved"]), str(want["recontacted"]), rate,
+                                           str(ranged["recontact_days"]))
     assert app_client.get("/api/v1/usage").status_code == 401
 
 

@@ -1,7 +1,8 @@
-"""Evaluators (provider only): the list with this month's judge spend against each cost cap, and
-a form that creates one. A plain HTML form with the session's CSRF token (its body is capped by
-the app's body guard like every form); the evaluator is validated by collector_api.evals.spec
-and stored through collector_api.evals.admin. A client user gets 404."""
+"""Evaluators (provider only): the list with this month's judge spend against each cost cap, a
+form that creates one, and per evaluator the forms that disable, enable or delete it. Plain HTML
+forms with the session's CSRF token (their bodies are capped by the app's body guard like every
+form); an evaluator is validated by collector_api.evals.spec and stored through
+collector_api.evals.admin. A client user gets 404."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from collector_api.evals.admin import create_evaluator, list_evaluators
+from collector_api.evals.admin import ACTIONS, change_evaluator, create_evaluator, list_evaluators
 from collector_api.evals.policy import MAX_PATTERN_CHARS, MAX_PATTERNS
 from collector_api.evals.spec import KINDS, MAX_RUBRIC_CHARS, STATUSES, EvaluatorError, validate_evaluator
 
@@ -35,7 +36,7 @@ async def _page(request: Request, ctx: ViewerContext, principal: Principal, *, s
                 **extra) -> Response:
     values = {"principal": principal, "evaluators": await list_evaluators(ctx.pool), "kinds": KINDS,
               "statuses": STATUSES, "judge_on": bool((ctx.settings.flusso_judge_url or "").strip()),
-              "error": None, "created": None, "form": dict.fromkeys(_FIELDS, "")}
+              "error": None, "created": None, "changed": None, "form": dict.fromkeys(_FIELDS, "")}
     values.update(extra)
     return render(request, "evaluators.html", values, status=status)
 
@@ -66,3 +67,22 @@ async def post_evaluator(request: Request, ctx: Context, principal: CurrentPrinc
     except EvaluatorError as exc:
         return await _page(request, ctx, principal, status=400, error=str(exc), form=form)
     return await _page(request, ctx, principal, status=201, created=created)
+
+
+_DONE = {"disable": "disabled", "enable": "enabled", "delete": "deleted"}
+
+
+@router.post("/evaluators/{name}/{action}")
+async def post_evaluator_change(request: Request, ctx: Context, principal: CurrentPrincipal, name: str, action: str,
+                                csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Disable, enable or delete one evaluator (deleting keeps its scores: docs/evaluations.md)."""
+    _provider_only(principal)
+    if action not in ACTIONS:
+        raise NotFound("there is no page at this address")
+    if not csrf_matches(principal.csrf, csrf_token):
+        raise BadRequest("the form expired; reload the page and try again")
+    try:
+        ev = await change_evaluator(ctx.pool, name[:200], action)
+    except EvaluatorError as exc:
+        return await _page(request, ctx, principal, status=404, error=str(exc))
+    return await _page(request, ctx, principal, changed={"name": ev.name, "done": _DONE[action]})

@@ -93,13 +93,13 @@ async def get_usage_page(request: Request, ctx: Context, principal: CurrentPrinc
 
 @router.get("/usage.csv")
 async def get_usage_page_csv(request: Request, ctx: Context, principal: CurrentPrincipal) -> Response:
-    report, _ = await build_usage(ctx, principal, request.query_params)
-    return _csv(report)
+    report, chosen = await build_usage(ctx, principal, request.query_params)
+    return _csv(report, chosen["recontact"])
 
 
-def _csv(report: UsageReport) -> Response:
+def _csv(report: UsageReport, recontact: Recontact) -> Response:
     name = f"usage-{report.start.date().isoformat()}-{report.end.date().isoformat()}.csv"
-    return Response(usage_csv(report), media_type="text/csv; charset=utf-8",
+    return Response(usage_csv(report, recontact), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
@@ -114,11 +114,13 @@ async def get_api_usage(request: Request, ctx: Context, principal: ApiPrincipal,
 
 
 @api_router.get("/usage.csv", summary="The usage report as CSV, for billing", description=_DOC
-                + " Per client one line of totals (model `*`), then one line per model.",
+                + " Per client one line of totals (model `*`, with the tenant's recontact rate: resolved tickets"
+                " with a session, those recontacted within FLUSSO_RECONTACT_DAYS, the rate), then one line per"
+                " model.",
                 responses={200: {"description": "The report as CSV",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}}, **_RESPONSES})
 async def get_api_usage_csv(request: Request, ctx: Context, principal: ApiPrincipal, month: str | None = Query(None),
                             start: str | None = Query(None), end: str | None = Query(None),
                             client: str | None = Query(None)) -> Response:
-    report, _ = await build_usage(ctx, principal, request.query_params)
-    return _csv(report)
+    report, chosen = await build_usage(ctx, principal, request.query_params)
+    return _csv(report, chosen["recontact"])

@@ -30,7 +30,7 @@ async def list_datasets(pool: AsyncConnectionPool, scope: Scope, client_id: str 
     with how many experiments were run on it."""
     tenant, params = _prefixed(scope, client_id, "d")
     query = sql.SQL("SELECT {columns}, (SELECT count(*) FROM experiments e WHERE e.client_id = d.client_id"
-                    " AND e.dataset_id = d.id) AS experiments FROM datasets d WHERE {tenant}"
+                    " AND e.dataset_id = d.id) AS experiments FROM datasets d WHERE d.deleted_at IS NULL AND {tenant}"
                     " ORDER BY d.created_at DESC, d.id DESC LIMIT %s").format(
         columns=sql.SQL(", ".join("d." + c.strip() for c in _DATASET_COLUMNS.split(","))), tenant=tenant)
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
@@ -38,9 +38,10 @@ async def list_datasets(pool: AsyncConnectionPool, scope: Scope, client_id: str 
 
 
 async def get_dataset(pool: AsyncConnectionPool, scope: Scope, client_id: str, name: str) -> dict | None:
-    """The dataset `name` of `client_id`, or None (absent, or not readable in `scope`)."""
+    """The dataset `name` of `client_id`, or None (absent, deleted, or not readable in `scope`)."""
     tenant, params = tenant_condition(scope, client_id)
-    query = sql.SQL("SELECT {columns} FROM datasets WHERE client_id = %s AND name = %s AND {tenant}").format(
+    query = sql.SQL("SELECT {columns} FROM datasets WHERE client_id = %s AND name = %s AND deleted_at IS NULL"
+                    " AND {tenant}").format(
         columns=sql.SQL(_DATASET_COLUMNS), tenant=tenant)
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
         return await (await conn.execute(query, [client_id, name, *params])).fetchone()
@@ -71,8 +72,9 @@ async def iter_items(pool: AsyncConnectionPool, scope: Scope, dataset: dict, *,
 
 # --- experiments ----------------------------------------------------------------------------
 
+# A deleted dataset's experiments keep its name and items (`dataset_deleted`: migration 0022).
 _EXPERIMENT_COLUMNS = ("e.client_id, e.id, e.name, e.dataset_id, e.dataset_name, e.created_at,"
-                       " d.name AS dataset, d.item_count")
+                       " d.name AS dataset, d.item_count, d.deleted_at IS NOT NULL AS dataset_deleted")
 
 
 async def list_experiments(pool: AsyncConnectionPool, scope: Scope, client_id: str | None = None, *,

@@ -106,8 +106,8 @@ async def create_dataset(pool: AsyncConnectionPool, client_id: str, name: str, s
     """Create the dataset `name` of `client_id` with its items copied from `selection`, in one
     transaction; returns its row. DatasetExists (409), TooManyDatasets (409), NothingMatched (404)."""
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
-        count = await (await conn.execute("SELECT count(*) AS n FROM datasets WHERE client_id = %s",
-                                          [client_id])).fetchone()
+        count = await (await conn.execute("SELECT count(*) AS n FROM datasets WHERE client_id = %s"
+                                          " AND deleted_at IS NULL", [client_id])).fetchone()
         if count["n"] >= MAX_DATASETS:
             raise TooManyDatasets()
         try:
@@ -127,11 +127,34 @@ async def create_dataset(pool: AsyncConnectionPool, client_id: str, name: str, s
             [cur.rowcount, row["id"], client_id])).fetchone()
 
 
-async def delete_dataset(pool: AsyncConnectionPool, client_id: str, name: str) -> bool:
-    """Delete the dataset `name` of `client_id` and its items (its experiments' logs stay)."""
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a dataset did: `experiments` (their names, oldest first) were run on it, so
+    its `items` stay as their snapshot (the dataset is marked deleted); none: it is gone with them."""
+
+    items: int
+    experiments: list[str]
+
+
+async def delete_dataset(pool: AsyncConnectionPool, client_id: str, name: str) -> Deleted | None:
+    """Delete the dataset `name` of `client_id` (None when there is none). Without experiments it
+    goes with its items; with experiments it is marked deleted and its items stay, so the
+    experiments stay viewable (docs/experiments.md). Its experiments' logs stay either way."""
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
-        cur = await conn.execute("DELETE FROM datasets WHERE client_id = %s AND name = %s", [client_id, name])
-        return cur.rowcount > 0
+        row = await (await conn.execute(
+            "SELECT id, item_count FROM datasets WHERE client_id = %s AND name = %s AND deleted_at IS NULL"
+            " FOR UPDATE", [client_id, name])).fetchone()
+        if row is None:
+            return None
+        runs = await (await conn.execute(
+            "SELECT name FROM experiments WHERE client_id = %s AND dataset_id = %s ORDER BY created_at, id",
+            [client_id, row["id"]])).fetchall()
+        if runs:
+            await conn.execute("UPDATE datasets SET deleted_at = now() WHERE id = %s AND client_id = %s",
+                               [row["id"], client_id])
+        else:
+            await conn.execute("DELETE FROM datasets WHERE id = %s AND client_id = %s", [row["id"], client_id])
+        return Deleted(row["item_count"], [r["name"] for r in runs])
 
 
 # Erasure (collector_api.store.erasure.targets runs it for every batch of erased logs): every item

@@ -1,5 +1,6 @@
-"""Evaluators (migration 0019), SQL only: insert, list, new version, enable, and each judge's
-monthly spend. Validation is collector_api.evals.spec; the CLI and the provider's evaluators
+"""Evaluators (migrations 0019, 0022), SQL only: insert, list, new version, enable/disable,
+delete (a tombstone: `deleted_at`; the scores stay), and each judge's monthly spend.
+Validation is collector_api.evals.spec; the CLI and the provider's evaluators
 page store through collector_api.evals.admin.
 """
 from __future__ import annotations
@@ -23,9 +24,9 @@ class UnknownTenant(StoreError):
 
 
 class DuplicateEvaluator(StoreError):
-    def __init__(self, name: str):
-        super().__init__(f"an evaluator named {name!r} exists")
-        self.name = name
+    def __init__(self, name: str, deleted: bool = False):
+        super().__init__(f"an evaluator named {name!r} exists" + (" (deleted)" if deleted else ""))
+        self.name, self.deleted = name, deleted
 
 
 class EvaluatorFields(Protocol):
@@ -64,36 +65,52 @@ async def insert_evaluator(pool: AsyncConnectionPool, spec: EvaluatorFields) -> 
             (spec.name, spec.kind, spec.client_id, spec.sample_rate, spec.filter_workflow, spec.filter_status,
              Jsonb(spec.params), spec.monthly_cost_cap_usd))).fetchone()
         if row is None:
-            raise DuplicateEvaluator(spec.name)
+            old = await (await conn.execute("SELECT deleted_at FROM evaluators WHERE name = %s",
+                                            (spec.name,))).fetchone()
+            raise DuplicateEvaluator(spec.name, deleted=old is not None and old["deleted_at"] is not None)
         return row
 
 
 async def evaluator_rows(pool: AsyncConnectionPool, *, enabled_only: bool = False) -> list[dict]:
-    """Every evaluator (EVALUATOR_COLUMNS), oldest first."""
+    """Every evaluator not deleted (EVALUATOR_COLUMNS), oldest first."""
     async with scoped_transaction(pool, Scope.provider()) as conn:
         return await (await conn.execute(
-            f"SELECT {EVALUATOR_COLUMNS} FROM evaluators WHERE enabled OR NOT %s ORDER BY id",
+            f"SELECT {EVALUATOR_COLUMNS} FROM evaluators WHERE deleted_at IS NULL AND (enabled OR NOT %s) ORDER BY id",
             (enabled_only,))).fetchall()
 
 
 async def evaluator_by_name(pool: AsyncConnectionPool, name: str) -> dict | None:
+    """The evaluator named `name` (None when there is none, or it was deleted)."""
     async with scoped_transaction(pool, Scope.provider()) as conn:
-        return await (await conn.execute(f"SELECT {EVALUATOR_COLUMNS} FROM evaluators WHERE name = %s",
-                                         (name,))).fetchone()
+        return await (await conn.execute(
+            f"SELECT {EVALUATOR_COLUMNS} FROM evaluators WHERE name = %s AND deleted_at IS NULL", (name,))).fetchone()
 
 
 async def bump_version(pool: AsyncConnectionPool, name: str) -> dict | None:
     """The evaluator with its version raised by one (new logs and reruns score under it)."""
     async with owner_connection(pool) as conn, conn.transaction():
         return await (await conn.execute(
-            f"UPDATE evaluators SET version = version + 1 WHERE name = %s RETURNING {EVALUATOR_COLUMNS}",
+            "UPDATE evaluators SET version = version + 1 WHERE name = %s AND deleted_at IS NULL"
+            f" RETURNING {EVALUATOR_COLUMNS}",
             (name,))).fetchone()
 
 
 async def set_enabled(pool: AsyncConnectionPool, name: str, enabled: bool) -> bool:
+    """Enable or disable the evaluator `name`; False when there is none (or it was deleted)."""
     async with owner_connection(pool) as conn, conn.transaction():
-        cur = await conn.execute("UPDATE evaluators SET enabled = %s WHERE name = %s", (enabled, name))
+        cur = await conn.execute("UPDATE evaluators SET enabled = %s WHERE name = %s AND deleted_at IS NULL",
+                                 (enabled, name))
         return cur.rowcount == 1
+
+
+async def mark_deleted(pool: AsyncConnectionPool, name: str) -> bool:
+    """Delete the evaluator `name`: it stops and leaves the lists; its row stays as a tombstone
+    (its name is not reused), its scores and outcomes stay. False when there is none."""
+    async with owner_connection(pool) as conn, conn.transaction():
+        cur = await conn.execute("UPDATE evaluators SET deleted_at = now(), enabled = false"
+                                 " WHERE name = %s AND deleted_at IS NULL", (name,))
+        return cur.rowcount == 1
+
 
 
 async def spend_rows(pool: AsyncConnectionPool, month: date) -> dict[int, dict]:

@@ -46,23 +46,37 @@ async def evaluator_names(pool: AsyncConnectionPool, scope: Scope, client_id: st
     return [r["name"] for r in rows]
 
 
+async def deleted_names(conn: psycopg.AsyncConnection, names: list[str]) -> set[str]:
+    """Which of `names` are deleted evaluators (on the caller's scoped connection)."""
+    if not names:
+        return set()
+    rows = await (await conn.execute("SELECT name FROM evaluators WHERE name = ANY(%s) AND deleted_at IS NOT NULL",
+                                     (names,))).fetchall()
+    return {r["name"] for r in rows}
+
+
 async def ticket_scores(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> list[dict]:
     """The latest score of each evaluator for one log (name, version, score, reason, cost), and
-    each evaluator's latest non-score outcome when it has no score."""
+    each evaluator's latest non-score outcome when it has no score (with its attempts and the
+    time of the next one, for an `error` still to be retried); `deleted` marks the scores of a
+    deleted evaluator (kept, under its name)."""
     tenant, params = tenant_condition(scope)
     query = sql.SQL(
-        "SELECT DISTINCT ON (evaluator) evaluator, version, score, reason, cost_usd, created_at, NULL AS outcome"
+        "SELECT DISTINCT ON (evaluator) evaluator, version, score, reason, cost_usd, created_at, NULL AS outcome,"
+        " NULL::int AS attempts, NULL::timestamptz AS next_attempt_at"
         " FROM evaluation_scores WHERE log_id = %s AND {tenant} ORDER BY evaluator, version DESC").format(
         tenant=tenant)
     others = sql.SQL(
         "SELECT DISTINCT ON (evaluator) evaluator, version, NULL::float8 AS score, detail AS reason,"
-        " 0::float8 AS cost_usd, created_at, outcome FROM evaluation_outcomes WHERE log_id = %s AND {tenant}"
-        " ORDER BY evaluator, version DESC").format(tenant=tenant)
+        " 0::float8 AS cost_usd, created_at, outcome, attempts, next_attempt_at FROM evaluation_outcomes"
+        " WHERE log_id = %s AND {tenant} ORDER BY evaluator, version DESC").format(tenant=tenant)
     async with scoped_transaction(pool, scope) as conn:
         scored = await (await conn.execute(query, [log_id, *params])).fetchall()
         rest = await (await conn.execute(others, [log_id, *params])).fetchall()
+        gone = await deleted_names(conn, sorted({r["evaluator"] for r in (*scored, *rest)}))
     names = {r["evaluator"] for r in scored}
-    return sorted([*scored, *(r for r in rest if r["evaluator"] not in names)], key=lambda r: r["evaluator"])
+    rows = sorted([*scored, *(r for r in rest if r["evaluator"] not in names)], key=lambda r: r["evaluator"])
+    return [{**r, "deleted": r["evaluator"] in gone} for r in rows]
 
 
 async def score_series(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,

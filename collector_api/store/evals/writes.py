@@ -6,8 +6,10 @@ commit, so the batch never reads past the start of the oldest transaction still 
 (as collector_api.store.logs.rollups.safe_cursor); logs of one big transaction share a created_at
 and are walked by id. A log seen twice is not scored twice (the scores' and outcomes' unique
 keys, and `done_keys` before any judge is asked).
-Scores and outcomes are only ever inserted (append-only); every row is keyed by
-(client_id, log_id).
+Scores are only ever inserted (append-only); every row is keyed by (client_id, log_id). An
+`error` outcome (the judge endpoint failed) is the one row that changes: a later attempt
+replaces it (attempts + 1, the next attempt after a doubled wait, none past RetryPolicy.attempts),
+and a score for its key deletes it (migration 0022).
 """
 from __future__ import annotations
 
@@ -54,6 +56,24 @@ class OutcomeRow:
     version: int
     outcome: str  # not_applicable | invalid | error | capped
     detail: str | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts of an `error` evaluation in all (the first included), and the wait before the
+    first retry, doubled after each failed one (FLUSSO_EVAL_RETRY_ATTEMPTS, _BACKOFF_S)."""
+
+    attempts: int = 4
+    backoff_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class DueRetry:
+    client_id: str
+    log_id: int
+    executed_at: datetime
+    evaluator: str
+    version: int
 
 
 @dataclass(frozen=True)
@@ -120,9 +140,11 @@ async def month_spend(pool: AsyncConnectionPool, month: date) -> dict[int, float
 
 
 async def record_results(pool: AsyncConnectionPool, scores: Sequence[ScoreRow], outcomes: Sequence[OutcomeRow],
-                         spend: Sequence[SpendRow], month: date, cursor: tuple[datetime, int] | None) -> int:
-    """Insert scores and outcomes (a key already present is left as it is), add the spend, move
-    the cursor, in one transaction; the number of scores inserted."""
+                         spend: Sequence[SpendRow], month: date, cursor: tuple[datetime, int] | None,
+                         retry: RetryPolicy = RetryPolicy()) -> int:
+    """Insert scores and outcomes (a key already present is left as it is, but for an `error`,
+    which a new attempt replaces: see the module's docstring), add the spend, move the cursor, in
+    one transaction; the number of scores inserted."""
     async with owner_connection(pool) as conn, conn.transaction():
         inserted = 0
         if scores:
@@ -134,15 +156,12 @@ async def record_results(pool: AsyncConnectionPool, scores: Sequence[ScoreRow], 
                  [s.evaluator for s in scores], [s.version for s in scores], [s.score for s in scores],
                  [s.reason for s in scores], [s.cost_usd for s in scores]))
             inserted = cur.rowcount
+            await conn.execute(  # an error retried into a score is resolved
+                "DELETE FROM evaluation_outcomes o USING evaluation_scores s WHERE o.log_id = ANY(%s)"
+                " AND o.outcome = 'error' AND s.log_id = o.log_id AND s.client_id = o.client_id"
+                " AND s.evaluator = o.evaluator AND s.version = o.version", (sorted({s.log_id for s in scores}),))
         if outcomes:
-            await conn.execute(
-                "INSERT INTO evaluation_outcomes AS o (client_id, log_id, executed_at, evaluator, version, outcome,"
-                " detail) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::text[], %s::int[],"
-                " %s::text[], %s::text[]) ON CONFLICT (client_id, log_id, evaluator, version) DO UPDATE SET"
-                " outcome = excluded.outcome, detail = excluded.detail WHERE o.outcome = 'error'",
-                ([o.client_id for o in outcomes], [o.log_id for o in outcomes], [o.executed_at for o in outcomes],
-                 [o.evaluator for o in outcomes], [o.version for o in outcomes], [o.outcome for o in outcomes],
-                 [o.detail for o in outcomes]))
+            await _record_outcomes(conn, outcomes, retry)
         for s in spend:
             await conn.execute(
                 "INSERT INTO evaluator_spend AS s (evaluator_id, month, cost_usd, calls, invalid, errors, capped)"
@@ -155,3 +174,54 @@ async def record_results(pool: AsyncConnectionPool, scores: Sequence[ScoreRow], 
             await conn.execute("UPDATE evaluation_state SET watermark = %s, last_id = %s WHERE id = 1"
                                " AND (watermark IS NULL OR (watermark, last_id) < (%s, %s))", (*cursor, *cursor))
         return inserted
+
+
+async def _record_outcomes(conn, outcomes: Sequence[OutcomeRow], retry: RetryPolicy) -> None:
+    await conn.execute(
+        "INSERT INTO evaluation_outcomes AS o (client_id, log_id, executed_at, evaluator, version, outcome, detail,"
+        " attempts, next_attempt_at) SELECT u.c, u.l, u.e, u.ev, u.v, u.oc, u.d, 1, CASE WHEN u.oc = 'error'"
+        " AND %(max)s > 1 THEN now() + make_interval(secs => %(wait)s) END FROM unnest(%(c)s::text[],"
+        " %(l)s::bigint[], %(e)s::timestamptz[], %(ev)s::text[], %(v)s::int[], %(oc)s::text[], %(d)s::text[])"
+        " AS u(c, l, e, ev, v, oc, d) ON CONFLICT (client_id, log_id, evaluator, version) DO UPDATE SET"
+        " outcome = excluded.outcome, detail = excluded.detail, attempts = o.attempts + 1,"
+        " next_attempt_at = CASE WHEN excluded.outcome = 'error' AND o.attempts + 1 < %(max)s"
+        " THEN now() + make_interval(secs => %(wait)s * 2 ^ o.attempts) END WHERE o.outcome = 'error'",
+        {"max": retry.attempts, "wait": float(retry.backoff_s), "c": [o.client_id for o in outcomes],
+         "l": [o.log_id for o in outcomes], "e": [o.executed_at for o in outcomes],
+         "ev": [o.evaluator for o in outcomes], "v": [o.version for o in outcomes],
+         "oc": [o.outcome for o in outcomes], "d": [o.detail for o in outcomes]})
+
+
+async def due_retries(pool: AsyncConnectionPool, limit: int) -> list[DueRetry]:
+    """`error` outcomes whose next attempt is due, of evaluators still enabled at that version,
+    the most overdue first."""
+    async with owner_connection(pool) as conn:
+        rows = await (await conn.execute(
+            "SELECT o.client_id, o.log_id, o.executed_at, o.evaluator, o.version FROM evaluation_outcomes o"
+            " JOIN evaluators e ON e.name = o.evaluator AND e.version = o.version AND e.enabled"
+            " AND e.deleted_at IS NULL WHERE o.outcome = 'error' AND o.next_attempt_at <= now()"
+            " ORDER BY o.next_attempt_at LIMIT %s", (limit,))).fetchall()
+    return [DueRetry(**r) for r in rows]
+
+
+async def logs_of(pool: AsyncConnectionPool, keys: Sequence[DueRetry]) -> list[dict]:
+    """The logs (LOG_FIELDS) of `keys` that still exist."""
+    async with owner_connection(pool) as conn:
+        return await (await conn.execute(
+            f"SELECT DISTINCT ON (workflow_logs.id) {LOG_FIELDS} FROM workflow_logs JOIN unnest(%s::text[],"
+            " %s::bigint[], %s::timestamptz[]) AS k(kc, ki, ke) ON workflow_logs.client_id = k.kc"
+            " AND workflow_logs.id = k.ki AND workflow_logs.executed_at = k.ke ORDER BY workflow_logs.id",
+            ([k.client_id for k in keys], [k.log_id for k in keys], [k.executed_at for k in keys]))).fetchall()
+
+
+async def stop_retrying(pool: AsyncConnectionPool, keys: Sequence[DueRetry]) -> None:
+    """No further attempt for `keys` (their log is gone)."""
+    if not keys:
+        return
+    async with owner_connection(pool) as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE evaluation_outcomes o SET next_attempt_at = NULL FROM unnest(%s::text[], %s::bigint[],"
+            " %s::text[], %s::int[]) AS k(c, l, ev, v) WHERE o.outcome = 'error' AND o.client_id = k.c"
+            " AND o.log_id = k.l AND o.evaluator = k.ev AND o.version = k.v",
+            ([k.client_id for k in keys], [k.log_id for k in keys], [k.evaluator for k in keys],
+             [k.version for k in keys]))
