@@ -1,7 +1,6 @@
 """The recontact rate on a seeded set, computed by hand: live and from the rollup, after a late
 ticket, after a change of window, after an erasure's recompute; tenants never mix. And the
 session-backfill job gives stored logs the key the ingest path would."""
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -12,6 +11,7 @@ from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.logs import rollups
 from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.session_backfill import backfill_sessions
+from tests.helpers import run_async
 
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
 START, END = DAY0, DAY0 + timedelta(days=12)
@@ -45,14 +45,14 @@ def _read(dsn: str, *, client=None, scope=None, window=7, use_rollups=True):
         async with create_pool(dsn) as pool:
             return await get_recontact(pool, scope or Scope.provider(), START, END, client, window_days=window,
                                        use_rollups=use_rollups)
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def _refresh(dsn: str, window: int = 7) -> None:
     async def run():
         async with create_pool(dsn) as pool:
             await rollups.refresh_rollups(pool, recontact_days=window)
-    asyncio.run(run())
+    run_async(run())
 
 
 def _rolled(dsn: str) -> dict:
@@ -107,7 +107,7 @@ def test_recomputing_a_tenants_days_after_an_erasure(db_dsn):
     async def run():
         async with create_pool(db_dsn) as pool:
             return await rollups.recompute_tenant_recontact(pool, "acme", [(DAY0 + timedelta(days=3)).date()], 7)
-    days = asyncio.run(run())
+    days = run_async(run())
     assert DAY0.date() in days and len(days) == 8
     assert _rolled(db_dsn)[("acme", 0)] == (2, 0)
     assert _read(db_dsn, client="acme").totals["recontacted"] == 2
@@ -126,7 +126,7 @@ def test_the_backfill_gives_stored_logs_the_ingest_key(db_dsn):
         async with create_pool(db_dsn) as pool:
             first = await backfill_sessions(pool, session_keys_of, batch=2)
             return first, await backfill_sessions(pool, session_keys_of)
-    assert asyncio.run(run()) == (3, 0)
+    assert run_async(run()) == (3, 0)
     with psycopg.connect(db_dsn) as conn:
         got = dict(conn.execute("SELECT ticket_id, session_key FROM workflow_logs WHERE session_done").fetchall())
     assert got["old-0"] == derive_session_key("acme", "email", "[email:0123456789ab]")

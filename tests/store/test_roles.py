@@ -1,5 +1,4 @@
 """Least privilege: the app runs as a NOSUPERUSER owner; an old superuser-owned layout is upgraded."""
-import asyncio
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -9,6 +8,7 @@ from psycopg import sql
 from collector_api.store.core.migrate import apply_migrations, list_migrations
 from collector_api.store.core.roles import OWNER_ROLE, is_superuser, provision_owner
 from collector_api.store.logs.partitions import ensure_partitions
+from tests.helpers import run_async
 
 
 def test_the_apps_connection_is_not_a_superuser(db_dsn):
@@ -106,7 +106,7 @@ def test_a_tenant_scope_still_sees_only_its_rows_when_connected_as_the_owner(db_
         async with create_pool(db_dsn) as pool, scoped_transaction(pool, Scope.tenant("acme")) as conn:
             return await (await conn.execute("SELECT client_id FROM workflow_logs")).fetchall()
 
-    assert asyncio.run(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
+    assert run_async(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
 
 
 @pytest.mark.skipif(bool(__import__("os").environ.get("TEST_DATABASE_URL")), reason="needs trust auth (embedded)")
@@ -188,6 +188,6 @@ def test_the_provider_scope_deletes_no_log_outside_an_erasure(db_dsn):
                     gone = 0
             return seen, gone
 
-    assert asyncio.run(attempt()) == (1, 0)
+    assert run_async(attempt()) == (1, 0)
     with psycopg.connect(db_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM ticket_reviews").fetchone()[0] == 1
