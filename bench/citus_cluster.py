@@ -172,9 +172,11 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
     steps = Steps(dsn)
     existing = {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
                                        " AND relkind IN ('r', 'p') AND NOT relispartition")}
-    # Worker connections of a scoped transaction are opened as its role: flusso_app must log in
-    # there (trust on 127.0.0.1 here; a password in pg_dist_authinfo in production).
+    # Worker connections of a scoped transaction are opened as its role: flusso_app and
+    # flusso_provider must log in there (trust on 127.0.0.1 here; a password in pg_dist_authinfo
+    # in production).
     steps.run("flusso_app opens the worker connections", "ALTER ROLE flusso_app LOGIN")
+    steps.run("flusso_provider opens the worker connections", "ALTER ROLE flusso_provider LOGIN")
     for table in REFERENCE:
         if table in existing:
             steps.run(f"{table}: reference table", "SELECT create_reference_table(%s)", (table,))

@@ -2,7 +2,6 @@
 the alert job's own bookkeeping (job_runs) to wait on."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -19,6 +18,7 @@ from collector_api.alerts.job import AlertConfig, alert_tick
 from collector_api.alerts.rules import validate_rule
 from collector_api.alerts.targets import parse_allow_list
 from collector_api.store.core.db import create_pool
+from tests.helpers import run_async
 
 
 class Receiver:
@@ -106,7 +106,7 @@ def run(dsn, fn):
     async def go():
         async with create_pool(dsn) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def make_rule(dsn, url, **kw):

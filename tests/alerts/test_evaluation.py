@@ -1,6 +1,5 @@
 """Evaluation and delivery against real PostgreSQL and a real loopback receiver: one signed
 notification per transition, retries with backoff logged, refusals by FLUSSO_WEBHOOK_ALLOW."""
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -11,6 +10,7 @@ from collector_api.store.alerts import deliveries as alert_deliveries
 from collector_api.store.alerts.evaluation import window_start
 from collector_api.store.core.db import create_pool
 from tests.alerts.helpers import make_rule, tick
+from tests.helpers import run_async
 
 from .helpers import Receiver, insert_logs, verify
 
@@ -19,7 +19,7 @@ def run(dsn, fn):
     async def go():
         async with create_pool(dsn) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_fires_once_resolves_once_each_signed(db_dsn):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from collector_api.contract.schema import schema_error
 from collector_api.contract.timestamps import parse_executed_at
 from examples.support_workflow import generate_tickets, handle_ticket
+from tests.helpers import run_async
 
 TICKETS = 12
 
@@ -20,7 +21,7 @@ def test_every_log_the_bridge_emits_passes_the_collectors_checks(memory_bridge):
     tickets = generate_tickets(TICKETS, seed=3)
     tickets[0]["simulate"] = {"fail": True}
     started = datetime.now(UTC)
-    results = asyncio.run(run_all(tickets))
+    results = run_async(run_all(tickets))
     assert isinstance(results[0], RuntimeError)
     logs = memory_bridge(TICKETS)
     assert sorted(log["ticket_info"]["ticket_id"] for log in logs) == sorted(t["ticket_id"] for t in tickets)

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import otel_bridge
 from otel_bridge import node, record, workflow
 from otel_bridge import record as record_mod
+from tests.helpers import run_async
 
 
 @node("plain", kind="tool")
@@ -77,7 +78,7 @@ def test_all_function_shapes_nest_under_the_ticket(memory_bridge, validate_log):
         record.outcome("SUCCESS", "resolved")
         return "ok"
 
-    assert asyncio.run(handle({"id": "T-1"})) == "ok"
+    assert run_async(handle({"id": "T-1"})) == "ok"
     (log,) = memory_bridge(1)
     validate_log(log)
     names = {s["name"]: s for s in log["trace"]["spans"]}
@@ -122,7 +123,7 @@ def test_exception_is_reraised_unchanged_and_log_says_failed(memory_bridge, vali
         raise err
 
     with pytest.raises(ValueError) as info:
-        asyncio.run(handle({"ticket_id": "T-F"}))
+        run_async(handle({"ticket_id": "T-F"}))
     assert info.value is err
     (log,) = memory_bridge(1)
     validate_log(log)
@@ -162,7 +163,7 @@ def test_many_tickets_in_flight_never_mix(memory_bridge):
     async def main():
         return await asyncio.gather(*(handle({"ticket_id": f"T-{i}", "n": i}) for i in range(30)))
 
-    assert asyncio.run(main()) == list(range(30))
+    assert run_async(main()) == list(range(30))
     logs = memory_bridge(30)
     assert len(logs) == 30
     for log in logs:
@@ -253,7 +254,7 @@ def test_telemetry_failures_never_reach_the_workflow(memory_bridge, monkeypatch)
         record.ticket("T-x")
         return plain(2) + await aplain(1) + sum(gen(3))
 
-    assert asyncio.run(handle({"ticket_id": "T-x"})) == 4 + 2 + 3
+    assert run_async(handle({"ticket_id": "T-x"})) == 4 + 2 + 3
 
 
 def test_worker_failure_building_a_log_is_contained(memory_bridge, monkeypatch):
@@ -305,7 +306,7 @@ def test_asyncio_to_thread_nests(memory_bridge):
     async def handle(ticket):
         return await asyncio.to_thread(blocking)
 
-    assert asyncio.run(handle({"ticket_id": "T-th"})) == 5
+    assert run_async(handle({"ticket_id": "T-th"})) == 5
     (log,) = memory_bridge(1)
     assert {s["name"] for s in log["trace"]["spans"]} == {"t", "blocking_io"}
     assert log["metrics"]["react_iterations"] == 1

@@ -1,12 +1,12 @@
 """The docs cover what the code produces: every metric and field of the log, every setting."""
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 from config.bridge import BridgeSettings
 from otel_bridge.assemble import DERIVED_METRICS
+from tests.helpers import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DOC = (ROOT / "docs" / "workflow-log.md").read_text()
@@ -34,7 +34,7 @@ def test_every_key_the_bridge_emits_is_documented(memory_bridge):
             except RuntimeError:
                 pass
 
-    asyncio.run(run())
+    run_async(run())
     logs = memory_bridge(30)
     keys = set()
     for log in logs:

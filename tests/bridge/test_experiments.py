@@ -10,6 +10,7 @@ import pytest
 
 from otel_bridge import experiments, record, workflow
 from otel_bridge.experiments import ExperimentError
+from tests.helpers import run_async
 
 from .helpers import DatasetServer, run
 
@@ -67,7 +68,7 @@ def test_an_async_workflow_and_no_tags_outside_the_run(memory_bridge, dataset):
     result = experiments.run(dataset="hard-cases", workflow=handle, name="async", url=dataset.url,
                              api_key="read-key", progress=False, limit=3)
     assert (result.items, result.failed) == (3, 0)
-    asyncio.run(handle({"ticket_id": "plain"}))  # after the run: a production log, untagged
+    run_async(handle({"ticket_id": "plain"}))  # after the run: a production log, untagged
     logs = memory_bridge(4)
     plain = [log for log in logs if log["ticket_info"]["ticket_id"] == "plain"]
     assert len(plain) == 1 and "experiment" not in plain[0]["identification"]

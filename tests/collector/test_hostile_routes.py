@@ -16,7 +16,6 @@ timeout, two messages in one call -> INVALID_ARGUMENT; never UNKNOWN or INTERNAL
 """
 from __future__ import annotations
 
-import asyncio
 import gzip
 import socket
 import time
@@ -31,6 +30,7 @@ from collector_api.store.accounts.principals import create_api_key
 from collector_api.store.core.db import create_pool
 from config.server import ServerSettings
 from tests.grpc.helpers import GrpcLiveServer
+from tests.helpers import run_async
 
 LIMIT = 64 * 1024  # FLUSSO_MAX_BODY_BYTES of the server under attack
 TIMEOUT_S = 1.5  # FLUSSO_BODY_TIMEOUT_SECONDS of the server under attack
@@ -114,7 +114,7 @@ def hostile_server(module_db_dsn):
                               flusso_max_erasure_bytes=ERASURE_LIMIT, flusso_receipt_key="hostile-receipt-" + "k" * 40)
     server = GrpcLiveServer(dsn, settings).start()  # HTTP and the OTLP/gRPC port
     try:
-        yield server, asyncio.run(keys())
+        yield server, run_async(keys())
     finally:
         server.stop()
 

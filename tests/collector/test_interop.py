@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 from tests.collector.helpers import make_log
-from tests.helpers import LiveServer, make_key, metric, wait_until
+from tests.helpers import LiveServer, make_key, metric, run_async, wait_until
 
 
 def emit_with_plain_sdk(url: str, key: str, logs: list[dict], timeout: float = 10) -> None:
@@ -87,7 +87,6 @@ def test_database_down_gives_503_then_the_exporter_retries_and_delivers():
 
 def test_rls_holds_for_the_application_role(db_dsn, client, acme_key):
     """Connected as the superuser but scoped through the app role: tenant A sees no row of B."""
-    import asyncio
 
     from collector_api.store.core.db import Scope, create_pool, scoped_transaction
     from tests.collector.helpers import make_record, make_request
@@ -104,9 +103,9 @@ def test_rls_holds_for_the_application_role(db_dsn, client, acme_key):
             cur = await conn.execute("SELECT DISTINCT client_id FROM workflow_logs ORDER BY 1")
             return [r["client_id"] for r in await cur.fetchall()]
 
-    assert asyncio.run(visible(Scope.tenant("acme"))) == ["acme"]
-    assert asyncio.run(visible(Scope.tenant("globex"))) == ["globex"]
-    assert asyncio.run(visible(Scope.provider())) == ["acme", "globex"]
+    assert run_async(visible(Scope.tenant("acme"))) == ["acme"]
+    assert run_async(visible(Scope.tenant("globex"))) == ["globex"]
+    assert run_async(visible(Scope.provider())) == ["acme", "globex"]
 
     async def write_other_tenant():
         async with create_pool(db_dsn) as pool, scoped_transaction(pool, Scope.tenant("acme")) as conn:
@@ -115,4 +114,4 @@ def test_rls_holds_for_the_application_role(db_dsn, client, acme_key):
 
     import pytest
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        asyncio.run(write_other_tenant())
+        run_async(write_other_tenant())

@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 PB = {"Content-Type": "application/x-protobuf"}
 
@@ -71,7 +71,6 @@ def test_missing_or_wrong_key_is_401(client, headers):
 
 
 def test_bearer_key_works_and_revoked_key_is_401(client, db_dsn):
-    import asyncio
 
     from collector_api.store.accounts.principals import create_api_key, revoke_api_key
     from collector_api.store.core.db import create_pool
@@ -81,7 +80,7 @@ def test_bearer_key_works_and_revoked_key_is_401(client, db_dsn):
             new = await create_api_key(pool, "acme")
             return new
 
-    new = asyncio.run(setup())
+    new = run_async(setup())
     ok = client.post("/v1/logs", content=make_request(make_record(make_log())).SerializeToString(),
                      headers={**PB, "Authorization": f"Bearer {new.secret}"})
     assert ok.status_code == 200
@@ -90,7 +89,7 @@ def test_bearer_key_works_and_revoked_key_is_401(client, db_dsn):
         async with create_pool(db_dsn) as pool:
             return await revoke_api_key(pool, new.key.key_id)
 
-    assert asyncio.run(revoke())
+    assert run_async(revoke())
     r = post_pb(client, new.secret, make_request(make_record(make_log())))
     assert r.status_code == 401 and "revoked" in status_pb2.Status.FromString(r.content).message
 

@@ -4,7 +4,6 @@ receipt verifies, and another tenant's data with the same email is untouched. Th
 by the real bridge (a separate process, its own PII_HASH_KEY) to a real server."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from collector_api.contract.review_text import Scrubber
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs.rollups import refresh_rollups
 from otel_bridge import erasure_tokens
-from tests.helpers import LiveServer, make_key
+from tests.helpers import LiveServer, make_key, run_async
 from viewer.app import review_hash_key
 
 from .helpers import PII_KEY, RECEIPT_KEY, erase_settings, request_id, scan_everything
@@ -98,7 +97,7 @@ def _seed(server, dsn: str, tmp_path: Path) -> None:
         conn.execute("INSERT INTO alert_deliveries (id, rule_name, client_id, state, body, next_attempt_at)"
                      " VALUES (gen_random_uuid(), 'r', 'acme', 'firing', convert_to('{\"ticket\": \"A-2\"}', 'UTF8'),"
                      " now())")
-    asyncio.run(_refresh(dsn))
+    run_async(_refresh(dsn))
     assert rollup_tickets(dsn, "acme") == 3 and rollup_tickets(dsn, "globex") == 1
 
 

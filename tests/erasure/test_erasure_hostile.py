@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from collector_api.contract.receipts import verify
 from flusso_obs.server import create_app
-from tests.helpers import LiveServer, make_key, wait_until
+from tests.helpers import LiveServer, make_key, run_async, wait_until
 
 from .helpers import RECEIPT_KEY, bulk_logs, count_logs, erase_settings, request_id
 
@@ -132,7 +132,6 @@ def test_ten_thousand_ids_in_one_request(db_dsn, n):
 
 def test_an_erasure_whose_caller_never_retried_is_finished_by_the_resume_job(db_dsn):
     """A crash after the first batches, and no retry: the erasure-resume job finishes it exactly."""
-    import asyncio
 
     from collector_api.contract.receipts import asked_digest
     from collector_api.store.core.db import create_pool
@@ -149,7 +148,7 @@ def test_an_erasure_whose_caller_never_retried_is_finished_by_the_resume_job(db_
             await steps.erase_batches(pool, row, batch=10, max_batches=1)  # then the process "dies"
             assert await steps.resume_stalled(pool, older_than_s=3600) == []  # not stalled long enough yet
             return await steps.resume_stalled(pool, older_than_s=0)
-    [row] = asyncio.run(crash_then_resume())
+    [row] = run_async(crash_then_resume())
     assert row["status"] == "done" and row["counts"]["workflow_logs"] == 30
     assert verify(sign_row(row), RECEIPT_KEY)
     assert count_logs(db_dsn, "acme") == 20

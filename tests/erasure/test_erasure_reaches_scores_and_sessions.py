@@ -3,7 +3,6 @@ recontact rollup): an erased ticket's scores are gone, and an earlier ticket it 
 is no longer counted as one. Real PostgreSQL, the real app."""
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs.rollups import refresh_rollups
 from flusso_obs.server import create_app
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 from .helpers import customer_log, erase_settings, post_log, request_id
 
@@ -37,7 +36,7 @@ def _refresh(dsn: str) -> None:
     async def go():
         async with create_pool(dsn) as pool:
             await refresh_rollups(pool)
-    asyncio.run(go())
+    run_async(go())
 
 
 def _recontact(dsn: str, client: str, day) -> tuple[int, int] | None:

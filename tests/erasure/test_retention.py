@@ -3,7 +3,6 @@ other tenants' rows in them stay), a month whose every tenant's data expired is 
 every run is an erasure_log row with exact counts and a receipt that verifies."""
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -12,7 +11,7 @@ from collector_api.contract.receipts import receipt_of, sign, verify
 from collector_api.store.core.db import create_pool
 from collector_api.store.erasure.retention import run_retention, set_retention
 from collector_api.store.logs.partitions import ensure_partitions
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 from .helpers import RECEIPT_KEY, bulk_logs, count_logs
 
@@ -23,7 +22,7 @@ def _run(dsn: str, fn):
     async def go():
         async with create_pool(dsn) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def _month_ago(months: int) -> date:
@@ -117,7 +116,7 @@ def test_only_an_erasure_transaction_lets_the_rls_role_delete_logs_and_the_owner
                 cur = await conn.execute("DELETE FROM workflow_logs WHERE ticket_id = %s", ("T-0" if declared
                                                                                             else "T-1",))
                 return cur.rowcount
-    assert asyncio.run(delete(False)) == 0  # the tenant's own row, but not in an erasure: refused by policy
-    assert asyncio.run(delete(True)) == 1
+    assert run_async(delete(False)) == 0  # the tenant's own row, but not in an erasure: refused by policy
+    assert run_async(delete(True)) == 1
     with psycopg.connect(db_dsn) as conn:  # the owner (global retention, partition upkeep) is not bound
         assert conn.execute("DELETE FROM workflow_logs WHERE ticket_id = 'T-1'").rowcount == 1

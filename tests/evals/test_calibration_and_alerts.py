@@ -2,7 +2,6 @@
 the alert metric `eval:<name>` fired by an evaluator's average score."""
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import psycopg
@@ -15,13 +14,14 @@ from collector_api.evals.calibration import calibration_of, judge_calibration
 from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.evals.reads import scores_against_verdicts
 from tests.evals.helpers import build_log, insert_log
+from tests.helpers import run_async
 
 
 def run(dsn, fn):
     async def go():
         async with create_pool(dsn, max_size=4) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_calibration_by_hand():

@@ -3,7 +3,6 @@ evaluator scores which log, idempotency per (log, evaluator version), the cost c
 answers counted and never stored, versions, tenant scope of the reads."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -21,6 +20,7 @@ from collector_api.evals.spec import EvaluatorError, validate_evaluator
 from collector_api.store.core.db import Scope, create_pool, scoped_transaction
 from collector_api.store.evals.reads import scores_by_log, ticket_scores
 from tests.evals.helpers import FakeJudge, build_log, insert_log, outcome_rows, score_rows
+from tests.helpers import run_async
 
 GROUNDED = build_log(draft="Order A-77 shipped.", evidence={"items": [{"claim": "a-77 shipped"}]})
 UNGROUNDED = build_log(draft="Order B-99 shipped.")
@@ -31,7 +31,7 @@ def run(dsn, fn):
     async def go():
         async with create_pool(dsn, max_size=4) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def judge_config(url: str, **kw) -> EvalConfig:

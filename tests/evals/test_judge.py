@@ -2,7 +2,6 @@
 malformed answers, 500s, timeouts, redirects; the rubric filled without format injection."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from collector_api.evals.judge import JudgeConfig, JudgeConfigError, check_judge_url, judge_prompt, new_client
 from collector_api.evals.rubric import InvalidAnswer, fill_rubric, parse_answer
 from tests.evals.helpers import FakeJudge, build_log
+from tests.helpers import run_async
 
 
 def config(url: str, **kw) -> JudgeConfig:
@@ -22,7 +22,7 @@ def ask(cfg: JudgeConfig, prompt: str = "grade this"):
     async def go():
         async with new_client(cfg) as client:
             return await judge_prompt(client, cfg, prompt)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_a_valid_answer_is_a_score_with_its_cost():

@@ -4,7 +4,6 @@ evaluation job then asks a fake judge on 127.0.0.1, which records every byte it 
 planted raw value may be among them (the bridge's tokens may)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collector_api.evals.spec import validate_evaluator
 from collector_api.store.core.db import create_pool
 from tests.e2e.helpers import poll_rows
 from tests.evals.helpers import FakeJudge
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 PLANTED = {
     "email": "giulia.verdi@example.org",
@@ -69,7 +68,7 @@ def test_no_planted_raw_value_reaches_the_judge(live_server, db_dsn):
             return await evaluate_new_logs(pool, config)
 
     with FakeJudge(lambda n, req: ("ok", 0.5, "fine")) as judge:
-        report = asyncio.run(judge_it(judge.url))
+        report = run_async(judge_it(judge.url))
     assert report.scores == 1 and len(judge.raw) == 1
     sent = judge.raw[0].decode("utf-8")
     prompt = judge.prompts()[0]

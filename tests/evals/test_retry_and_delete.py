@@ -4,8 +4,6 @@ scores of a deleted evaluator stay, shown under its name; the name is not reused
 PostgreSQL and a fake judge on 127.0.0.1."""
 from __future__ import annotations
 
-import asyncio
-
 import psycopg
 import pytest
 
@@ -17,6 +15,7 @@ from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.evals.reads import ticket_scores
 from collector_api.store.evals.writes import RetryPolicy
 from tests.evals.helpers import FakeJudge, build_log, insert_log, score_rows
+from tests.helpers import run_async
 
 WAIT = 60.0  # the first retry's wait (FLUSSO_EVAL_RETRY_BACKOFF_S)
 DOC = build_log(draft="Order A-77 shipped.", evidence={"items": [{"claim": "a-77 shipped"}]})
@@ -26,7 +25,7 @@ def run(dsn, fn):
     async def go():
         async with create_pool(dsn, max_size=4) as pool:
             return await fn(pool)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def create(dsn, **fields):

@@ -2,13 +2,11 @@
 shared by one module's fuzz cases."""
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from config.server import ServerSettings
-from tests.helpers import LiveServer, free_port
+from tests.helpers import LiveServer, free_port, run_async
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +33,7 @@ def _keys(dsn: str) -> dict[str, str]:
     async def go():
         async with create_pool(dsn) as pool:
             return {scope: (await create_api_key(pool, "acme", scope)).secret for scope in ("ingest", "read", "review")}
-    return asyncio.run(go())
+    return run_async(go())
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ fetched from the same live server by a signed-in user.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import time
@@ -19,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from collector_api.store.accounts.principals import create_user
 from collector_api.store.core.db import create_pool
 from tests.collector.helpers import make_log, make_record, make_request
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 from tests.interop.helpers import assert_no_planted_pii
 from tests.traces.helpers import EMAIL, PHONE, wait_for_logs
 from viewer.auth import hash_password
@@ -43,7 +42,7 @@ def _sign_in(server, email: str, role: str, client_id: str | None) -> httpx.Clie
     async def go():
         async with create_pool(server.dsn) as pool:
             await create_user(pool, email, hash_password(PASSWORD), role, client_id)
-    asyncio.run(go())
+    run_async(go())
     client = httpx.Client(base_url=server.url, timeout=30)
     token = client.get("/login").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     r = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/"})

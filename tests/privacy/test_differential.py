@@ -4,7 +4,6 @@ OpenLLMetry) from the real OTel SDK. No planted value may be anywhere in the dat
 bytes, staging included), and nodes named after personal-data words still ship their ticket."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 
 import otel_bridge
 from otel_bridge import node, record, workflow
+from tests.helpers import run_async
 from tests.traces.helpers import assert_nowhere, sdk_provider, wait_for_logs
 from tests.viewer.helpers import create_accounts, login
 
@@ -63,7 +63,7 @@ def _texts(dsn: str) -> list[str]:
 @pytest.mark.parametrize("content", ["hash", "scrub"])
 def test_bridge_path(content, bridge_to, server, db_dsn):
     bridge_to(content=content)
-    asyncio.run(handle(f"T-{content}"))
+    run_async(handle(f"T-{content}"))
     assert otel_bridge.flush(10) is True
     [row] = wait_for_logs(db_dsn, 1)
     log = row["log"]

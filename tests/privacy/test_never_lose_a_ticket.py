@@ -8,6 +8,7 @@ import json
 
 import otel_bridge
 from otel_bridge import node, record, workflow
+from tests.helpers import run_async
 from tests.privacy.helpers import MODELS
 from tests.traces.helpers import wait_for_logs
 
@@ -41,7 +42,7 @@ async def handle(ticket: dict) -> None:
 
 def test_nodes_named_after_personal_data_ship_their_ticket_whole(bridge_to, db_dsn):
     bridge_to()
-    asyncio.run(handle({"ticket_id": "T-NAMES", "requester_name": "Giulia Bianchi",
+    run_async(handle({"ticket_id": "T-NAMES", "requester_name": "Giulia Bianchi",
                         "requester_email": "giulia@example.com", "subject": "my address changed"}))
     assert otel_bridge.flush(10) is True
     [row] = wait_for_logs(db_dsn, 1)
@@ -70,7 +71,7 @@ async def hostile(ticket: dict) -> None:
 
 def test_a_field_the_schema_would_refuse_is_dropped_and_counted_and_the_ticket_ships(bridge_to, db_dsn):
     bridge_to()
-    asyncio.run(hostile({"ticket_id": "T-HOSTILE"}))
+    run_async(hostile({"ticket_id": "T-HOSTILE"}))
     assert otel_bridge.flush(10) is True  # the ticket was delivered: a dropped field is not a lost ticket
     [row] = wait_for_logs(db_dsn, 1)
     log = row["log"]

@@ -6,6 +6,7 @@ import asyncio
 
 from collector_api.http.admission import CollectorState
 from config.server import ServerSettings
+from tests.helpers import run_async
 
 
 def _state(concurrency: int = 4) -> CollectorState:
@@ -28,7 +29,7 @@ def test_another_tenant_decodes_while_one_tenant_decodes() -> None:
             other = await _acquired_within(state.decode_slot.slot("small"), 0.5)
             same = await _acquired_within(state.decode_slot.slot("big"), 0.2)
         return other, same
-    other, same = asyncio.run(run())
+    other, same = run_async(run())
     assert other is True  # another tenant is not held up
     assert same is False  # the same tenant's next request waits for its own decode slot
 
@@ -44,7 +45,7 @@ def test_one_tenant_holds_at_most_half_of_the_work_slots() -> None:
         for ctx in held:
             await ctx.__aexit__(None, None, None)
         return third, other, len(state.work_slots._tenants)
-    third, other, left = asyncio.run(run())
+    third, other, left = run_async(run())
     assert third is False and other is True
     assert left == 0  # no tenant is remembered once its requests are done
 
@@ -69,7 +70,7 @@ def test_the_slots_follow_the_tenant_admitted_in_the_task() -> None:
         release.set()
         await asyncio.gather(*tasks)
         return other, same
-    other, same = asyncio.run(run())
+    other, same = run_async(run())
     assert other is True and same is False
 
 

@@ -9,6 +9,7 @@ from collector_api.store.core.db import create_pool
 from collector_api.store.core.jobs import Job, maintenance_loop
 from collector_api.store.ingest_health.counts import delete_counts_before
 from collector_api.telemetry.counters import IngestCounters, flush_counters
+from tests.helpers import run_async
 
 T0 = datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC).timestamp()
 
@@ -43,7 +44,7 @@ def test_two_processes_add_into_the_same_rows(db_dsn):
             b.count("acme", "stored", 5)
             await flush_counters(b, pool)  # a later flush adds to the row already there
             assert a.pending() == b.pending() == 0
-    asyncio.run(go())
+    run_async(go())
     minute = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     assert rows(db_dsn) == [
         ("acme", minute, "invalid", 1, datetime.fromtimestamp(T0 + 10, UTC)),
@@ -71,7 +72,7 @@ def test_a_failed_flush_keeps_the_counts_for_the_next(db_dsn, tmp_path):
         counters.count("acme", "stored", 1)
         async with create_pool(db_dsn, max_size=1) as pool:
             await flush_counters(counters, pool)
-    asyncio.run(go())
+    run_async(go())
     assert [r[3] for r in rows(db_dsn)] == [5]
 
 
@@ -89,7 +90,7 @@ def test_key_last_used_only_moves_forward_and_retention_drops_old_minutes(db_dsn
         async with create_pool(db_dsn, max_size=1) as pool:
             await flush_counters(late, pool)
             await flush_counters(early, pool)
-    asyncio.run(go())
+    run_async(go())
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         used = conn.execute("SELECT last_used_at FROM api_keys WHERE key_id = 'k1'").fetchone()[0]
         assert used == datetime.fromtimestamp(T0 + 100, UTC)
@@ -115,5 +116,5 @@ def test_a_per_process_job_runs_in_every_loop_even_without_the_database(tmp_path
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert all(4 <= n <= 9 for n in runs.values()), runs

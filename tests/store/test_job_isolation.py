@@ -11,6 +11,7 @@ from collector_api.store.core import locks
 from collector_api.store.core.job_status import JobBoard
 from collector_api.store.core.jobs import InThread, Job, check_job, maintenance_loop
 from collector_api.telemetry.metrics import CollectorMetrics
+from tests.helpers import run_async
 
 
 def job_row(dsn: str, name: str):
@@ -53,7 +54,7 @@ def test_a_hanging_job_never_delays_another_and_is_recorded_failed_at_its_deadli
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     start, end = hang_started[0], hang_cancelled[0]
     assert 1.4 <= end - start <= 3.0, end - start  # cancelled at its deadline
     during = [t for t in fast_runs if start < t < end]
@@ -101,7 +102,7 @@ def test_an_abandoned_thread_keeps_its_lock_until_it_ends_and_never_runs_twice(d
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert overlaps and max(overlaps) == 1
 
 
@@ -122,7 +123,7 @@ def test_every_process_learns_a_jobs_last_success_from_job_runs(db_dsn):
             await one.execute("UPDATE job_runs SET last_ok_at = now() - interval '4 hours' WHERE name = 'shared'")
             await check_job(two, job, follower)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert leader.snapshot()[0].lag_s < 5 and not leader.snapshot()[0].late
     late = follower.snapshot()[0]
     assert 4 * 3600 - 10 < late.lag_s < 4 * 3600 + 10 and late.late  # > 3 intervals of 1 h

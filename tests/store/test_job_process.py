@@ -16,6 +16,7 @@ from collector_api.store.core import jobs as runner
 from collector_api.store.core import locks
 from collector_api.store.core.job_process import InProcess
 from collector_api.store.core.jobs import Job, check_job
+from tests.helpers import run_async
 from tests.store.helpers import async_child_pid, child_pid, fail, hang_if, niceness, proc_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def test_the_work_runs_in_one_child_process_reused_across_runs():
         return first, second, pid_a, pid_b, loop_a, loop_b
 
     try:
-        first, second, pid_a, pid_b, loop_a, loop_b = asyncio.run(scenario())
+        first, second, pid_a, pid_b, loop_a, loop_b = run_async(scenario())
     finally:
         work.stop()
         coro.stop()
@@ -60,7 +61,7 @@ def test_the_work_runs_in_one_child_process_reused_across_runs():
 def test_the_child_runs_at_a_lower_cpu_priority_than_the_server():
     work = InProcess(niceness)
     try:
-        assert asyncio.run(work()) == min(19, os.nice(0) + 10)
+        assert run_async(work()) == min(19, os.nice(0) + 10)
     finally:
         work.stop()
 
@@ -74,13 +75,13 @@ def test_an_exception_in_the_child_is_recorded_as_a_failed_run_and_the_next_run_
     failing = InProcess(fail, "the evaluator broke")
     job = Job("child-fails", 0.01, locks.JOB_PARTITION_UPKEEP, failing, deadline_s=30)
     try:
-        assert asyncio.run(run_job(db_dsn, job)).ran
+        assert run_async(run_job(db_dsn, job)).ran
         last_ok, error = job_row(db_dsn, "child-fails")
         assert last_ok is None and error == "ValueError: the evaluator broke"
         pid = failing.pid
         assert pid is not None and pid != os.getpid()  # the child survived its exception
         time.sleep(0.05)
-        assert asyncio.run(run_job(db_dsn, job)).ran
+        assert run_async(run_job(db_dsn, job)).ran
         assert failing.pid == pid  # and served the next run
     finally:
         failing.stop()
@@ -93,7 +94,7 @@ def test_the_deadline_kills_a_stuck_child_before_the_lock_goes_and_the_next_run_
     job = Job("child-stuck", 0.01, locks.JOB_ROLLUP_REFRESH, work, deadline_s=1.5)
     try:
         started = time.monotonic()
-        assert asyncio.run(run_job(db_dsn, job)).ran
+        assert run_async(run_job(db_dsn, job)).ran
         took = time.monotonic() - started
         assert 1.4 <= took < 10, took
         assert "deadline exceeded" in job_row(db_dsn, "child-stuck")[1]
@@ -101,7 +102,7 @@ def test_the_deadline_kills_a_stuck_child_before_the_lock_goes_and_the_next_run_
         assert lock_free(db_dsn, locks.JOB_ROLLUP_REFRESH)
         flag.unlink()
         time.sleep(0.05)
-        asyncio.run(run_job(db_dsn, job))
+        run_async(run_job(db_dsn, job))
         last_ok, error = job_row(db_dsn, "child-stuck")
         assert error is None and last_ok is not None  # a fresh child did the next run
         assert not marker.exists()  # the killed runs never went on
@@ -133,7 +134,7 @@ def test_a_lost_lock_kills_the_child_at_once_not_at_the_deadline(db_dsn, tmp_pat
         return child, time.monotonic() - started
 
     try:
-        child, took = asyncio.run(scenario())
+        child, took = run_async(scenario())
     finally:
         work.stop()
     assert took < 60, took  # not the 300 s deadline

@@ -9,6 +9,7 @@ import psycopg
 
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import Job, maintenance_loop, run_due_jobs
+from tests.helpers import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +49,7 @@ def test_a_job_runs_once_per_interval_across_two_processes(db_dsn):
             await one.execute("UPDATE job_runs SET last_run_at = now() - interval '61 seconds' WHERE name = 'a'")
             assert await run_due_jobs(two, [job]) == ["a"]
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert len(runs) == 2
 
 
@@ -67,7 +68,7 @@ def test_a_running_job_is_not_started_by_another_process(db_dsn):
             hold.set()
             assert await leader == ["a"]
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert len(runs) == 1
 
 
@@ -82,7 +83,7 @@ def test_two_loops_run_a_job_at_most_once_per_interval(db_dsn):
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run_async(scenario())
     gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
     assert len(runs) >= 2, runs
     assert all(gap >= 0.38 for gap in gaps), gaps  # never twice in one interval (DB clock vs monotonic)
@@ -97,7 +98,7 @@ def test_a_failing_job_is_logged_recorded_and_does_not_stop_the_others(db_dsn, c
             return await run_due_jobs(conn, jobs)
 
     with caplog.at_level(logging.ERROR, logger="collector_api.store.core.jobs"):
-        assert asyncio.run(scenario()) == ["a", "b"]
+        assert run_async(scenario()) == ["a", "b"]
     assert len(failing) == 1 and len(fine) == 1
     assert "maintenance job a failed" in caplog.text
     with psycopg.connect(db_dsn) as conn:

@@ -7,6 +7,7 @@ import pytest
 from psycopg import sql
 
 from collector_api.store.core.migrate import apply_migrations, latest_version, list_migrations
+from tests.helpers import run_async
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "collector_api" / "store" / "migrations"
 
@@ -98,7 +99,6 @@ def test_migrations_landing_out_of_order_are_applied(empty_db, tmp_path):
 
 
 def test_readiness_names_a_missing_migration_below_the_latest(db_dsn):
-    import asyncio
 
     from collector_api.store.core.db import create_pool
     from collector_api.store.core.health import check_database
@@ -107,7 +107,7 @@ def test_readiness_names_a_missing_migration_below_the_latest(db_dsn):
         async with create_pool(db_dsn) as pool:
             return await check_database(pool)
 
-    assert asyncio.run(check()) is None
+    assert run_async(check()) is None
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = 2")
-    assert asyncio.run(check()) == "schema lacks migration(s) 2: run `flusso-obs migrate`"
+    assert run_async(check()) == "schema lacks migration(s) 2: run `flusso-obs migrate`"

@@ -1,7 +1,6 @@
 """The recontact rate on a seeded set, computed by hand: live and from the rollup, after a late
 ticket, after a change of window, after an erasure's recompute; tenants never mix. And the
 session-backfill job gives stored logs the key the ingest path would."""
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from collector_api.store.logs import rollups
 from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.session_backfill import backfill_sessions
 from collector_api.store.logs.usage import get_usage
+from tests.helpers import run_async
 
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
 START, END = DAY0, DAY0 + timedelta(days=12)
@@ -49,14 +49,14 @@ def _read(dsn: str, *, client=None, scope=None, window=7, use_rollups=True):
         async with create_pool(dsn) as pool:
             return await get_recontact(pool, scope or Scope.provider(), START, END, client, window_days=window,
                                        use_rollups=use_rollups)
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def _refresh(dsn: str, window: int = 7) -> None:
     async def run():
         async with create_pool(dsn) as pool:
             await rollups.refresh_rollups(pool, recontact_days=window)
-    asyncio.run(run())
+    run_async(run())
 
 
 def _rolled(dsn: str) -> dict:
@@ -111,7 +111,7 @@ def test_recomputing_a_tenants_days_after_an_erasure(db_dsn):
     async def run():
         async with create_pool(db_dsn) as pool:
             return await rollups.recompute_tenant_recontact(pool, "acme", [(DAY0 + timedelta(days=3)).date()], 7)
-    days = asyncio.run(run())
+    days = run_async(run())
     assert DAY0.date() in days and len(days) == 8
     assert _rolled(db_dsn)[("acme", 0)] == (2, 0)
     assert _read(db_dsn, client="acme").totals["recontacted"] == 2
@@ -130,7 +130,7 @@ def test_the_backfill_gives_stored_logs_the_ingest_key(db_dsn):
         async with create_pool(db_dsn) as pool:
             first = await backfill_sessions(pool, session_keys_of, batch=2)
             return first, await backfill_sessions(pool, session_keys_of)
-    assert asyncio.run(run()) == (3, 0)
+    assert run_async(run()) == (3, 0)
     with psycopg.connect(db_dsn) as conn:
         got = dict(conn.execute("SELECT ticket_id, session_key FROM workflow_logs WHERE session_done").fetchall())
     assert got["old-0"] == derive_session_key("acme", "email", "[email:0123456789ab]")
@@ -147,7 +147,7 @@ def test_the_usage_csv_carries_each_tenants_hand_computed_rate(db_dsn):
     for scope, expected in ((Scope.provider(), {"acme": ["5", "3", "0.600000", "7"], "globex": ["1", "0", "0.000000",
                                                                                                 "7"]}),
                             (Scope.tenant("globex"), {"globex": ["1", "0", "0.000000", "7"]})):
-        text = usage_csv(asyncio.run(report(scope)), _read(db_dsn, scope=scope))
+        text = usage_csv(run_async(report(scope)), _read(db_dsn, scope=scope))
         rows = list(csv.DictReader(io.StringIO(text)))
         got = {r["client_id"]: [r["resolved_in_sessions"], r["recontacted"], r["recontact_rate"], r["recontact_days"]]
                for r in rows if r["model"] == "*"}
@@ -156,6 +156,6 @@ def test_the_usage_csv_carries_each_tenants_hand_computed_rate(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, trace_id, log_data)"
                      " VALUES ('initech', 'i1', 'SUCCESS', %s, 'i1', '{}')", (DAY0 + timedelta(days=2),))
-    text = usage_csv(asyncio.run(report(Scope.provider())), _read(db_dsn))
+    text = usage_csv(run_async(report(Scope.provider())), _read(db_dsn))
     [initech] = [r for r in csv.DictReader(io.StringIO(text)) if r["client_id"] == "initech"]
     assert (initech["resolved_in_sessions"], initech["recontacted"], initech["recontact_rate"]) == ("0", "0", "")

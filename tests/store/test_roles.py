@@ -1,5 +1,4 @@
 """Least privilege: the app runs as a NOSUPERUSER owner; an old superuser-owned layout is upgraded."""
-import asyncio
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -9,6 +8,7 @@ from psycopg import sql
 from collector_api.store.core.migrate import apply_migrations, list_migrations
 from collector_api.store.core.roles import OWNER_ROLE, is_superuser, provision_owner
 from collector_api.store.logs.partitions import ensure_partitions
+from tests.helpers import run_async
 
 
 def test_the_apps_connection_is_not_a_superuser(db_dsn):
@@ -106,7 +106,7 @@ def test_a_tenant_scope_still_sees_only_its_rows_when_connected_as_the_owner(db_
         async with create_pool(db_dsn) as pool, scoped_transaction(pool, Scope.tenant("acme")) as conn:
             return await (await conn.execute("SELECT client_id FROM workflow_logs")).fetchall()
 
-    assert asyncio.run(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
+    assert run_async(seen()) == [{"client_id": "acme"}]  # the owner's policy does not reach flusso_app
 
 
 @pytest.mark.skipif(bool(__import__("os").environ.get("TEST_DATABASE_URL")), reason="needs trust auth (embedded)")
@@ -125,3 +125,69 @@ def test_the_embedded_server_upgrades_an_old_data_dir_and_gives_the_app_the_owne
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == OWNER_ROLE
         assert not is_superuser(conn)
+
+
+def _policies(conn) -> tuple[set, set]:
+    """(table, command) of the provider-scope setting policies, and of the provider role's USING (true)."""
+    rows = conn.execute("SELECT tablename, cmd, roles::text[], qual, with_check FROM pg_policies"
+                        " WHERE schemaname = 'public'").fetchall()
+    by_setting = {(t, c) for t, c, _, q, _ in rows
+                  if q == "(current_setting('flusso.scope'::text, true) = 'provider'::text)"}
+    by_role = {(t, c) for t, c, roles, q, _ in rows if roles == ["flusso_provider"] and q == "true"}
+    return by_setting, by_role
+
+
+def test_every_provider_policy_has_the_provider_roles_twin(db_dsn):
+    """A table the provider scope reads by a setting test is also readable by the provider's role
+    for the same commands (migration 0023); a new table's policy without its twin would leave
+    the provider's plans sized for 0.5 % of that table."""
+    with psycopg.connect(db_dsn) as conn:
+        by_setting, by_role = _policies(conn)
+    assert len(by_setting) > 20
+    assert by_role == by_setting
+
+
+def _estimate(conn, scope_sql: tuple) -> float:
+    with conn.transaction():
+        conn.execute("SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
+                     " set_config('flusso.scope', %s, true)", scope_sql)
+        plan = conn.execute("EXPLAIN (FORMAT JSON) SELECT * FROM ticket_reviews").fetchone()[0]
+    return plan[0]["Plan"]["Plan Rows"]
+
+
+def test_a_providers_plan_sees_every_row_and_a_tenants_its_own(db_dsn):
+    from collector_api.store.core.db import APP_ROLE, PROVIDER_ROLE
+
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, author, author_kind,"
+                     " author_role) SELECT CASE WHEN i % 4 = 0 THEN 'acme' ELSE 'globex' END, i, now(), 'correct',"
+                     " 'a@b', 'user', 'provider' FROM generate_series(1, 2000) i")
+        conn.execute("ANALYZE ticket_reviews")
+        provider = _estimate(conn, (PROVIDER_ROLE, "", "provider"))
+        acme = _estimate(conn, (APP_ROLE, "acme", "client"))
+    assert provider == 2000  # was 10: the setting test sized at 0.5 %
+    assert 400 <= acme <= 600
+
+
+def test_the_provider_scope_deletes_no_log_outside_an_erasure(db_dsn):
+    """Deleting stays an erasure's (a tenant-scoped transaction declaring itself one): the
+    provider's role, which reads every tenant, deletes nothing."""
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO ticket_reviews (client_id, log_id, executed_at, verdict, author, author_kind,"
+                     " author_role) VALUES ('acme', 1, now(), 'correct', 'a@b', 'user', 'provider')")
+
+    async def attempt():
+        async with create_pool(db_dsn, max_size=1) as pool:
+            async with scoped_transaction(pool, Scope.provider()) as conn:
+                seen = (await (await conn.execute("SELECT count(*) AS n FROM ticket_reviews")).fetchone())["n"]
+                try:
+                    gone = (await conn.execute("DELETE FROM ticket_reviews")).rowcount
+                except psycopg.errors.InsufficientPrivilege:
+                    gone = 0
+            return seen, gone
+
+    assert run_async(attempt()) == (1, 0)
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM ticket_reviews").fetchone()[0] == 1

@@ -1,11 +1,11 @@
 """The rollup writer: incremental, durable cursor, and no log missed when it commits mid-refresh."""
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs import rollups
+from tests.helpers import run_async
 
 YESTERDAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
@@ -14,7 +14,7 @@ def refresh(dsn: str) -> int:
     async def run():
         async with create_pool(dsn) as pool:
             return await rollups.refresh_rollups(pool)
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def insert(conn, ticket: str) -> None:

@@ -2,7 +2,6 @@
 nodes; and the derived backfill for logs stored before migration 0013."""
 from __future__ import annotations
 
-import asyncio
 import copy
 import csv
 import io
@@ -21,6 +20,7 @@ from collector_api.store.logs.backfill import backfill_derived
 from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.usage import get_critical_nodes, get_usage
 from collector_api.store.logs.writes import insert_workflow_logs
+from tests.helpers import run_async
 from tests.viewer.helpers import EXAMPLE
 
 NOW = datetime.now(UTC)
@@ -111,7 +111,7 @@ def check(report, want: dict[str, dict]) -> None:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_async(coro)
 
 
 async def _report(dsn, scope, start, end, client=None, use_rollups=True):

@@ -20,7 +20,7 @@ from collector_api.traces import assembly as trace_assembly
 from collector_api.traces.decode import decode_spans
 from collector_api.traces.prices import load_prices
 from collector_api.traces.sealing import cipher, redactor_for
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 SECRET = "pipeline-secret-" + "p" * 32
 TRACES = 7
@@ -82,6 +82,6 @@ def test_a_pass_that_fails_half_way_is_finished_by_the_next(db_dsn, monkeypatch)
             assert report.counts == {"assembled": TRACES - 2}
             assert (await trace_assembly.assemble_due(pool, cfg)).counts == {}
 
-    asyncio.run(go())
+    run_async(go())
     assert _logs(db_dsn) == TRACES
     assert all(state == "assembled" and has_log for _, state, has_log in _states(db_dsn))

@@ -16,7 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from collector_api.store.core.db import create_pool
 from collector_api.store.traces.staging import SpanRow, StagingLimits, stage_spans
-from tests.helpers import LiveServer, make_key
+from tests.helpers import LiveServer, make_key, run_async
 from tests.traces.helpers import trace_settings
 
 REQUESTS = 16
@@ -46,7 +46,7 @@ def concurrently(dsn: str, batches: list[list[SpanRow]], limits: StagingLimits):
                 await asyncio.sleep(0.02)
             await gate.commit()
             return await asyncio.gather(*tasks)
-    return asyncio.run(go())
+    return run_async(go())
 
 
 async def waiting(observer: psycopg.AsyncConnection) -> int:

@@ -2,14 +2,13 @@
 transaction that staged it (what the quiet timer of assembly counts from)."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 import psycopg
 
 from collector_api.store.core.db import create_pool
 from collector_api.store.traces.staging import SpanRow, StagingLimits, stage_spans
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 TRACE = "ab" * 16
 LIMITS = StagingLimits(100, 10**7, 100, 600)
@@ -20,7 +19,7 @@ def stage(dsn: str, span_no: int) -> int:
         async with create_pool(dsn, max_size=1) as pool:
             row = SpanRow(0, "acme", TRACE, f"{span_no:016x}", None, 1, 2, os.urandom(50))
             return (await stage_spans(pool, "acme", [row], LIMITS)).staged
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def state(dsn: str) -> tuple:

@@ -3,7 +3,6 @@ trace_spans' DEFAULT partition, and creating that hour's partition moves them in
 without holding up the other hours' creation nor the drops of expired partitions."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ from psycopg import sql
 
 from collector_api.store.core.db import create_pool
 from collector_api.store.traces.staging import SpanRow, StagingLimits, stage_spans, staging_upkeep
-from tests.helpers import make_key
+from tests.helpers import make_key, run_async
 
 LIMITS = StagingLimits(1000, 10**8, 1000, 600)
 OLD = "trace_spans_2001010100"
@@ -34,7 +33,7 @@ def _stage(dsn: str, client: str, trace: str, n: int) -> int:
         async with create_pool(dsn, max_size=1) as pool:
             rows = [SpanRow(i, client, trace, f"{i + 1:016x}", None, 1, 2, os.urandom(40)) for i in range(n)]
             return (await stage_spans(pool, client, rows, LIMITS)).staged
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def _no_partition_this_hour(dsn: str) -> datetime:
@@ -104,5 +103,5 @@ def test_moved_spans_stay_under_tenant_scope(db_dsn):
         async with create_pool(db_dsn, max_size=1) as pool, scoped_transaction(pool, Scope.tenant(client)) as conn:
             cur = await conn.execute("SELECT DISTINCT client_id FROM trace_spans")
             return [r["client_id"] for r in await cur.fetchall()]
-    assert asyncio.run(seen("acme")) == ["acme"]
-    assert asyncio.run(seen("bobco")) == ["bobco"]
+    assert run_async(seen("acme")) == ["acme"]
+    assert run_async(seen("bobco")) == ["bobco"]

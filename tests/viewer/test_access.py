@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from config.server import ServerSettings
 from flusso_obs.server import create_app
+from tests.helpers import run_async
 from viewer.auth import hash_password, verify_password
 
 from .helpers import login
@@ -137,7 +138,6 @@ def test_provider_sees_every_tenant_and_filters_by_client(app_client, loaded_db)
 
 def test_row_level_security_holds_without_the_query_filter(loaded_db):
     """Defense in depth: a statement that forgets its tenant filter still sees one tenant only."""
-    import asyncio
 
     from collector_api.store.core.db import Scope, create_pool, scoped_transaction
 
@@ -149,8 +149,8 @@ def test_row_level_security_holds_without_the_query_filter(loaded_db):
                 rows = await (await conn.execute("SELECT DISTINCT client_id FROM workflow_logs")).fetchall()
         return sorted(r["client_id"] for r in rows)
 
-    assert asyncio.run(tenants_seen(Scope.tenant("acme"))) == ["acme"]
-    assert asyncio.run(tenants_seen(Scope.provider())) == ["acme", "globex"]
+    assert run_async(tenants_seen(Scope.tenant("acme"))) == ["acme"]
+    assert run_async(tenants_seen(Scope.provider())) == ["acme", "globex"]
 
 
 def test_api_key_authentication(app_client, loaded_db):

@@ -12,7 +12,12 @@ from psycopg_pool import AsyncConnectionPool
 
 logger = logging.getLogger(__name__)
 
-APP_ROLE = "flusso_app"
+APP_ROLE = "flusso_app"  # tenant-scoped transactions: policies `tenant_rows` (client_id = the tenant)
+# Provider-scoped transactions (all tenants): a member of APP_ROLE whose own policies say USING (true)
+# where the provider may read (migration 0023). The same rows as a `flusso.scope` test would give, but
+# the planner sees them: a per-row setting test is estimated at 0.5 % of a table, and a provider's
+# plans were chosen for a few rows when they read millions (a 3 s review queue at 22,000 logs).
+PROVIDER_ROLE = "flusso_provider"
 
 
 class StoreError(Exception):
@@ -56,7 +61,8 @@ def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: flo
 
 @asynccontextmanager
 async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIterator[psycopg.AsyncConnection]:
-    """One transaction running as the RLS-bound role with the tenant set for its duration.
+    """One transaction running as an RLS-bound role (the tenant's or the provider's) with the
+    tenant set for its duration.
 
     Even a statement that forgot its tenant filter sees only `scope`'s rows: PostgreSQL's
     row-level security enforces it (the connecting superuser would bypass RLS, the role does not).
@@ -67,7 +73,8 @@ async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIt
                 await conn.execute(
                     "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
                     " set_config('flusso.scope', %s, true)",
-                    (APP_ROLE, scope.client_id or "", "provider" if scope.all_tenants else "client"),
+                    (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
+                     "provider" if scope.all_tenants else "client"),
                 )
                 yield conn
     except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:

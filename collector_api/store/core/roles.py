@@ -4,6 +4,8 @@
   its schema and every table; the application connects as it and migrates as it.
 - `flusso_app` (NOLOGIN, NOBYPASSRLS) is the row-level-security role: the owner is a member
   and switches to it for every tenant-scoped transaction (store.db.scoped_transaction).
+- `flusso_provider` (NOLOGIN, NOBYPASSRLS), a member of `flusso_app` (its grants), is the role of
+  provider-scoped transactions: its policies read all tenants where the provider may (0023).
 
 `provision_owner` is idempotent and also upgrades a database laid out by an older version, in
 which a superuser owned everything: database, schema, tables, partitions and sequences are
@@ -17,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from collector_api.store.core import locks
-from collector_api.store.core.db import APP_ROLE
+from collector_api.store.core.db import APP_ROLE, PROVIDER_ROLE
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ _OWNER_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREP
 
 
 def provision_owner(admin_dsn: str, *, owner: str = OWNER_ROLE, password: str | None = None) -> list[str]:
-    """Create the two roles and give `owner` the database of `admin_dsn` and all in it.
+    """Create the roles and give `owner` the database of `admin_dsn` and all in it.
 
     `admin_dsn` connects as a superuser to the application's database. Returns the objects whose
     ownership moved (empty once done). Safe to run concurrently and at every start.
@@ -41,16 +43,19 @@ def provision_owner(admin_dsn: str, *, owner: str = OWNER_ROLE, password: str | 
 
 
 def ensure_roles(conn: psycopg.Connection, owner: str, password: str | None) -> None:
-    """The RLS role and the owner, with the owner a member of the RLS role (for SET ROLE)."""
-    app, own = sql.Identifier(APP_ROLE), sql.Identifier(owner)
-    if not _role_exists(conn, APP_ROLE):
-        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(app))
+    """The two RLS roles and the owner: the provider's role a member of the tenant's (its
+    grants), the owner a member of both (for SET ROLE)."""
+    app, provider, own = sql.Identifier(APP_ROLE), sql.Identifier(PROVIDER_ROLE), sql.Identifier(owner)
+    for name, role in ((APP_ROLE, app), (PROVIDER_ROLE, provider)):
+        if not _role_exists(conn, name):
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(role))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(app, provider))
     verb = "ALTER" if _role_exists(conn, owner) else "CREATE"
     # ALTER also takes back rights an older setup may have given the role.
     conn.execute(sql.SQL(f"{verb} ROLE {{}} {_OWNER_ATTRIBUTES}").format(own))
     if password is not None:
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(own, sql.Literal(password)))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(app, own))
+    conn.execute(sql.SQL("GRANT {}, {} TO {}").format(app, provider, own))
 
 
 def _role_exists(conn: psycopg.Connection, name: str) -> bool:
