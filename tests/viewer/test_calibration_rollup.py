@@ -11,6 +11,7 @@ import pytest
 
 from collector_api.contract.review_text import ReviewInput
 from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+from collector_api.store.core.migrate import apply_migrations, list_migrations
 from collector_api.store.reviews.calibration import get_calibration, split_range
 from collector_api.store.reviews.writes import Author, add_review
 
@@ -178,3 +179,13 @@ def test_a_tenant_reads_only_its_own_rollup_rows_and_writes_none(db_dsn):
         assert [r["client_id"] for r in rows] == ["acme", "globex"]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             run_async(_read_as(db_dsn, Scope.tenant("globex"), f"DELETE FROM {table} WHERE client_id = 'acme'"))
+
+
+def test_the_migration_backfills_the_reviews_already_stored(empty_db):
+    dsn, _ = empty_db
+    apply_migrations(dsn, [m for m in list_migrations() if m.version < 21])
+    _seed(dsn)  # reviewed before the rollup tables exist
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('review_calibration_daily')").fetchone()[0] is None
+    assert apply_migrations(dsn) == [m.name for m in list_migrations() if m.version >= 21]
+    _check_all_scopes(dsn, HAND)
