@@ -198,7 +198,9 @@ def _drop_secondary_indexes(conn) -> list[str]:
         " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)").fetchall()
     for name, _ in rows:
         conn.execute(f"DROP INDEX {name}")  # names from the catalog, not from input
-    return [definition for _, definition in rows]
+    # pg_get_indexdef names a partitioned table "ON ONLY": recreated as is, the index would stay
+    # invalid, on no partition (every query then scans); without ONLY it cascades to each month.
+    return [definition.replace(" ON ONLY ", " ON ", 1) for _, definition in rows]
 
 
 def _load_chunk(task: tuple) -> int:

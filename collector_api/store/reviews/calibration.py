@@ -46,8 +46,11 @@ _RISK_ROWS = ("SELECT client_id, risk, flagged AS pos, unflagged AS neg FROM rev
               " AND hallucination_risk = hallucination_risk")  # not NaN
 # ROC AUC as the Mann-Whitney statistic: for each distinct risk value, the flagged tickets at
 # that value beat every unflagged ticket below it and tie (1/2) with those at it.
-_AUC = ("WITH g AS (SELECT client_id, risk, sum(pos)::bigint AS pos, sum(neg)::bigint AS neg"
-        "  FROM (" + _RISK_ROWS + ") h GROUP BY GROUPING SETS ((client_id, risk), (risk))),"
+# Per client and value first (one pass over the rows), the overall histogram from those groups.
+_AUC = ("WITH c AS (SELECT client_id, risk, sum(pos)::bigint AS pos, sum(neg)::bigint AS neg"
+        "  FROM (" + _RISK_ROWS + ") h GROUP BY client_id, risk),"
+        " g AS (SELECT client_id, risk, pos, neg FROM c UNION ALL"
+        "  SELECT NULL, risk, sum(pos)::bigint, sum(neg)::bigint FROM c GROUP BY risk),"
         " w AS (SELECT client_id, pos, neg, COALESCE(sum(neg) OVER (PARTITION BY client_id ORDER BY risk"
         "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below FROM g)"
         " SELECT client_id, sum(pos)::bigint AS pos, sum(neg)::bigint AS neg,"
