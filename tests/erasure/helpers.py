@@ -110,6 +110,10 @@ _RISK_FRESH = ("SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,
                " = ANY (flags)) FROM ticket_review_state WHERE hallucination_risk IS NOT NULL GROUP BY 1, 2, 3"
                " ORDER BY 1, 2, 3")
 _RISK_ROLLED = "SELECT client_id, day, risk, flagged, unflagged FROM review_risk_daily ORDER BY 1, 2, 3"
+_RISK_MONTHLY = ("SELECT client_id, month, risk, flagged::bigint, unflagged::bigint FROM review_risk_monthly"
+                 " ORDER BY 1, 2, 3")
+_RISK_BY_MONTH = ("SELECT client_id, date_trunc('month', day)::date, risk, sum(flagged), sum(unflagged)"
+                  " FROM review_risk_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 
 
 def calibration_rollup(dsn: str) -> list[tuple]:
@@ -120,4 +124,5 @@ def calibration_rollup(dsn: str) -> list[tuple]:
         fresh = conn.execute(_CALIBRATION_FRESH).fetchall()
         assert [(*r[:2], *map(int, r[2:])) for r in rolled] == [(*r[:2], *map(int, r[2:])) for r in fresh]
         assert conn.execute(_RISK_ROLLED).fetchall() == conn.execute(_RISK_FRESH).fetchall()
+        assert conn.execute(_RISK_MONTHLY).fetchall() == conn.execute(_RISK_BY_MONTH).fetchall()
         return rolled

@@ -12,7 +12,7 @@ import pytest
 from collector_api.contract.review_text import ReviewInput
 from collector_api.store.core.db import Scope, create_pool, scoped_transaction
 from collector_api.store.core.migrate import apply_migrations, list_migrations
-from collector_api.store.reviews.calibration import get_calibration, split_range
+from collector_api.store.reviews.calibration import get_calibration, split_range, whole_months
 from collector_api.store.reviews.writes import Author, add_review
 
 from .helpers import make_log, run_async, store_logs
@@ -76,12 +76,12 @@ def _seed(dsn: str) -> list[int]:
     return ids[:40]
 
 
-def _both(dsn: str, scope: Scope, client: str | None = None) -> dict:
+def _both(dsn: str, scope: Scope, client: str | None = None, span: tuple = (START, END)) -> dict:
     """The rollup-based calibration, after checking that it equals the live one exactly."""
     async def go():
         async with create_pool(dsn, max_size=2) as pool:
-            return (await get_calibration(pool, scope, START, END, client),
-                    await get_calibration(pool, scope, START, END, client, use_rollup=False))
+            return (await get_calibration(pool, scope, *span, client),
+                    await get_calibration(pool, scope, *span, client, use_rollup=False))
     rolled, live = run_async(go())
     assert rolled == live
     return rolled
@@ -189,3 +189,29 @@ def test_the_migration_backfills_the_reviews_already_stored(empty_db):
         assert conn.execute("SELECT to_regclass('review_calibration_daily')").fetchone()[0] is None
     assert apply_migrations(dsn) == [m.name for m in list_migrations() if m.version >= 21]
     _check_all_scopes(dsn, HAND)
+
+
+def test_a_long_range_reads_its_whole_months_from_the_monthly_histogram(db_dsn):
+    span = (MIDNIGHT - timedelta(days=75, hours=-7), MIDNIGHT)  # 75 days: at least one whole month
+    m0, m1 = whole_months(*split_range(*span)[:2])
+    assert m0 < m1
+    docs, plan = [], []
+    for g, (confidence, verdicts, flagged) in enumerate(GROUPS):
+        for i, verdict in enumerate(verdicts):  # spread over the 75 days
+            docs.append(_doc("acme", f"L-{g}-{i}", span[0] + timedelta(hours=1 + 44 * (g * 10 + i)), confidence))
+            plan.append((verdict, ("hallucination",) if i >= len(verdicts) - flagged else ()))
+    ids = store_logs(db_dsn, docs)
+    run_async(_review_all(db_dsn, ids, plan, Scope.provider()))
+    _check(_both(db_dsn, Scope.tenant("acme"), span=span), HAND)  # the same tickets as HAND, other days
+    with psycopg.connect(db_dsn) as conn:
+        monthly = conn.execute("SELECT sum(flagged + unflagged) FROM review_risk_monthly WHERE month >= %s"
+                               " AND month < %s", (m0, m1)).fetchone()[0]
+        assert monthly == conn.execute("SELECT count(*) FROM ticket_review_state WHERE executed_at >= %s"
+                                       " AND executed_at < %s", (m0, m1)).fetchone()[0] > 0
+    inside = next(k for k, d in enumerate(docs) if plan[k][1] and str(m0) <= d["ticket_info"]["executed_at"][:10]
+                  < str(m1))  # a flagged ticket of a whole month
+    run_async(_review_all(db_dsn, [ids[inside]], [("correct", ())], Scope.tenant("acme")))  # unflagged now
+    assert _both(db_dsn, Scope.provider(), span=span)["hallucination_flagged"] == 9
+    with psycopg.connect(db_dsn) as conn:
+        conn.execute("DELETE FROM ticket_review_state WHERE log_id = ANY(%s)", (ids[::3],))
+    assert _both(db_dsn, Scope.provider(), span=span)["per_client"][0]["n"] == 26

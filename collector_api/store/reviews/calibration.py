@@ -2,7 +2,8 @@
 its hallucination risk against the `hallucination` flag (read side of store.reviews).
 
 Whole UTC days of the range are read from the daily rollups of migration 0021
-(review_calibration_daily, review_risk_daily), which triggers on ticket_review_state keep exact
+(review_calibration_daily, review_risk_daily; whole calendar months of the risk histogram from
+review_risk_monthly), which triggers on ticket_review_state keep exact
 in the transaction of every review, erasure and retention; the partial days at either edge of
 the range are aggregated live from ticket_review_state. The figures are those of the live
 computation over the whole range: counts and the AUC exactly (the risk histogram keys on the
@@ -37,8 +38,10 @@ _BUCKET_ROWS = ("SELECT client_id, bucket, n, conf_sum, correct FROM review_cali
 _BUCKETS = ("SELECT client_id, bucket, sum(n)::bigint AS n, sum(conf_sum) AS conf_sum,"
             " sum(correct)::bigint AS correct FROM (" + _BUCKET_ROWS + ") t"
             " GROUP BY GROUPING SETS ((client_id, bucket), (bucket))")
-_RISK_ROWS = ("SELECT client_id, risk, flagged AS pos, unflagged AS neg FROM review_risk_daily"
-              " WHERE {tenant} AND day >= %s AND day < %s"
+_RISK_ROWS = ("SELECT client_id, risk, flagged AS pos, unflagged AS neg FROM review_risk_monthly"
+              " WHERE {tenant} AND month >= %s AND month < %s"
+              " UNION ALL SELECT client_id, risk, flagged, unflagged FROM review_risk_daily"
+              " WHERE {tenant} AND (day >= %s AND day < %s OR day >= %s AND day < %s)"
               " UNION ALL SELECT client_id, hallucination_risk,"
               " CASE WHEN 'hallucination' = ANY (flags) THEN 1 ELSE 0 END,"
               " CASE WHEN NOT 'hallucination' = ANY (flags) THEN 1 ELSE 0 END FROM ticket_review_state"
@@ -69,21 +72,30 @@ def split_range(start: datetime, end: datetime) -> tuple[date, date, list[dateti
     return first, stop, [start, utc_midnight(first), utc_midnight(stop), end]
 
 
+def whole_months(first: date, stop: date) -> tuple[date, date]:
+    """[m0, m1): the calendar months (their first days) wholly inside the days [first, stop);
+    m0 == m1 when there is none. The days [first, m0) and [m1, stop) stay daily."""
+    m0 = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    m1 = stop.replace(day=1)
+    return (m0, m1) if m0 < m1 else (stop, stop)
+
+
 async def get_calibration(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
                           client_id: str | None = None, *, use_rollup: bool = True) -> dict[str, Any]:
     """Calibration of the agent's confidence against reviewers' verdicts for tickets executed in
     [start, end), overall and (for a provider over all tenants) per client. See `calibration_of`.
     `use_rollup=False` aggregates the whole range live (the reference the rollups must equal)."""
     first, stop, edges = split_range(start, end) if use_rollup else (start.date(), start.date(), [start, end, end, end])
-    tenant, tenant_params = tenant_condition(scope, client_id)
-    params = [*tenant_params, first, stop, *tenant_params, *edges]
+    m0, m1 = whole_months(first, stop)
+    tenant, t = tenant_condition(scope, client_id)
 
-    async def read(query: str) -> list[dict]:
+    async def read(query: str, params: list) -> list[dict]:
         async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
             return await (await conn.execute(sql.SQL(query).format(tenant=tenant), params)).fetchall()
 
     # Side by side, each in its own pooled connection (two cores: ~the slower one, not the sum).
-    buckets, aucs = await asyncio.gather(read(_BUCKETS), read(_AUC))
+    buckets, aucs = await asyncio.gather(read(_BUCKETS, [*t, first, stop, *t, *edges]),
+                                         read(_AUC, [*t, m0, m1, *t, first, m0, m1, stop, *t, *edges]))
     by_client: dict[str | None, tuple[list, dict | None]] = {}
     for r in buckets:
         by_client.setdefault(r["client_id"], ([], None))[0].append(r)
