@@ -310,23 +310,43 @@ async def _refresh(dsn: str) -> int:
         return await refresh_rollups(pool)
 
 
-async def _store_calls(dsn: str, n: int) -> list[tuple[str, list[float]]]:
+def _calibration_reads() -> list[tuple[str, object]]:
+    """The calibration read, and its live computation (the baseline, same run) where the tree has
+    the rollups of migration 0021; an older tree has only the live read."""
+    try:
+        from collector_api.store.reviews.calibration import get_calibration
+    except ImportError:  # a tree before the calibration rollup
+        from collector_api.store.reviews.reads import get_calibration
+        return [("get_calibration", get_calibration)]
+
+    async def live(pool, scope, start, end):
+        return await get_calibration(pool, scope, start, end, use_rollup=False)
+    return [("get_calibration", get_calibration), ("get_calibration live", live)]
+
+
+async def _store_calls(dsn: str, n: int, only: str = "") -> list[tuple[str, list[float]]]:
     """In-process ms of the overview's store reads, the recontact rate beside the statistics it
-    joined (its share of the overview, measured on the same data in the same run)."""
+    joined (its share of the overview, measured on the same data in the same run), and the
+    calibration from its rollups beside its live computation."""
     from collector_api.store.core.db import Scope, create_pool
     from collector_api.store.logs.recontact import get_recontact
     from collector_api.store.logs.stats import get_stats, utc_midnight
 
     end = utc_midnight(date.today() + timedelta(days=1))
-    calls = [(f"{label} ({days} d, all tenants)", fn, end - timedelta(days=days))
+    calls = [(f"{label} ({days} d, all tenants)", fn, Scope.provider(), end - timedelta(days=days))
              for days in (30, 90) for label, fn in (("get_stats", get_stats), ("get_recontact", get_recontact))]
+    now = datetime.now(UTC)  # the overview's range: [now - 90 d, now), both edges partial days
+    calls += [(f"{label} (90 d, {who})", fn, scope, now - timedelta(days=90)) for label, fn in _calibration_reads()
+              for who, scope in (("all tenants", Scope.provider()), ("client-00", Scope.tenant("client-00")))]
     out = []
     async with create_pool(dsn, max_size=2) as pool:
-        for label, fn, start in calls:
+        for label, fn, scope, start in calls:
+            if not wanted(only, label):
+                continue
             times = []
             for _ in range(n + 2):
                 t0 = time.perf_counter()
-                await fn(pool, Scope.provider(), start, end)
+                await fn(pool, scope, start, end if "calibration" not in label else now)
                 times.append((time.perf_counter() - t0) * 1000)
             out.append((label, times[2:]))
     return out
@@ -365,6 +385,11 @@ def measure(client: httpx.Client, urls: list[str], warmup: int = 2) -> tuple[lis
     return server, wall
 
 
+def wanted(only: str, label: str) -> bool:
+    """Whether the row `label` is timed under --only (comma-separated words; empty: every row)."""
+    return not only or any(word and word in label for word in only.split(","))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -382,6 +407,8 @@ def main() -> int:
     ap.add_argument("--load-only", action="store_true", help="load and refresh the rollups, then stop")
     ap.add_argument("--workers", type=int, default=None, help="loader processes (default: one per core)")
     ap.add_argument("--smoke", action="store_true", help="small and fast (< 60 s): for CI")
+    ap.add_argument("--only", default="", help="time only the rows whose label contains one of these"
+                    " comma-separated words (e.g. 'overview (90,get_calibration')")
     ap.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -472,6 +499,7 @@ def main() -> int:
                 ("provider", "overview (30 days, all tenants)", provider, ["/"]),
                 ("provider", "overview (90 days, all tenants)", provider, [f"/?start={today - timedelta(days=89)}"]),
                 ("client", "overview (30 days, own tenant)", client, ["/"]),
+                ("client", "overview (90 days, own tenant)", client, [f"/?start={today - timedelta(days=89)}"]),
                 ("provider", "GET /api/v1/stats (30 days)", provider, ["/api/v1/stats"]),
                 ("provider", "search: no filter", provider, ["/tickets"]),
                 ("provider", "search: status=FAILED, client", provider, ["/tickets?status=FAILED&client=client-01"]),
@@ -523,6 +551,8 @@ def main() -> int:
                  [f"/api/v1/stats?start={today - timedelta(days=89)}"]),
             ]
             for who, label, session, urls in plan:
+                if not wanted(args.only, label):
+                    continue
                 if urls is None:
                     cursor = provider.get("/api/v1/tickets").json()["next_cursor"]
                     urls = [f"/tickets?after={cursor}"]
@@ -531,7 +561,9 @@ def main() -> int:
                     urls = [f"/api/v1/sessions?after={cursor}"]
                 urls = [rng.choice(urls) if len(urls) > 1 else urls[0] for _ in range(requests)]
                 rows.append((who, label, *measure(session, urls)))
-            rows.append(("provider", "POST /tickets/{id}/reviews (form, 303)", *measure_posts(provider, ids, requests)))
+            if wanted(args.only, "POST /tickets/{id}/reviews"):
+                rows.append(("provider", "POST /tickets/{id}/reviews (form, 303)",
+                             *measure_posts(provider, ids, requests)))
         print(f"\nviewer latency, {total:,} logs, {args.tenants} tenants, {args.days} days,"
               f" {requests} sequential requests per row, ms. server = Server-Timing (handler),"
               " client = over HTTP on loopback")
@@ -540,7 +572,7 @@ def main() -> int:
             print(f"{who:<9} {label:<42} {statistics.median(server_ms):10.1f} {pct(server_ms, 0.95):10.1f}"
                   f" {pct(wall_ms, 0.95):10.1f} {max(wall_ms):8.1f}")
         print("\nthe overview's store reads in-process (same data, same run), ms")
-        for label, times in asyncio.run(_store_calls(dsn, requests)):
+        for label, times in asyncio.run(_store_calls(dsn, requests, args.only)):
             print(f"{'store':<9} {label:<42} {statistics.median(times):10.1f} {pct(times, 0.95):10.1f}")
     finally:
         if server is not None:

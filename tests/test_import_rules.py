@@ -20,6 +20,7 @@ STORE_READS = ("collector_api.store.logs.reads", "collector_api.store.logs.stats
                "collector_api.store.logs.sessions", "collector_api.store.logs.recontact",
                "collector_api.store.core.db", "collector_api.store.core.scope",
                "collector_api.store.ingest_health.reads", "collector_api.store.reviews.reads",
+               "collector_api.store.reviews.calibration",
                "collector_api.store.core.job_status", "collector_api.store.evals.reads",
                "collector_api.store.erasure.reads", "collector_api.store.datasets.reads")
 VIEWER_WRITERS = ("collector_api.store.accounts.principals", "collector_api.store.reviews.writes",

@@ -20,7 +20,7 @@ from collector_api.contract.spantree import known_parent
 from collector_api.store.logs.reads import count_tickets, find_tickets_by_trace, get_stats, get_ticket, list_tickets
 from collector_api.store.logs.recontact import get_recontact
 from collector_api.store.logs.usage import get_critical_nodes
-from collector_api.store.reviews.reads import get_calibration
+from collector_api.store.reviews.calibration import get_calibration
 
 from .auth import Principal
 from .context import ViewerContext

@@ -97,3 +97,32 @@ def count_logs(dsn: str, client: str, prefix: str | None = None) -> int:
             return conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = %s", (client,)).fetchone()[0]
         return conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = %s AND ticket_id LIKE %s",
                             (client, prefix + "%")).fetchone()[0]
+
+
+_CALIBRATION_FRESH = (
+    "SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day,"
+    " LEAST(floor(overall_confidence * 10), 9) AS bucket, count(*) AS n,"
+    " count(*) FILTER (WHERE verdict = 'correct') AS correct FROM ticket_review_state"
+    " WHERE overall_confidence BETWEEN 0 AND 1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+_CALIBRATION_ROLLED = "SELECT client_id, day, bucket, n, correct FROM review_calibration_daily ORDER BY 1, 2, 3"
+_RISK_FRESH = ("SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, hallucination_risk,"
+               " count(*) FILTER (WHERE 'hallucination' = ANY (flags)), count(*) FILTER (WHERE NOT 'hallucination'"
+               " = ANY (flags)) FROM ticket_review_state WHERE hallucination_risk IS NOT NULL GROUP BY 1, 2, 3"
+               " ORDER BY 1, 2, 3")
+_RISK_ROLLED = "SELECT client_id, day, risk, flagged, unflagged FROM review_risk_daily ORDER BY 1, 2, 3"
+_RISK_MONTHLY = ("SELECT client_id, month, risk, flagged::bigint, unflagged::bigint FROM review_risk_monthly"
+                 " ORDER BY 1, 2, 3")
+_RISK_BY_MONTH = ("SELECT client_id, date_trunc('month', day)::date, risk, sum(flagged), sum(unflagged)"
+                  " FROM review_risk_daily GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+
+
+def calibration_rollup(dsn: str) -> list[tuple]:
+    """The calibration rollup rows (migration 0021), after checking they equal a fresh aggregate
+    of ticket_review_state (what the triggers must keep them at)."""
+    with psycopg.connect(dsn) as conn:
+        rolled = conn.execute(_CALIBRATION_ROLLED).fetchall()
+        fresh = conn.execute(_CALIBRATION_FRESH).fetchall()
+        assert [(*r[:2], *map(int, r[2:])) for r in rolled] == [(*r[:2], *map(int, r[2:])) for r in fresh]
+        assert conn.execute(_RISK_ROLLED).fetchall() == conn.execute(_RISK_FRESH).fetchall()
+        assert conn.execute(_RISK_MONTHLY).fetchall() == conn.execute(_RISK_BY_MONTH).fetchall()
+        return rolled

@@ -23,7 +23,7 @@ from otel_bridge import erasure_tokens
 from tests.helpers import LiveServer, make_key, run_async
 from viewer.app import review_hash_key
 
-from .helpers import PII_KEY, RECEIPT_KEY, erase_settings, request_id, scan_everything
+from .helpers import PII_KEY, RECEIPT_KEY, calibration_rollup, erase_settings, request_id, scan_everything
 
 ANN = {"email": "ann.rossi@example.com", "name": "Ann Rossi", "phone": "+39 333 123 4567"}
 BOB = {"email": "bob.verdi@example.org", "name": "Bob Verdi", "phone": "+39 347 765 4321"}
@@ -114,6 +114,7 @@ def test_erase_a_customer_by_email_leaves_no_trace_in_any_table(server, db_dsn, 
     before = {t for t, _, c in scan_everything(db_dsn, needles) if c == "acme"}
     assert {"ticket_reviews", "alert_deliveries"} <= before, before
     assert any(t.startswith("workflow_logs") for t in before), before  # the scan sees what it looks for
+    assert sum(r[3] for r in calibration_rollup(db_dsn) if r[0] == "acme") == 2  # A-1 and B-1 reviewed
 
     r = httpx.post(f"{server.url}/api/v1/erasures", timeout=60,
                    headers={"X-API-Key": make_key(db_dsn, "acme", "erase")},
@@ -138,6 +139,7 @@ def test_erase_a_customer_by_email_leaves_no_trace_in_any_table(server, db_dsn, 
         left_tickets = conn.execute("SELECT client_id, ticket_id FROM workflow_logs ORDER BY 1, 2").fetchall()
     assert left_tickets == [("acme", "B-1"), ("globex", "G-1")]
     assert rollup_tickets(db_dsn, "acme") == 1 and rollup_tickets(db_dsn, "globex") == 1
+    assert sum(r[3] for r in calibration_rollup(db_dsn) if r[0] == "acme") == 1  # B-1's review only
     # A new ticket of Ann's at acme, after the erasure: refused by her tokens' tombstones (named, not
     # retried), never stored.
     late = ship(server, make_key(db_dsn, "acme"), [{"id": "A-3", **ANN}], tmp_path)

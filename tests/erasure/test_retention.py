@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from collector_api.contract.receipts import receipt_of, sign, verify
-from collector_api.store.core.db import create_pool
-from collector_api.store.erasure.retention import run_retention, set_retention
+from collector_api.contract.review_text import ReviewInput
+from collector_api.store.core.db import Scope, create_pool
+from collector_api.store.erasure.retention import cutoff_of, run_retention, set_retention
 from collector_api.store.logs.partitions import ensure_partitions
+from collector_api.store.reviews.writes import Author, add_review
 from tests.helpers import make_key, run_async
 
-from .helpers import RECEIPT_KEY, bulk_logs, count_logs
+from .helpers import RECEIPT_KEY, bulk_logs, calibration_rollup, count_logs
 
 NOW = datetime.now(UTC)
 
@@ -96,8 +98,6 @@ def test_retention_rows_of_the_erasure_log_are_append_only(db_dsn):
 
 
 def test_the_cutoff_is_a_utc_midnight_so_rollups_lose_whole_days_only(db_dsn):
-    from collector_api.store.erasure.retention import cutoff_of
-
     cut = cutoff_of(30, NOW)
     assert cut.hour == cut.minute == 0 and NOW - cut >= timedelta(days=30) and NOW - cut < timedelta(days=31)
 
@@ -120,3 +120,25 @@ def test_only_an_erasure_transaction_lets_the_rls_role_delete_logs_and_the_owner
     assert run_async(delete(True)) == 1
     with psycopg.connect(db_dsn) as conn:  # the owner (global retention, partition upkeep) is not bound
         assert conn.execute("DELETE FROM workflow_logs WHERE ticket_id = 'T-1'").rowcount == 1
+
+
+async def _review_some(pool, dsn: str) -> None:
+    """Three reviewed tickets of each age (OLD, MID, NEW) per tenant, with a confidence and a risk."""
+    with psycopg.connect(dsn) as conn:
+        picks = conn.execute("UPDATE workflow_logs SET overall_confidence = 0.75, hallucination_risk = 0.25"
+                             " WHERE ticket_id ~ '^(OLD|MID|NEW)-[012]$' RETURNING client_id, id").fetchall()
+    for client, log_id in picks:
+        await add_review(pool, Scope.tenant(client), log_id, ReviewInput("correct", ("hallucination",)),
+                         Author("r@example.com", "user", "client"))
+
+
+def test_retention_takes_the_expired_days_out_of_the_calibration_rollup(db_dsn):
+    _seed(db_dsn)
+    _run(db_dsn, lambda pool: _review_some(pool, db_dsn))
+    assert {c: sum(r[3] for r in calibration_rollup(db_dsn) if r[0] == c) for c in ("acme", "globex")} == {
+        "acme": 9, "globex": 9}
+    assert _run(db_dsn, lambda pool: set_retention(pool, "acme", 30))
+    _run(db_dsn, lambda pool: run_retention(pool, batch=70))
+    rows = calibration_rollup(db_dsn)  # still equal to a fresh aggregate of the reviews left
+    assert sum(r[3] for r in rows if r[0] == "acme") == 3 and sum(r[3] for r in rows if r[0] == "globex") == 9
+    assert all(r[1] >= cutoff_of(30, NOW).date() for r in rows if r[0] == "acme")

@@ -8,7 +8,7 @@ import pytest
 
 from collector_api.contract.review_text import ReviewInput
 from collector_api.store.core.db import Scope, create_pool
-from collector_api.store.reviews.reads import get_calibration
+from collector_api.store.reviews.calibration import get_calibration
 from collector_api.store.reviews.writes import Author, add_review
 
 from .helpers import make_log, run_async, store_logs

@@ -106,7 +106,8 @@ async def _delete_batches(pool: AsyncConnectionPool, row: dict, cutoff: datetime
 
 
 async def _forget_rollups(pool: AsyncConnectionPool, client: str, cutoff: datetime) -> None:
-    """The tenant's rollup rows of expired days go with its logs (whole UTC days: the cutoff is a midnight)."""
+    """The tenant's rollup rows of expired days go with its logs (whole UTC days: the cutoff is a midnight).
+    The calibration rollups (migration 0021) left already, by trigger, with the reviews' state."""
     async with scoped_transaction(pool, Scope.provider(client)) as conn:
         for table in (*ROLLUP_TABLES, "viewer_daily_recontact_rollup"):
             await conn.execute(sql.SQL("DELETE FROM {} WHERE client_id = %s AND day < %s").format(

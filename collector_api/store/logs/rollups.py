@@ -77,7 +77,9 @@ async def recompute_days(pool: AsyncConnectionPool, days: list[date], client: st
     """Recompute `client`'s rollups of `days` now (after an erasure: totals must stop counting what
     it erased). Waits for a refresh in progress; days not rolled up yet are left to the refresh.
     The recontact rollup of those days and of the window before each is recomputed too (an erased
-    ticket was maybe the later contact of an earlier one), with the window it was built with."""
+    ticket was maybe the later contact of an earlier one), with the window it was built with.
+    The calibration rollups (migration 0021) need nothing here: the erasure's delete of the
+    reviews' state already took them out, by trigger, in its own transaction."""
     days = sorted(set(days))
     async with scoped_transaction(pool, Scope.provider()) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
