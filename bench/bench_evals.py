@@ -214,6 +214,20 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
+def wait_for_scores(dsn: str, timeout: float) -> int:
+    """The scores stored, once the evaluate job has caught up with the last phase's logs (its cursor
+    at the newest log) or `timeout` seconds have passed: on busy cores the job runs late, not never."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            caught_up = conn.execute(
+                "SELECT (SELECT (watermark, last_id) FROM evaluation_state WHERE id = 1) >="
+                " (SELECT (created_at, id) FROM workflow_logs ORDER BY created_at DESC, id DESC LIMIT 1)").fetchone()[0]
+            if caught_up or time.monotonic() > deadline:
+                return conn.execute("SELECT count(*) FROM evaluation_scores").fetchone()[0]
+            time.sleep(0.5)
+
+
 def bench_ingest(dsn: str, workdir: Path, rate: float, seconds: float, rounds: int) -> dict[str, float]:
     from collector_api.store.accounts.principals import create_api_key
     from collector_api.store.core.db import create_pool
@@ -250,8 +264,7 @@ def bench_ingest(dsn: str, workdir: Path, rate: float, seconds: float, rounds: i
                     into += send_at_rate(port, secret, rate, seconds)
                     cpu[phase] += cpu_seconds(server.pid) - before
                     refused[phase] += REFUSED[0]
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                scores = conn.execute("SELECT count(*) FROM evaluation_scores").fetchone()[0]
+            scores = wait_for_scores(dsn, 60.0)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
