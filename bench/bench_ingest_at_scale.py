@@ -1,7 +1,7 @@
 """Ingest into a large store versus an empty one, in the same run: does a full database slow ingest?
 
     .venv/bin/python bench/bench_viewer.py --logs 10000000 --dsn postgresql://... --load-only
-    .venv/bin/python bench/bench_ingest_at_scale.py --dsn postgresql://... [--logs 10000] [--rounds 3]
+    .venv/bin/python bench/bench_ingest_at_scale.py --dsn postgresql://... [--logs 10000] [--rounds 4]
 
 --dsn is the (superuser) DSN of the database holding the large store. An empty database on the same
 server is created and migrated beside it, and dropped at the end. Two collectors (`flusso-obs
@@ -55,7 +55,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", required=True, help="superuser DSN of the database holding the large store")
     ap.add_argument("--logs", type=int, default=10_000, help="logs per phase (one phase per database per round)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4, help="an even number: each database goes first as often")
     ap.add_argument("--procs", type=int, default=4, help="sender processes, one connection each")
     ap.add_argument("--batch", type=int, default=512, help="log records per request")
     args = ap.parse_args()
@@ -110,9 +110,11 @@ def report(results: dict, big: int, args) -> None:
         rows = results[name]
         print(f"{name:<10} {statistics.median(r[0] for r in rows):14,.0f}"
               f" {statistics.median(r[1] for r in rows):14.3f} {statistics.median(r[2] for r in rows):21.3f}")
-    median = statistics.median(ratios)
-    print(f"loaded/empty logs/s per round: {', '.join(f'{x:.2f}' for x in ratios)}; median {median:.2f}"
-          f" (target >= 0.90: {'PASS' if median >= 0.90 else 'MISS'})")
+    median, geo = statistics.median(ratios), statistics.geometric_mean(ratios)
+    print(f"loaded/empty logs/s per round: {', '.join(f'{x:.2f}' for x in ratios)}; median {median:.2f},"
+          f" geometric mean {geo:.2f} (target >= 0.90: {'PASS' if min(median, geo) >= 0.90 else 'MISS'})")
+    print("(the phase sent first in a round tends to be the faster: use an even --rounds, so each database"
+          " goes first equally often)")
 
 
 if __name__ == "__main__":
