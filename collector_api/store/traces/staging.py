@@ -174,24 +174,29 @@ def staging_upkeep(dsn: str, retention_s: float, *, hours_ahead: int = 2) -> dic
         existing = {r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'trace_spans'")}
-        for offset in range(0, hours_ahead + 1):
-            start = _hour(now, offset)
-            name = f"trace_spans_{start:%Y%m%d%H}"
-            if name not in existing:
-                try:
-                    with conn.transaction():  # a savepoint: one hour cannot block the others
-                        moved += _create_hour(conn, name, start)
-                    created += 1
-                except psycopg.Error as exc:
-                    logger.warning("staging upkeep: partition %s not created (%s); retried next run",
-                                   name, type(exc).__name__)
-        for name in sorted(existing):
-            if name == "trace_spans_default" or not name.startswith("trace_spans_"):
-                continue
-            end = datetime.strptime(name[-10:], "%Y%m%d%H").replace(tzinfo=UTC) + timedelta(hours=1)
-            if end < cutoff:
-                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-                dropped += 1
+        hours = [(f"trace_spans_{start:%Y%m%d%H}", start) for start in (_hour(now, k) for k in range(hours_ahead + 1))]
+        to_create = [(name, start) for name, start in hours if name not in existing]
+        to_drop = [name for name in sorted(existing)
+                   if name != "trace_spans_default" and name.startswith("trace_spans_")
+                   and datetime.strptime(name[-10:], "%Y%m%d%H").replace(tzinfo=UTC) + timedelta(hours=1) < cutoff]
+        if to_create or to_drop:
+            # The parent first, as every insert takes it: creating and dropping partitions then lock
+            # DEFAULT, the new partitions and the parent again without a stager holding one of them
+            # while it waits for another (a deadlock otherwise: a stager routing rows into an hour
+            # created a moment ago, this transaction waiting for the parent for the next hour).
+            # Stagers wait for the few statements below; reads go on.
+            conn.execute("LOCK TABLE trace_spans IN SHARE ROW EXCLUSIVE MODE")
+        for name, start in to_create:
+            try:
+                with conn.transaction():  # a savepoint: one hour cannot block the others
+                    moved += _create_hour(conn, name, start)
+                created += 1
+            except psycopg.Error as exc:
+                logger.warning("staging upkeep: partition %s not created (%s); retried next run",
+                               name, type(exc).__name__)
+        for name in to_drop:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+            dropped += 1
         conn.execute("DELETE FROM trace_spans_default WHERE received_at < %s", (cutoff,))
         conn.execute("DELETE FROM trace_state WHERE first_seen < %s AND state <> 'open'",
                      (cutoff - timedelta(days=1),))
