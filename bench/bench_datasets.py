@@ -168,18 +168,8 @@ def run_bench(dsn: str, logs: int, items: int, repeat: int, requests: int) -> su
     with psycopg.connect(dsn) as conn:
         total = conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
     port = 19000 + os.getpid() % 1000
-    server = subprocess.Popen([sys.executable, __file__, "--serve", dsn, str(port)])
+    server = bv.start_app(__file__, dsn, port)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit("server did not start")
-        time.sleep(0.2)
     rng = random.Random(5)
     with psycopg.connect(dsn) as conn:
         item_ids = [r[0] for r in conn.execute("SELECT i.id FROM dataset_items i JOIN experiments e"

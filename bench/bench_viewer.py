@@ -362,6 +362,22 @@ def serve(dsn: str, port: int) -> None:
     uvicorn.run(create_app(settings, dsn), host="127.0.0.1", port=port, log_level="warning")
 
 
+def start_app(script: str, dsn: str, port: int) -> subprocess.Popen:
+    """`script --serve DSN PORT` in a child process (the real app under uvicorn), once /healthz answers."""
+    server = subprocess.Popen([sys.executable, script, "--serve", dsn, str(port)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise SystemExit("server did not start")
+        time.sleep(0.2)
+
+
 def login(client: httpx.Client, email: str) -> None:
     page = client.get("/login")
     token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
@@ -474,18 +490,8 @@ def main() -> int:
             whale_tickets = conn.execute("SELECT count(*) FROM workflow_logs WHERE client_id = 'client-00'"
                                          " AND session_key = %s", (whale,)).fetchone()[0]
         port = 18000 + os.getpid() % 1000
-        server = subprocess.Popen([sys.executable, __file__, "--serve", dsn, str(port)])
+        server = start_app(__file__, dsn, port)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.2)
 
         rng = random.Random(1)
         today = date.today()
