@@ -95,3 +95,42 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+# The evaluator-score rollups (migration 0024) against a fresh aggregate of what they summarize.
+_SCORES_FRESH = ("SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date, evaluator, count(*), sum(score)"
+                 " FROM evaluation_scores GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+_SCORES_ROLLED = "SELECT client_id, day, evaluator, n, score_sum FROM evaluation_score_daily ORDER BY 1, 2, 3"
+_VERDICTS_FRESH = (
+    "SELECT l.client_id, (l.executed_at AT TIME ZONE 'UTC')::date, l.evaluator, l.score,"
+    " count(*) FILTER (WHERE r.verdict = 'correct'), count(*) FILTER (WHERE r.verdict <> 'correct')"
+    " FROM (SELECT DISTINCT ON (client_id, log_id, evaluator) * FROM evaluation_scores"
+    "  ORDER BY client_id, log_id, evaluator, version DESC) l"
+    " JOIN ticket_review_state r ON r.log_id = l.log_id AND r.client_id = l.client_id"
+    " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+_VERDICTS_ROLLED = ("SELECT client_id, day, evaluator, score, correct, other FROM evaluation_verdict_daily"
+                    " ORDER BY 1, 2, 3, 4")
+_VERDICTS_MONTHLY = ("SELECT client_id, month, evaluator, score, correct, other FROM evaluation_verdict_monthly"
+                     " ORDER BY 1, 2, 3, 4")
+_VERDICTS_BY_MONTH = ("SELECT client_id, date_trunc('month', day)::date, evaluator, score, sum(correct), sum(other)"
+                      " FROM evaluation_verdict_daily GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+
+
+def score_rollups(dsn: str) -> tuple[list[tuple], list[tuple]]:
+    """(score rows, verdict rows) of the evaluator rollups, after checking they equal a fresh
+    aggregate of evaluation_scores and ticket_review_state (what the triggers keep them at): the
+    counts exactly, the sums to 1e-9, and no row left at zero."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rolled = conn.execute(_SCORES_ROLLED).fetchall()
+        fresh = conn.execute(_SCORES_FRESH).fetchall()
+        assert [r[:4] for r in rolled] == [r[:4] for r in fresh]
+        assert all(abs(a[4] - b[4]) < 1e-9 for a, b in zip(rolled, fresh, strict=True))
+        verdicts = conn.execute(_VERDICTS_ROLLED).fetchall()
+        assert [(*r[:4], int(r[4]), int(r[5])) for r in verdicts] == [
+            (*r[:4], int(r[4]), int(r[5])) for r in conn.execute(_VERDICTS_FRESH).fetchall()]
+        assert [(*r[:4], int(r[4]), int(r[5])) for r in conn.execute(_VERDICTS_MONTHLY).fetchall()] == [
+            (*r[:4], int(r[4]), int(r[5])) for r in conn.execute(_VERDICTS_BY_MONTH).fetchall()]
+        assert all(r[4] or r[5] for r in verdicts)
+        return rolled, verdicts

@@ -3,6 +3,7 @@ ticket's scores, the overview's score-over-time series and the judge calibration
 reviewers' verdicts. Reads go through collector_api.store.evals.reads (tenant-filtered, RLS)."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,9 @@ from collector_api.store.core.scope import tenant_of
 from collector_api.store.evals.reads import (
     evaluator_names,
     score_series,
-    scores_against_verdicts,
     scores_by_log,
     ticket_scores,
+    verdict_histogram,
 )
 
 from .auth import Principal
@@ -65,6 +66,6 @@ async def ticket_evaluations(ctx: ViewerContext, principal: Principal, log_id: i
 async def overview_evaluations(ctx: ViewerContext, principal: Principal, start: datetime, end: datetime,
                                client: str | None) -> dict[str, Any]:
     """Per evaluator the daily mean score, and each evaluator's calibration against verdicts."""
-    series = await score_series(ctx.pool, principal.scope, start, end, client)
-    pairs = await scores_against_verdicts(ctx.pool, principal.scope, start, end, client)
-    return {"series": series, "calibration": judge_calibration(pairs)}
+    series, histogram = await asyncio.gather(score_series(ctx.pool, principal.scope, start, end, client),
+                                             verdict_histogram(ctx.pool, principal.scope, start, end, client))
+    return {"series": series, "calibration": judge_calibration(histogram)}

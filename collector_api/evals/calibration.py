@@ -16,56 +16,54 @@ BUCKETS = 10
 AGREE_AT = 0.5
 
 
-def _auc(pairs: list[tuple[float, bool]]) -> float | None:
+Histogram = list[tuple[float, int, int]]  # (score, tickets judged correct, tickets judged otherwise)
+
+
+def _auc(histogram: Histogram) -> float | None:
     """Mann-Whitney: the chance a correct ticket outscores an incorrect one (ties count half)."""
-    pos = sum(1 for _, c in pairs if c)
-    neg = len(pairs) - pos
+    pos = sum(c for _, c, _ in histogram)
+    neg = sum(o for _, _, o in histogram)
     if not pos or not neg:
         return None
-    wins, below, i = 0.0, 0, 0
-    ordered = sorted(pairs)
-    while i < len(ordered):
-        j = i
-        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
-            j += 1
-        tie_pos = sum(1 for _, c in ordered[i:j] if c)
-        tie_neg = (j - i) - tie_pos
-        wins += tie_pos * (below + 0.5 * tie_neg)
-        below += tie_neg
-        i = j
+    wins, below = 0.0, 0
+    for _, correct, other in sorted(histogram):  # one entry per distinct score: its ties
+        wins += correct * (below + 0.5 * other)
+        below += other
     return wins / (pos * neg)
 
 
-def calibration_of(pairs: list[tuple[float, bool]]) -> dict[str, Any]:
-    """n, enough, buckets (bounds, n, mean score, accuracy), ece, auc, agreement; below MIN_N the
-    figures are None and `message` says why."""
-    n = len(pairs)
+def calibration_of(histogram: Histogram) -> dict[str, Any]:
+    """n, enough, buckets (bounds, n, mean score, accuracy), ece, auc, agreement of one
+    evaluator's histogram (one entry per distinct score value); below MIN_N the figures are None
+    and `message` says why."""
+    n = sum(c + o for _, c, o in histogram)
     out: dict[str, Any] = {"n": n, "enough": n >= MIN_N, "min_n": MIN_N, "buckets": [], "ece": None,
                            "auc": None, "agreement": None, "message": None}
     if not out["enough"]:
         out["message"] = f"fewer than {MIN_N} reviewed tickets with this score ({n}): not enough to judge"
         return out
-    groups: dict[int, list[tuple[float, bool]]] = defaultdict(list)
-    for score, correct in pairs:
-        groups[min(int(score * BUCKETS), BUCKETS - 1)].append((score, correct))
+    groups: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
+    for entry in histogram:
+        groups[min(int(entry[0] * BUCKETS), BUCKETS - 1)].append(entry)
     ece = 0.0
     for b in range(BUCKETS):
         g = groups.get(b, [])
-        entry = {"lower": b / BUCKETS, "upper": (b + 1) / BUCKETS, "n": len(g), "mean_score": None, "accuracy": None}
-        if g:
-            entry["mean_score"] = sum(s for s, _ in g) / len(g)
-            entry["accuracy"] = sum(1 for _, c in g if c) / len(g)
-            ece += len(g) / n * abs(entry["accuracy"] - entry["mean_score"])
+        count = sum(c + o for _, c, o in g)
+        entry = {"lower": b / BUCKETS, "upper": (b + 1) / BUCKETS, "n": count, "mean_score": None, "accuracy": None}
+        if count:
+            entry["mean_score"] = sum(s * (c + o) for s, c, o in g) / count
+            entry["accuracy"] = sum(c for _, c, _ in g) / count
+            ece += count / n * abs(entry["accuracy"] - entry["mean_score"])
         out["buckets"].append(entry)
     out["ece"] = ece
-    out["auc"] = _auc(pairs)
-    out["agreement"] = sum(1 for s, c in pairs if (s >= AGREE_AT) == c) / n
+    out["auc"] = _auc(histogram)
+    out["agreement"] = sum(c if s >= AGREE_AT else o for s, c, o in histogram) / n
     return out
 
 
 def judge_calibration(rows: list[dict]) -> list[dict[str, Any]]:
-    """Per evaluator (by name), its calibration from rows of (evaluator, score, correct)."""
-    by_name: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    """Per evaluator (by name), its calibration from histogram rows (evaluator, score, correct, other)."""
+    by_name: dict[str, Histogram] = defaultdict(list)
     for r in rows:
-        by_name[r["evaluator"]].append((float(r["score"]), bool(r["correct"])))
-    return [{"evaluator": name, **calibration_of(pairs)} for name, pairs in sorted(by_name.items())]
+        by_name[r["evaluator"]].append((float(r["score"]), int(r["correct"]), int(r["other"])))
+    return [{"evaluator": name, **calibration_of(hist)} for name, hist in sorted(by_name.items())]

@@ -12,6 +12,7 @@ from psycopg import sql
 from config.server import ServerSettings
 from otel_bridge.pii import Redactor
 from tests.collector.helpers import make_log
+from tests.helpers import score_rollups
 
 RECEIPT_KEY = "receipt-key-" + "r" * 40
 PII_KEY = "client-pii-key-" + "p" * 40  # the client's PII_HASH_KEY (the bridge's)
@@ -118,7 +119,9 @@ _RISK_BY_MONTH = ("SELECT client_id, date_trunc('month', day)::date, risk, sum(f
 
 def calibration_rollup(dsn: str) -> list[tuple]:
     """The calibration rollup rows (migration 0021), after checking they equal a fresh aggregate
-    of ticket_review_state (what the triggers must keep them at)."""
+    of ticket_review_state (what the triggers must keep them at), as the evaluator rollups
+    (migration 0024) must equal theirs."""
+    score_rollups(dsn)
     with psycopg.connect(dsn) as conn:
         rolled = conn.execute(_CALIBRATION_ROLLED).fetchall()
         fresh = conn.execute(_CALIBRATION_FRESH).fetchall()

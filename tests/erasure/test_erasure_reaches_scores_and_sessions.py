@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from collector_api.store.core.db import create_pool
 from collector_api.store.logs.rollups import refresh_rollups
 from flusso_obs.server import create_app
-from tests.helpers import make_key, run_async
+from tests.helpers import make_key, run_async, score_rollups
 
 from .helpers import customer_log, erase_settings, post_log, request_id
 
@@ -83,6 +83,11 @@ def test_erasing_a_ticket_removes_its_scores_and_the_recontact_it_made(app_clien
     day = first_at.date()
     assert _recontact(db_dsn, "acme", day) == (1, 1), "T-2 is the same customer back within the window"
     assert _score_logs(db_dsn) == {"acme": {"T-1", "T-2"}, "globex": {"T-1", "T-2"}}
+    with psycopg.connect(db_dsn) as conn:  # both reviewed: the evaluator's verdict rollup counts them
+        conn.execute("INSERT INTO ticket_review_state (log_id, client_id, executed_at, status, verdict, flags,"
+                     " review_count, last_review_id, last_review_at) SELECT id, client_id, executed_at, status,"
+                     " 'correct', '{}', 1, 1, now() FROM workflow_logs")
+    assert sum(r[4] for r in score_rollups(db_dsn)[1] if r[0] == "acme") == 2
 
     r = app_client.post("/api/v1/erasures", json={"request_id": request_id(), "ticket_ids": ["T-2"]},
                         headers={"X-API-Key": make_key(db_dsn, "acme", "erase")})
@@ -90,5 +95,8 @@ def test_erasing_a_ticket_removes_its_scores_and_the_recontact_it_made(app_clien
     counts = r.json()["counts"]
     assert counts["workflow_logs"] == 1 and counts["evaluation_scores"] == 1 and counts["evaluation_outcomes"] == 1
     assert _scored(db_dsn) == {"acme": {"T-1"}, "globex": {"T-1", "T-2"}}
+    scores, verdicts = score_rollups(db_dsn)
+    assert [sum(r[3] for r in scores if r[0] == c) for c in ("acme", "globex")] == [1, 2]
+    assert [sum(r[4] for r in verdicts if r[0] == c) for c in ("acme", "globex")] == [1, 2]
     assert _recontact(db_dsn, "acme", day) == (1, 0), "the erased ticket still counts as a recontact"
     assert _recontact(db_dsn, "globex", day) == (1, 1), "another tenant's rollup was touched"

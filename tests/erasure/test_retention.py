@@ -13,7 +13,7 @@ from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.erasure.retention import cutoff_of, run_retention, set_retention
 from collector_api.store.logs.partitions import ensure_partitions
 from collector_api.store.reviews.writes import Author, add_review
-from tests.helpers import make_key, run_async
+from tests.helpers import make_key, run_async, score_rollups
 
 from .helpers import RECEIPT_KEY, bulk_logs, calibration_rollup, count_logs
 
@@ -135,10 +135,17 @@ async def _review_some(pool, dsn: str) -> None:
 def test_retention_takes_the_expired_days_out_of_the_calibration_rollup(db_dsn):
     _seed(db_dsn)
     _run(db_dsn, lambda pool: _review_some(pool, db_dsn))
+    with psycopg.connect(db_dsn) as conn:  # every log scored (the evaluator rollups follow retention too)
+        conn.execute("INSERT INTO evaluation_scores (client_id, log_id, executed_at, evaluator, version, score)"
+                     " SELECT client_id, id, executed_at, 'judge', 1, 0.75 FROM workflow_logs")
     assert {c: sum(r[3] for r in calibration_rollup(db_dsn) if r[0] == c) for c in ("acme", "globex")} == {
         "acme": 9, "globex": 9}
+    assert sum(r[4] + r[5] for r in score_rollups(db_dsn)[1]) == 18
     assert _run(db_dsn, lambda pool: set_retention(pool, "acme", 30))
     _run(db_dsn, lambda pool: run_retention(pool, batch=70))
     rows = calibration_rollup(db_dsn)  # still equal to a fresh aggregate of the reviews left
     assert sum(r[3] for r in rows if r[0] == "acme") == 3 and sum(r[3] for r in rows if r[0] == "globex") == 9
     assert all(r[1] >= cutoff_of(30, NOW).date() for r in rows if r[0] == "acme")
+    scores, verdicts = score_rollups(db_dsn)
+    assert sum(r[4] + r[5] for r in verdicts) == 12
+    assert all(r[1] >= cutoff_of(30, NOW).date() for r in scores if r[0] == "acme")

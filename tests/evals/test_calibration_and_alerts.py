@@ -12,7 +12,7 @@ from collector_api.alerts.evaluate import evaluate_rules
 from collector_api.alerts.rules import AlertRuleError, validate_rule
 from collector_api.evals.calibration import calibration_of, judge_calibration
 from collector_api.store.core.db import Scope, create_pool
-from collector_api.store.evals.reads import scores_against_verdicts
+from collector_api.store.evals.reads import verdict_histogram
 from tests.evals.helpers import build_log, insert_log
 from tests.helpers import run_async
 
@@ -32,8 +32,7 @@ def test_calibration_by_hand():
     # beat 16 low-incorrect (18*16) and tie 2 high-incorrect (18*2*0.5); low-correct tie 16
     # (4*16*0.5): (288 + 18 + 32) / (22 * 18) = 338 / 396.
     # Agreement (score >= 0.5 <-> correct): 18 + 16 of 40 = 0.85.
-    pairs = [(0.9, True)] * 18 + [(0.9, False)] * 2 + [(0.15, True)] * 4 + [(0.15, False)] * 16
-    cal = calibration_of(pairs)
+    cal = calibration_of([(0.9, 18, 2), (0.15, 4, 16)])
     assert cal["enough"] and cal["n"] == 40
     assert cal["ece"] == pytest.approx(0.025)
     assert cal["auc"] == pytest.approx(338 / 396)
@@ -43,10 +42,11 @@ def test_calibration_by_hand():
 
 
 def test_fewer_than_30_is_not_enough():
-    cal = calibration_of([(0.5, True)] * 29)
+    cal = calibration_of([(0.5, 20, 9)])
     assert not cal["enough"] and cal["ece"] is None and "fewer than 30" in cal["message"]
-    assert [c["evaluator"] for c in judge_calibration([{"evaluator": "b", "score": 1, "correct": True},
-                                                       {"evaluator": "a", "score": 0, "correct": False}])] == ["a", "b"]
+    assert [c["evaluator"] for c in judge_calibration([{"evaluator": "b", "score": 1, "correct": 1, "other": 0},
+                                                       {"evaluator": "a", "score": 0, "correct": 0, "other": 1}])
+            ] == ["a", "b"]
 
 
 def _score(dsn, client, log_id, evaluator, score, version=1):
@@ -73,10 +73,10 @@ def test_scores_meet_verdicts_latest_version_and_tenant_only(db_dsn):
     _verdict(db_dsn, a, "correct")
     _verdict(db_dsn, g, "incorrect")
     start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-    mine = run(db_dsn, lambda pool: scores_against_verdicts(pool, Scope.tenant("acme"), start, end))
-    every = run(db_dsn, lambda pool: scores_against_verdicts(pool, Scope.provider(), start, end))
-    assert [(r["evaluator"], r["score"], r["correct"]) for r in mine] == [("judge", 0.7, True)]
-    assert sorted((r["score"], r["correct"]) for r in every) == [(0.1, False), (0.7, True)]
+    mine = run(db_dsn, lambda pool: verdict_histogram(pool, Scope.tenant("acme"), start, end))
+    every = run(db_dsn, lambda pool: verdict_histogram(pool, Scope.provider(), start, end))
+    assert [(r["evaluator"], r["score"], r["correct"], r["other"]) for r in mine] == [("judge", 0.7, 1, 0)]
+    assert sorted((r["score"], r["correct"], r["other"]) for r in every) == [(0.1, 0, 1), (0.7, 1, 0)]
 
 
 def test_eval_metric_fires_on_the_average_score_per_tenant(db_dsn):

@@ -27,6 +27,10 @@ JOB_ALERTS = 0x4A6F6212
 ALERT_ROLLUPS = 0x416C7274  # "Alrt"
 # Online evaluations (0x4A6F6240..0x4A6F624F reserved): the evaluation job.
 JOB_EVALUATE = 0x4A6F6240
+# The evaluator-verdict rollup's triggers (migration 0024, which spells it 1248813633): the first key
+# of pg_advisory_xact_lock(key, bucket), one bucket per hashint8(log_id) & 1023, taken by writers
+# of evaluation_scores and ticket_review_state before they read the other table.
+EVAL_VERDICT_LOGS = 0x4A6F6241
 # Erasure (0x4A6F6230..0x4A6F623F): a tenant's stores hold it shared (the workflow_logs trigger of
 # migration 0018, as pg_advisory_xact_lock_shared(this, hashtext(client_id))); an erasure takes it
 # exclusively once its tombstones are committed, so no store that missed them is still in flight.

@@ -3,6 +3,7 @@ verdicts. Every statement filters on the tenant AND (for the pool-based reads) r
 RLS-scoped transaction. SQL + psycopg only.
 
 "Latest version" means, per (log, evaluator), the score of the highest version stored.
+The overview's series and judge calibration read whole days from the rollups of migration 0024.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core.db import Scope, scoped_transaction
 from collector_api.store.core.scope import narrowed, tenant_condition
+from collector_api.store.reviews.calibration import split_range, whole_months
 
+_EDGES = "(executed_at >= %s AND executed_at < %s OR executed_at >= %s AND executed_at < %s)"
 _LATEST = ("SELECT DISTINCT ON (log_id, evaluator) log_id, evaluator, version, score, reason, cost_usd, created_at"
            " FROM evaluation_scores WHERE log_id = ANY(%s) AND (%s::text IS NULL OR client_id = %s)"
            " ORDER BY log_id, evaluator, version DESC")
@@ -79,35 +82,57 @@ async def ticket_scores(pool: AsyncConnectionPool, scope: Scope, log_id: int) ->
     return [{**r, "deleted": r["evaluator"] in gone} for r in rows]
 
 
+# Whole UTC days of a range come from the rollups of migration 0024 (kept exact by triggers in the
+# transaction of every score and review), the partial days at either edge live from the tables.
+_SERIES = ("SELECT evaluator, day, sum(n)::bigint AS n, sum(score_sum) AS score_sum FROM ("
+           " SELECT evaluator, day, n, score_sum FROM evaluation_score_daily WHERE {tenant} AND day >= %s AND day < %s"
+           " UNION ALL SELECT evaluator, (executed_at AT TIME ZONE 'UTC')::date, 1, score FROM evaluation_scores"
+           " WHERE {tenant} AND " + _EDGES + ") t GROUP BY 1, 2 ORDER BY 1, 2")
+# A reviewed ticket's latest-version score per evaluator, under its verdict, for the live edges.
+_LIVE_VERDICTS = ("SELECT DISTINCT ON (e.log_id, e.evaluator) e.evaluator, e.score,"
+                  " CASE WHEN r.verdict = 'correct' THEN 1 ELSE 0 END AS correct,"
+                  " CASE WHEN r.verdict = 'correct' THEN 0 ELSE 1 END AS other"
+                  " FROM evaluation_scores e JOIN ticket_review_state r ON r.log_id = e.log_id"
+                  " AND r.client_id = e.client_id WHERE {e_tenant} AND "
+                  + _EDGES.replace("executed_at", "e.executed_at") + " ORDER BY e.log_id, e.evaluator, e.version DESC")
+# Per evaluator and score value: how many reviewed tickets had it, judged `correct` or not.
+_HISTOGRAM = ("SELECT evaluator, score, sum(correct)::bigint AS correct, sum(other)::bigint AS other FROM ("
+              " SELECT evaluator, score, correct, other FROM evaluation_verdict_monthly"
+              "  WHERE {tenant} AND month >= %s AND month < %s"
+              " UNION ALL SELECT evaluator, score, correct, other FROM evaluation_verdict_daily"
+              "  WHERE {tenant} AND (day >= %s AND day < %s OR day >= %s AND day < %s)"
+              " UNION ALL (" + _LIVE_VERDICTS + ")) h GROUP BY 1, 2 ORDER BY 1, 2")
+
+
 async def score_series(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
-                       client_id: str | None = None) -> dict[str, list[dict]]:
-    """evaluator -> [{day, mean, n}] of scores (all versions) of logs executed in [start, end)."""
+                       client_id: str | None = None, *, use_rollup: bool = True) -> dict[str, list[dict]]:
+    """evaluator -> [{day, mean, n}] of scores (all versions) of logs executed in [start, end).
+    `use_rollup=False` aggregates the whole range live (the reference the rollup must equal)."""
+    first, stop, edges = split_range(start, end) if use_rollup else (start.date(), start.date(), [start, end, end, end])
     tenant, params = tenant_condition(scope, client_id)
-    query = sql.SQL(
-        "SELECT evaluator, date_trunc('day', executed_at AT TIME ZONE 'UTC')::date AS day, avg(score) AS mean,"
-        " count(*) AS n FROM evaluation_scores WHERE {tenant} AND executed_at >= %s AND executed_at < %s"
-        " GROUP BY 1, 2 ORDER BY 1, 2").format(tenant=tenant)
+    query = sql.SQL(_SERIES).format(tenant=tenant)
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
-        rows = await (await conn.execute(query, [*params, start, end])).fetchall()
+        rows = await (await conn.execute(query, [*params, first, stop, *params, *edges])).fetchall()
     out: dict[str, list[dict]] = {}
     for r in rows:
-        out.setdefault(r["evaluator"], []).append({"day": r["day"].isoformat(), "mean": r["mean"], "n": r["n"]})
+        out.setdefault(r["evaluator"], []).append(
+            {"day": r["day"].isoformat(), "mean": r["score_sum"] / r["n"], "n": r["n"]})
     return out
 
 
-async def scores_against_verdicts(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
-                                  client_id: str | None = None) -> list[dict]:
-    """(evaluator, score, correct) of every reviewed log executed in [start, end) with a score:
-    the latest version's score against the ticket's latest verdict (`correct` or not)."""
+async def verdict_histogram(pool: AsyncConnectionPool, scope: Scope, start: datetime, end: datetime,
+                            client_id: str | None = None, *, use_rollup: bool = True) -> list[dict]:
+    """(evaluator, score, correct, other) of the reviewed logs executed in [start, end) with a
+    score: per evaluator and exact score value of its latest version, how many of those tickets
+    reviewers judged `correct` and how many otherwise (whole months and days from the rollups,
+    the edges live; `use_rollup=False`: the whole range live)."""
+    first, stop, edges = split_range(start, end) if use_rollup else (start.date(), start.date(), [start, end, end, end])
+    m0, m1 = whole_months(first, stop)
     tenant, params = tenant_condition(scope, client_id)
-    query = sql.SQL(
-        "WITH e AS (SELECT log_id, client_id, evaluator, version, score FROM evaluation_scores"
-        "  WHERE {tenant} AND executed_at >= %s AND executed_at < %s)"
-        " SELECT DISTINCT ON (e.log_id, e.evaluator) e.evaluator, e.score, (r.verdict = 'correct') AS correct"
-        " FROM e JOIN ticket_review_state r ON r.log_id = e.log_id AND r.client_id = e.client_id"
-        " ORDER BY e.log_id, e.evaluator, e.version DESC").format(tenant=tenant)
+    query = sql.SQL(_HISTOGRAM).format(tenant=tenant, e_tenant=sql.SQL("e.") + tenant if params else tenant)
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
-        return await (await conn.execute(query, [*params, start, end])).fetchall()
+        return await (await conn.execute(
+            query, [*params, m0, m1, *params, first, m0, m1, stop, *params, *edges])).fetchall()
 
 
 async def evaluator_averages(conn: psycopg.AsyncConnection, names: Sequence[str], since: datetime,

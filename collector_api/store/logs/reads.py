@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,22 +110,25 @@ def _where(scope: Scope, filters: TicketFilters, *, picks: bool = True) -> tuple
     return clauses, params
 
 
-# Like a verdict: the scored logs' ids come from evaluation_scores (narrowed by tenant, time and
-# evaluator there, latest version only) as one array that the id index looks up.
-_SCORED_IDS = ("id = ANY (ARRAY(SELECT e.log_id FROM evaluation_scores e WHERE {tenant}"
-               " AND e.executed_at >= %s AND e.executed_at < %s AND e.evaluator = %s AND e.score >= %s"
-               " AND e.score <= %s AND NOT EXISTS (SELECT 1 FROM evaluation_scores n WHERE n.log_id = e.log_id"
-               " AND n.client_id = e.client_id AND n.evaluator = e.evaluator AND n.version > e.version)))")
+# A log's latest-version score of the evaluator within [min, max], probed per log (the key index of
+# evaluation_scores). A time-ordered list or count walks evaluation_scores itself instead (_SCORE_PICKS).
+_LATEST_ONLY = ("NOT EXISTS (SELECT 1 FROM evaluation_scores n WHERE n.log_id = e.log_id"
+                " AND n.client_id = e.client_id AND n.evaluator = e.evaluator AND n.version > e.version)")
+_SCORED = ("EXISTS (SELECT 1 FROM evaluation_scores e WHERE e.log_id = workflow_logs.id"
+           " AND e.client_id = workflow_logs.client_id AND e.evaluator = %s AND e.score >= %s AND e.score <= %s"
+           " AND " + _LATEST_ONLY + ")")
+
+
+def _score_range(filters: TicketFilters) -> list[Any]:
+    return [filters.evaluator, 0.0 if filters.min_score is None else filters.min_score,
+            1.0 if filters.max_score is None else filters.max_score]
 
 
 def _score_clause(scope: Scope, filters: TicketFilters, clauses: list[sql.Composable], params: list[Any]) -> None:
     if filters.evaluator is None:
         return
-    tenant, tenant_params = tenant_condition(scope, filters.client_id)
-    clauses.append(sql.SQL(_SCORED_IDS).format(tenant=sql.SQL("e.") + tenant if tenant_params else tenant))
-    params += [*tenant_params, filters.start or _FAR[0], filters.end or _FAR[1], filters.evaluator,
-               0.0 if filters.min_score is None else filters.min_score,
-               1.0 if filters.max_score is None else filters.max_score]
+    clauses.append(sql.SQL(_SCORED))
+    params += _score_range(filters)
 
 
 _REVIEWED = "EXISTS (SELECT 1 FROM ticket_review_state s WHERE s.log_id = workflow_logs.id)"
@@ -153,17 +156,22 @@ def _review_clauses(scope: Scope, filters: TicketFilters, clauses: list[sql.Comp
 
 
 def _picked(filters: TicketFilters) -> bool:
-    return filters.verdict is not None or filters.flag is not None
+    return filters.verdict is not None or filters.flag is not None or filters.evaluator is not None
 
 
 # A verdict or flag filter in time order walks the review state in (executed_at, log_id) order
+# (an evaluator's score filter without one: evaluation_scores, latest versions within the range)
 # and checks each pick's log against the other filters (OFFSET 0 keeps that check a per-row
 # probe): the page costs about as many probes as it shows, and at worst as many as there are
-# matching reviews. Row-level security makes the planner guess a few dozen reviews, so a join
-# the planner may reorder would fetch every matching review's log and sort them.
-# A review state row always has its log (written with a review of a stored log, dropped with the
-# log's partition by store.partitions): filters the state answers alone need no probe at all.
+# matching picks. Row-level security makes the planner guess a few dozen picks, so a join
+# the planner may reorder would fetch every matching pick's log and sort them.
+# A review state or score row always has its log (written for a stored log, deleted with it by
+# erasure and by the log's partition's retention, store.partitions): filters the pick's own
+# table answers alone need no probe at all.
 _PICKS = "SELECT s.log_id AS id, s.executed_at FROM ticket_review_state s WHERE {conditions}"
+_SCORE_PICKS = ("SELECT s.log_id AS id, s.executed_at FROM evaluation_scores s WHERE {conditions}"
+                " AND s.evaluator = %s AND s.score >= %s AND s.score <= %s AND "
+                + _LATEST_ONLY.replace("e.", "s."))
 _PROBE = (" AND EXISTS (SELECT 1 FROM workflow_logs WHERE workflow_logs.id = s.log_id"
           " AND workflow_logs.executed_at = s.executed_at AND {where} OFFSET 0)")
 _LOG_ONLY = ("status", "resolution_status", "environment", "workflow_version", "ticket_id", "min_confidence",
@@ -172,7 +180,9 @@ _LOG_ONLY = ("status", "resolution_status", "environment", "workflow_version", "
 
 def _picks_query(scope: Scope, filters: TicketFilters, *, descending: bool = True,
                  after: Cursor | None = None) -> tuple[sql.Composable, list[Any], sql.Composable, list[Any]]:
-    """(page-key query over ticket_review_state, its parameters, the logs' own WHERE, its parameters)."""
+    """(page-key query over ticket_review_state or evaluation_scores, its parameters, the logs'
+    own WHERE, its parameters)."""
+    by_review = filters.verdict is not None or filters.flag is not None
     tenant, params = tenant_condition(scope, filters.client_id)
     conditions: list[sql.Composable] = [sql.SQL("s.") + tenant if params else tenant]
     params = list(params)
@@ -184,13 +194,17 @@ def _picks_query(scope: Scope, filters: TicketFilters, *, descending: bool = Tru
     if after is not None:
         conditions.append(sql.SQL("(s.executed_at, s.log_id) {} (%s, %s)".format("<" if descending else ">")))
         params += [after.executed_at, after.id]
+    if not by_review:  # the scores answer the evaluator filter: the logs' WHERE leaves it out
+        params += _score_range(filters)
+        filters = replace(filters, evaluator=None)
     clauses, where_params = _where(scope, filters, picks=False)
     where = _joined(clauses)
-    if filters.reviewed is False or filters.evaluator is not None or any(
+    picks = _PICKS if by_review else _SCORE_PICKS
+    if (filters.reviewed is not None and not (by_review and filters.reviewed)) or filters.evaluator is not None or any(
             getattr(filters, name) is not None for name in _LOG_ONLY):
-        query = sql.SQL(_PICKS + _PROBE).format(conditions=_joined(conditions), where=where)
+        query = sql.SQL(picks + _PROBE).format(conditions=_joined(conditions), where=where)
         return query, [*params, *where_params], where, where_params
-    return sql.SQL(_PICKS).format(conditions=_joined(conditions)), params, where, where_params
+    return sql.SQL(picks).format(conditions=_joined(conditions)), params, where, where_params
 
 
 def ticket_conditions(scope: Scope, filters: TicketFilters) -> tuple[list[sql.Composable], list[Any]]:
@@ -248,7 +262,8 @@ async def list_tickets(pool: AsyncConnectionPool, scope: Scope, filters: TicketF
 
 async def _list_picked(pool: AsyncConnectionPool, scope: Scope, filters: TicketFilters, *, descending: bool,
                        limit: int, after: Cursor | None) -> TicketPage:
-    """list_tickets in time order for a verdict or flag filter: the page's keys from the review state."""
+    """list_tickets in time order for a verdict, flag or score filter: the page's keys from the review
+    state or the scores."""
     direction = "DESC" if descending else "ASC"
     picks, params, where, where_params = _picks_query(scope, filters, descending=descending, after=after)
     query = sql.SQL("WITH page AS ({picks} ORDER BY s.executed_at {d}, s.log_id {d} LIMIT %s)"
