@@ -10,6 +10,15 @@ fresh pre-encoded OTLP/HTTP logs (bench_ingest's documents and senders) to one c
 the same number to the other, the order alternating between rounds, and measures logs/s and CPU per
 log (PostgreSQL's process tree + the collector's). The ratio loaded/empty of each round is printed
 with the median. Target: ingest into the large store within 10% of the empty one (ratio >= 0.90).
+
+The two databases differ only in what they store. The logs go to a tenant new in both databases
+(`bench-scale-<pid>`): with one fixed tenant, the large store's copy kept every earlier run's logs
+(80,000 a run at the defaults) and each run compared a bigger tenant with an empty one. And the
+evaluators enabled in the large store for every tenant are created in the empty one too, so both
+collectors' evaluation jobs score the new logs alike (else the empty side skips that work). The
+first phase waits until the large store's last write is SETTLE_S old: the jobs go over a log's
+tenant and day for up to LATE_COMMIT_SLACK (2 minutes) after it is stored, so logs of a run just
+before would still be recomputed during this one's phases.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_ingest as bi  # noqa: E402  (documents, encoder, senders, servers, CPU accounting)
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
 
 
 def phase(ctx, bodies: list[bytes], port: int, key: str, procs: int, server_pid: int, postmaster: int | None,
@@ -51,6 +61,36 @@ def phase(ctx, bodies: list[bytes], port: int, key: str, procs: int, server_pid:
     return logs / elapsed, (cpu1[0] - cpu0[0]) * 1000 / logs, (cpu1[1] - cpu0[1]) * 1000 / logs
 
 
+EVALUATOR_COLUMNS = ("name", "kind", "version", "client_id", "sample_rate", "filter_workflow", "filter_status",
+                     "params", "monthly_cost_cap_usd")
+
+
+def mirror_evaluators(big_dsn: str, empty_dsn: str) -> list[str]:
+    """Create in the empty database the evaluators enabled in the large store for every tenant
+    (the bench's tenant is new in both); their names."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, EVALUATOR_COLUMNS))
+    with psycopg.connect(big_dsn) as conn:
+        rows = conn.execute(sql.SQL("SELECT {} FROM evaluators WHERE enabled AND deleted_at IS NULL"
+                                    " AND client_id IS NULL ORDER BY id").format(cols)).fetchall()
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        for row in rows:
+            conn.execute(sql.SQL("INSERT INTO evaluators ({}) VALUES ({})").format(
+                cols, sql.SQL(", ").join(sql.Placeholder() * len(EVALUATOR_COLUMNS))),
+                [Jsonb(v) if c == "params" else v for c, v in zip(EVALUATOR_COLUMNS, row, strict=True)])
+    return [r[0] for r in rows]
+
+
+SETTLE_S = 180.0  # LATE_COMMIT_SLACK (120 s) + the rollup refresh's interval (30 s) + its own run
+
+
+def settle(dsn: str) -> None:
+    """Wait until the newest log of `dsn` is SETTLE_S old (an earlier run's, say)."""
+    age = bi.query(dsn, "SELECT extract(epoch FROM now() - max(created_at))::float8 FROM workflow_logs")[0]
+    if age is not None and age < SETTLE_S:
+        print(f"the large store was written {age:.0f} s ago: waiting {SETTLE_S - age:.0f} s for its jobs", flush=True)
+        time.sleep(SETTLE_S - age)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", required=True, help="superuser DSN of the database holding the large store")
@@ -62,12 +102,15 @@ def main() -> int:
     ctx = mp.get_context("fork")
     workdir = Path(tempfile.mkdtemp(prefix="flusso-bench-ingest-scale-"))
     empty_name = f"bench_ingest_scale_{os.getpid()}"
+    bi.TENANT = f"bench-scale-{os.getpid()}"  # read by bench_ingest's documents and new_key
     servers = []
     try:
         big = bi.query(args.dsn, "SELECT count(*), pg_database_size(current_database()) FROM workflow_logs")
         empty_dsn = bi.fresh_database(args.dsn, empty_name)
         targets = {"loaded": args.dsn, "empty": empty_dsn}
         keys = {name: asyncio.run(bi.new_key(dsn)) for name, dsn in targets.items()}
+        mirrored = mirror_evaluators(args.dsn, empty_dsn)
+        print(f"evaluators enabled in both databases: {', '.join(mirrored) or 'none'}", flush=True)
         for name, dsn in targets.items():
             (workdir / name).mkdir()
             servers.append((name, *bi.start_server(dsn, workdir / name)))
@@ -83,6 +126,7 @@ def main() -> int:
         print(f"prepared {args.rounds * 2} x {args.logs:,} logs in {time.perf_counter() - t0:.1f} s; large store:"
               f" {big[0]:,} logs, {big[1] / 1e9:.1f} GB", flush=True)
         postmaster = (bi.postgres_pids(args.dsn) or [None])[0]
+        settle(args.dsn)
         results: dict[str, list[tuple[float, float, float]]] = {"loaded": [], "empty": []}
         for r in range(args.rounds):
             order = servers if r % 2 == 0 else servers[::-1]
