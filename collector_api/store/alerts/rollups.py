@@ -1,10 +1,12 @@
 """The alert evaluation's rollups (migration 0012): per tenant and UTC minute ('m', kept 2 days)
 and hour ('h', kept 8 days) of `executed_at`, written only here, by the alert job.
 
-Incremental, like store.rollups: each refresh recomputes the minutes and hours touched by logs
-stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`,
+Incremental, like store.rollups: each refresh recomputes the (tenant, minute) and (tenant, hour)
+buckets touched by logs stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`,
 never later than the oldest open transaction, with the same late-commit overlap). So an
-evaluation reads a few thousand rollup rows and never scans raw logs.
+evaluation reads a few thousand rollup rows and never scans raw logs. Only the tenants whose logs
+changed are recomputed: a refresh's work follows what was stored since the last one, not the
+other tenants' logs of those minutes.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ MINUTE_DAYS, HOUR_DAYS = 2, 8
 GRAINS = {"m": ("minute", timedelta(minutes=1), MINUTE_DAYS), "h": ("hour", timedelta(hours=1), HOUR_DAYS)}
 
 _BUCKET = "date_trunc(%(unit)s, executed_at, 'UTC')"
-_WHERE = f"executed_at >= %(first)s AND executed_at < %(stop)s AND {_BUCKET} = ANY(%(starts)s)"
+_WHERE = (f"executed_at >= %(first)s AND executed_at < %(stop)s AND {_BUCKET} = ANY(%(starts)s)"
+          " AND client_id = %(client)s")
 _TOTALS = (
     "INSERT INTO alert_rollup (grain, client_id, start, total, partial, failed, risk_sum, risk_n, cost_usd)"
     f" SELECT %(grain)s, client_id, {_BUCKET}, count(*), count(*) FILTER (WHERE status = 'PARTIAL'),"
@@ -37,7 +40,8 @@ _DURATIONS = (
 
 
 async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
-    """Bring the minute and hour rollups up to date; returns how many buckets were recomputed.
+    """Bring the minute and hour rollups up to date; returns how many (tenant, bucket) pairs were
+    recomputed.
     One refresh at a time (advisory lock); a concurrent call returns 0 at once."""
     cursor = await safe_cursor(pool)
     async with owner_connection(pool) as conn, conn.transaction():
@@ -50,10 +54,11 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
         now, touched = row["now"], await _touched_minutes(conn, row["watermark"], row["now"])
         done = 0
         for grain, (unit, size, days) in GRAINS.items():
-            starts = sorted({_trunc(m, unit) for m in touched if m >= now - timedelta(days=days)})
-            if starts:
-                await _recompute(conn, grain, unit, size, starts)
-                done += len(starts)
+            for client, minutes in sorted(touched.items()):
+                starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=days)})
+                if starts:
+                    await _recompute(conn, client, grain, unit, size, starts)
+                    done += len(starts)
             for table in ("alert_rollup", "alert_rollup_duration"):
                 await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",
                                    (grain, now - timedelta(days=days)))
@@ -75,18 +80,21 @@ async def recompute_alert_minutes(pool: AsyncConnectionPool, client: str, minute
         for grain, (unit, size, keep) in GRAINS.items():
             starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=keep)})
             if starts:
-                await _recompute(conn, grain, unit, size, starts)
+                await _recompute(conn, client, grain, unit, size, starts)
 
 
-async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> list[datetime]:
-    """UTC minutes (of executed_at, within the hour rollups' reach) of logs stored since the cursor;
-    every minute that has logs on the first run."""
+async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> dict[str, list[datetime]]:
+    """Per tenant, the UTC minutes (of executed_at, within the hour rollups' reach) of its logs
+    stored since the cursor; every minute that has logs on the first run."""
     since = "" if watermark is None else f" AND created_at >= %(mark)s - interval '{LATE_COMMIT_SLACK}'"
     rows = await (await conn.execute(
-        "SELECT DISTINCT date_trunc('minute', executed_at, 'UTC') AS m FROM workflow_logs"
+        "SELECT DISTINCT client_id, date_trunc('minute', executed_at, 'UTC') AS m FROM workflow_logs"
         f" WHERE executed_at >= %(first)s{since}",
         {"first": now - timedelta(days=HOUR_DAYS), "mark": watermark})).fetchall()
-    return [r["m"] for r in rows]
+    touched: dict[str, list[datetime]] = {}
+    for r in rows:
+        touched.setdefault(r["client_id"], []).append(r["m"])
+    return touched
 
 
 def _trunc(moment: datetime, unit: str) -> datetime:
@@ -94,10 +102,12 @@ def _trunc(moment: datetime, unit: str) -> datetime:
     return moment.replace(minute=0) if unit == "hour" else moment
 
 
-async def _recompute(conn, grain: str, unit: str, size: timedelta, starts: list[datetime]) -> None:
+async def _recompute(conn, client: str, grain: str, unit: str, size: timedelta, starts: list[datetime]) -> None:
+    """Replace `client`'s rollup rows of `starts` (one grain) with fresh aggregates of its logs."""
     params = {"grain": grain, "unit": unit, "first": starts[0], "stop": starts[-1] + size, "starts": starts,
-              "edges": FINE_EDGES}
+              "edges": FINE_EDGES, "client": client}
     for table in ("alert_rollup", "alert_rollup_duration"):
-        await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start = ANY(%s)", (grain, starts))
+        await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start = ANY(%s) AND client_id = %s",
+                           (grain, starts, client))
     await conn.execute(_TOTALS, params)
     await conn.execute(_DURATIONS, params)

@@ -1,7 +1,11 @@
 """The overview's daily rollups, written only here (by the rollup-refresh job, flusso_obs.jobs).
 
-Incremental: each refresh recomputes the UTC days touched by logs stored since the previous
-refresh, found through `created_at` (indexed), plus every day not rolled up yet. The cursor
+Incremental: each refresh recomputes the (tenant, UTC day) pairs touched by logs stored since
+the previous refresh, found through `created_at` (indexed), plus every day not rolled up yet (for
+all tenants). A tenant's rollup rows depend on its own logs only, so the other tenants' rows of a
+touched day are left as they are: a refresh's work follows what was stored since the last one, not
+how many logs every tenant already has on that day (at 10M logs, ~110,000 a day: recomputing whole
+days made ingest ~15 % slower, docs/benchmarks-viewer.md "Ten million logs"). The cursor
 (`viewer_rollup_state.watermark`) is durable, so a restart resumes where the last refresh
 stopped instead of recomputing everything.
 
@@ -54,23 +58,41 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
         bounds = await (await conn.execute(
             "SELECT (min(executed_at) AT TIME ZONE 'UTC')::date AS first FROM workflow_logs")).fetchone()
         first = bounds["first"]
-        dirty = await _dirty_days(conn, state["watermark"], first, stop) if first is not None and first < stop else []
-        if dirty:
-            await _recompute(conn, dirty)
+        done = 0
         if first is not None and first < stop:
-            every = state["recontact_days"] != recontact_days
-            again = _days(first, stop) if every else [d for d in affected_days(dirty, recontact_days) if first <= d]
-            if every:
-                await conn.execute("DELETE FROM viewer_daily_recontact_rollup")
-            await recompute_recontact(conn, again, recontact_days)
+            done = await _refresh_changed(conn, state, first, stop, recontact_days)
         if first is not None:  # retention dropped older partitions: forget their days too
             for table in (*ROLLUP_TABLES, "viewer_daily_recontact_rollup", "viewer_rollup_days"):
                 await conn.execute(f"DELETE FROM {table} WHERE day < %s", (first,))
         await conn.execute("UPDATE viewer_rollup_state SET watermark = %s, recontact_days = %s WHERE id = 1",
                            (cursor, recontact_days))
-    if dirty:
-        logger.info("rolled up %d day(s) of workflow logs", len(dirty))
-    return len(dirty)
+    if done:
+        logger.info("rolled up %d day(s) of workflow logs", done)
+    return done
+
+
+async def _refresh_changed(conn, state, first: date, stop: date, recontact_days: int) -> int:
+    """Recompute every day not rolled up yet (all tenants), then each tenant's days touched since
+    the watermark, and the recontact rollup of both with the window before each; the days
+    recomputed (for any tenant)."""
+    fresh = await _unrolled_days(conn, first, stop)
+    touched = await _touched(conn, state["watermark"], stop) if state["watermark"] is not None else {}
+    if fresh:
+        await _recompute(conn, fresh)
+    per_client = {c: [d for d in days if d not in fresh and first <= d] for c, days in touched.items()}
+    for client, days in sorted(per_client.items()):
+        if days:
+            await _recompute(conn, days, client)
+    if state["recontact_days"] != recontact_days:  # another window: every day, every tenant
+        await conn.execute("DELETE FROM viewer_daily_recontact_rollup")
+        await recompute_recontact(conn, _days(first, stop), recontact_days)
+    else:
+        everyone = [d for d in affected_days(fresh, recontact_days) if first <= d]
+        await recompute_recontact(conn, everyone, recontact_days)
+        for client, days in sorted(per_client.items()):
+            again = set(affected_days(days, recontact_days)) - set(everyone)
+            await recompute_recontact(conn, [d for d in again if first <= d], recontact_days, client_id=client)
+    return len(set(fresh).union(*per_client.values()))
 
 
 async def recompute_days(pool: AsyncConnectionPool, days: list[date], client: str) -> None:
@@ -110,23 +132,23 @@ async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
     return row["cursor"]
 
 
-async def _dirty_days(conn, watermark: datetime | None, first: date, stop: date) -> list[date]:
-    """Days touched since `watermark` (less the slack), and days never rolled up, before `stop`."""
-    dirty: set[date] = set()
-    if watermark is not None:
-        rows = await (await conn.execute(
-            "SELECT DISTINCT (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
-            f" WHERE created_at >= %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
-            (watermark, utc_midnight(stop)))).fetchall()
-        dirty |= {r["day"] for r in rows}
+async def _touched(conn, watermark: datetime, stop: date) -> dict[str, list[date]]:
+    """Per tenant, the days before `stop` of the logs stored since `watermark` (less the slack)."""
+    rows = await (await conn.execute(
+        "SELECT DISTINCT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day FROM workflow_logs"
+        f" WHERE created_at >= %s - interval '{LATE_COMMIT_SLACK}' AND executed_at < %s",
+        (watermark, utc_midnight(stop)))).fetchall()
+    touched: dict[str, list[date]] = {}
+    for r in rows:
+        touched.setdefault(r["client_id"], []).append(r["day"])
+    return {c: sorted(days) for c, days in touched.items()}
+
+
+async def _unrolled_days(conn, first: date, stop: date) -> list[date]:
+    """The days in [first, stop) not rolled up yet (new, or forgotten by a backfill)."""
     done = {r["day"] for r in await (await conn.execute(
         "SELECT day FROM viewer_rollup_days WHERE day >= %s AND day < %s", (first, stop))).fetchall()}
-    day = first
-    while day < stop:
-        if day not in done:
-            dirty.add(day)
-        day += timedelta(days=1)
-    return sorted(d for d in dirty if d < stop)
+    return [d for d in _days(first, stop) if d not in done]
 
 
 async def _recompute(conn, days: list[date], client: str | None = None) -> None:
