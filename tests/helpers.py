@@ -134,3 +134,24 @@ def score_rollups(dsn: str) -> tuple[list[tuple], list[tuple]]:
             (*r[:4], int(r[4]), int(r[5])) for r in conn.execute(_VERDICTS_BY_MONTH).fetchall()]
         assert all(r[4] or r[5] for r in verdicts)
         return rolled, verdicts
+
+
+def assert_rollups_tenant_scoped(dsn: str, tables: tuple[str, ...]) -> None:
+    """Each rollup table (seeded with acme's and globex's rows) shows a tenant only its own rows
+    and the provider both, and refuses the tenant's write (the triggers write, as the owner)."""
+    import psycopg
+    import pytest
+
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+
+    async def read_as(scope: Scope, query: str) -> list:
+        async with create_pool(dsn, max_size=1) as pool, scoped_transaction(pool, scope) as conn:
+            return await (await conn.execute(query)).fetchall()
+
+    for table in tables:
+        rows = run_async(read_as(Scope.tenant("globex"), f"SELECT DISTINCT client_id FROM {table}"))
+        assert [r["client_id"] for r in rows] == ["globex"]
+        rows = run_async(read_as(Scope.provider(), f"SELECT DISTINCT client_id FROM {table} ORDER BY 1"))
+        assert [r["client_id"] for r in rows] == ["acme", "globex"]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            run_async(read_as(Scope.tenant("globex"), f"DELETE FROM {table} WHERE client_id = 'acme'"))

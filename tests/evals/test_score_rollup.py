@@ -11,13 +11,13 @@ import psycopg
 import pytest
 
 from collector_api.evals.calibration import judge_calibration
-from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.core.locks import EVAL_VERDICT_LOGS
 from collector_api.store.core.migrate import apply_migrations, list_migrations
 from collector_api.store.evals.reads import score_series, verdict_histogram
 from collector_api.store.reviews.calibration import split_range, whole_months
 from tests.evals.helpers import build_log, insert_log
-from tests.helpers import run_async, score_rollups, wait_until
+from tests.helpers import assert_rollups_tenant_scoped, run_async, score_rollups, wait_until
 
 MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START = MIDNIGHT - timedelta(days=4) + timedelta(hours=12)   # half of day -4, days -3 and -2 whole,
@@ -195,20 +195,10 @@ def test_a_score_and_a_review_of_one_ticket_written_at_once_are_both_counted(db_
     assert [(r[2], r[3], r[4], r[5]) for r in verdicts] == [("judge", 0.75, 1, 0)]
 
 
-async def _read_as(dsn: str, scope: Scope, query: str) -> list:
-    async with create_pool(dsn, max_size=1) as pool, scoped_transaction(pool, scope) as conn:
-        return await (await conn.execute(query)).fetchall()
-
-
 def test_a_tenant_reads_only_its_own_rollup_rows_and_writes_none(db_dsn):
     _seed(db_dsn)
-    for table in ("evaluation_score_daily", "evaluation_verdict_daily", "evaluation_verdict_monthly"):
-        rows = run_async(_read_as(db_dsn, Scope.tenant("globex"), f"SELECT DISTINCT client_id FROM {table}"))
-        assert [r["client_id"] for r in rows] == ["globex"]
-        rows = run_async(_read_as(db_dsn, Scope.provider(), f"SELECT DISTINCT client_id FROM {table} ORDER BY 1"))
-        assert [r["client_id"] for r in rows] == ["acme", "globex"]
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            run_async(_read_as(db_dsn, Scope.tenant("globex"), f"DELETE FROM {table} WHERE client_id = 'acme'"))
+    assert_rollups_tenant_scoped(db_dsn, ("evaluation_score_daily", "evaluation_verdict_daily",
+                                          "evaluation_verdict_monthly"))
 
 
 def test_the_migration_backfills_the_scores_and_reviews_already_stored(empty_db):

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 
 from collector_api.contract.review_text import ReviewInput
-from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+from collector_api.store.core.db import Scope, create_pool
 from collector_api.store.core.migrate import apply_migrations, list_migrations
 from collector_api.store.reviews.calibration import get_calibration, split_range, whole_months
 from collector_api.store.reviews.writes import Author, add_review
+from tests.helpers import assert_rollups_tenant_scoped
 
 from .helpers import make_log, run_async, store_logs
 
@@ -165,20 +166,9 @@ def test_concurrent_reviews_and_deletes_keep_the_rollup_exact(db_dsn):
                             " + (SELECT count(*) FROM review_risk_daily)").fetchone()[0] == 0  # no empty rows left
 
 
-async def _read_as(dsn: str, scope: Scope, query: str) -> list:
-    async with create_pool(dsn, max_size=1) as pool, scoped_transaction(pool, scope) as conn:
-        return await (await conn.execute(query)).fetchall()
-
-
 def test_a_tenant_reads_only_its_own_rollup_rows_and_writes_none(db_dsn):
     _seed(db_dsn)
-    for table in ("review_calibration_daily", "review_risk_daily"):
-        rows = run_async(_read_as(db_dsn, Scope.tenant("globex"), f"SELECT DISTINCT client_id FROM {table}"))
-        assert [r["client_id"] for r in rows] == ["globex"]
-        rows = run_async(_read_as(db_dsn, Scope.provider(), f"SELECT DISTINCT client_id FROM {table} ORDER BY 1"))
-        assert [r["client_id"] for r in rows] == ["acme", "globex"]
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            run_async(_read_as(db_dsn, Scope.tenant("globex"), f"DELETE FROM {table} WHERE client_id = 'acme'"))
+    assert_rollups_tenant_scoped(db_dsn, ("review_calibration_daily", "review_risk_daily"))
 
 
 def test_the_migration_backfills_the_reviews_already_stored(empty_db):
