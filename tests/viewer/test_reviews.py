@@ -260,3 +260,41 @@ def test_verdict_search_pages_in_time_order_and_keeps_tenants_apart(app_client, 
     login(app_client, "acme@example.com")
     mine = app_client.get("/api/v1/tickets?verdict=incorrect&limit=500").json()["tickets"]
     assert acme and sorted(r["id"] for r in mine) == acme
+
+
+async def _queue_plan(dsn: str, client: str) -> dict:
+    from collector_api.store.core.db import Scope, scoped_transaction
+    from collector_api.store.logs.reads import TicketFilters
+    from collector_api.store.reviews.reads import queue_query
+
+    query, params = queue_query(Scope.tenant(client), TicketFilters(client_id=client, status="SUCCESS"), 50)
+    async with create_pool(dsn, max_size=1) as pool, scoped_transaction(pool, Scope.tenant(client)) as conn:
+        # A table this small would be read whole and sorted: ask for the ordered walk a large one gets.
+        await conn.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+        explain = psycopg.sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query
+        return (await (await conn.execute(explain, params)).fetchone())["QUERY PLAN"][0]["Plan"]
+
+
+def _log_rows_read(plan: dict) -> int:
+    """Rows of workflow_logs a plan's scans produced or filtered away."""
+    own = plan.get("Node Type", "").endswith("Scan") and plan.get("Relation Name", "").startswith("workflow_logs")
+    rows = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    return (rows * plan.get("Actual Loops", 1) if own else 0) + sum(_log_rows_read(p) for p in plan.get("Plans", []))
+
+
+def test_another_tenants_unreviewed_tickets_do_not_slow_a_tenants_queue(loaded_db):
+    """A hostile tenant stores 3,000 unreviewed SUCCESS tickets of confidence 0.01: every one sorts
+    before acme's in the queue order. acme's queue walks its own entries only (the tenant's queue
+    index), so its page reads its 4 SUCCESS tickets, not globex's 3,000 (the walk it replaced)."""
+    dsn = loaded_db[0]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO workflow_logs SELECT (jsonb_populate_record(NULL::workflow_logs, to_jsonb(w)"
+            " || jsonb_build_object('id', nextval(pg_get_serial_sequence('workflow_logs', 'id')),"
+            " 'trace_id', md5(i::text), 'overall_confidence', 0.01))).*"
+            " FROM (SELECT * FROM workflow_logs WHERE client_id = 'globex' AND status = 'SUCCESS' LIMIT 1) w,"
+            " generate_series(1, 3000) i")
+        conn.execute("ANALYZE workflow_logs")
+    plan = run_async(_queue_plan(dsn, "acme"))
+    assert _log_rows_read(plan) <= 20, plan
+    assert run_async(_queue_plan(dsn, "globex"))["Actual Rows"] == 50  # the hostile tenant's own queue: full

@@ -2,6 +2,9 @@
 is a 404, even for its own token), the ticket page's link, bad parameters."""
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
+
 from collector_api.contract.sessions import derive_session_key
 
 from .helpers import csrf_token, login, make_log, store_logs
@@ -124,3 +127,67 @@ def test_the_overview_and_the_usage_report_carry_the_recontact_rate(app_client):
     assert login(app_client, "acme@example.com").status_code == 303
     own = app_client.get("/api/v1/stats?client=globex").json()["recontact"]["totals"]
     assert (own["resolved"], own["recontacted"]) == (3, 2)
+
+
+def test_a_session_beyond_the_cap_counts_its_latest_tickets_and_says_so(app_client, monkeypatch):
+    """A customer with more tickets than the cap (a shared conversation id: a million tickets) is
+    summarised over its newest ones, marked `capped`; first and last contact stay exact."""
+    from collector_api.store.logs import sessions
+    monkeypatch.setattr(sessions, "SESSION_COUNT_CAP", 3)
+    monkeypatch.setattr(sessions, "LIST_SUMMARY_CAP", 3)
+    assert login(app_client, "provider@example.com").status_code == 303
+    by_key = {s["session_key"]: s for s in app_client.get("/api/v1/sessions").json()["sessions"]}
+    acme, globex = by_key[ACME_KEY], by_key[GLOBEX_KEY]
+    assert (acme["tickets"], acme["capped"]) == (3, True)  # 5 in the range: A-1, A-2, A-3 counted
+    assert (acme["success"], acme["partial"], acme["failed"], acme["resolved"]) == (1, 1, 1, 1)
+    assert acme["open_reviews"] == 2 and round(float(acme["cost_usd"]), 2) == 0.06
+    assert acme["first_contact"] < acme["last_contact"]
+    assert (datetime.now(UTC) - datetime.fromisoformat(acme["first_contact"])).days == 8  # A-5: exact
+    assert (globex["tickets"], globex["capped"]) == (3, False)  # exactly the cap: every ticket
+    one = app_client.get(f"/api/v1/sessions/{ACME_KEY}").json()["summary"]  # all time: 6 tickets
+    assert (one["tickets"], one["capped"]) == (3, True)
+    assert (datetime.now(UTC) - datetime.fromisoformat(one["first_contact"])).days == 45  # A-OLD
+    page = app_client.get("/sessions")
+    assert page.status_code == 200 and ">3+" in page.text.replace(" ", "")
+    assert "count the latest 3" in app_client.get(f"/sessions/{ACME_KEY}").text
+
+
+def _expected_order(dsn: str, client: str | None) -> list[str]:
+    """Brute force: every session with a ticket in the last 30 days, latest contact first (ties: higher id)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT session_key, max(executed_at) AS at, max(id) FILTER (WHERE true) FROM workflow_logs w"
+            " WHERE executed_at >= now() - interval '30 days' AND session_key IS NOT NULL"
+            " AND (%s::text IS NULL OR client_id = %s) GROUP BY client_id, session_key", (client, client)).fetchall()
+        last = {k: conn.execute("SELECT max(id) FROM workflow_logs WHERE session_key = %s AND executed_at = %s",
+                                (k, at)).fetchone()[0] for k, at, _ in rows}
+    return [k for k, at, _ in sorted(rows, key=lambda r: (r[1], last[r[0]]), reverse=True)]
+
+
+@pytest.mark.parametrize("who", ["acme@example.com", "provider@example.com"])
+def test_a_customer_with_many_recent_tickets_does_not_hide_the_others(app_client, loaded_db, monkeypatch, who):
+    """The walk folds windows of logs into sessions: a customer whose 60 tickets are the newest
+    (the head of the walk) is met once, every other session still comes, once, in last-contact
+    order (two customers tie on the same instant), through small growing windows and a page
+    budget (3 logs of sessions not met yet) that ends pages early with a cursor."""
+    from collector_api.store.logs import sessions
+    monkeypatch.setattr(sessions, "FIRST_WINDOW", 2)
+    monkeypatch.setattr(sessions, "MAX_WINDOW", 8)
+    monkeypatch.setattr(sessions, "MAX_WALK_LOGS", 3)
+    dsn = loaded_db[0]
+    docs = [_customer("acme", f"W{i}", 0.01 + i * 0.001, "[email:000000000bad]") for i in range(60)]
+    docs += [_customer("acme", f"T{i}", 2.5, f"[email:0000000000t{i}]") for i in range(2)]  # the same instant
+    docs += [_customer("acme", f"O{i}", 3 + i * 0.4, f"[email:00000000000{i}]") for i in range(5)]
+    docs += [_customer("globex", "G-W", 0.005, "[email:000000000bad]")]
+    store_logs(dsn, docs)
+    assert login(app_client, who).status_code == 303
+    listed, after, pages, early = [], None, 0, 0
+    while pages < 40:
+        r = app_client.get("/api/v1/sessions?limit=4" + (f"&after={after}" if after else "")).json()
+        listed += [s["session_key"] for s in r["sessions"]]
+        early += bool(r["next_cursor"]) and len(r["sessions"]) < 4
+        pages, after = pages + 1, r["next_cursor"]
+        if not after:
+            break
+    assert listed == _expected_order(dsn, "acme" if who.startswith("acme") else None)
+    assert early >= 1  # a page that spent its budget ended early with a cursor: nothing lost

@@ -29,7 +29,8 @@ async def list_reviews(pool: AsyncConnectionPool, scope: Scope, log_id: int) -> 
 
 
 # FAILED and PARTIAL first, then lowest confidence, then highest hallucination risk, newest
-# first: exactly the expressions of workflow_logs_review_queue_idx (migration 0011).
+# first: exactly the expressions of workflow_logs_review_queue_idx (migration 0011) and, after the
+# tenant, of workflow_logs_client_review_queue_idx (0026).
 QUEUE_ORDER = ("(status = 'SUCCESS'), COALESCE(overall_confidence, -1), COALESCE(hallucination_risk, -1) DESC,"
                " executed_at DESC, id DESC")
 # OFFSET 0 keeps the NOT EXISTS a per-row probe of ticket_review_state's key: flattened into an anti
@@ -39,18 +40,24 @@ QUEUE_ORDER = ("(status = 'SUCCESS'), COALESCE(overall_confidence, -1), COALESCE
 _UNREVIEWED = sql.SQL("NOT EXISTS (SELECT 1 FROM ticket_review_state s WHERE s.log_id = workflow_logs.id OFFSET 0)")
 
 
-async def review_queue(pool: AsyncConnectionPool, scope: Scope, filters: TicketFilters, *,
-                       limit: int = 50) -> list[dict]:
-    """Tickets without a review that match `filters`, in queue order (at most `limit`)."""
+def queue_query(scope: Scope, filters: TicketFilters, limit: int) -> tuple[sql.Composable, list]:
+    """The review queue's statement and parameters: keys first along a queue index (the tenant's
+    own, migration 0026, when the filters name one), then the rows (as store.reads.list_tickets)."""
     clauses, params = ticket_conditions(scope, filters)
     where = sql.SQL(" AND ").join([*clauses, _UNREVIEWED])
-    # Keys first along the queue index, then the rows (as store.reads.list_tickets does).
     query = sql.SQL("WITH page AS (SELECT id, executed_at FROM workflow_logs WHERE {where} ORDER BY {order} LIMIT %s)"
                     " SELECT {columns} FROM workflow_logs JOIN page USING (id, executed_at)"
                     " WHERE {where} ORDER BY {order}").format(where=where, order=sql.SQL(QUEUE_ORDER),
                                                               columns=sql.SQL(LIST_COLUMNS))
+    return query, [*params, limit, *params]
+
+
+async def review_queue(pool: AsyncConnectionPool, scope: Scope, filters: TicketFilters, *,
+                       limit: int = 50) -> list[dict]:
+    """Tickets without a review that match `filters`, in queue order (at most `limit`)."""
+    query, params = queue_query(scope, filters, limit)
     async with scoped_transaction(pool, narrowed(scope, filters.client_id)) as conn:
-        return await (await conn.execute(query, [*params, limit, *params])).fetchall()
+        return await (await conn.execute(query, params)).fetchall()
 
 
 _EXPORT = ("SELECT s.verdict, s.flags, s.corrected_draft, s.review_count, s.last_review_at, l.*"
