@@ -191,3 +191,17 @@ def test_a_customer_with_many_recent_tickets_does_not_hide_the_others(app_client
             break
     assert listed == _expected_order(dsn, "acme" if who.startswith("acme") else None)
     assert early >= 1  # a page that spent its budget ended early with a cursor: nothing lost
+
+
+def test_a_sessions_timeline_pages_oldest_first_without_repeats(app_client, monkeypatch):
+    from collector_api.store.logs import sessions
+    monkeypatch.setattr(sessions, "TIMELINE_PAGE", 4)
+    assert login(app_client, "acme@example.com").status_code == 303
+    first = app_client.get(f"/api/v1/sessions/{ACME_KEY}").json()
+    assert len(first["tickets"]) == 4 and first["next_cursor"] and first["summary"]["tickets"] == 6
+    second = app_client.get(f"/api/v1/sessions/{ACME_KEY}?after={first['next_cursor']}").json()
+    assert len(second["tickets"]) == 2 and second["next_cursor"] is None
+    tickets = first["tickets"] + second["tickets"]
+    assert [t["ticket_id"] for t in tickets] == ["A-OLD", "A-5", "A-4", "A-3", "A-2", "A-1"]
+    assert second["tickets"][0]["days_since_previous"] is None  # its previous ticket is on the page before
+    assert 'id="next-page"' in app_client.get(f"/sessions/{ACME_KEY}").text

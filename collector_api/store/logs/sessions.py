@@ -30,6 +30,7 @@ MAX_WINDOW = 4096
 GROWTH = 2
 MAX_WALK_LOGS = 200_000  # a page reads at most this many logs; beyond, it ends early with a cursor
 SESSION_COUNT_CAP = 10_000  # a session page's summary counts at most this many tickets (the newest)
+TIMELINE_PAGE = 50  # a session page's tickets per page (each a row read for its draft excerpt: cold, ~0.5 ms)
 LIST_SUMMARY_CAP = 1_000  # each session of the list counts at most this many (the newest in the range)
 EXCERPT_CHARS = 240
 
@@ -236,11 +237,12 @@ async def _owner(conn, scope: Scope, session_key: str, client_id: str | None) ->
 
 
 async def get_session(pool: AsyncConnectionPool, scope: Scope, session_key: str, client_id: str | None = None, *,
-                      limit: int = 100, after: Cursor | None = None) -> Session | None:
+                      limit: int | None = None, after: Cursor | None = None) -> Session | None:
     """The session's summary (of all its tickets; of its newest SESSION_COUNT_CAP when it has more,
     `capped`) and one page of its tickets, oldest first, each with outcome, resolution, cost, the
     latest review's verdict and an excerpt of its draft; None when `scope` sees no ticket of it
-    (another tenant's key included)."""
+    (another tenant's key included). `limit`: tickets per page, TIMELINE_PAGE by default."""
+    limit = limit or TIMELINE_PAGE
     async with scoped_transaction(pool, narrowed(scope, client_id)) as conn:
         owner = await _owner(conn, scope, session_key, client_id)
         if owner is None:
