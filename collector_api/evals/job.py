@@ -29,7 +29,7 @@ from collector_api.evals.judge import JudgeConfig, new_client
 from collector_api.evals.run import BatchResult, run_deterministic, run_judges
 from collector_api.evals.spec import Evaluator, evaluator_from_row
 from collector_api.store.core.db import create_pool
-from collector_api.store.core.job_process import InProcess
+from collector_api.store.core.job_process import InProcess, nice_backend
 from collector_api.store.evals.evaluators import evaluator_rows
 from collector_api.store.evals.writes import (
     RetryPolicy,
@@ -141,10 +141,11 @@ async def retry_errors(pool: AsyncConnectionPool, config: EvalConfig, evaluators
 
 async def evaluate_tick(dsn: str, config: EvalConfig) -> TickReport:
     """One tick in the job's child process: `evaluate_new_logs` on this process's pool (opened at
-    the first tick, kept for the next ones; reopened if it was closed)."""
+    the first tick, kept for the next ones; reopened if it was closed), whose PostgreSQL backends
+    share the child's niceness where the server is local (job_process.nice_backend)."""
     pool = _POOLS.get(dsn)
     if pool is None or pool.closed:
-        pool = _POOLS[dsn] = create_pool(dsn, max_size=CHILD_POOL_SIZE)
+        pool = _POOLS[dsn] = create_pool(dsn, max_size=CHILD_POOL_SIZE, configure=nice_backend)
         await pool.open()
     return await evaluate_new_logs(pool, config)
 

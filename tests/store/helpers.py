@@ -40,3 +40,14 @@ def proc_alive(pid: int) -> bool:
 
 def niceness() -> int:
     return os.nice(0)
+
+
+async def backend_niceness(dsn: str) -> tuple[int, int]:
+    """In a job child: (this process's niceness, the niceness of its pool connection's backend),
+    the pool configured as the evaluate job's is (job_process.nice_backend)."""
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.core.job_process import nice_backend
+
+    async with create_pool(dsn, max_size=1, configure=nice_backend) as pool, pool.connection() as conn:
+        pid = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+        return os.nice(0), os.getpriority(os.PRIO_PROCESS, pid)

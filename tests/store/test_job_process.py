@@ -17,7 +17,7 @@ from collector_api.store.core import locks
 from collector_api.store.core.job_process import InProcess
 from collector_api.store.core.jobs import Job, check_job
 from tests.helpers import run_async
-from tests.store.helpers import async_child_pid, child_pid, fail, hang_if, niceness, proc_alive
+from tests.store.helpers import async_child_pid, backend_niceness, child_pid, fail, hang_if, niceness, proc_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,20 @@ def test_the_child_runs_at_a_lower_cpu_priority_than_the_server():
         assert run_async(work()) == min(19, os.nice(0) + 10)
     finally:
         work.stop()
+
+
+def test_the_childs_database_backends_yield_too_and_the_servers_do_not(db_dsn):
+    """The job's PostgreSQL backends (a local server) get the child's niceness; the server's own
+    connections keep the database's: the job's reads and writes yield to ingest on busy cores."""
+    work = InProcess(backend_niceness, db_dsn)
+    try:
+        child, backend = run_async(work())
+    finally:
+        work.stop()
+    assert child == min(19, os.nice(0) + 10) and backend == child
+    with psycopg.connect(db_dsn) as conn:
+        server_backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    assert os.getpriority(os.PRIO_PROCESS, server_backend) == os.nice(0)  # the postmaster's, as started
 
 
 def test_a_lambda_is_refused_when_the_job_is_built():

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -45,8 +45,10 @@ class Scope:
         return cls(client_id=client_id, all_tenants=True)
 
 
-def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: float = 5.0) -> AsyncConnectionPool:
-    """A pool that is not opened yet: `await pool.open()` (or use it as an async context manager)."""
+def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: float = 5.0,
+                configure: Callable[[psycopg.AsyncConnection], Awaitable[None]] | None = None) -> AsyncConnectionPool:
+    """A pool that is not opened yet: `await pool.open()` (or use it as an async context manager).
+    `configure` runs on each new connection (psycopg_pool's hook)."""
     return AsyncConnectionPool(
         dsn,
         min_size=min(min_size, max_size),
@@ -56,6 +58,7 @@ def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: flo
         kwargs={"autocommit": True, "row_factory": dict_row},
         reconnect_timeout=0,
         name="flusso",
+        configure=configure,
     )
 
 

@@ -16,7 +16,10 @@ What holds:
   records the run as failed. A child that dies mid-run (killed, out of memory) is a failed run
   too, and is replaced at the next one.
 - The child runs at a lower CPU priority (`nice`, default CHILD_NICE): when the cores are busy
-  the server's requests are scheduled first; on idle cores the job runs at full speed.
+  the server's requests are scheduled first; on idle cores the job runs at full speed. Its
+  connections' PostgreSQL backends, when the server runs on this machine, get the same
+  niceness (`nice_backend`, a pool `configure` hook): the database's side of the job's reads
+  and writes then also yields to the server's requests' (ingest's) on busy cores.
 - The child dies with the parent: it is a daemon process (terminated at the parent's exit), it
   exits when the pipe to the parent closes, and a watchdog thread exits it within
   PARENT_POLL_S when the parent is gone (kill -9: the parent's advisory locks are released by
@@ -44,6 +47,28 @@ PARENT_POLL_S = 0.5  # how often the child checks that its parent is still alive
 REAP_TIMEOUT_S = 5.0  # a killed child is waited for this long at most
 CHILD_NICE = 10  # the child's scheduling niceness: below the server's requests when the cores are busy
 STOP_GRACE_S = 2.0  # an idle child whose pipe was closed exits within this (else it is killed)
+
+
+async def nice_backend(conn) -> None:
+    """Give `conn`'s PostgreSQL backend this process's niceness when that is higher (a pool
+    `configure` hook for a job child's connections). Only for a server on this machine (a Unix
+    socket or loopback address) whose backend pid is a `postgres` process here (a server in
+    another pid namespace, e.g. a container, is left alone); lowering a process's priority needs
+    no privilege when it runs as the same user, and root may always. Anything else: left as is."""
+    host = conn.info.host or ""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    if not mine or not (host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")):
+        return
+    row = await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+    pid = row["pid"] if isinstance(row, dict) else row[0]
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() != "postgres":
+                return
+        if os.getpriority(os.PRIO_PROCESS, pid) < mine:
+            os.setpriority(os.PRIO_PROCESS, pid, mine)
+    except OSError as exc:  # not Linux, gone, another user's process without the right
+        logger.debug("backend %s keeps its priority: %s", pid, exc)
 
 
 class ChildDied(RuntimeError):
