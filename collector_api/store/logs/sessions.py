@@ -137,7 +137,11 @@ async def _shown_before(conn, scope: Scope, f: SessionFilters, after: Cursor, ke
 
 async def _summaries(conn, scope: Scope, f: SessionFilters, keys: list) -> dict:
     query, params = _summarised(_AGGREGATE, scope, f.client_id, f.start, f.end, LIST_SUMMARY_CAP)
-    rows = await (await conn.execute(query, [[k[0] for k in keys], [k[1] for k in keys], *params])).fetchall()
+    # Never prepared (psycopg prepares a statement at its 5th run, and PostgreSQL then may switch to
+    # a generic plan): planned without the keys and the range, this one took ~0.9 s a page at 10M
+    # logs instead of ~0.05 s, from the 6th page on.
+    rows = await (await conn.execute(query, [[k[0] for k in keys], [k[1] for k in keys], *params],
+                                     prepare=False)).fetchall()
     return {(r["client_id"], r["session_key"]): r for r in rows}
 
 
@@ -248,7 +252,7 @@ async def get_session(pool: AsyncConnectionPool, scope: Scope, session_key: str,
         if owner is None:
             return None
         totals, totals_params = _summarised(_TOTALS, scope, owner, _FAR_PAST, _FAR_FUTURE, SESSION_COUNT_CAP)
-        summary = await (await conn.execute(totals, [owner, session_key, *totals_params])).fetchone()
+        summary = await (await conn.execute(totals, [owner, session_key, *totals_params], prepare=False)).fetchone()
         tenant, params = _prefixed(scope, owner)
         if not summary or not summary["tickets"]:
             return None
