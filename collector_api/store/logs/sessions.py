@@ -6,7 +6,7 @@ The list walks the logs newest first (the time indexes, index-only: they include
 migration 0026) and keeps the first ticket of each session it meets, so sessions come ordered by
 their last contact in the range; a session already shown on an earlier page has a ticket at or
 after the page cursor and is skipped (one probe of the session index per candidate). The walk
-reads windows of logs (the first FIRST_WINDOW, each next GROWTH times larger up to MAX_WINDOW),
+reads windows of logs (FIRST_WINDOW, then sized by the new sessions the last one met, up to MAX_WINDOW),
 each folded into its sessions by PostgreSQL (one row per session, not per log) and skipping on
 the index entries the sessions met already, so a customer with thousands of recent tickets costs
 index entries passed over, not rows. A page reads at most MAX_WALK_LOGS logs of sessions not met
@@ -25,7 +25,7 @@ from collector_api.store.core.db import Scope, scoped_transaction
 from collector_api.store.core.scope import narrowed, tenant_condition, tenant_of
 from collector_api.store.logs.reads import Cursor
 
-FIRST_WINDOW = 256  # the walk's windows (logs): 256, 512, ... 4,096 (at 10M logs, 2x/4,096 beat 4x/16,384)
+FIRST_WINDOW = 256  # the walk's windows (logs): 256 first, at most 4,096 (at 10M logs: beat 16,384)
 MAX_WINDOW = 4096
 GROWTH = 2
 MAX_WALK_LOGS = 200_000  # a page reads at most this many logs; beyond, it ends early with a cursor
@@ -162,15 +162,23 @@ async def list_sessions(pool: AsyncConnectionPool, scope: Scope, f: SessionFilte
     async with scoped_transaction(pool, narrowed(scope, f.client_id)) as conn:
         while walked < MAX_WALK_LOGS:
             found, walked_to, read = await _candidates(conn, scope, f, position, seen, window)
-            walked += read
+            walked, met = walked + read, len(found)
             while found:  # in chunks of what the page still needs: a window meets many sessions
                 chunk, found = found[:limit + 1 - len(page)], found[limit + 1 - len(page):]
                 if await _fill(conn, scope, f, after, chunk, page) and len(page) > limit:
                     return _page(page[:limit], page[limit - 1]["_at"])
             if walked_to is None:
                 return _page(page, None)
-            position, window = walked_to, min(MAX_WINDOW, window * GROWTH, MAX_WALK_LOGS - walked)
+            position, window = walked_to, min(_next_window(window, read, met, limit + 1 - len(page)),
+                                              MAX_WALK_LOGS - walked)
     return _page(page, position)  # the walk's budget is spent: the next page continues from here
+
+
+def _next_window(window: int, read: int, met: int, needed: int) -> int:
+    """The next window: what the last one's rate of new sessions says the page still needs (half
+    again, as sessions thin out), else GROWTH times the last; between FIRST_WINDOW and MAX_WINDOW."""
+    wanted = int(needed * read / met * 1.5) if met else window * GROWTH
+    return max(FIRST_WINDOW, min(MAX_WINDOW, wanted))
 
 
 async def _fill(conn, scope: Scope, f: SessionFilters, after: Cursor | None, chunk: list, page: list) -> bool:
