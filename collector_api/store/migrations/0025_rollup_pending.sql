@@ -78,7 +78,8 @@ INSERT INTO viewer_rollup_pending (client_id, day)
 SELECT DISTINCT client_id, (executed_at AT TIME ZONE 'UTC')::date FROM workflow_logs
 WHERE created_at >= (SELECT watermark - interval '2 minutes' FROM viewer_rollup_state WHERE id = 1);
 
-ALTER TABLE viewer_rollup_state DROP COLUMN watermark;
+-- viewer_rollup_state.watermark is no longer read or written; the column stays for a collector
+-- of an older version still running beside a new one during an upgrade (it would fail without it).
 
 CREATE TRIGGER rollup_pending_insert AFTER INSERT ON workflow_logs
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION flusso_rollup_enqueue_insert();
