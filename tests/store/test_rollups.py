@@ -383,3 +383,28 @@ def test_a_tenant_can_neither_read_nor_write_the_queue(db_dsn):
     # The additive refresh's UPDATE grant on the rollup tables: no tenant policy lets one write there.
     run_async(as_(Scope.tenant("globex"), "UPDATE viewer_daily_rollup SET success = 99"))
     assert rolled_success(db_dsn) == 2
+
+
+def test_late_tickets_of_a_session_change_the_recontact_rollup_additively_and_exactly(db_dsn):
+    """The recontact rollup is added to as well: a late ticket makes the latest earlier ticket of its
+    session recontacted if no counted ticket did, never one already recontacted, and is itself
+    recontacted if a later ticket exists; ties and tickets of one refresh each other's later
+    contacts included. After each round the rows equal a rebuild from nothing."""
+    from tests.viewer.helpers import store_logs
+
+    store_logs(db_dsn, [sessions_log("acme", "T1", 6, "ann"), sessions_log("acme", "T2", 5.5, "ann"),
+                        sessions_log("acme", "U1", 20, "bob"), sessions_log("globex", "G1", 3, "ann")])
+    refresh(db_dsn)
+    rounds = [
+        [sessions_log("acme", "L1", 5.8, "ann")],  # between T1 and T2: T1 is recontacted already
+        [sessions_log("acme", "L2", 5, "ann"), sessions_log("acme", "L3", 4.9, "ann", "escalated")],  # T2 flips
+        [sessions_log("acme", "U2", 14, "bob"), sessions_log("acme", "U3", 13.5, "bob")],  # 6 days after U1: no
+        [sessions_log("acme", "L4", 9, "ann"), sessions_log("acme", "L5", 2, "ann")],
+    ]
+    for docs in rounds:
+        store_logs(db_dsn, docs)
+        refresh(db_dsn)
+        incremental = rollup_rows(db_dsn)
+        assert incremental == rebuilt_rows(db_dsn)
+    rows = incremental["viewer_daily_recontact_rollup"]
+    assert sum(r["recontacted"] for r in rows.values()) >= 5

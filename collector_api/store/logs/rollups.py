@@ -64,14 +64,47 @@ ROLLUP_TABLES = tuple(w[0] for w in _WRITES)  # the last two: migration 0013
 # Only what the *_LIVE queries read is copied; they then run on this table instead of workflow_logs.
 _DELTA = (
     "CREATE TEMP TABLE rollup_delta ON COMMIT DROP AS"
-    " SELECT w.client_id, w.executed_at, w.status, w.overall_confidence, w.hallucination_risk,"
+    " SELECT w.id, w.client_id, w.executed_at, w.status, w.overall_confidence, w.hallucination_risk,"
     " w.execution_time_seconds, w.input_tokens, w.output_tokens, w.cost_usd, w.node_durations,"
-    " w.usage_by_model, w.critical_path"
+    " w.usage_by_model, w.critical_path, w.session_key, w.resolution_status"
     " FROM viewer_rollup_pending p JOIN workflow_logs w"
     "   ON w.id = p.log_id AND w.executed_at = p.executed_at AND w.client_id = p.client_id"
     " WHERE p.log_id IS NOT NULL AND p.day >= %(first)s AND p.day < %(stop)s AND NOT p.day = ANY(%(fresh)s::date[])"
     " AND NOT EXISTS (SELECT 1 FROM viewer_rollup_pending d"
     "   WHERE d.log_id IS NULL AND d.client_id = p.client_id AND d.day = p.day)"
+)
+# The recontact rollup, additively (window %(w)s days), from the new logs N (rollup_delta) and the
+# logs counted before, C (every other log this snapshot sees; a log of a day recomputed whole in this
+# refresh can only change days excluded here). A new resolved ticket adds 1 to `resolved`, and 1 to
+# `recontacted` if a later ticket of its session falls in its window. A counted resolved ticket T
+# becomes recontacted when a new ticket L falls in its window and no counted one did: T is then the
+# latest ticket before L of its session (any later ticket before L would lie in T's window), so
+# the candidates are the counted tickets at that time, one index probe per new log.
+_RECONTACT_DELTA = (
+    "WITH n AS MATERIALIZED (SELECT * FROM rollup_delta WHERE session_key IS NOT NULL),"
+    " prev AS (SELECT DISTINCT n.client_id, n.session_key, (SELECT max(c.executed_at) FROM workflow_logs c"
+    "   WHERE c.client_id = n.client_id AND c.session_key = n.session_key AND c.executed_at < n.executed_at"
+    "   AND c.executed_at >= n.executed_at - make_interval(days => %(w)s)) AS t FROM n),"
+    " flipped AS (SELECT c.client_id, c.executed_at FROM prev JOIN workflow_logs c ON c.client_id = prev.client_id"
+    "   AND c.session_key = prev.session_key AND c.executed_at = prev.t"
+    "   WHERE c.resolution_status = 'resolved' AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = c.id)"
+    "   AND NOT EXISTS (SELECT 1 FROM workflow_logs x WHERE x.client_id = c.client_id"
+    "     AND x.session_key = c.session_key AND x.executed_at > c.executed_at"
+    "     AND x.executed_at <= c.executed_at + make_interval(days => %(w)s)"
+    "     AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = x.id))),"
+    " d AS (SELECT client_id, executed_at, 1 AS resolved, (EXISTS (SELECT 1 FROM workflow_logs x"
+    "     WHERE x.client_id = n.client_id AND x.session_key = n.session_key AND x.executed_at > n.executed_at"
+    "     AND x.executed_at <= n.executed_at + make_interval(days => %(w)s)))::int AS recontacted"
+    "   FROM n WHERE resolution_status = 'resolved'"
+    "   UNION ALL SELECT client_id, executed_at, 0, 1 FROM flipped)"
+    " INSERT INTO viewer_daily_recontact_rollup AS r (client_id, day, resolved, recontacted)"
+    " SELECT client_id, day, sum(resolved), sum(recontacted) FROM"
+    "   (SELECT client_id, (executed_at AT TIME ZONE 'UTC')::date AS day, resolved, recontacted FROM d) g"
+    " WHERE NOT day = ANY(%(everyone)s::date[])"
+    "   AND (client_id, day) NOT IN (SELECT * FROM unnest(%(clients)s::text[], %(days)s::date[]))"
+    " GROUP BY 1, 2"
+    " ON CONFLICT (day, client_id) DO UPDATE SET resolved = r.resolved + excluded.resolved,"
+    "   recontacted = r.recontacted + excluded.recontacted"
 )
 _DIRTY = (
     "SELECT DISTINCT client_id, day FROM viewer_rollup_pending WHERE log_id IS NULL AND day >= %s AND day < %s"
@@ -117,7 +150,7 @@ async def _refresh_changed(conn, state, first: date, stop: date, recontact_days:
     tenant's days changed in place, then the recontact rollup of all of them with the window
     before each; the days changed (for any tenant)."""
     fresh = await _unrolled_days(conn, first, stop)
-    per_client = await _add_deltas(conn, first, stop, fresh)
+    added = await _add_deltas(conn, first, stop, fresh)
     dirty: dict[str, set[date]] = {}
     for r in await (await conn.execute(_DIRTY, (first, stop, fresh))).fetchall():
         dirty.setdefault(r["client_id"], set()).add(r["day"])
@@ -125,22 +158,27 @@ async def _refresh_changed(conn, state, first: date, stop: date, recontact_days:
         await _recompute(conn, fresh)
     for client, days in sorted(dirty.items()):
         await _recompute(conn, sorted(days), client)
-        per_client.setdefault(client, set()).update(days)
     if state["recontact_days"] != recontact_days:  # another window: every day, every tenant
         await conn.execute("DELETE FROM viewer_daily_recontact_rollup")
         await recompute_recontact(conn, _days(first, stop), recontact_days)
-    else:
+    else:  # whole: the new days and each dirty day, with the window before each; the rest additively
         everyone = [d for d in affected_days(fresh, recontact_days) if first <= d]
         await recompute_recontact(conn, everyone, recontact_days)
-        for client, days in sorted(per_client.items()):
-            again = set(affected_days(sorted(days), recontact_days)) - set(everyone)
-            await recompute_recontact(conn, [d for d in again if first <= d], recontact_days, client_id=client)
-    return len(set(fresh).union(*per_client.values()))
+        whole = {c: sorted(set(affected_days(sorted(days), recontact_days)) - set(everyone))
+                 for c, days in dirty.items()}
+        for client, days in sorted(whole.items()):
+            await recompute_recontact(conn, [d for d in days if first <= d], recontact_days, client_id=client)
+        pairs = [(c, d) for c, days in whole.items() for d in days]
+        await conn.execute(_RECONTACT_DELTA, {"w": recontact_days, "everyone": everyone,
+                                              "clients": [c for c, _ in pairs], "days": [d for _, d in pairs]})
+    return len(set(fresh).union(*added.values(), *dirty.values()))
 
 
 async def _add_deltas(conn, first: date, stop: date, fresh: list[date]) -> dict[str, set[date]]:
     """Add the queued new logs of rolled-up days to the rollup rows; per tenant, the days they fell on."""
     await conn.execute(_DELTA, {"first": first, "stop": stop, "fresh": fresh})
+    await conn.execute("CREATE INDEX ON rollup_delta (id)")
+    await conn.execute("ANALYZE rollup_delta")
     for table, columns, live, key, add in _WRITES:
         query = live.format(where="true").replace("workflow_logs", "rollup_delta")
         await conn.execute(f"INSERT INTO {table} AS r ({columns}) {query} ON CONFLICT ({key}) DO UPDATE SET {add}",

@@ -36,7 +36,7 @@ CREATE POLICY owner_all ON viewer_rollup_pending TO CURRENT_USER USING (true) WI
 -- The additive refresh updates rollup rows in place (n = n + delta): the provider's policies
 -- `provider_all` (FOR ALL) already cover UPDATE; a tenant has no UPDATE policy.
 GRANT UPDATE ON viewer_daily_rollup, viewer_daily_duration_rollup, viewer_daily_node_rollup,
-    viewer_daily_usage_rollup, viewer_daily_critical_rollup TO flusso_app;
+    viewer_daily_usage_rollup, viewer_daily_critical_rollup, viewer_daily_recontact_rollup TO flusso_app;
 
 CREATE FUNCTION flusso_rollup_enqueue_insert() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path FROM CURRENT AS $$
