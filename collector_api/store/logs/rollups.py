@@ -6,8 +6,9 @@ transaction that stores it, and a (tenant, UTC day) whose stored log changed in 
 a rollup reads (a trace re-assembled, the derived backfill). A refresh aggregates just the queued
 logs and adds them to the rollup rows (`n = n + delta`); it recomputes whole only the queued
 (tenant, day) pairs changed in place and the days not rolled up yet (for all tenants). The
-recontact rollup is not additive (a late ticket can make an earlier one recontacted): each changed
-(tenant, day) has it recomputed with the window before it, for that tenant only.
+recontact rollup is added to as well (`_RECONTACT_DELTA`: a late ticket can make the latest earlier
+ticket of its session recontacted), except over the window before a day recomputed whole, where it
+is recomputed too (for all tenants on a new day, for that tenant on a day changed in place).
 
 Exactly once: the queue rows a refresh consumes and the logs it counts come from one REPEATABLE
 READ snapshot, taken after the rollups' lock (`db.locked_snapshot`), and the rows it consumed are
@@ -77,14 +78,19 @@ _DELTA = (
 # logs counted before, C (every other log this snapshot sees; a log of a day recomputed whole in this
 # refresh can only change days excluded here). A new resolved ticket adds 1 to `resolved`, and 1 to
 # `recontacted` if a later ticket of its session falls in its window. A counted resolved ticket T
-# becomes recontacted when a new ticket L falls in its window and no counted one did: T is then the
-# latest ticket before L of its session (any later ticket before L would lie in T's window), so
-# the candidates are the counted tickets at that time, one index probe per new log.
+# becomes recontacted when no counted ticket but a new one falls in its window: with L the first new
+# ticket after T, T is the latest counted ticket in [the new ticket before L, L) within the window
+# (a later one would lie in T's window). So one backward index probe per new log finds every
+# candidate, never walking past the previous new ticket of its session.
 _RECONTACT_DELTA = (
-    "WITH n AS MATERIALIZED (SELECT * FROM rollup_delta WHERE session_key IS NOT NULL),"
-    " prev AS (SELECT DISTINCT n.client_id, n.session_key, (SELECT max(c.executed_at) FROM workflow_logs c"
-    "   WHERE c.client_id = n.client_id AND c.session_key = n.session_key AND c.executed_at < n.executed_at"
-    "   AND c.executed_at >= n.executed_at - make_interval(days => %(w)s)) AS t FROM n),"
+    "WITH n AS MATERIALIZED (SELECT id, client_id, session_key, executed_at, resolution_status,"
+    "   lag(executed_at) OVER (PARTITION BY client_id, session_key ORDER BY executed_at) AS before"
+    "   FROM rollup_delta WHERE session_key IS NOT NULL),"
+    " prev AS (SELECT DISTINCT n.client_id, n.session_key, p.executed_at AS t FROM n CROSS JOIN LATERAL ("
+    "   SELECT c.executed_at FROM workflow_logs c WHERE c.client_id = n.client_id AND c.session_key = n.session_key"
+    "   AND c.executed_at < n.executed_at"
+    "   AND c.executed_at >= greatest(n.before, n.executed_at - make_interval(days => %(w)s))"
+    "   AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = c.id) ORDER BY c.executed_at DESC LIMIT 1) p),"
     " flipped AS (SELECT c.client_id, c.executed_at FROM prev JOIN workflow_logs c ON c.client_id = prev.client_id"
     "   AND c.session_key = prev.session_key AND c.executed_at = prev.t"
     "   WHERE c.resolution_status = 'resolved' AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = c.id)"
@@ -116,10 +122,11 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
                           recontact_days: int = DEFAULT_RECONTACT_DAYS) -> int:
     """Bring the daily rollups up to date (up to `today`, UTC); returns the days changed.
 
-    The recontact rollup (window `recontact_days`) is recomputed for every changed (tenant, day)
-    AND the `recontact_days` days before it (a late ticket can be the recontact of an earlier
-    one), and for every day when the window changed. Safe to call from many processes: one refresh
-    runs at a time (advisory lock), the others return 0 at once.
+    The recontact rollup (window `recontact_days`) is recomputed whole for every day recomputed
+    whole AND the `recontact_days` days before it (a late ticket can be the recontact of an
+    earlier one), and for every day when the window changed; new logs elsewhere are added to it.
+    Safe to call from many processes: one refresh runs at a time (advisory lock), the others
+    return 0 at once.
     """
     today = today or datetime.now(UTC).date()
     stop = today + timedelta(days=1)  # days before `stop` are rolled up, today included
@@ -147,8 +154,8 @@ async def refresh_rollups(pool: AsyncConnectionPool, *, today: date | None = Non
 
 async def _refresh_changed(conn, state, first: date, stop: date, recontact_days: int) -> int:
     """Add the queued new logs, recompute every day not rolled up yet (all tenants) and each
-    tenant's days changed in place, then the recontact rollup of all of them with the window
-    before each; the days changed (for any tenant)."""
+    tenant's days changed in place, then the recontact rollup: whole over the window before each
+    day recomputed, additively elsewhere; the days changed (for any tenant)."""
     fresh = await _unrolled_days(conn, first, stop)
     added = await _add_deltas(conn, first, stop, fresh)
     dirty: dict[str, set[date]] = {}
