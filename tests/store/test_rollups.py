@@ -408,3 +408,29 @@ def test_late_tickets_of_a_session_change_the_recontact_rollup_additively_and_ex
         assert incremental == rebuilt_rows(db_dsn)
     rows = incremental["viewer_daily_recontact_rollup"]
     assert sum(r["recontacted"] for r in rows.values()) >= 5
+
+
+def test_a_refresh_cancelled_midway_holds_no_lock_after(db_dsn, monkeypatch):
+    """The job runner cancels a refresh past its deadline: the rollups' session lock must not stay
+    with the pooled connection (every later refresh would skip, the erasure's recompute wait)."""
+    import asyncio
+
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        insert(conn, "A")
+    add = rollups._add_deltas
+
+    async def stuck(conn, *args):
+        await asyncio.sleep(30)
+    monkeypatch.setattr(rollups, "_add_deltas", stuck)
+
+    async def run():
+        async with create_pool(db_dsn, max_size=2) as pool:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(rollups.refresh_rollups(pool), 0.5)
+            with psycopg.connect(db_dsn) as other:
+                held = other.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]
+            monkeypatch.setattr(rollups, "_add_deltas", add)
+            return held, await rollups.refresh_rollups(pool)
+    held, done = run_async(run())
+    assert held == 0
+    assert done >= 1 and rolled_success(db_dsn) == 1

@@ -96,9 +96,7 @@ async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
     transaction ends; a connection that cannot release it is closed (which releases it)."""
     try:
         async with pool.connection() as conn:
-            if wait:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (lock,))
-            elif not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (lock,))).fetchone())["ok"]:
+            if not await _lock(conn, lock, wait):
                 yield None
                 return
             try:
@@ -116,6 +114,17 @@ async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
         raise StoreUnavailable(str(exc)) from exc
     except TimeoutError as exc:
         raise StoreUnavailable(f"no database connection available: {exc}") from exc
+
+
+async def _lock(conn: psycopg.AsyncConnection, lock: int, wait: bool) -> bool:
+    try:
+        if wait:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (lock,))
+            return True
+        return (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (lock,))).fetchone())["ok"]
+    except BaseException:
+        await conn.close()  # cancelled or failed, maybe granted meanwhile: never back to the pool holding it
+        raise
 
 
 async def _unlock(conn: psycopg.AsyncConnection, lock: int) -> None:
