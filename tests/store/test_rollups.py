@@ -235,7 +235,7 @@ def test_a_recompute_waiting_for_a_refresh_takes_its_snapshot_after_it(db_dsn, m
     waiter.join(30)
     assert errors == []
     assert rolled_success(db_dsn) == 3
-    assert pending(db_dsn) == []
+    assert pending(db_dsn) == [("acme", YESTERDAY.date(), False)]  # recomputed whole: again by the next refresh
 
 
 def test_a_log_replaced_in_place_counts_once_with_its_new_values(db_dsn):
@@ -269,8 +269,8 @@ def test_a_log_replaced_in_place_counts_once_with_its_new_values(db_dsn):
 
 def test_a_log_erased_before_the_refresh_is_not_counted(db_dsn):
     """An erasure (or retention) deletes a queued log before the refresh: its queue row joins
-    nothing. recompute_days (the erasure's) consumes the tenant's queued rows of the days it
-    recomputes, so the next refresh does not add them a second time."""
+    nothing. recompute_days (the erasure's) counts the tenant's queued logs of the days it
+    recomputes and has the next refresh recompute those days whole, never add them a second time."""
     from tests.viewer.helpers import make_log, store_logs
 
     store_logs(db_dsn, [make_log("acme", "A-1"), make_log("acme", "A-2")])
@@ -284,9 +284,10 @@ def test_a_log_erased_before_the_refresh_is_not_counted(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM workflow_logs WHERE id = %s", (gone[1],))
     recompute_days(db_dsn, [YESTERDAY.date()], "acme")
-    assert rolled_success(db_dsn) == 3  # A-1, A-2 and A-5 (recomputed whole, its queue row consumed)
-    assert pending(db_dsn) == []
+    assert rolled_success(db_dsn) == 3  # A-1, A-2 and A-5 (recomputed whole)
+    assert ("acme", YESTERDAY.date(), False) in pending(db_dsn)  # the refresh recomputes it whole too
     refresh(db_dsn)
+    assert pending(db_dsn) == []
     assert rolled_success(db_dsn) == 3
     assert rollup_rows(db_dsn) == rebuilt_rows(db_dsn)
 
@@ -434,3 +435,21 @@ def test_a_refresh_cancelled_midway_holds_no_lock_after(db_dsn, monkeypatch):
     held, done = run_async(run())
     assert held == 0
     assert done >= 1 and rolled_success(db_dsn) == 1
+
+
+def test_an_erasure_s_recompute_and_a_queued_late_ticket_count_its_recontact_once(db_dsn):
+    """After an erasure recompute_days recomputes a day's recontact whole, seeing a late ticket
+    still queued for the refresh (it makes an earlier ticket of its session recontacted). The
+    refresh must not add that ticket's effect on the recomputed day a second time."""
+    from tests.viewer.helpers import store_logs
+
+    store_logs(db_dsn, [sessions_log("acme", "T1", 3, "ann"), sessions_log("acme", "T2", 3, "bob")])
+    refresh(db_dsn)
+    erased = store_logs(db_dsn, [sessions_log("acme", "L1", 1, "ann")])  # queued: T1 is now recontacted
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM workflow_logs WHERE ticket_id = 'T2'")
+    recompute_days(db_dsn, [(datetime.now(UTC) - timedelta(days=3)).date()], "acme")
+    refresh(db_dsn)
+    rows = rollup_rows(db_dsn)
+    assert erased and sum(r["recontacted"] for r in rows["viewer_daily_recontact_rollup"].values()) == 1
+    assert rows == rebuilt_rows(db_dsn)

@@ -13,9 +13,10 @@ is recomputed too (for all tenants on a new day, for that tenant on a day change
 Exactly once: the queue rows a refresh consumes and the logs it counts come from one REPEATABLE
 READ snapshot, taken after the rollups' lock (`db.locked_snapshot`), and the rows it consumed are
 deleted in that transaction. A log and its queue row commit together, so a log committing during a
-refresh is invisible to it, queue row included, and counted by the next. Every full recompute of
-a tenant's days (recompute_days, after an erasure) deletes that tenant's queue rows of those days
-in its own snapshot the same way. A queued log erased before the refresh joins nothing.
+refresh is invisible to it, queue row included, and counted by the next. A recompute of a tenant's
+days outside a refresh (recompute_days, after an erasure) queues them to be recomputed whole by the
+next refresh as well, which then adds no queued log to them. A queued log erased before the refresh
+joins nothing.
 """
 from __future__ import annotations
 
@@ -199,8 +200,8 @@ async def _add_deltas(conn, first: date, stop: date, fresh: list[date]) -> dict[
 
 async def recompute_days(pool: AsyncConnectionPool, days: list[date], client: str) -> None:
     """Recompute `client`'s rollups of `days` now (after an erasure: totals must stop counting what
-    it erased). Waits for a refresh in progress; days not rolled up yet are left to the refresh.
-    The tenant's queued rows of the days recomputed are consumed with them, in the same snapshot.
+    it erased). Waits for a refresh in progress; days not rolled up yet are left to the refresh,
+    and the days recomputed are queued to be recomputed whole by the next (`_recomputed_whole`).
     The recontact rollup of those days and of the window before each is recomputed too (an erased
     ticket was maybe the later contact of an earlier one), with the window it was built with.
     The calibration rollups (migration 0021) need nothing here: the erasure's delete of the
@@ -218,9 +219,18 @@ async def recompute_days(pool: AsyncConnectionPool, days: list[date], client: st
         own = [d for d in done if d in asked]
         if own:
             await _recompute(conn, own, client)
-            await conn.execute("DELETE FROM viewer_rollup_pending WHERE client_id = %s AND day = ANY(%s)",
-                               (client, own))
         await recompute_recontact(conn, done, window, client_id=client)
+        await _recomputed_whole(conn, client, own)
+
+
+async def _recomputed_whole(conn, client: str, days: list[date]) -> None:
+    """Queue `client`'s `days`, just recomputed whole outside a refresh, to be recomputed whole by
+    the next refresh too. That recompute counted the logs still queued for the refresh, whose
+    additive pass would count their recontact effect on these days (the window before a queued
+    log) a second time; recomputed whole, these days and their windows take no additive part."""
+    if days:
+        await conn.execute("INSERT INTO viewer_rollup_pending (client_id, day) SELECT %s, unnest(%s::date[])",
+                           (client, sorted(set(days))))
 
 
 async def _unrolled_days(conn, first: date, stop: date) -> list[date]:
@@ -281,4 +291,5 @@ async def recompute_tenant_recontact(pool: AsyncConnectionPool, client_id: str, 
     async with scoped_transaction(pool, Scope.provider()) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
         await recompute_recontact(conn, days, window_days, client_id=client_id)
+        await _recomputed_whole(conn, client_id, list(ticket_days))
     return days

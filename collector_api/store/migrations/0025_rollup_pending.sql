@@ -21,9 +21,10 @@ CREATE TABLE viewer_rollup_pending (
     executed_at  timestamptz            -- with log_id, the log's key (workflow_logs' primary key)
 );
 
--- Written only by the triggers (owner's rights); the refresh (provider scope) reads and deletes.
+-- Written by the triggers (owner's rights); the refresh (provider scope) reads and deletes, and
+-- a recompute after an erasure queues the (tenant, day) pairs it recomputed (store.logs.rollups).
 -- A tenant has no policy here: it reads nothing and writes nothing (not even its own rows).
-GRANT SELECT, DELETE ON viewer_rollup_pending TO flusso_app;
+GRANT SELECT, INSERT, DELETE ON viewer_rollup_pending TO flusso_app;
 ALTER TABLE viewer_rollup_pending ENABLE ROW LEVEL SECURITY;
 ALTER TABLE viewer_rollup_pending FORCE ROW LEVEL SECURITY;
 CREATE POLICY provider_all ON viewer_rollup_pending
