@@ -14,6 +14,9 @@
 -- lock (a session-level advisory lock on its connection, before BEGIN): each log is counted once,
 -- by the first refresh whose snapshot sees it. A row whose log was erased since joins nothing.
 -- No index: the refresh reads the whole queue (what was stored in ~30 s) each time.
+-- Deletes queue nothing: an erasure recomputes the tenant's days itself (recompute_days), retention
+-- drops the rollups of the days it expired. The triggers are the partitioned table's: a statement
+-- naming one partition directly (no code does) would bypass them.
 CREATE TABLE viewer_rollup_pending (
     client_id    text NOT NULL,
     day          date NOT NULL,         -- UTC day of executed_at
