@@ -62,7 +62,7 @@ DISTRIBUTED = ("workflow_logs", "ticket_reviews", "trace_state", "trace_spans", 
                "viewer_daily_rollup", "viewer_daily_duration_rollup", "viewer_daily_node_rollup",
                "viewer_daily_usage_rollup", "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup",
                "alert_rollup", "alert_rollup_duration", "erasure_log", "erasure_items", "erasure_tombstones",
-               "experiments")
+               "experiments", "viewer_rollup_pending")  # the last: filled by workflow_logs triggers (0025)
 # Small or shared tables: a copy on every node (joins with any shard stay local).
 REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
              "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",

@@ -6,7 +6,6 @@ import psycopg
 
 from collector_api.store.alerts import rollups as alert_rollups
 from collector_api.store.core.db import create_pool
-from collector_api.store.logs import rollups
 from tests.helpers import run_async
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0) - timedelta(minutes=5)
@@ -38,7 +37,6 @@ def rows(dsn: str) -> dict:
 
 def test_only_the_tenants_with_new_logs_are_recomputed_and_the_rollups_equal_a_rebuild(db_dsn, monkeypatch):
     monkeypatch.setattr(alert_rollups, "LATE_COMMIT_SLACK", "0 seconds")
-    monkeypatch.setattr(rollups, "LATE_COMMIT_SLACK", "0 seconds")
     insert(db_dsn, [("acme", "A-1", 0, "SUCCESS", 2.0), ("globex", "G-1", 0, "FAILED", 3.0),
                     ("globex", "G-2", 90, "PARTIAL", 1.0)])
     assert refresh(db_dsn) > 0

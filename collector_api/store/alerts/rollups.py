@@ -1,9 +1,12 @@
 """The alert evaluation's rollups (migration 0012): per tenant and UTC minute ('m', kept 2 days)
 and hour ('h', kept 8 days) of `executed_at`, written only here, by the alert job.
 
-Incremental, like store.rollups: each refresh recomputes the (tenant, minute) and (tenant, hour)
-buckets touched by logs stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`,
-never later than the oldest open transaction, with the same late-commit overlap). So an
+Incremental: each refresh recomputes the (tenant, minute) and (tenant, hour) buckets touched by
+logs stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`).
+A log's `created_at` is its transaction's start, but it becomes visible only at commit: the cursor
+is never later than the start of the oldest transaction in progress when the refresh begins
+(`safe_cursor`; sessions of the application's role, in pg_stat_activity), with LATE_COMMIT_SLACK
+as a further overlap for sessions of other roles, which pg_stat_activity does not show us. So an
 evaluation reads a few thousand rollup rows and never scans raw logs. Only the tenants whose logs
 changed are recomputed: a refresh's work follows what was stored since the last one, not the
 other tenants' logs of those minutes.
@@ -17,10 +20,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core import locks
 from collector_api.store.core.db import owner_connection
-from collector_api.store.logs.rollups import LATE_COMMIT_SLACK, safe_cursor
 from collector_api.store.logs.stats import FINE_EDGES
 
 logger = logging.getLogger(__name__)
+
+LATE_COMMIT_SLACK = "2 minutes"
 
 MINUTE_DAYS, HOUR_DAYS = 2, 8
 GRAINS = {"m": ("minute", timedelta(minutes=1), MINUTE_DAYS), "h": ("hour", timedelta(hours=1), HOUR_DAYS)}
@@ -37,6 +41,19 @@ _DURATIONS = (
     "INSERT INTO alert_rollup_duration (grain, client_id, start, bucket, n)"
     f" SELECT %(grain)s, client_id, {_BUCKET}, width_bucket(execution_time_seconds, %(edges)s::float8[]), count(*)"
     f" FROM workflow_logs WHERE {_WHERE} AND execution_time_seconds IS NOT NULL GROUP BY 2, 3, 4")
+
+
+async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
+    """The next watermark: now, or the start of the oldest open transaction if earlier.
+
+    Read as the owner (before switching to the RLS role), which sees its own sessions'
+    transactions in pg_stat_activity; the refresh's snapshot is taken after this.
+    """
+    async with owner_connection(pool) as conn:
+        row = await (await conn.execute(
+            "SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)) AS cursor")).fetchone()
+    return row["cursor"]
 
 
 async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:

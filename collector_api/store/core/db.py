@@ -87,6 +87,58 @@ async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIt
 
 
 @asynccontextmanager
+async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
+                          wait: bool) -> AsyncIterator[psycopg.AsyncConnection | None]:
+    """A scoped transaction in REPEATABLE READ (one snapshot for all its statements) whose snapshot
+    is taken after the advisory lock `lock` was granted; yields None at once when `wait` is false
+    and another session holds the lock.
+
+    The lock is a session-level lock taken on the connection before BEGIN: in REPEATABLE READ the
+    snapshot is taken by the first statement, so a transaction-level lock taken in it would wait
+    with a snapshot from before the previous holder committed. It is released after the
+    transaction ends; a connection that cannot release it is closed (which releases it)."""
+    try:
+        async with pool.connection() as conn:
+            if not await _lock(conn, lock, wait):
+                yield None
+                return
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    await conn.execute(
+                        "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
+                        " set_config('flusso.scope', %s, true)",
+                        (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
+                         "provider" if scope.all_tenants else "client"))
+                    yield conn
+            finally:
+                await _unlock(conn, lock)
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"no database connection available: {exc}") from exc
+
+
+async def _lock(conn: psycopg.AsyncConnection, lock: int, wait: bool) -> bool:
+    try:
+        if wait:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (lock,))
+            return True
+        return (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (lock,))).fetchone())["ok"]
+    except BaseException:
+        await conn.close()  # cancelled or failed, maybe granted meanwhile: never back to the pool holding it
+        raise
+
+
+async def _unlock(conn: psycopg.AsyncConnection, lock: int) -> None:
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+    except BaseException:
+        await conn.close()  # the server releases a session's locks when it ends
+        raise
+
+
+@asynccontextmanager
 async def owner_connection(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
     """A connection as the owning role, for tables outside RLS (keys, users, tenants)."""
     try:

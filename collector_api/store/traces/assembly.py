@@ -109,10 +109,11 @@ _MARK = (  # every trace of the batch in one statement (one round trip, not one 
 
 
 async def finish(pool: AsyncConnectionPool, client_id: str, built: list[Built]) -> None:
-    """Store new logs (idempotent insert), replace re-assembled ones in place (same id; its
-    `created_at` moves so the rollup refresh recomputes its day), and mark the traces: one
-    transaction, so a log is never stored without its trace marked (a crash between the two
-    would have made the next pass take the job's own log for the bridge's)."""
+    """Store new logs (idempotent insert), replace re-assembled ones in place (same id; the rollup
+    refresh recomputes its days, queued by trigger; its `created_at` moves so the alert rollups
+    see it again), and mark the traces: one transaction, so a log is never stored without its
+    trace marked (a crash between the two would have made the next pass take the job's own log
+    for the bridge's)."""
     new = [b for b in built if b.row is not None and b.trace.log_id is None]
     marks: list[tuple] = []  # (trace_id, state, span_count, log_id, executed_at)
     async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
