@@ -62,6 +62,15 @@ def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: flo
     )
 
 
+async def _enter_scope(conn: psycopg.AsyncConnection, scope: Scope) -> None:
+    """Switch the open transaction to `scope`'s RLS-bound role and tenant (until it ends)."""
+    await conn.execute(
+        "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
+        " set_config('flusso.scope', %s, true)",
+        (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
+         "provider" if scope.all_tenants else "client"))
+
+
 @asynccontextmanager
 async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIterator[psycopg.AsyncConnection]:
     """One transaction running as an RLS-bound role (the tenant's or the provider's) with the
@@ -73,12 +82,7 @@ async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIt
     try:
         async with pool.connection() as conn:
             async with conn.transaction():
-                await conn.execute(
-                    "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
-                    " set_config('flusso.scope', %s, true)",
-                    (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
-                     "provider" if scope.all_tenants else "client"),
-                )
+                await _enter_scope(conn, scope)
                 yield conn
     except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
         raise StoreUnavailable(str(exc)) from exc
@@ -105,11 +109,7 @@ async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
             try:
                 async with conn.transaction():
                     await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    await conn.execute(
-                        "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
-                        " set_config('flusso.scope', %s, true)",
-                        (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
-                         "provider" if scope.all_tenants else "client"))
+                    await _enter_scope(conn, scope)
                     yield conn
             finally:
                 await _unlock(conn, lock)
