@@ -32,19 +32,22 @@ class Backfill:
     todo: str    # SELECT id, executed_at, day, ... LIMIT %s FOR UPDATE SKIP LOCKED
     update: str  # UPDATE ... FROM unnest(%s::bigint[], %s::timestamptz[], <one array per column>)
     what: str    # "the session key", for the log line
+    rollups: bool = True  # False: it writes no column a rollup reads (no rollups' lock, no day marked)
 
 
 async def _one_batch(pool: AsyncConnectionPool, spec: Backfill, derive: Derive, batch: int) -> int:
     async with owner_connection(pool) as conn, conn.transaction():
-        # A rollup refresh running now could mark a day rolled up with the figures from before
-        # this batch: take its lock (it skips while we hold it; we wait for one in progress).
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
+        if spec.rollups:
+            # A rollup refresh running now could mark a day rolled up with the figures from before
+            # this batch: take its lock (it skips while we hold it; we wait for one in progress).
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
         rows = await (await conn.execute(spec.todo, (batch,))).fetchall()
         if not rows:
             return 0
         columns = await asyncio.to_thread(derive, rows)
         await conn.execute(spec.update, ([r["id"] for r in rows], [r["executed_at"] for r in rows], *columns))
-        await forget_days(conn, [r["day"] for r in rows])
+        if spec.rollups:
+            await forget_days(conn, [r["day"] for r in rows])
     return len(rows)
 
 
