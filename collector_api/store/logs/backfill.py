@@ -5,7 +5,8 @@ only reads the rows to do and writes the figures back.
 
 New logs get both at ingest and never need this; the partial index of 0013 holds only the logs
 still to do, so an idle run is one index probe. The batches are store.logs.batched's (one
-transaction each, as the owner, under the rollups' lock, days marked for the next refresh).
+tenant's rows each, one transaction as the owner, under the rollups' lock, days marked for the
+next refresh); its docstring says what DERIVED's two statements must look like.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ MAX_BATCHES = 40  # per run: at most 20,000 logs, then the other jobs get their 
 DERIVED = Backfill(
     todo=("SELECT id, executed_at, (executed_at AT TIME ZONE 'UTC')::date AS day,"
           " log_data->'trace'->'spans' AS spans, log_data->'trace'->'llm_calls' AS llm_calls"
-          " FROM workflow_logs WHERE critical_path IS NULL ORDER BY executed_at LIMIT %s FOR UPDATE SKIP LOCKED"),
+          " FROM workflow_logs WHERE critical_path IS NULL AND client_id = %s"
+          " ORDER BY executed_at LIMIT %s FOR UPDATE SKIP LOCKED"),
     update=("UPDATE workflow_logs w SET critical_path = v.cp::jsonb, usage_by_model = v.usage::jsonb"
             " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[]) AS v(id, executed_at, cp, usage)"
-            " WHERE w.id = v.id AND w.executed_at = v.executed_at AND w.critical_path IS NULL"),
+            " WHERE w.client_id = %s AND w.id = v.id AND w.executed_at = v.executed_at AND w.critical_path IS NULL"),
     what="the critical path and usage")
 
 # rows (each with "spans" and "llm_calls", the log's trace.spans and trace.llm_calls) ->
