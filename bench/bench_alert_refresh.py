@@ -53,7 +53,7 @@ _GEN = (
     " SELECT %(client)s, %(prefix)s || g, (ARRAY['SUCCESS','SUCCESS','SUCCESS','PARTIAL','FAILED'])[1 + g %% 5],"
     " t.at, {created}, md5(%(prefix)s || g), '{{}}', 1 + 60 * random(), 0.01 * random(), random()"
     " FROM generate_series(1, %(n)s) g,"
-    " LATERAL (SELECT %(last)s::timestamptz - make_interval(secs => %(span)s * random() + 0 * g) AS at) t")
+    " LATERAL (SELECT now() - make_interval(secs => %(ago)s + %(span)s * random() + 0 * g) AS at) t")
 
 
 def load_old(ref: str):
@@ -77,18 +77,18 @@ def load_history(dsn: str, per_hour: int) -> int:
             for day in range(8):  # one statement per day: the transition tables stay small
                 conn.execute(_GEN.format(created="t.at"), {
                     "client": client, "prefix": f"H{i}-{day}-", "n": n * 24,
-                    "last": f"now() - interval '{day} days'", "span": 86400.0})
+                    "ago": day * 86400.0, "span": 86400.0})
         conn.execute("ANALYZE workflow_logs")
         return conn.execute("SELECT count(*) FROM workflow_logs").fetchone()[0]
 
 
 def store_new(dsn: str, count: int, scenario: str, tag: str) -> None:
-    span, last = (8 * 86400.0 - 600, "now()") if scenario == "spread" else (None, "now()")
+    span = 8 * 86400.0 - 600 if scenario == "spread" else None
     with psycopg.connect(dsn, autocommit=True) as conn:
         if span is None:  # the current hour, up to now
             span = conn.execute("SELECT extract(epoch FROM now() - date_trunc('hour', now()))").fetchone()[0]
         conn.execute(_GEN.format(created="now()"), {"client": "hist", "prefix": f"N{tag}-", "n": count,
-                                                    "last": last, "span": float(span)})
+                                                    "ago": 0.0, "span": float(span)})
 
 
 _BLOCKS = ("coalesce(io.heap_blks_hit, 0) + coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_hit, 0)"
@@ -112,19 +112,23 @@ def measure(dsn: str, refresh) -> dict:
     async def run() -> float:
         async with create_pool(dsn, max_size=2) as pool:
             started = time.perf_counter()
-            await refresh(pool)
-            return time.perf_counter() - started
-    seconds = asyncio.run(run())
+            changed = await refresh(pool)
+            return time.perf_counter() - started, changed
+    seconds, changed = asyncio.run(run())
     time.sleep(0.6)  # the closed backends' statistics reach the shared counters
     after = counters(dsn)
-    return {"ms": seconds * 1000, **{k: after[k] - before[k] for k in before}}
+    return {"ms": seconds * 1000, "buckets": changed, **{k: after[k] - before[k] for k in before}}
 
 
-def mark_old_cursor(dsn: str) -> None:
-    """As the old refresh's previous run would have left it, just before the new logs, and without
-    its 2-minute overlap (LATE_COMMIT_SLACK) reaching the previous round's: only the new logs count."""
+def old_cursor(dsn: str, mark) -> None:
+    """The old refresh's cursor as its previous run would have left it: `mark`, read just before the
+    new logs were stored, without its 2-minute overlap (LATE_COMMIT_SLACK) reaching the previous
+    round's logs: only the new logs count. Set right before it runs: a new refresh finding a
+    watermark other than RETIRED_WATERMARK would recompute the queued logs' buckets (an older
+    collector ran), not add them."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("UPDATE alert_rollup_state SET watermark = now() + interval '2 minutes' WHERE id = 1")
+        conn.execute("UPDATE alert_rollup_state SET watermark = %s::timestamptz + interval '2 minutes' WHERE id = 1",
+                     (mark,))
 
 
 def retire_cursor(dsn: str) -> None:
@@ -135,12 +139,12 @@ def retire_cursor(dsn: str) -> None:
 def scenario(dsn: str, old, name: str, count: int, rounds: int) -> dict[str, list[dict]]:
     got: dict[str, list[dict]] = {"old": [], "new": []}
     for r in range(rounds):
-        mark_old_cursor(dsn)
-        time.sleep(0.01)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            mark = conn.execute("SELECT now()").fetchone()[0]
         store_new(dsn, count, name, f"{name[:1]}{r}")
-        order = ("new", "old") if r % 2 == 0 else ("old", "new")
-        for which in order:  # the same new logs for both; each brings the rollups up to date over them
+        for which in (("new", "old") if r % 2 == 0 else ("old", "new")):  # both over the same new logs
             if which == "old":
+                old_cursor(dsn, mark)
                 got["old"].append(measure(dsn, old.refresh_alert_rollups))
                 retire_cursor(dsn)
             else:
@@ -184,16 +188,16 @@ def run(dsn: str, args) -> None:
     build = measure(dsn, new_rollups.refresh_alert_rollups)
     print(f"initial build (new refresh, {stored:,} queued logs): {build['ms']:.0f} ms", flush=True)
     print(f"\n{args.new:,} new logs of `hist`, median of {args.rounds} rounds (old = {args.old_ref}'s refresh)")
-    print(f"{'scenario':<14} {'refresh':<5} {'ms':>9} {'log rows read':>14} {'log blocks':>11} {'all blocks':>11}"
-          f" {'ms new/old':>11}")
+    print(f"{'scenario':<14} {'refresh':<7} {'buckets':>8} {'ms':>9} {'log rows read':>14} {'log blocks':>11}"
+          f" {'all blocks':>11} {'ms new/old':>11}")
     for name in ("spread", "current hour"):
         got = scenario(dsn, old, name, args.new, args.rounds)
         med = {w: {k: statistics.median(m[k] for m in got[w]) for k in got[w][0]} for w in got}
         for which in ("old", "new"):
             m = med[which]
             ratio = f"{med['new']['ms'] / med['old']['ms']:.2f}x" if which == "new" else ""
-            print(f"{name:<14} {which:<5} {m['ms']:>9.1f} {m['rows']:>14,.0f} {m['log_blocks']:>11,.0f}"
-                  f" {m['blocks']:>11,.0f} {ratio:>11}", flush=True)
+            print(f"{name:<14} {which:<7} {m['buckets']:>8,.0f} {m['ms']:>9.1f} {m['rows']:>14,.0f}"
+                  f" {m['log_blocks']:>11,.0f} {m['blocks']:>11,.0f} {ratio:>11}", flush=True)
     cpu = ingest_cpu(dsn, args.ingest_logs, args.rounds)
     on, off = cpu["trigger on"], cpu["trigger off"]
     print(f"\ningest, {args.ingest_logs:,} logs per round in 500-row INSERTs (~2 KB documents), backend CPU:")

@@ -54,17 +54,20 @@ _DIRTY = (
     f" FROM alert_rollup_pending p CROSS JOIN ({_GRAINS}) g"
     " WHERE (p.log_id IS NULL OR %(legacy)s) AND date_trunc(g.unit, p.minute, 'UTC') >= g.reach")
 # The queued new logs (what the rollups read of them), each with its bucket of each grain in reach
-# that is not recomputed whole.
+# that is not recomputed whole. One index probe per queued log (LIMIT 1 keeps the subquery a
+# nested loop, the partition found by executed_at at run time): the queue's statistics are those
+# of whatever it last held, and a hash join planned on them read every log of the table.
 _DELTA = (
     "CREATE TEMP TABLE alert_delta ON COMMIT DROP AS"
-    " SELECT g.grain, w.client_id, date_trunc(g.unit, p.minute, 'UTC') AS start, w.status, w.hallucination_risk,"
-    " w.cost_usd, w.execution_time_seconds"
-    " FROM alert_rollup_pending p JOIN workflow_logs w"
-    "   ON w.id = p.log_id AND w.executed_at = p.executed_at AND w.client_id = p.client_id"
-    f" CROSS JOIN ({_GRAINS}) g"
-    " WHERE p.log_id IS NOT NULL AND date_trunc(g.unit, p.minute, 'UTC') >= g.reach"
-    " AND NOT EXISTS (SELECT 1 FROM alert_dirty d WHERE d.grain = g.grain AND d.client_id = w.client_id"
-    "   AND d.start = date_trunc(g.unit, p.minute, 'UTC'))")
+    " WITH q AS MATERIALIZED (SELECT p.minute, w.* FROM alert_rollup_pending p CROSS JOIN LATERAL ("
+    "   SELECT l.client_id, l.status, l.hallucination_risk, l.cost_usd, l.execution_time_seconds"
+    "   FROM workflow_logs l WHERE l.id = p.log_id AND l.executed_at = p.executed_at AND l.client_id = p.client_id"
+    "   LIMIT 1) w WHERE p.log_id IS NOT NULL)"
+    " SELECT g.grain, q.client_id, date_trunc(g.unit, q.minute, 'UTC') AS start, q.status, q.hallucination_risk,"
+    " q.cost_usd, q.execution_time_seconds"
+    f" FROM q CROSS JOIN ({_GRAINS}) g WHERE date_trunc(g.unit, q.minute, 'UTC') >= g.reach"
+    " AND NOT EXISTS (SELECT 1 FROM alert_dirty d WHERE d.grain = g.grain AND d.client_id = q.client_id"
+    "   AND d.start = date_trunc(g.unit, q.minute, 'UTC'))")
 # Whole: every log of each dirty bucket (the tenant's index on (client_id, executed_at)).
 _WHOLE = ("FROM alert_dirty d JOIN workflow_logs x ON x.client_id = d.client_id AND x.executed_at >= d.start"
           " AND x.executed_at < d.start + d.size")
