@@ -11,7 +11,9 @@ are built. Then, per scenario and round, --new logs are stored in one transactio
 refreshes bring the rollups up to date over them:
 
 - `spread`: the new logs' executed_at spread over the 8 days (a backfill, or an agent's late logs);
-- `current hour`: all of them in the current hour (steady ingest into a busy hour).
+- `current hour`: all of them in the current hour (steady ingest);
+- `busy hour`: the same after --busy more logs were stored (and rolled up) in the current hour,
+  as a tenant ingesting many logs a second holds by mid-hour (1,000/s: 1.8 M).
 
 `old` is the refresh before 0030, loaded from git (`--old-ref`, default the commit before it) into
 a module of this script: it recomputes the buckets of logs stored since its created_at cursor (set
@@ -83,7 +85,7 @@ def load_history(dsn: str, per_hour: int) -> int:
 
 
 def store_new(dsn: str, count: int, scenario: str, tag: str) -> None:
-    span = 8 * 86400.0 - 600 if scenario == "spread" else None
+    span = 8 * 86400.0 - 600 if scenario == "spread" else None  # else the current hour
     with psycopg.connect(dsn, autocommit=True) as conn:
         if span is None:  # the current hour, up to now
             span = conn.execute("SELECT extract(epoch FROM now() - date_trunc('hour', now()))").fetchone()[0]
@@ -190,7 +192,10 @@ def run(dsn: str, args) -> None:
     print(f"\n{args.new:,} new logs of `hist`, median of {args.rounds} rounds (old = {args.old_ref}'s refresh)")
     print(f"{'scenario':<14} {'refresh':<7} {'buckets':>8} {'ms':>9} {'log rows read':>14} {'log blocks':>11}"
           f" {'all blocks':>11} {'ms new/old':>11}")
-    for name in ("spread", "current hour"):
+    for name in ("spread", "current hour", "busy hour"):
+        if name == "busy hour":
+            store_new(dsn, args.busy, "current hour", "busy")
+            measure(dsn, new_rollups.refresh_alert_rollups)
         got = scenario(dsn, old, name, args.new, args.rounds)
         med = {w: {k: statistics.median(m[k] for m in got[w]) for k in got[w][0]} for w in got}
         for which in ("old", "new"):
@@ -209,13 +214,14 @@ def main() -> int:
     parser.add_argument("--per-hour", type=int, default=1000, help="logs per hour of `hist` over 8 days")
     parser.add_argument("--new", type=int, default=5000, help="new logs per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=100_000, help="logs stored in the current hour before `busy hour`")
     parser.add_argument("--ingest-logs", type=int, default=20_000, help="logs per round of the ingest measure")
     parser.add_argument("--old-ref", default=OLD_REF, help="the git revision whose refresh is `old`")
     parser.add_argument("--smoke", action="store_true", help="40 logs/hour, 500 new, 2,000 ingest logs")
     parser.add_argument("--dsn", default=None, help="an empty database (default: a fresh embedded one)")
     args = parser.parse_args()
     if args.smoke:
-        args.per_hour, args.new, args.ingest_logs = 40, 500, 2000
+        args.per_hour, args.new, args.ingest_logs, args.busy = 40, 500, 2000, 5000
     if args.dsn:
         from collector_api.store.core.migrate import apply_migrations
         apply_migrations(args.dsn)

@@ -20,7 +20,8 @@ joins nothing.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import product
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -97,9 +98,10 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
         params = {"now": state["now"], "legacy": state["legacy"], "edges": FINE_EDGES}
         done = await _apply_queue(conn, params)
         await conn.execute("DELETE FROM alert_rollup_pending")  # what this snapshot sees: consumed
-        for table in ("alert_rollup", "alert_rollup_duration"):
-            await conn.execute(f"DELETE FROM {table} t USING ({_GRAINS}) g WHERE t.grain = g.grain"
-                               " AND t.start < g.reach", params)
+        for (grain, days), table in product((("m", MINUTE_DAYS), ("h", HOUR_DAYS)), ("alert_rollup",
+                                                                                   "alert_rollup_duration")):
+            await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",  # a range of the key
+                               (grain, state["now"] - timedelta(days=days)))
         if state["legacy"]:
             await conn.execute("UPDATE alert_rollup_state SET watermark = %s WHERE id = 1", (RETIRED_WATERMARK,))
     if done:
