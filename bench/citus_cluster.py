@@ -15,9 +15,12 @@ The migrations are NOT changed: what Citus needs (primary keys that include clie
 tables, the worker role's LOGIN, row-level security on the shards, the review rollup triggers on
 the coordinator's placement only, the score trigger reading that placement) is applied after them
 here, step by step, and each step's outcome is printed ("what had to change"). Checked on both
-sides: the erasure guard trigger (0018), and the calibration (0021) and evaluator (0024) rollups
-read back equal to the live computation after reviews posted through the viewer and scores
-inserted as the evaluate job does. Exit 0 when everything worked on both sides, 1 when anything
+sides: the erasure guard trigger (0018); that a store waits while an erasure holds the tenant's
+lock on the node the app connects to (store.logs.store_lock); the calibration (0021) and
+evaluator (0024) rollups read back equal to the live computation after reviews posted through the
+viewer and scores inserted as the evaluate job does; the two backfills refilling logs made to
+look older; the overview's daily rollups (the additive refresh of 0025) equal to the live
+computation. Exit 0 when everything worked on both sides, 1 when anything
 failed (a set-up statement, a request, a job, a page, a check: each is printed), 3 when Citus is
 not installed.
 """
@@ -33,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -322,6 +326,7 @@ def ingest(dsn: str, workdir: Path, logs: int, traces: int, tag: str) -> dict:
         out["rows stored / sent"] = f"{stored} / {logs + traces}"
         out["jobs"] = wait_jobs(dsn, started)
         out["erasure guard (0018 trigger)"] = erasure_guard_check(dsn)
+        out["erasure lock: a store waits for it"] = erasure_lock_check(dsn, port, key)
     finally:
         bi.stop_server(server)
     errors = [line for line in (workdir / f"serve-{tag}.log").read_text().splitlines()
@@ -345,6 +350,44 @@ def erasure_guard_check(dsn: str) -> str:
             counts.append(conn.execute("UPDATE workflow_logs SET ticket_id = ticket_id WHERE client_id = %s"
                                        " AND trace_id = %s", (client, trace)).rowcount)
     return "ok" if counts == [0, 1] else f"FAILED rows written (erased, kept): {counts}, expected [0, 1]"
+
+
+def erasure_lock_check(dsn: str, port: int, key: str, held: float = 2.0) -> str:
+    """An erasure's barrier holds the tenant's lock (locks.ERASURE_TENANT) exclusively, on the node
+    the app is connected to (the coordinator); a POST /v1/logs of that tenant sent meanwhile must
+    wait until it commits (store.logs.store_lock takes the lock shared there, before inserting: on
+    Citus the 0018 trigger's lock is the worker's, which the erasure does not see). "ok (waited
+    N s)", or what happened."""
+    import http.client
+
+    from collector_api.store.core import locks
+
+    now = datetime.now(UTC)
+    doc = bi.make_doc(Random(99), 9_999_999, now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now)
+    body = bi.encode_requests([doc], 1)[0]
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", "X-API-Key": key}
+    answer: dict = {}
+
+    def post() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/logs", body, headers)
+        answer["status"], answer["at"] = conn.getresponse().status, time.monotonic()
+
+    stored = "SELECT count(*) FROM workflow_logs WHERE client_id = %s AND trace_id = %s"
+    with psycopg.connect(dsn) as erasure:
+        erasure.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (locks.ERASURE_TENANT, bi.TENANT))
+        sender = threading.Thread(target=post)
+        sender.start()
+        time.sleep(held)
+        early = dict(answer), sql(dsn, stored, (bi.TENANT, doc["trace_id"]))[0][0]
+        released = time.monotonic()
+        erasure.commit()
+    sender.join(60)
+    if early != ({}, 0) or answer.get("status") != 200:
+        return f"FAILED while the lock was held: answer {early[0] or 'none'}, {early[1]} stored; then {answer}"
+    if sql(dsn, stored, (bi.TENANT, doc["trace_id"]))[0][0] != 1:
+        return "FAILED: the log was not stored after the lock was released"
+    return f"ok (waited {held + answer['at'] - released:.1f} s)"
 
 
 def wait_jobs(dsn: str, since: float, timeout: float = 60) -> dict[str, str]:
@@ -580,7 +623,7 @@ def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], ar
     print(f"\ningest, {args.logs} logs (/v1/logs) + {args.traces} traces (/v1/traces), one serve process each")
     print(f"{'':<40} {'single node':>24} {'Citus (1 coord + 2 workers)':>30}")
     for label in ("/v1/logs logs/s", "/v1/traces traces/s (until stored)", "rows stored / sent",
-                  "erasure guard (0018 trigger)"):
+                  "erasure guard (0018 trigger)", "erasure lock: a store waits for it"):
         a, b = single.get(label, "-"), citus.get(label, "-")
         print(f"{label:<40} {_fmt(a):>24} {_fmt(b):>30}")
     print("\njobs (job_runs after the ingest; single node / Citus)")
