@@ -56,8 +56,11 @@ SETTINGS = {"listen_addresses": "'127.0.0.1'", "max_connections": "200", "shared
             "max_prepared_transactions": "100"}  # the same on every node and on the single node
 # citus.enable_unsafe_triggers: without it Citus refuses to distribute a table that has triggers
 # (workflow_logs' erasure guard of 0018, ticket_review_state's rollup triggers of 0021/0024).
+# citus.propagate_set_commands: the app's SET LOCAL of role, tenant and scope (store.core.db.set_local)
+# reach the workers, where row-level security on the shards reads them.
 CITUS_SETTINGS = {"shared_preload_libraries": "'citus'", "citus.shard_count": "8",
-                  "citus.max_client_connections": "-1", "citus.enable_unsafe_triggers": "on"}
+                  "citus.max_client_connections": "-1", "citus.enable_unsafe_triggers": "on",
+                  "citus.propagate_set_commands": "'local'"}
 # Tenant tables: distributed by client_id, co-located with workflow_logs (a tenant's rows of
 # every table live on the same worker, so joins on client_id stay on one node). erasure_tombstones
 # must be co-located: workflow_logs' BEFORE INSERT trigger (0018) reads it on the worker, in the
@@ -67,6 +70,13 @@ DISTRIBUTED = ("workflow_logs", "ticket_reviews", "trace_state", "trace_spans", 
                "viewer_daily_usage_rollup", "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup",
                "alert_rollup", "alert_rollup_duration", "erasure_log", "erasure_items", "erasure_tombstones",
                "experiments", "viewer_rollup_pending")  # the last: filled by workflow_logs triggers (0025)
+# Distributed tables whose shards keep row-level security (a second tenant guard on the workers,
+# beside the client_id filter of every statement): what a client's pages read, written by statements
+# Citus does not turn into COPY (which PostgreSQL refuses under RLS). The other shards get RLS off
+# (rls_on_shards: why).
+RLS_ON_SHARDS = ("workflow_logs", "ticket_reviews", "trace_state", "viewer_daily_rollup",
+                 "viewer_daily_duration_rollup", "viewer_daily_node_rollup", "viewer_daily_usage_rollup",
+                 "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup")
 # Small or shared tables: a copy on every node (joins with any shard stay local).
 REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
              "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",
@@ -281,16 +291,20 @@ def score_trigger_reads_placement(dsn: str, steps: Steps, shard: str) -> None:
 
 
 def rls_on_shards(dsn: str, steps: Steps) -> None:
-    """Row-level security cannot guard the shards: the app sets flusso.tenant / flusso.scope with
-    set_config(..., true), which Citus does not send to the workers (on a shard both read as
-    empty, so the tenant policies would hide every row), and Citus writes a plain INSERT ...
-    SELECT (trace staging's spans) into the shards with COPY, which PostgreSQL refuses under RLS. The
-    shards get RLS off; the coordinator's tables keep their policies, and the client_id filter
-    of every statement is the tenant guard on Citus (docs/scaling.md)."""
+    """Row-level security on the shards: the app sets role, flusso.tenant and flusso.scope with
+    SET LOCAL (store.core.db.set_local), which Citus sends on to the workers
+    (citus.propagate_set_commands = 'local'), so the policies on a shard see the same tenant. The
+    tables of RLS_ON_SHARDS keep it there. The others get it off: Citus writes a plain INSERT ...
+    SELECT (trace staging's spans; the rollup queue's trigger) into the shards with COPY, which
+    PostgreSQL refuses under RLS, and the rest are not read by a client's pages or not exercised
+    here (the erasure's tables, the alert rollups, the reference tables). There the client_id
+    filter of every statement is the one tenant guard (docs/scaling.md)."""
     tables = [r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")]
     for table in tables:
         enabled = sql(dsn, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,))[0][0]
-        if enabled:
+        if enabled and table in RLS_ON_SHARDS:
+            steps.done.append((f"{table}: row-level security kept on its shards", "-", None))
+        elif enabled:
             steps.run(f"{table}: row-level security off on its shards",
                       "SELECT run_command_on_placements(%s, $$ALTER TABLE %%s DISABLE ROW LEVEL SECURITY$$)", (table,))
 
@@ -440,6 +454,7 @@ def viewer_sample(dsn: str, workdir: Path, logs: int, requests: int, tag: str) -
                 except SystemExit as exc:  # a page that fails on this side is reported, the rest go on
                     rows.append((label, float("nan"), str(exc).split(":", 1)[0]))
             rows.append(("client: sees only its tenant", *tenant_check(client, dsn)))
+            rows.append(("client, no client_id filter: RLS alone", *asyncio.run(rls_check(dsn))))
             asyncio.run(score_as_evaluate_job(dsn, ids))  # before the form: its reviews meet scores
             try:  # the review form: ticket_reviews (distributed) and ticket_review_state (reference)
                 server_ms, _ = bv.measure_posts(provider, ids, requests)
@@ -517,7 +532,7 @@ async def backfill_checks(dsn: str) -> list[tuple[str, float, float | str]]:
     out = []
     async with create_pool(dsn, max_size=2) as pool:
         for name, columns, which, reset, pending, run in jobs:
-            label = f"{name}: logs of every tenant filled again, as before"
+            label = f"{name}: logs refilled as before"
             before = dict(sql(dsn, f"SELECT id, ({columns}) FROM workflow_logs WHERE {which}"))
             sql(dsn, f"UPDATE workflow_logs SET {reset} WHERE {which}")
             done = 0
@@ -553,8 +568,8 @@ async def viewer_rollup_checks(dsn: str) -> list[tuple[str, float, float | str]]
     async with create_pool(dsn, max_size=4) as pool:
         await refresh_rollups(pool)
         pending = sql(dsn, "SELECT count(*) FROM viewer_rollup_pending")[0][0]
-        out.append(("overview rollups: queue consumed by the refresh", 0.0, 0.0) if pending == 0 else
-                   ("overview rollups: queue consumed by the refresh", float("nan"), f"{pending} rows left"))
+        out.append(("overview rollups: queue consumed", 0.0, 0.0) if pending == 0 else
+                   ("overview rollups: queue consumed", float("nan"), f"{pending} rows left"))
         for label, read in (("overview figures", get_stats), ("usage report", get_usage),
                             ("critical-path nodes", get_critical_nodes), ("recontact rate", get_recontact)):
             got = [await read(pool, scope, start, end, use_rollups=u) for u in (True, False)]
@@ -598,6 +613,24 @@ def tenant_check(client, dsn: str) -> tuple[float, float | str]:
     answers = {client.get(f"/api/v1/tickets/{i}").status_code for (i,) in foreign}
     if not listed or any(t["client_id"] != "client-00" for t in listed) or answers != {404}:
         return float("nan"), f"LEAK: listed {sorted({t['client_id'] for t in listed})}, foreign ids {answers}"
+    return 0.0, 0.0
+
+
+async def rls_check(dsn: str) -> tuple[float, float | str]:
+    """Row-level security alone (statements WITHOUT a client_id filter, in the app's own scoped
+    transaction as client-00): the logs, reviews and overview rollup rows seen are exactly
+    client-00's (on Citus: on the shards, with the tenant the app's SET LOCAL sent there). (0, 0)
+    or what was seen."""
+    from collector_api.store.core.db import Scope, create_pool, scoped_transaction
+
+    tables = ("workflow_logs", "ticket_reviews", "viewer_daily_rollup")
+    want = [sql(dsn, f"SELECT count(*) FROM {t} WHERE client_id = 'client-00'")[0][0] for t in tables]
+    async with create_pool(dsn, max_size=1) as pool, scoped_transaction(pool, Scope.tenant("client-00")) as conn:
+        seen = [(await (await conn.execute(f"SELECT count(*) AS n, count(DISTINCT client_id) AS tenants FROM {t}")
+                        ).fetchone()) for t in tables]
+    got = [r["n"] for r in seen]
+    if got != want or not all(want) or any(r["tenants"] != 1 for r in seen):
+        return float("nan"), f"MISMATCH {dict(zip(tables, seen, strict=True))}, client-00 has {want}"
     return 0.0, 0.0
 
 
