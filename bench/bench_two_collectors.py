@@ -42,8 +42,9 @@ import bench_ingest as bi  # noqa: E402  (documents, encoder, senders, process C
 JOB_INTERVALS = {"FLUSSO_ROLLUP_REFRESH_SECONDS": "2", "FLUSSO_ALERT_INTERVAL_S": "3",
                  "FLUSSO_TRACE_ASSEMBLY_SECONDS": "1"}
 INTERVAL_OF = {"rollup-refresh": 2.0, "alert-evaluate": 3.0, "trace-assembly": 1.0, "derived-backfill": 30.0,
-               "session-backfill": 30.0, "evaluate": 30.0, "erasure-resume": 300.0, "tenant-retention": 3600.0,
-               "staging-upkeep": 60.0, "partition-upkeep": 3600.0}  # flusso_obs/jobs.py with the env above
+               "session-backfill": 30.0, "excerpt-backfill": 30.0, "evaluate": 30.0, "erasure-resume": 300.0,
+               "tenant-retention": 3600.0, "staging-upkeep": 60.0, "partition-upkeep": 3600.0}
+# (flusso_obs/jobs.py with the env above)
 
 HISTORY_DDL = """
 CREATE TABLE bench_job_history (name text, started timestamptz, finished timestamptz, app text, error text);

@@ -43,7 +43,7 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from collector_api.contract.derived import derived_json  # noqa: E402  (what the collector stores)
+from collector_api.contract.derived import derived_json, draft_excerpt  # noqa: E402  (what the collector stores)
 from collector_api.contract.sessions import derive_session_key  # noqa: E402
 
 EXAMPLE = json.loads((ROOT / "docs" / "workflow-log.example.json").read_text())
@@ -54,7 +54,8 @@ PASSWORD = "bench-password-123"
 COLUMNS = ("id", "client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
            "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
            "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-           "log_data", "critical_path", "usage_by_model", "session_key")  # the last three as the collector derives them
+           "log_data", "critical_path", "usage_by_model", "session_key",
+           "draft_excerpt")  # the last four as the collector derives them
 REGULARS = 100  # per tenant: customers who write a third of the tickets
 WHALE = "[email:00000000beef]"  # client-00's customer with up to 10,000 tickets
 LLM_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet")
@@ -114,7 +115,7 @@ def make_document(rng: random.Random, tenant: str, seq: int, executed: datetime,
     critical, usage = derived_json(doc)
     row = (tenant, ticket_id, status, executed, trace_id, env, version, resolution, confidence, risk, iterations,
            duration, tokens_in, tokens_out, cost, True, orjson.dumps(nodes).decode(), orjson.dumps(doc).decode(),
-           critical, usage, derive_session_key(tenant, "email", customer))
+           critical, usage, derive_session_key(tenant, "email", customer), draft_excerpt(doc))
     return row
 
 

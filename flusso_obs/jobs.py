@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.alerts.job import MAX_DUE_DELIVERIES, SEND_CONCURRENCY, SEND_GRACE_S, AlertConfig, alert_tick
 from collector_api.alerts.targets import parse_allow_list
-from collector_api.contract.derived import derive_rows
+from collector_api.contract.derived import derive_rows, excerpt_rows
 from collector_api.contract.sessions import session_keys_of
 from collector_api.evals.job import EvalConfig, EvaluateJob, RetryPolicy
 from collector_api.evals.judge import JudgeConfig, check_judge_url
@@ -22,6 +22,7 @@ from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.erasure.retention import run_retention
 from collector_api.store.erasure.run import resume_stalled
 from collector_api.store.logs.backfill import backfill_derived
+from collector_api.store.logs.excerpt_backfill import backfill_excerpts
 from collector_api.store.logs.partitions import maintain_partitions
 from collector_api.store.logs.rollups import refresh_rollups
 from collector_api.store.logs.session_backfill import backfill_sessions
@@ -55,7 +56,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
 
     Always: partition upkeep (months ahead; rows out of DEFAULT), the ingest counters' flush (per
     process: each flushes its own memory), the derived-figures backfill (logs stored before
-    migration 0013) and the session-key backfill (logs stored before migration 0017). The
+    migration 0013), the session-key backfill (logs stored before migration 0017) and the
+    draft-excerpt backfill (logs stored before migration 0028). The
     overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job, tenants' own retention and alert
@@ -74,6 +76,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
                     lambda: backfill_derived(pool, derive_rows), deadline_s=BACKFILL_DEADLINE_S))
     jobs.append(Job("session-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_SESSION_BACKFILL,
                     lambda: backfill_sessions(pool, session_keys_of), deadline_s=BACKFILL_DEADLINE_S))
+    jobs.append(Job("excerpt-backfill", DERIVED_BACKFILL_INTERVAL_S, locks.JOB_EXCERPT_BACKFILL,
+                    lambda: backfill_excerpts(pool, excerpt_rows), deadline_s=BACKFILL_DEADLINE_S))
     alerts = alert_job(settings, pool)  # built even when alerts are off: a bad FLUSSO_WEBHOOK_ALLOW stops the start
     assembly = trace_assembly(pool, settings, traces)
     if assembly is not None:  # staged traces -> workflow logs, and the staging table's hourly partitions

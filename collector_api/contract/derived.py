@@ -1,6 +1,7 @@
-"""Figures derived from a workflow log once, when it is stored: its critical path and its LLM
-usage by model. Pure (no I/O): the ingest path (`collector_api.contract.prepare`) and the backfill job for
-logs stored before migration 0013 (`derive_rows`, passed to store.logs.backfill) call the same functions.
+"""Figures derived from a workflow log once, when it is stored: its critical path, its LLM
+usage by model and its draft excerpt. Pure (no I/O): the ingest path (`collector_api.contract.prepare`)
+and the backfill jobs for logs stored before migrations 0013 and 0028 (`derive_rows` passed to
+store.logs.backfill, `excerpt_rows` to store.logs.excerpt_backfill) call the same functions.
 
 Everything in a log is untrusted: any shape, any size, cycles in the parent links. Both
 functions are linear (after one sort) and never recurse.
@@ -15,6 +16,7 @@ import orjson
 from collector_api.contract.numbers import finite_number, non_negative
 from collector_api.contract.spantree import known_parent, log_root
 
+EXCERPT_CHARS = 240  # a draft excerpt's length (a session's timeline shows it beside each ticket)
 MAX_SPANS = 5000  # spans considered (the viewer draws at most 2000)
 MAX_NAME = 200
 MAX_MODELS = 50
@@ -176,3 +178,18 @@ def derive_rows(rows: list[dict]) -> tuple[list[str], list[str]]:
         paths.append(path)
         usages.append(usage)
     return paths, usages
+
+
+def draft_excerpt(document: dict) -> str:
+    """The first EXCERPT_CHARS characters of the log's `trace.output.draft` when it is a string,
+    else '' (the row's `draft_excerpt`; NULL is kept for "not derived yet", migration 0028)."""
+    trace = document.get("trace")
+    output = trace.get("output") if isinstance(trace, dict) else None
+    draft = output.get("draft") if isinstance(output, dict) else None
+    return draft[:EXCERPT_CHARS] if isinstance(draft, str) else ""
+
+
+def excerpt_rows(rows: list[dict]) -> list[str]:
+    """The excerpt backfill's derivation: rows holding a log's `draft` (its trace.output.draft, any
+    JSON value or None) -> one excerpt per row, as `draft_excerpt` gives it."""
+    return [draft_excerpt({"trace": {"output": {"draft": r["draft"]}}}) for r in rows]

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from collector_api.contract.derived import derived_json
+from collector_api.contract.derived import derived_json, draft_excerpt
 from collector_api.contract.numbers import finite_number
 from collector_api.contract.schema import schema_error
 from collector_api.contract.sessions import session_key
@@ -206,6 +206,7 @@ def _build_row(index: int, document: dict, tenant: str, ticket_id: str, executed
         critical_path=critical,
         usage_by_model=usage,
         session_key=session_key(tenant, document),
+        draft_excerpt=draft_excerpt(document),
         experiment=experiment_tags(ident.get("experiment")),
         index=index,
     )

@@ -18,8 +18,8 @@ def jobs(secret=None, **settings):
 def test_the_default_jobs_each_with_its_own_lock():
     listed = jobs()
     assert [j.name for j in listed] == ["partition-upkeep", "rollup-refresh", "ingest-counters", "derived-backfill",
-                                        "session-backfill", "evaluate", "erasure-resume", "tenant-retention",
-                                        "alert-evaluate"]
+                                        "session-backfill", "excerpt-backfill", "evaluate", "erasure-resume",
+                                        "tenant-retention", "alert-evaluate"]
     assert [j.name for j in listed if j.per_process] == ["ingest-counters"]
     leader_locks = [j.lock_id for j in listed if not j.per_process]
     assert len(set(leader_locks)) == len(leader_locks) and set(leader_locks) <= set(locks.ALL.values())

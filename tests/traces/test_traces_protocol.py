@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from collector_api.contract.derived import draft_excerpt
 from tests.helpers import LiveServer, make_key
 
 from .helpers import PB, agent_trace, post, request, span, trace_settings, wait_for_logs, wait_until
@@ -79,6 +80,9 @@ def test_status_rules_replays_and_late_spans_replace_the_log_in_place(traces_ser
     [after] = wait_for_logs(db_dsn, 0, 0, "ticket_id = 'T-ok'")
     assert after["id"] == first["id"] and after["created_at"] > first["created_at"]
     assert after["log"]["metrics"]["input_tokens"] == 1500
+    with psycopg.connect(db_dsn) as conn:  # the derived columns are replaced with the document (0028's excerpt too)
+        excerpts = dict(conn.execute("SELECT ticket_id, draft_excerpt FROM workflow_logs").fetchall())
+    assert excerpts["T-ok"] == draft_excerpt(after["log"]) and None not in excerpts.values()
     assert len(wait_for_logs(db_dsn, 0, 0)) == 4
 
 

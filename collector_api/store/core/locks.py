@@ -20,6 +20,7 @@ JOB_PARTITION_UPKEEP = 0x4A6F6201
 JOB_ROLLUP_REFRESH = 0x4A6F6202
 JOB_DERIVED_BACKFILL = 0x4A6F6219  # critical path and usage of logs stored before 0013
 JOB_SESSION_BACKFILL = 0x4A6F6220  # session keys of logs stored before 0017 (0x4A6F6220..2F: sessions)
+JOB_EXCERPT_BACKFILL = 0x4A6F621A  # draft excerpts of logs stored before 0028
 JOB_TRACE_ASSEMBLY = 0x4A6F6203
 JOB_STAGING_UPKEEP = 0x4A6F6204
 # Alerts: the evaluation + delivery job, and its minute/hour rollups.

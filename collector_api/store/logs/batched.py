@@ -1,4 +1,4 @@
-"""The one runner of the backfill jobs (store.logs.backfill, store.logs.session_backfill): logs
+"""The one runner of the backfill jobs (store.logs.backfill, .session_backfill, .excerpt_backfill): logs
 stored before a column existed get it, derived from their stored document, in batches.
 
 A run first finds the tenants with rows to do (one statement over the spec's partial index, all
@@ -8,7 +8,8 @@ is one transaction as the owner (cross-tenant, policy `owner_all`) under the rol
 ONE tenant's rows: the todo SELECT and the UPDATE both carry `client_id = %s`, so on Citus each is
 routed to the tenant's shard (Citus refuses `FOR UPDATE` across shards), and a batch never reads,
 locks or writes another tenant's rows. Each batch marks the UTC days it changed as not rolled up,
-so the overview and the usage report aggregate them live until the next rollup refresh. A run does
+so the overview and the usage report aggregate them live until the next rollup refresh (a spec
+with `rollups=False`, whose column no rollup reads, takes neither the lock nor marks days). A run does
 at most `max_batches` batches over all its tenants; the next run finds the rest.
 
 What a `Backfill` spec's strings must be (checked when the spec is made: a spec that does not
@@ -73,6 +74,7 @@ class Backfill:
     todo: str    # SELECT ... WHERE <pending> AND client_id = %s ORDER BY executed_at LIMIT %s FOR UPDATE SKIP LOCKED
     update: str  # UPDATE ... FROM unnest(%s ids, %s executed_at, <arrays>) ... WHERE w.client_id = %s AND ...
     what: str    # "the session key", for the log line
+    rollups: bool = True  # False: it writes no column a rollup reads (no rollups' lock, no day marked)
 
     def __post_init__(self) -> None:
         pending = self.pending  # raises on a todo of another shape
@@ -102,16 +104,18 @@ class Backfill:
 
 async def _one_batch(pool: AsyncConnectionPool, spec: Backfill, derive: Derive, client_id: str, batch: int) -> int:
     async with owner_connection(pool) as conn, conn.transaction():
-        # A rollup refresh running now could mark a day rolled up with the figures from before
-        # this batch: take its lock (it skips while we hold it; we wait for one in progress).
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
+        if spec.rollups:
+            # A rollup refresh running now could mark a day rolled up with the figures from before
+            # this batch: take its lock (it skips while we hold it; we wait for one in progress).
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ROLLUPS,))
         rows = await (await conn.execute(spec.todo, (client_id, batch))).fetchall()
         if not rows:
             return 0
         columns = await asyncio.to_thread(derive, rows)
         await conn.execute(spec.update, ([r["id"] for r in rows], [r["executed_at"] for r in rows], *columns,
                                          client_id))
-        await forget_days(conn, [r["day"] for r in rows])
+        if spec.rollups:
+            await forget_days(conn, [r["day"] for r in rows])
     return len(rows)
 
 

@@ -48,5 +48,6 @@ class LogRow:
     critical_path: str | None = None  # JSON text (collector_api.contract.derived), computed once at ingest
     usage_by_model: str | None = None  # JSON text (collector_api.contract.derived)
     session_key: str | None = None  # collector_api.contract.sessions, derived at ingest
+    draft_excerpt: str | None = None  # collector_api.contract.derived, at ingest ('' no draft; None: derive later)
     experiment: Experiment | None = None  # the run that produced the log (identification.experiment)
     index: int = 0  # the record's position in its request, for error messages

@@ -30,9 +30,9 @@ MAX_WINDOW = 4096
 GROWTH = 2
 MAX_WALK_LOGS = 200_000  # a page reads at most this many logs; beyond, it ends early with a cursor
 SESSION_COUNT_CAP = 10_000  # a session page's summary counts at most this many tickets (the newest)
-TIMELINE_PAGE = 50  # a session page's tickets per page (each a row read for its draft excerpt: cold, ~0.5 ms)
+TIMELINE_PAGE = 50  # a session page's tickets per page (each one heap row read: its stored draft excerpt, 0028)
 LIST_SUMMARY_CAP = 1_000  # each session of the list counts at most this many (the newest in the range)
-EXCERPT_CHARS = 240
+EXCERPT_CHARS = 240  # logs the backfill of 0028 has not reached: as contract.derived.EXCERPT_CHARS (a test checks)
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,8 @@ _TIMELINE = (
     " LIMIT %s)"
     " SELECT w.id, w.client_id, w.ticket_id, w.status, w.resolution_status, w.executed_at, w.cost_usd,"
     " w.overall_confidence, w.hallucination_risk, w.trace_id,"
-    " left(CASE WHEN jsonb_typeof(w.log_data->'trace'->'output'->'draft') = 'string'"
-    " THEN w.log_data->'trace'->'output'->>'draft' END, %s) AS draft_excerpt,"
+    " NULLIF(COALESCE(w.draft_excerpt, left(CASE WHEN jsonb_typeof(w.log_data->'trace'->'output'->'draft') = 'string'"
+    " THEN w.log_data->'trace'->'output'->>'draft' END, %s)), '') AS draft_excerpt,"
     " s.verdict, s.review_count FROM page JOIN workflow_logs w USING (id, executed_at)"
     " LEFT JOIN LATERAL (SELECT s.verdict, s.review_count FROM ticket_review_state s WHERE s.log_id = w.id"
     " OFFSET 0) s ON true WHERE w.client_id = %s AND {tenant} ORDER BY w.executed_at, w.id"

@@ -26,9 +26,11 @@ class StoredLog:
 _COLUMNS = ("client_id", "ticket_id", "status", "executed_at", "trace_id", "environment", "workflow_version",
             "resolution_status", "overall_confidence", "hallucination_risk", "react_iterations",
             "execution_time_seconds", "input_tokens", "output_tokens", "cost_usd", "complete", "node_durations",
-            "log_data", "critical_path", "usage_by_model", "session_key", "experiment_id", "dataset_item_id")
+            "log_data", "critical_path", "usage_by_model", "session_key", "experiment_id", "dataset_item_id",
+            "draft_excerpt")
 _TYPES = ("text", "text", "text", "timestamptz", "text", "text", "text", "text", "float8", "float8", "int4",
-          "float8", "int8", "int8", "float8", "bool", "text", "text", "text", "text", "text", "text", "int8")
+          "float8", "int8", "int8", "float8", "bool", "text", "text", "text", "text", "text", "text", "int8",
+          "text")
 _JSONB = ("node_durations", "log_data", "critical_path", "usage_by_model")  # sent as JSON text, cast on the server
 
 _INSERT = (
@@ -51,7 +53,8 @@ def row_values(row: LogRow) -> tuple:
             row.workflow_version, row.resolution_status, row.overall_confidence, row.hallucination_risk,
             row.react_iterations, row.execution_time_seconds, row.input_tokens, row.output_tokens, row.cost_usd,
             row.complete, nodes, row.log_json, row.critical_path, row.usage_by_model, row.session_key,
-            row.experiment.id if row.experiment else None, row.experiment.item_id if row.experiment else None)
+            row.experiment.id if row.experiment else None, row.experiment.item_id if row.experiment else None,
+            row.draft_excerpt)
 
 
 async def insert_workflow_logs(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:

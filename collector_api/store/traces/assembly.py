@@ -96,7 +96,8 @@ _REPLACE = (
     " workflow_version = %s, resolution_status = %s, overall_confidence = %s, hallucination_risk = %s,"
     " react_iterations = %s, execution_time_seconds = %s, input_tokens = %s, output_tokens = %s, cost_usd = %s,"
     " complete = %s, node_durations = %s::jsonb, log_data = %s::jsonb, critical_path = %s::jsonb,"
-    " usage_by_model = %s::jsonb, session_key = %s, experiment_id = %s, dataset_item_id = %s, created_at = now()"
+    " usage_by_model = %s::jsonb, session_key = %s, experiment_id = %s, dataset_item_id = %s, draft_excerpt = %s,"
+    " created_at = now()"
     " WHERE client_id = %s AND id = %s AND executed_at = %s RETURNING id, executed_at"
 )
 _MARK = (  # every trace of the batch in one statement (one round trip, not one per trace)
