@@ -513,22 +513,25 @@ async def rollup_checks(dsn: str) -> list[tuple[str, float, float | str]]:
 
 
 async def backfill_checks(dsn: str) -> list[tuple[str, float, float | str]]:
-    """The two backfill jobs' functions (store.logs.batched: one tenant's rows a batch) fill logs
-    made to look stored before migrations 0013 and 0017: one log in ten of every tenant loses its
-    critical path and usage, one in seven its session key. (0, 0) per job when all are filled
-    again with what they had, or what differs. The derived backfill reopens their days: the
-    overview rollup check that follows refreshes them."""
-    from collector_api.contract.derived import derive_rows
+    """The three backfill jobs' functions (store.logs.batched: one tenant's rows a batch) fill logs
+    made to look stored before migrations 0013, 0017 and 0028: one log in ten of every tenant loses
+    its critical path and usage, one in seven its session key, one in five its draft excerpt.
+    (0, 0) per job when all are filled again with what they had, or what differs. The derived
+    backfill reopens their days: the overview rollup check that follows refreshes them."""
+    from collector_api.contract.derived import derive_rows, excerpt_rows
     from collector_api.contract.sessions import session_keys_of
     from collector_api.store.core.db import create_pool
     from collector_api.store.logs.backfill import backfill_derived
+    from collector_api.store.logs.excerpt_backfill import backfill_excerpts
     from collector_api.store.logs.session_backfill import backfill_sessions
 
     jobs = (("derived-backfill", "critical_path::text, usage_by_model::text", "id % 10 = 0",
              "critical_path = NULL, usage_by_model = NULL", "critical_path IS NULL",
              lambda pool: backfill_derived(pool, derive_rows, batch=200)),
             ("session-backfill", "session_key", "id % 7 = 0", "session_key = NULL, session_done = NULL",
-             "session_done IS NULL", lambda pool: backfill_sessions(pool, session_keys_of, batch=200)))
+             "session_done IS NULL", lambda pool: backfill_sessions(pool, session_keys_of, batch=200)),
+            ("excerpt-backfill", "draft_excerpt", "id % 5 = 0", "draft_excerpt = NULL", "draft_excerpt IS NULL",
+             lambda pool: backfill_excerpts(pool, excerpt_rows, batch=200)))
     out = []
     async with create_pool(dsn, max_size=2) as pool:
         for name, columns, which, reset, pending, run in jobs:
