@@ -1,130 +1,136 @@
 """The alert evaluation's rollups (migration 0012): per tenant and UTC minute ('m', kept 2 days)
-and hour ('h', kept 8 days) of `executed_at`, written only here, by the alert job.
+and hour ('h', kept 8 days) of `executed_at`, written only here, by the alert job (as the owner).
 
-Incremental: each refresh recomputes the (tenant, minute) and (tenant, hour) buckets touched by
-logs stored since its durable cursor (`alert_rollup_state.watermark`, on the indexed `created_at`).
-A log's `created_at` is its transaction's start, but it becomes visible only at commit: the cursor
-is never later than the start of the oldest transaction in progress when the refresh begins
-(`safe_cursor`; sessions of the application's role, in pg_stat_activity), with LATE_COMMIT_SLACK
-as a further overlap for sessions of other roles, which pg_stat_activity does not show us. So an
-evaluation reads a few thousand rollup rows and never scans raw logs. Only the tenants whose logs
-changed are recomputed: a refresh's work follows what was stored since the last one, not the
-other tenants' logs of those minutes.
+Additive (migration 0030, the design of the overview's rollups, store.logs.rollups): triggers on
+`workflow_logs` queue each new log's key in `alert_rollup_pending`, in the transaction that stores
+it, and a (tenant, UTC minute) whose stored log changed in place in a column these rollups read (a
+trace re-assembled) or was erased. A refresh aggregates just the queued logs and adds them to the
+minute and hour rows (`n = n + delta`); it recomputes whole only the minutes and hours of the
+queued (tenant, minute) markers, and adds no queued log to those. So a refresh's work follows what
+was stored since the last one, not how many logs a touched minute or hour already holds, and an
+evaluation reads a few thousand rollup rows and never scans raw logs.
+
+Exactly once: the queue rows a refresh consumes and the logs it counts come from one REPEATABLE
+READ snapshot, taken after the alert rollups' lock (`db.locked_snapshot`), and the rows it consumed
+are deleted in that transaction. A log and its queue row commit together, so a log committing
+during a refresh is invisible to it, queue row included, and counted by the next: an evaluation
+sees a log as soon as one refresh has run after its commit. A queued log erased before the refresh
+joins nothing.
 """
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from itertools import product
 
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.store.core import locks
-from collector_api.store.core.db import owner_connection
+from collector_api.store.core import additive, locks
+from collector_api.store.core.db import locked_snapshot, owner_connection
 from collector_api.store.logs.stats import FINE_EDGES
 
 logger = logging.getLogger(__name__)
 
-LATE_COMMIT_SLACK = "2 minutes"
+MINUTE_DAYS, HOUR_DAYS = 2, 8  # HOUR_DAYS: also the triggers' reach (migration 0030)
+# alert_rollup_state.watermark, the cursor of the refresh before 0030, as every refresh now leaves
+# it: a collector of an older version running beside (an upgrade) finds no log stored after it.
+RETIRED_WATERMARK = "9999-12-31 00:00:00+00"
 
-MINUTE_DAYS, HOUR_DAYS = 2, 8
-GRAINS = {"m": ("minute", timedelta(minutes=1), MINUTE_DAYS), "h": ("hour", timedelta(hours=1), HOUR_DAYS)}
+# Each grain: its bucket (date_trunc unit), its length and its reach (buckets starting earlier go).
+_GRAINS = ("SELECT * FROM (VALUES"
+           f" ('m', 'minute', interval '1 minute', %(now)s::timestamptz - interval '{MINUTE_DAYS} days'),"
+           f" ('h', 'hour', interval '1 hour', %(now)s::timestamptz - interval '{HOUR_DAYS} days'))"
+           " AS g(grain, unit, size, reach)")
+_FIGURES = ("count(*), count(*) FILTER (WHERE x.status = 'PARTIAL'), count(*) FILTER (WHERE x.status = 'FAILED'),"
+            " COALESCE(sum(x.hallucination_risk), 0), count(x.hallucination_risk), COALESCE(sum(x.cost_usd), 0)")
+_TOTALS = "alert_rollup AS r (grain, client_id, start, total, partial, failed, risk_sum, risk_n, cost_usd)"
+_DURATIONS = "alert_rollup_duration AS r (grain, client_id, start, bucket, n)"
+_HISTOGRAM = "width_bucket(x.execution_time_seconds, %(edges)s::float8[])"
 
-_BUCKET = "date_trunc(%(unit)s, executed_at, 'UTC')"
-_WHERE = (f"executed_at >= %(first)s AND executed_at < %(stop)s AND {_BUCKET} = ANY(%(starts)s)"
-          " AND client_id = %(client)s")
-_TOTALS = (
-    "INSERT INTO alert_rollup (grain, client_id, start, total, partial, failed, risk_sum, risk_n, cost_usd)"
-    f" SELECT %(grain)s, client_id, {_BUCKET}, count(*), count(*) FILTER (WHERE status = 'PARTIAL'),"
-    " count(*) FILTER (WHERE status = 'FAILED'), COALESCE(sum(hallucination_risk), 0), count(hallucination_risk),"
-    f" COALESCE(sum(cost_usd), 0) FROM workflow_logs WHERE {_WHERE} GROUP BY 2, 3")
-_DURATIONS = (
-    "INSERT INTO alert_rollup_duration (grain, client_id, start, bucket, n)"
-    f" SELECT %(grain)s, client_id, {_BUCKET}, width_bucket(execution_time_seconds, %(edges)s::float8[]), count(*)"
-    f" FROM workflow_logs WHERE {_WHERE} AND execution_time_seconds IS NOT NULL GROUP BY 2, 3, 4")
-
-
-async def safe_cursor(pool: AsyncConnectionPool) -> datetime:
-    """The next watermark: now, or the start of the oldest open transaction if earlier.
-
-    Read as the owner (before switching to the RLS role), which sees its own sessions'
-    transactions in pg_stat_activity; the refresh's snapshot is taken after this.
-    """
-    async with owner_connection(pool) as conn:
-        row = await (await conn.execute(
-            "SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)) AS cursor")).fetchone()
-    return row["cursor"]
+# The (grain, tenant, bucket) to recompute whole: each queued marker's minute and hour in reach
+# (every queued row's, after an older collector's refresh ran: it may have counted them already).
+_DIRTY = (
+    "CREATE TEMP TABLE alert_dirty ON COMMIT DROP AS"
+    " SELECT DISTINCT g.grain, g.size, p.client_id, date_trunc(g.unit, p.minute, 'UTC') AS start"
+    f" FROM alert_rollup_pending p CROSS JOIN ({_GRAINS}) g"
+    " WHERE (p.log_id IS NULL OR %(legacy)s) AND date_trunc(g.unit, p.minute, 'UTC') >= g.reach")
+# The queued new logs (what the rollups read of them), each with its bucket of each grain in reach
+# that is not recomputed whole. One index probe per queued log (LIMIT 1 keeps the subquery a
+# nested loop, the partition found by executed_at at run time): the queue's statistics are those
+# of whatever it last held, and a hash join planned on them read every log of the table.
+_DELTA = (
+    "CREATE TEMP TABLE alert_delta ON COMMIT DROP AS"
+    " WITH q AS MATERIALIZED (SELECT p.minute, w.* FROM alert_rollup_pending p CROSS JOIN LATERAL ("
+    "   SELECT l.client_id, l.status, l.hallucination_risk, l.cost_usd, l.execution_time_seconds"
+    "   FROM workflow_logs l WHERE l.id = p.log_id AND l.executed_at = p.executed_at AND l.client_id = p.client_id"
+    "   LIMIT 1) w WHERE p.log_id IS NOT NULL)"
+    " SELECT g.grain, q.client_id, date_trunc(g.unit, q.minute, 'UTC') AS start, q.status, q.hallucination_risk,"
+    " q.cost_usd, q.execution_time_seconds"
+    f" FROM q CROSS JOIN ({_GRAINS}) g WHERE date_trunc(g.unit, q.minute, 'UTC') >= g.reach"
+    " AND NOT EXISTS (SELECT 1 FROM alert_dirty d WHERE d.grain = g.grain AND d.client_id = q.client_id"
+    "   AND d.start = date_trunc(g.unit, q.minute, 'UTC'))")
+# Whole: every log of each dirty bucket (the tenant's index on (client_id, executed_at)).
+_WHOLE = ("FROM alert_dirty d JOIN workflow_logs x ON x.client_id = d.client_id AND x.executed_at >= d.start"
+          " AND x.executed_at < d.start + d.size")
+_WRITES = (
+    f"INSERT INTO {_TOTALS} SELECT d.grain, d.client_id, d.start, {_FIGURES} {_WHOLE} GROUP BY 1, 2, 3",
+    f"INSERT INTO {_DURATIONS} SELECT d.grain, d.client_id, d.start, {_HISTOGRAM}, count(*) {_WHOLE}"
+    " AND x.execution_time_seconds IS NOT NULL GROUP BY 1, 2, 3, 4",
+    f"INSERT INTO {_TOTALS} SELECT x.grain, x.client_id, x.start, {_FIGURES} FROM alert_delta x GROUP BY 1, 2, 3"
+    " ON CONFLICT (grain, start, client_id) DO UPDATE SET "
+    + additive.added("total", "partial", "failed", "risk_sum", "risk_n", "cost_usd"),
+    f"INSERT INTO {_DURATIONS} SELECT x.grain, x.client_id, x.start, {_HISTOGRAM}, count(*) FROM alert_delta x"
+    " WHERE x.execution_time_seconds IS NOT NULL GROUP BY 1, 2, 3, 4"
+    " ON CONFLICT (grain, start, client_id, bucket) DO UPDATE SET " + additive.added("n"),
+)
 
 
 async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
-    """Bring the minute and hour rollups up to date; returns how many (tenant, bucket) pairs were
-    recomputed.
+    """Bring the minute and hour rollups up to date; returns how many (grain, tenant, bucket)
+    rows were changed (added to or recomputed).
     One refresh at a time (advisory lock); a concurrent call returns 0 at once."""
-    cursor = await safe_cursor(pool)
-    async with owner_connection(pool) as conn, conn.transaction():
-        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok",
-                                           (locks.ALERT_ROLLUPS,))).fetchone()
-        if not locked["ok"]:
+    async with locked_snapshot(pool, None, locks.ALERT_ROLLUPS, wait=False) as conn:
+        if conn is None:
             return 0
-        row = await (await conn.execute(
-            "SELECT watermark, now() AS now FROM alert_rollup_state WHERE id = 1 FOR UPDATE")).fetchone()
-        now, touched = row["now"], await _touched_minutes(conn, row["watermark"], row["now"])
-        done = 0
-        for grain, (unit, size, days) in GRAINS.items():
-            for client, minutes in sorted(touched.items()):
-                starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=days)})
-                if starts:
-                    await _recompute(conn, client, grain, unit, size, starts)
-                    done += len(starts)
-            for table in ("alert_rollup", "alert_rollup_duration"):
-                await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",
-                                   (grain, now - timedelta(days=days)))
-        await conn.execute("UPDATE alert_rollup_state SET watermark = %s WHERE id = 1", (cursor,))
+        state = await (await conn.execute(
+            "SELECT watermark IS DISTINCT FROM %s::timestamptz AS legacy, now() AS now FROM alert_rollup_state"
+            " WHERE id = 1", (RETIRED_WATERMARK,))).fetchone()
+        params = {"now": state["now"], "legacy": state["legacy"], "edges": FINE_EDGES}
+        done = await _apply_queue(conn, params)
+        await conn.execute("DELETE FROM alert_rollup_pending")  # what this snapshot sees: consumed
+        for (grain, days), table in product((("m", MINUTE_DAYS), ("h", HOUR_DAYS)), ("alert_rollup",
+                                                                                   "alert_rollup_duration")):
+            await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",  # a range of the key
+                               (grain, state["now"] - timedelta(days=days)))
+        if state["legacy"]:
+            await conn.execute("UPDATE alert_rollup_state SET watermark = %s WHERE id = 1", (RETIRED_WATERMARK,))
     if done:
-        logger.debug("alert rollups: %d bucket(s) recomputed", done)
+        logger.debug("alert rollups: %d bucket(s) changed", done)
     return done
 
 
-async def recompute_alert_minutes(pool: AsyncConnectionPool, client: str, minutes: list[datetime]) -> None:
-    """Recompute the minute and hour buckets (within their reach) holding `minutes` (after an erasure
-    of `client`'s logs executed then); nothing when the tenant has no alert rollup rows."""
-    async with owner_connection(pool) as conn, conn.transaction():
-        if await (await conn.execute("SELECT 1 FROM alert_rollup WHERE client_id = %s LIMIT 1", (client,))
-                  ).fetchone() is None:
-            return
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.ALERT_ROLLUPS,))
-        now = (await (await conn.execute("SELECT now() AS now")).fetchone())["now"]
-        for grain, (unit, size, keep) in GRAINS.items():
-            starts = sorted({_trunc(m, unit) for m in minutes if m >= now - timedelta(days=keep)})
-            if starts:
-                await _recompute(conn, client, grain, unit, size, starts)
-
-
-async def _touched_minutes(conn, watermark: datetime | None, now: datetime) -> dict[str, list[datetime]]:
-    """Per tenant, the UTC minutes (of executed_at, within the hour rollups' reach) of its logs
-    stored since the cursor; every minute that has logs on the first run."""
-    since = "" if watermark is None else f" AND created_at >= %(mark)s - interval '{LATE_COMMIT_SLACK}'"
-    rows = await (await conn.execute(
-        "SELECT DISTINCT client_id, date_trunc('minute', executed_at, 'UTC') AS m FROM workflow_logs"
-        f" WHERE executed_at >= %(first)s{since}",
-        {"first": now - timedelta(days=HOUR_DAYS), "mark": watermark})).fetchall()
-    touched: dict[str, list[datetime]] = {}
-    for r in rows:
-        touched.setdefault(r["client_id"], []).append(r["m"])
-    return touched
-
-
-def _trunc(moment: datetime, unit: str) -> datetime:
-    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
-    return moment.replace(minute=0) if unit == "hour" else moment
-
-
-async def _recompute(conn, client: str, grain: str, unit: str, size: timedelta, starts: list[datetime]) -> None:
-    """Replace `client`'s rollup rows of `starts` (one grain) with fresh aggregates of its logs."""
-    params = {"grain": grain, "unit": unit, "first": starts[0], "stop": starts[-1] + size, "starts": starts,
-              "edges": FINE_EDGES, "client": client}
+async def _apply_queue(conn, params: dict) -> int:
+    """Recompute the dirty buckets whole, add the queued logs to the others; the buckets changed."""
+    await conn.execute(_DIRTY, params)
+    await conn.execute("ANALYZE alert_dirty")
+    await conn.execute(_DELTA, params)
     for table in ("alert_rollup", "alert_rollup_duration"):
-        await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start = ANY(%s) AND client_id = %s",
-                           (grain, starts, client))
-    await conn.execute(_TOTALS, params)
-    await conn.execute(_DURATIONS, params)
+        await conn.execute(f"DELETE FROM {table} t USING alert_dirty d WHERE t.grain = d.grain"
+                           " AND t.client_id = d.client_id AND t.start = d.start")
+    for statement in _WRITES:
+        await conn.execute(statement, params)
+    row = await (await conn.execute(
+        "SELECT count(*) AS n FROM (SELECT grain, client_id, start FROM alert_dirty"
+        " UNION SELECT grain, client_id, start FROM alert_delta) b")).fetchone()
+    return row["n"]
+
+
+async def recompute_alert_minutes(pool: AsyncConnectionPool, client: str, minutes: list[datetime]) -> None:
+    """Have the next refresh recompute `client`'s minute and hour buckets (within reach) holding
+    `minutes` whole (after an erasure of its logs executed then): queued, not recomputed here, as
+    a recompute now would count the tenant's logs still queued, which the next refresh adds."""
+    async with owner_connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO alert_rollup_pending (client_id, minute)"
+            " SELECT DISTINCT %s, date_trunc('minute', m, 'UTC') FROM unnest(%s::timestamptz[]) AS m"
+            " WHERE m >= now() - make_interval(days => %s)", (client, minutes, HOUR_DAYS))

@@ -103,11 +103,12 @@ async def scoped_transaction(pool: AsyncConnectionPool, scope: Scope) -> AsyncIt
 
 
 @asynccontextmanager
-async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
+async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope | None, lock: int, *,
                           wait: bool) -> AsyncIterator[psycopg.AsyncConnection | None]:
     """A scoped transaction in REPEATABLE READ (one snapshot for all its statements) whose snapshot
     is taken after the advisory lock `lock` was granted; yields None at once when `wait` is false
-    and another session holds the lock.
+    and another session holds the lock. `scope` None: as the owning role (no RLS role, no tenant),
+    for a job writing tables only the owner writes (the alert rollups).
 
     The lock is a session-level lock taken on the connection before BEGIN: in REPEATABLE READ the
     snapshot is taken by the first statement, so a transaction-level lock taken in it would wait
@@ -121,7 +122,8 @@ async def locked_snapshot(pool: AsyncConnectionPool, scope: Scope, lock: int, *,
             try:
                 async with conn.transaction():
                     await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    await _enter_scope(conn, scope)
+                    if scope is not None:
+                        await _enter_scope(conn, scope)
                     yield conn
             finally:
                 await _unlock(conn, lock)

@@ -3,7 +3,7 @@
 New logs are found through `workflow_logs.created_at` (indexed) from a durable keyset cursor
 (created_at, id): a log's created_at is its transaction's start but it is visible only at
 commit, so the batch never reads past the start of the oldest transaction still open
-(as collector_api.store.alerts.rollups.safe_cursor); logs of one big transaction share a created_at
+(pg_stat_activity, `_UPPER`); logs of one big transaction share a created_at
 and are walked by id. A log seen twice is not scored twice (the scores' and outcomes' unique
 keys, and `done_keys` before any judge is asked).
 Scores are only ever inserted (append-only); every row is keyed by (client_id, log_id). An
@@ -86,7 +86,7 @@ class SpendRow:
     capped: int
 
 
-# No later than the start of the oldest transaction still open (as the alert rollups' safe_cursor),
+# No later than the start of the oldest transaction still open (sessions of the application's role),
 # read in the same statement: a transaction starting after its snapshot has a later created_at.
 _UPPER = ("(SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
           " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)))")

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.store.core import locks
+from collector_api.store.core import additive, locks
 from collector_api.store.core.db import Scope, locked_snapshot, scoped_transaction
 from collector_api.store.logs.recontact import RECONTACT_LIVE, affected_days
 from collector_api.store.logs.stats import DAILY_LIVE, DURATION_LIVE, FINE_EDGES, NODE_LIVE, utc_midnight
@@ -38,27 +38,24 @@ _DAY_FILTER = "executed_at >= %s AND executed_at < %s AND (executed_at AT TIME Z
 _BIGINT = "9223372036854775807"
 
 
-def _added(*columns: str) -> str:
-    return ", ".join(f"{c} = r.{c} + excluded.{c}" for c in columns)
-
-
 # Each rollup table: its name, the columns the *_LIVE query (its source) fills, its key, and how
 # the figures of new logs add to a stored row (ON CONFLICT of the additive refresh).
 _WRITES = (
     ("viewer_daily_rollup", "client_id, day, success, partial, failed, conf_sum, conf_n, risk_sum, risk_n,"
      " exec_sum, exec_n, input_tokens, output_tokens, cost_usd, last_ticket_at", DAILY_LIVE, "day, client_id",
-     _added("success", "partial", "failed", "conf_sum", "conf_n", "risk_sum", "risk_n", "exec_sum", "exec_n",
-            "cost_usd") + ", last_ticket_at = greatest(r.last_ticket_at, excluded.last_ticket_at), "
+     additive.added("success", "partial", "failed", "conf_sum", "conf_n", "risk_sum", "risk_n", "exec_sum",
+                    "exec_n", "cost_usd") + ", last_ticket_at = greatest(r.last_ticket_at, excluded.last_ticket_at), "
      # clamped as DAILY_LIVE clamps its sums: one failing cast would stop the job for every tenant
      + ", ".join(f"{c} = LEAST(r.{c}::numeric + excluded.{c}, {_BIGINT})::bigint"
                  for c in ("input_tokens", "output_tokens"))),
     ("viewer_daily_duration_rollup", "client_id, day, bucket, n", DURATION_LIVE, "day, client_id, bucket",
-     _added("n")),
+     additive.added("n")),
     ("viewer_daily_node_rollup", "client_id, day, node, ms_sum, n", NODE_LIVE, "day, client_id, node",
-     _added("ms_sum", "n")),
+     additive.added("ms_sum", "n")),
     ("viewer_daily_usage_rollup", "client_id, day, model, calls, input_tokens, output_tokens, cost_usd", USAGE_LIVE,
-     "day, client_id, model", _added("calls", "input_tokens", "output_tokens", "cost_usd")),
-    ("viewer_daily_critical_rollup", "client_id, day, node, n", CRITICAL_LIVE, "day, client_id, node", _added("n")),
+     "day, client_id, model", additive.added("calls", "input_tokens", "output_tokens", "cost_usd")),
+    ("viewer_daily_critical_rollup", "client_id, day, node, n", CRITICAL_LIVE, "day, client_id, node",
+     additive.added("n")),
 )
 ROLLUP_TABLES = tuple(w[0] for w in _WRITES)  # the last two: migration 0013
 
