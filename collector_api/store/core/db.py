@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -62,13 +63,24 @@ def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, timeout: flo
     )
 
 
+async def set_local(conn: psycopg.AsyncConnection, settings: dict[str, str]) -> None:
+    """Set `settings` for the rest of the open transaction, in one round trip: `SET LOCAL name =
+    'value'`, each value a quoted literal (psycopg.sql.Literal: any text, quotes and backslashes
+    included, stays one value).
+
+    SET LOCAL statements, not set_config(..., true): on Citus (docs/scaling.md) they are sent on to
+    the workers the transaction uses (`citus.propagate_set_commands = 'local'`), so row-level
+    security on the shards sees the same role, tenant and scope; set_config calls are not."""
+    await conn.execute(sql.SQL("; ").join(
+        sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(*name.split(".")), sql.Literal(value))
+        for name, value in settings.items()))
+
+
 async def _enter_scope(conn: psycopg.AsyncConnection, scope: Scope) -> None:
     """Switch the open transaction to `scope`'s RLS-bound role and tenant (until it ends)."""
-    await conn.execute(
-        "SELECT set_config('role', %s, true), set_config('flusso.tenant', %s, true),"
-        " set_config('flusso.scope', %s, true)",
-        (PROVIDER_ROLE if scope.all_tenants else APP_ROLE, scope.client_id or "",
-         "provider" if scope.all_tenants else "client"))
+    await set_local(conn, {"role": PROVIDER_ROLE if scope.all_tenants else APP_ROLE,
+                           "flusso.tenant": scope.client_id or "",
+                           "flusso.scope": "provider" if scope.all_tenants else "client"})
 
 
 @asynccontextmanager

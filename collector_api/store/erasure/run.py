@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.alerts.rollups import HOUR_DAYS, recompute_alert_minutes
 from collector_api.store.core import locks
-from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
+from collector_api.store.core.db import Scope, owner_connection, scoped_transaction, set_local
 from collector_api.store.erasure.targets import KINDS, TARGETS, Target
 from collector_api.store.logs.rollups import recompute_days
 
@@ -45,7 +45,7 @@ _TOMBSTONE = (
 
 async def erasing(conn: psycopg.AsyncConnection) -> None:
     """Declare the transaction an erasure: the only one the RLS role may delete logs and reviews in."""
-    await conn.execute("SELECT set_config('flusso.purpose', 'erasure', true)")
+    await set_local(conn, {"flusso.purpose": "erasure"})
 
 
 async def begin(pool: AsyncConnectionPool, client: str, request_id: str, asked: dict, asked_sha256: str,

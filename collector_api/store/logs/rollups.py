@@ -72,6 +72,21 @@ _DELTA = (
     " AND NOT EXISTS (SELECT 1 FROM viewer_rollup_pending d"
     "   WHERE d.log_id IS NULL AND d.client_id = p.client_id AND d.day = p.day)"
 )
+# The logs the recontact delta reads (below, as `session_logs`): those of the new logs' sessions within
+# the window either side of them (prev reads [n - w, n), flipped (c, c + w] with c >= n - w, d (n, n + w]),
+# copied first so that the delta joins local tables only. On Citus workflow_logs is distributed and a
+# lateral join of it with the local rollup_delta is refused; this plain join of it with a subquery of the
+# local table is planned (the subquery becomes an intermediate result sent to the shards). One index probe
+# per session on one node (workflow_logs_session_idx).
+_SESSION_LOGS = (
+    "CREATE TEMP TABLE session_logs ON COMMIT DROP AS"
+    " SELECT c.id, c.client_id, c.session_key, c.executed_at, c.resolution_status FROM workflow_logs c"
+    " JOIN (SELECT client_id, session_key, min(executed_at) - make_interval(days => %(w)s) AS lo,"
+    "   max(executed_at) + make_interval(days => %(w)s) AS hi FROM rollup_delta"
+    "   WHERE session_key IS NOT NULL GROUP BY 1, 2) s"
+    " ON c.client_id = s.client_id AND c.session_key = s.session_key AND c.executed_at >= s.lo"
+    " AND c.executed_at <= s.hi"
+)
 # The recontact rollup, additively (window %(w)s days), from the new logs N (rollup_delta) and the
 # logs counted before, C (every other log this snapshot sees; a log of a day recomputed whole in this
 # refresh can only change days excluded here). A new resolved ticket adds 1 to `resolved`, and 1 to
@@ -85,18 +100,18 @@ _RECONTACT_DELTA = (
     "   lag(executed_at) OVER (PARTITION BY client_id, session_key ORDER BY executed_at) AS before"
     "   FROM rollup_delta WHERE session_key IS NOT NULL),"
     " prev AS (SELECT DISTINCT n.client_id, n.session_key, p.executed_at AS t FROM n CROSS JOIN LATERAL ("
-    "   SELECT c.executed_at FROM workflow_logs c WHERE c.client_id = n.client_id AND c.session_key = n.session_key"
+    "   SELECT c.executed_at FROM session_logs c WHERE c.client_id = n.client_id AND c.session_key = n.session_key"
     "   AND c.executed_at < n.executed_at"
     "   AND c.executed_at >= greatest(n.before, n.executed_at - make_interval(days => %(w)s))"
     "   AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = c.id) ORDER BY c.executed_at DESC LIMIT 1) p),"
-    " flipped AS (SELECT c.client_id, c.executed_at FROM prev JOIN workflow_logs c ON c.client_id = prev.client_id"
+    " flipped AS (SELECT c.client_id, c.executed_at FROM prev JOIN session_logs c ON c.client_id = prev.client_id"
     "   AND c.session_key = prev.session_key AND c.executed_at = prev.t"
     "   WHERE c.resolution_status = 'resolved' AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = c.id)"
-    "   AND NOT EXISTS (SELECT 1 FROM workflow_logs x WHERE x.client_id = c.client_id"
+    "   AND NOT EXISTS (SELECT 1 FROM session_logs x WHERE x.client_id = c.client_id"
     "     AND x.session_key = c.session_key AND x.executed_at > c.executed_at"
     "     AND x.executed_at <= c.executed_at + make_interval(days => %(w)s)"
     "     AND NOT EXISTS (SELECT 1 FROM rollup_delta d WHERE d.id = x.id))),"
-    " d AS (SELECT client_id, executed_at, 1 AS resolved, (EXISTS (SELECT 1 FROM workflow_logs x"
+    " d AS (SELECT client_id, executed_at, 1 AS resolved, (EXISTS (SELECT 1 FROM session_logs x"
     "     WHERE x.client_id = n.client_id AND x.session_key = n.session_key AND x.executed_at > n.executed_at"
     "     AND x.executed_at <= n.executed_at + make_interval(days => %(w)s)))::int AS recontacted"
     "   FROM n WHERE resolution_status = 'resolved'"
@@ -174,6 +189,9 @@ async def _refresh_changed(conn, state, first: date, stop: date, recontact_days:
         for client, days in sorted(whole.items()):
             await recompute_recontact(conn, [d for d in days if first <= d], recontact_days, client_id=client)
         pairs = [(c, d) for c, days in whole.items() for d in days]
+        await conn.execute(_SESSION_LOGS, {"w": recontact_days})
+        await conn.execute("CREATE INDEX ON session_logs (client_id, session_key, executed_at)")
+        await conn.execute("ANALYZE session_logs")
         await conn.execute(_RECONTACT_DELTA, {"w": recontact_days, "everyone": everyone,
                                               "clients": [c for c, _ in pairs], "days": [d for _, d in pairs]})
     return len(set(fresh).union(*added.values(), *dirty.values()))

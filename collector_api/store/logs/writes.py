@@ -9,8 +9,8 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.store.core.db import Scope, scoped_transaction
 from collector_api.store.logs.rows import LogRow
+from collector_api.store.logs.store_lock import store_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def canonical(row: LogRow) -> LogRow:
 
 
 async def _insert(pool: AsyncConnectionPool, client_id: str, rows: list[LogRow]) -> list[StoredLog]:
-    async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
+    async with store_transaction(pool, client_id) as conn:
         return await insert_rows(conn, client_id, rows)
 
 

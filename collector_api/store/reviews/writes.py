@@ -14,7 +14,7 @@ from typing import Protocol
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from collector_api.store.core.db import Scope, StoreError, scoped_transaction
+from collector_api.store.core.db import Scope, StoreError, scoped_transaction, set_local
 from collector_api.store.core.scope import tenant_condition
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ async def add_review(pool: AsyncConnectionPool, scope: Scope, log_id: int, revie
         if log is None:
             raise TicketNotFound
         if scope.all_tenants:  # writes go through the tenant policy: name the ticket's tenant
-            await conn.execute("SELECT set_config('flusso.tenant', %s, true)", (log["client_id"],))
+            await set_local(conn, {"flusso.tenant": log["client_id"]})
         row = await (await conn.execute(_INSERT, (
             log["client_id"], log_id, log["executed_at"], review.verdict, list(review.flags), note, draft,
             author.name, author.kind, author.role))).fetchone()

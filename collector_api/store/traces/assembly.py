@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.core.db import Scope, owner_connection, scoped_transaction
 from collector_api.store.logs.rows import LogRow
+from collector_api.store.logs.store_lock import store_transaction
 from collector_api.store.logs.writes import insert_rows, row_values
 
 
@@ -117,7 +118,7 @@ async def finish(pool: AsyncConnectionPool, client_id: str, built: list[Built]) 
     for the bridge's)."""
     new = [b for b in built if b.row is not None and b.trace.log_id is None]
     marks: list[tuple] = []  # (trace_id, state, span_count, log_id, executed_at)
-    async with scoped_transaction(pool, Scope.tenant(client_id)) as conn:
+    async with store_transaction(pool, client_id) as conn:
         stored = await insert_rows(conn, client_id, [b.row for b in new if b.row is not None])
         ids = {b.trace.trace_id: (s.id, b.row.executed_at, s.duplicate) for b, s in zip(new, stored, strict=True)
                if b.row is not None}
