@@ -244,7 +244,6 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
         steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
                            None if why else "not in LOCAL: decide its distribution"))
     review_triggers_on_coordinator(coordinator, workers, steps)
-    alert_queue_from_arrays(dsn, steps)
     rls_on_shards(dsn, steps)
     return steps
 
@@ -290,53 +289,6 @@ def score_trigger_reads_placement(dsn: str, steps: Steps, shard: str) -> None:
         return
     steps.run(f"flusso_score_rollup: read the coordinator's placement {shard} (not the reference table)",
               body.replace(needle, f"JOIN {shard} r ON"))
-
-
-# 0030's queue triggers as 0029 made 0025's: the transition tables read into arrays by one
-# statement, the queue written from the arrays by the next (an INSERT into a distributed table that
-# reads a transition table fails on the shards: "executor could not find named tuplestore").
-ALERT_QUEUE_FUNCTIONS = ("""
-CREATE OR REPLACE FUNCTION flusso_alert_rollup_enqueue_insert() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path FROM CURRENT AS $$
-DECLARE clients text[]; minutes timestamptz[]; ids bigint[]; times timestamptz[];
-BEGIN
-    SELECT array_agg(client_id), array_agg(date_trunc('minute', executed_at, 'UTC')), array_agg(id),
-           array_agg(executed_at)
-    INTO clients, minutes, ids, times FROM new_rows WHERE executed_at >= now() - interval '8 days';
-    INSERT INTO alert_rollup_pending (client_id, minute, log_id, executed_at)
-    SELECT * FROM unnest(clients, minutes, ids, times);
-    RETURN NULL;
-END
-$$""", """
-CREATE OR REPLACE FUNCTION flusso_alert_rollup_enqueue_update() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path FROM CURRENT AS $$
-DECLARE clients text[]; minutes timestamptz[];
-BEGIN
-    SELECT array_agg(client_id), array_agg(minute) INTO clients, minutes FROM (
-        SELECT DISTINCT v.client_id, date_trunc('minute', v.executed_at, 'UTC') AS minute
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-        CROSS JOIN LATERAL (VALUES (o.client_id, o.executed_at), (n.client_id, n.executed_at))
-            AS v(client_id, executed_at)
-        WHERE v.executed_at >= now() - interval '8 days'
-          AND (o.client_id, o.status, o.executed_at, o.hallucination_risk, o.cost_usd, o.execution_time_seconds)
-              IS DISTINCT FROM
-              (n.client_id, n.status, n.executed_at, n.hallucination_risk, n.cost_usd, n.execution_time_seconds)
-    ) AS changed;
-    INSERT INTO alert_rollup_pending (client_id, minute) SELECT * FROM unnest(clients, minutes);
-    RETURN NULL;
-END
-$$""")
-
-
-def alert_queue_from_arrays(dsn: str, steps: Steps) -> None:
-    """0030's triggers on workflow_logs write the distributed alert_rollup_pending from their
-    transition tables in one statement, which fails on the shards (as 0025's did before 0029):
-    re-created here in 0029's form. A migration (or 0030 itself) would do the same."""
-    if not sql(dsn, "SELECT 1 FROM pg_proc WHERE proname = 'flusso_alert_rollup_enqueue_insert'"):
-        return
-    for body in ALERT_QUEUE_FUNCTIONS:
-        name = body.split("FUNCTION ", 1)[1].split("(", 1)[0]
-        steps.run(f"{name}: the queue written from arrays (0030's triggers, as 0029 made 0025's)", body)
 
 
 def rls_on_shards(dsn: str, steps: Steps) -> None:
