@@ -17,6 +17,7 @@ from collector_api.contract.derived import derive_rows, excerpt_rows
 from collector_api.contract.sessions import session_keys_of
 from collector_api.evals.job import EvalConfig, EvaluateJob, RetryPolicy
 from collector_api.evals.judge import JudgeConfig, check_judge_url
+from collector_api.store.alerts.rollups import refresh_alert_rollups
 from collector_api.store.core import locks
 from collector_api.store.core.jobs import InThread, Job
 from collector_api.store.erasure.retention import run_retention
@@ -47,6 +48,9 @@ STAGING_DEADLINE_S = 600.0
 ERASURE_RESUME_INTERVAL_S = 300.0  # an idle run is one index probe
 RETENTION_DEADLINE_S = 900.0  # bounded batches (store.erasure.retention); what is left, the next run does
 ALERT_EVALUATE_S = 60.0  # evaluation's share of the alert job's deadline; the sends add theirs
+# Alerts off: the alert rollups' queue (migration 0030, one row per new log) is still consumed, else
+# it would grow with every log; the rollups stay current for when alerts are turned on.
+ALERT_ROLLUPS_OFF_INTERVAL_S = 300.0
 EVAL_BUDGET_S = 60.0  # the evaluation job takes no new batch after this long in one run
 
 
@@ -61,7 +65,8 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     overview's rollup refresh unless FLUSSO_ROLLUP_REFRESH_SECONDS is 0 (the
     overview then aggregates raw logs on every request); trace assembly and the staging table's
     upkeep when /v1/traces stages spans (FLUSSO_PII_HASH_KEY); the evaluation job, tenants' own retention and alert
-    evaluation unless their interval is 0. The evaluation job runs in a child process of its own
+    evaluation unless their interval is 0 (alerts off: their rollups' queue is still consumed,
+    `alert-rollups`). The evaluation job runs in a child process of its own
     (EvaluateJob, InProcess: its CPU and judge calls stay off this process's GIL and event loop),
     started only while an evaluator is enabled."""
     jobs = [Job("partition-upkeep", PARTITION_INTERVAL_S, locks.JOB_PARTITION_UPKEEP,
@@ -99,6 +104,9 @@ def server_jobs(settings: ServerSettings, dsn: str, pool: AsyncConnectionPool, c
     if settings.flusso_alert_interval_s > 0:
         jobs.append(Job("alert-evaluate", settings.flusso_alert_interval_s, locks.JOB_ALERTS, alerts,
                         deadline_s=alert_deadline_s(settings)))
+    else:
+        jobs.append(Job("alert-rollups", ALERT_ROLLUPS_OFF_INTERVAL_S, locks.JOB_ALERTS,
+                        lambda: refresh_alert_rollups(pool), deadline_s=ROLLUP_DEADLINE_S))
     return jobs
 
 

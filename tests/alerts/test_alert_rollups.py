@@ -318,3 +318,34 @@ def test_a_refresh_under_steady_ingest_stays_exact(db_dsn):
     refresh(db_dsn)
     assert total(db_dsn) > 20
     assert rows(db_dsn) == live_rows(db_dsn)
+
+
+def test_0030_queues_what_the_retired_cursor_had_not_reached_and_the_first_refresh_is_exact(empty_db):
+    """An existing database at the switch: rollups built by the old refresh up to its watermark, and
+    logs stored since (or within its 2-minute overlap) not rolled up yet. 0030 queues their (tenant,
+    minute) whole, so the first additive refresh loses none of them and counts none twice."""
+    from collector_api.store.core.migrate import apply_migrations, list_migrations
+
+    dsn, _ = empty_db
+    apply_migrations(dsn, [m for m in list_migrations() if m.version < 30])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for client, ticket, minutes_ago, age in (("acme", "A-1", 3, "1 hour"), ("acme", "A-2", 3, "1 minute"),
+                                                 ("globex", "G-1", 600, "10 minutes"), ("globex", "G-2", 601, "0"),
+                                                 ("acme", "A-old", 9 * 1440, "0")):
+            conn.execute("INSERT INTO workflow_logs (client_id, ticket_id, status, executed_at, created_at, trace_id,"
+                         " log_data, cost_usd, execution_time_seconds) VALUES (%s, %s, 'SUCCESS', %s,"
+                         " now() - %s::interval, %s, '{}', 0.5, 2.0)",
+                         (client, ticket, NOW - timedelta(minutes=minutes_ago), age, ticket))
+        # What the old refresh left: A-1 and G-1 rolled up (stored before its cursor), the others not.
+        conn.execute("INSERT INTO alert_rollup SELECT g, client_id, date_trunc(u, executed_at, 'UTC'), count(*), 0, 0,"
+                     " 0, 0, sum(cost_usd) FROM workflow_logs, (VALUES ('m', 'minute'), ('h', 'hour')) AS v(g, u)"
+                     " WHERE ticket_id IN ('A-1', 'G-1') GROUP BY 1, 2, 3")
+        conn.execute("UPDATE alert_rollup_state SET watermark = now() - interval '5 minutes'")
+    assert apply_migrations(dsn) == ["0030_alert_rollup_pending.sql"]
+    queued = pending(dsn)
+    assert {(c, log) for c, _, log in queued} == {("acme", False), ("globex", False)}  # A-2 and G-2's minutes
+    assert len(queued) == 2
+    refresh(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert dict(conn.execute("SELECT client_id, sum(total) FROM alert_rollup WHERE grain = 'h'"
+                                 " GROUP BY 1").fetchall()) == {"acme": 2, "globex": 2}

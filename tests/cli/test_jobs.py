@@ -28,6 +28,9 @@ def test_the_default_jobs_each_with_its_own_lock():
 def test_settings_turn_jobs_on_and_off():
     assert "rollup-refresh" not in [j.name for j in jobs(flusso_rollup_refresh_seconds=0)]
     assert "alert-evaluate" not in [j.name for j in jobs(flusso_alert_interval_s=0)]
+    # Alerts off, their rollups' queue (one row per new log, migration 0030) is still consumed.
+    assert "alert-rollups" in [j.name for j in jobs(flusso_alert_interval_s=0)]
+    assert "alert-rollups" not in [j.name for j in jobs()]
     assert "evaluate" not in [j.name for j in jobs(flusso_eval_interval_s=0)]
     judged = {j.name: j for j in jobs(flusso_judge_url="http://127.0.0.1:9/v1/chat/completions",
                                       flusso_judge_timeout_s=10, flusso_judge_retries=1, flusso_judge_concurrency=16)}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from itertools import product
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -98,10 +97,10 @@ async def refresh_alert_rollups(pool: AsyncConnectionPool) -> int:
         params = {"now": state["now"], "legacy": state["legacy"], "edges": FINE_EDGES}
         done = await _apply_queue(conn, params)
         await conn.execute("DELETE FROM alert_rollup_pending")  # what this snapshot sees: consumed
-        for (grain, days), table in product((("m", MINUTE_DAYS), ("h", HOUR_DAYS)), ("alert_rollup",
-                                                                                   "alert_rollup_duration")):
-            await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",  # a range of the key
-                               (grain, state["now"] - timedelta(days=days)))
+        for grain, days in (("m", MINUTE_DAYS), ("h", HOUR_DAYS)):  # expired: a range of each key
+            for table in ("alert_rollup", "alert_rollup_duration"):
+                await conn.execute(f"DELETE FROM {table} WHERE grain = %s AND start < %s",
+                                   (grain, state["now"] - timedelta(days=days)))
         if state["legacy"]:
             await conn.execute("UPDATE alert_rollup_state SET watermark = %s WHERE id = 1", (RETIRED_WATERMARK,))
     if done:

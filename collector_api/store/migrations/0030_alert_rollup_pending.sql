@@ -16,7 +16,9 @@
 -- The refresh reads and deletes the queue in ONE REPEATABLE READ snapshot taken after the alert
 -- rollups' lock (db.locked_snapshot): each log is counted once, by the first refresh whose
 -- snapshot sees it. A row whose log was erased since joins nothing. No index: the refresh reads
--- the whole queue (what was stored since the last alert tick) each time.
+-- the whole queue (what was stored since the last alert tick) each time. A delete queues nothing
+-- by trigger: an erasure queues its minutes itself, retention forgets the rollups of the whole
+-- UTC days it expired (store.erasure.retention).
 -- Only the owner reads or writes it (the triggers are SECURITY DEFINER, the alert job and the
 -- erasure write as the owner, as they write alert_rollup): no grant, and FORCE row-level security
 -- with the owner's policy only, so neither a tenant scope nor the provider's sees a row.
