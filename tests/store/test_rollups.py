@@ -79,6 +79,16 @@ def test_a_hostile_tenant_s_huge_figures_do_not_stop_the_rollups_of_everyone(db_
     assert nodes == {"draft": 500}
     assert tuple(usage) == (0, 0)
     assert "acme" in rows and rows["acme"][0] > 0
+    # The alert rollups' refresh (one job for all tenants too) sums risk and cost by minute.
+    from collector_api.store.alerts.rollups import refresh_alert_rollups
+
+    async def alerts():
+        async with create_pool(db_dsn) as pool:
+            return await refresh_alert_rollups(pool)
+    assert run_async(alerts()) >= 1
+    with psycopg.connect(db_dsn) as conn:
+        rolled = dict(conn.execute("SELECT client_id, total FROM alert_rollup WHERE grain = 'h'").fetchall())
+    assert rolled == {"evil": 2, "acme": 1}
 
 
 # The per-tenant refresh: each rollup table's rows, as a full rebuild from the raw logs writes them.
