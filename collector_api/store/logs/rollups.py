@@ -59,19 +59,25 @@ _WRITES = (
 )
 ROLLUP_TABLES = tuple(w[0] for w in _WRITES)  # the last two: migration 0013
 
-# The queued new logs to add: of rolled-up days in [first, stop), of no (tenant, day) to recompute whole.
-# Only what the *_LIVE queries read is copied; they then run on this table instead of workflow_logs.
+# The queued new logs to add: of rolled-up days in [first, stop) (the days of tenants to recompute whole
+# are taken out of the copy after, _NOT_DIRTY). Only what the *_LIVE queries read is copied; they then
+# run on this table instead of workflow_logs. One index probe per queued log (LIMIT 1 keeps the lateral
+# subquery a nested loop; the partition is found by executed_at at run time): planned as a join, the
+# queue's statistics (of whatever it held when last analyzed) made PostgreSQL hash every log of the
+# table, or anti-join each queued row with a scan of the whole queue, which took over 10 minutes for a
+# 220,000-row queue (2M logs) and failed every refresh at its deadline from then on.
 _DELTA = (
     "CREATE TEMP TABLE rollup_delta ON COMMIT DROP AS"
-    " SELECT w.id, w.client_id, w.executed_at, w.status, w.overall_confidence, w.hallucination_risk,"
-    " w.execution_time_seconds, w.input_tokens, w.output_tokens, w.cost_usd, w.node_durations,"
-    " w.usage_by_model, w.critical_path, w.session_key, w.resolution_status"
-    " FROM viewer_rollup_pending p JOIN workflow_logs w"
-    "   ON w.id = p.log_id AND w.executed_at = p.executed_at AND w.client_id = p.client_id"
+    " SELECT w.* FROM viewer_rollup_pending p CROSS JOIN LATERAL ("
+    "   SELECT w.id, w.client_id, w.executed_at, w.status, w.overall_confidence, w.hallucination_risk,"
+    "   w.execution_time_seconds, w.input_tokens, w.output_tokens, w.cost_usd, w.node_durations,"
+    "   w.usage_by_model, w.critical_path, w.session_key, w.resolution_status FROM workflow_logs w"
+    "   WHERE w.id = p.log_id AND w.executed_at = p.executed_at AND w.client_id = p.client_id LIMIT 1) w"
     " WHERE p.log_id IS NOT NULL AND p.day >= %(first)s AND p.day < %(stop)s AND NOT p.day = ANY(%(fresh)s::date[])"
-    " AND NOT EXISTS (SELECT 1 FROM viewer_rollup_pending d"
-    "   WHERE d.log_id IS NULL AND d.client_id = p.client_id AND d.day = p.day)"
 )
+# The logs of (tenant, day) pairs recomputed whole in this refresh: counted by the recompute, not added.
+_NOT_DIRTY = ("DELETE FROM rollup_delta d USING unnest(%s::text[], %s::date[]) AS x(client_id, day)"
+              " WHERE d.client_id = x.client_id AND (d.executed_at AT TIME ZONE 'UTC')::date = x.day")
 # The logs the recontact delta reads (below, as `session_logs`): those of the new logs' sessions within
 # the window either side of them (prev reads [n - w, n), flipped (c, c + w] with c >= n - w, d (n, n + w]),
 # copied first so that the delta joins local tables only. On Citus workflow_logs is distributed and a
@@ -170,10 +176,10 @@ async def _refresh_changed(conn, state, first: date, stop: date, recontact_days:
     tenant's days changed in place, then the recontact rollup: whole over the window before each
     day recomputed, additively elsewhere; the days changed (for any tenant)."""
     fresh = await _unrolled_days(conn, first, stop)
-    added = await _add_deltas(conn, first, stop, fresh)
     dirty: dict[str, set[date]] = {}
     for r in await (await conn.execute(_DIRTY, (first, stop, fresh))).fetchall():
         dirty.setdefault(r["client_id"], set()).add(r["day"])
+    added = await _add_deltas(conn, first, stop, fresh, dirty)
     if fresh:
         await _recompute(conn, fresh)
     for client, days in sorted(dirty.items()):
@@ -197,9 +203,14 @@ async def _refresh_changed(conn, state, first: date, stop: date, recontact_days:
     return len(set(fresh).union(*added.values(), *dirty.values()))
 
 
-async def _add_deltas(conn, first: date, stop: date, fresh: list[date]) -> dict[str, set[date]]:
-    """Add the queued new logs of rolled-up days to the rollup rows; per tenant, the days they fell on."""
+async def _add_deltas(conn, first: date, stop: date, fresh: list[date],
+                      dirty: dict[str, set[date]]) -> dict[str, set[date]]:
+    """Add the queued new logs of rolled-up days, except those of `dirty` (tenant -> days recomputed
+    whole), to the rollup rows; per tenant, the days they fell on."""
     await conn.execute(_DELTA, {"first": first, "stop": stop, "fresh": fresh})
+    if dirty:
+        pairs = [(c, d) for c, days in dirty.items() for d in days]
+        await conn.execute(_NOT_DIRTY, ([c for c, _ in pairs], [d for _, d in pairs]))
     await conn.execute("CREATE INDEX ON rollup_delta (id)")
     await conn.execute("ANALYZE rollup_delta")
     for table, columns, live, key, add in _WRITES:
