@@ -174,6 +174,8 @@ def test_a_tenant_reads_only_its_own_rollup_rows_and_writes_none(db_dsn):
 def test_the_migration_backfills_the_reviews_already_stored(empty_db):
     dsn, _ = empty_db
     apply_migrations(dsn, [m for m in list_migrations() if m.version < 21])
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the column today's log writer fills (0028, idempotent)
+        conn.execute("ALTER TABLE workflow_logs ADD COLUMN draft_excerpt text")
     _seed(dsn)  # reviewed before the rollup tables exist
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regclass('review_calibration_daily')").fetchone()[0] is None
