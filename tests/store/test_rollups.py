@@ -324,15 +324,22 @@ def test_a_tenant_s_past_days_are_added_to_not_recomputed(db_dsn):
     """Logs of a tenant's past days (a backfill) are added to its rollup rows: a marker in the
     stored rows survives the refresh (a recompute of the day would have erased it), and once the
     marker is taken out every table equals a rebuild from nothing."""
-    from tests.viewer.helpers import make_log, store_logs
+    from tests.viewer.helpers import NOW, make_log, store_logs
 
-    store_logs(db_dsn, [make_log("acme", f"A-{d}-{i}", days_ago=d + 0.1 * i, status=("SUCCESS", "FAILED")[i % 2],
+    since_midnight = (NOW - NOW.replace(hour=0, minute=0, second=0)).total_seconds() / 86400
+
+    def at(days: int, hour: float) -> float:
+        """`days_ago` of `hour` o'clock (UTC) `days` days back: every log of a day stays in that day
+        whatever the time the test runs (run at 00:30, "1.1 days ago" was the day before)."""
+        return days + since_midnight - hour / 24
+
+    store_logs(db_dsn, [make_log("acme", f"A-{d}-{i}", days_ago=at(d, 8 + 2 * i), status=("SUCCESS", "FAILED")[i % 2],
                                  duration_s=1.5 * i + d, cost=0.01 * i) for d in range(1, 6) for i in range(3)])
     refresh(db_dsn)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("UPDATE viewer_daily_rollup SET partial = partial + 1000 WHERE client_id = 'acme'")
     for round_ in range(2):
-        store_logs(db_dsn, [make_log("acme", f"B-{round_}-{d}", days_ago=d + 0.05, status="PARTIAL",
+        store_logs(db_dsn, [make_log("acme", f"B-{round_}-{d}", days_ago=at(d, 9), status="PARTIAL",
                                      confidence=0.3 + 0.1 * d, duration_s=40.0 * d, cost=0.5)
                             for d in range(1, 6)] + [make_log("globex", f"G-{round_}", days_ago=3)])
         assert refresh(db_dsn) == 5
