@@ -33,10 +33,13 @@ def database(settings: ServerSettings, *, stop_on_exit: bool = True) -> Iterator
 
 def migrate(dsn: str) -> list[str]:
     """Apply pending migrations and create the coming months' partitions; the migrations applied."""
-    from collector_api.store.core.migrate import apply_migrations
+    from collector_api.store.core.migrate import MigrationError, apply_migrations
     from collector_api.store.logs.partitions import ensure_partitions
 
-    applied = apply_migrations(dsn)
+    try:
+        applied = apply_migrations(dsn)
+    except MigrationError as exc:  # the file, the statement and PostgreSQL's reason; nothing applied of it
+        raise CliError(str(exc)) from None
     with psycopg.connect(dsn, autocommit=True) as conn:
         ensure_partitions(conn)
     return applied

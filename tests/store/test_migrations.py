@@ -111,3 +111,40 @@ def test_readiness_names_a_missing_migration_below_the_latest(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = 2")
     assert run_async(check()) == "schema lacks migration(s) 2: run `flusso-obs migrate`"
+
+
+def test_a_file_s_statements_are_sent_one_at_a_time(empty_db, tmp_path):
+    """Each statement reaches the server as its own query string (Citus forwards a distributed
+    table's DDL as the string it was given, and a worker refuses several commands in one), split
+    by PostgreSQL's scanner: a semicolon in a string, a comment or a function body splits nothing."""
+    dsn, _ = empty_db
+    (tmp_path / "0001_split.sql").write_text(
+        "CREATE TABLE seen (q text);  -- a comment; with a semicolon\n"
+        "INSERT INTO seen SELECT current_query();\n"
+        "CREATE FUNCTION two() RETURNS int LANGUAGE plpgsql AS $body$\n"
+        "BEGIN PERFORM 1; RETURN 2; END\n$body$;\n"
+        "INSERT INTO seen VALUES ('a;b'), (E'c\\';d');\n")
+    assert apply_migrations(dsn, list_migrations(tmp_path)) == ["0001_split.sql"]
+    with psycopg.connect(dsn) as conn:
+        seen = [q for (q,) in conn.execute("SELECT q FROM seen")]
+        assert conn.execute("SELECT two()").fetchone()[0] == 2
+    assert "CREATE" not in seen[0] and seen[0].endswith("\nINSERT INTO seen SELECT current_query()")
+    assert seen[1:] == ["a;b", "c';d"]
+
+
+def test_a_failing_statement_is_named_and_nothing_of_the_run_stays(empty_db, tmp_path):
+    """The error names the file, the statement and PostgreSQL's reason; the run is one transaction,
+    so nothing of it stays, and once the file is mended the next run applies both."""
+    from collector_api.store.core.migrate import MigrationError
+
+    dsn, _ = empty_db
+    (tmp_path / "0001_ok.sql").write_text("CREATE TABLE kept (a int);")
+    (tmp_path / "0002_bad.sql").write_text("CREATE TABLE lost (a int);\n-- then\nALTER TABLE missing ADD COLUMN b int;")
+    with pytest.raises(MigrationError, match=r"0002_bad\.sql, statement 2 of 2 \(ALTER TABLE missing ADD"
+                                             r" COLUMN b int\): .*\"missing\" does not exist"):
+        apply_migrations(dsn, list_migrations(tmp_path))
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 0
+        assert conn.execute("SELECT to_regclass('lost'), to_regclass('kept')").fetchone() == (None, None)
+    (tmp_path / "0002_bad.sql").write_text("CREATE TABLE lost (a int);")
+    assert apply_migrations(dsn, list_migrations(tmp_path)) == ["0001_ok.sql", "0002_bad.sql"]

@@ -1,5 +1,9 @@
 """Versioned SQL migrations: files `NNNN_name.sql`, each applied once in its own transaction.
 
+A file's statements are sent one at a time (split by PostgreSQL's own scanner, pglast), as
+`psql -1 -f` does: Citus forwards a distributed table's DDL to the workers as the query string it
+was given, and a worker refuses a string of several commands (docs/scaling.md).
+
 Numbers are handed out per issue (docs/architecture.md, "Migrations"), so they may land in any
 order: every file whose version is not recorded in `schema_migrations` is applied, in version
 order, whether or not a higher version is already there.
@@ -12,6 +16,7 @@ from importlib import resources
 from importlib.abc import Traversable
 from typing import NamedTuple
 
+import pglast
 import psycopg
 
 from collector_api.store.core import locks
@@ -23,6 +28,17 @@ class Migration(NamedTuple):
     version: int
     name: str
     sql: str
+
+    def statements(self) -> list[str]:
+        """The file's statements, in order, each without its final semicolon."""
+        try:
+            return [s for s in pglast.split(self.sql, with_parser=False) if s.strip()]
+        except pglast.parser.ParseError as exc:
+            raise MigrationError(f"migration {self.name} cannot be split into statements: {exc}") from exc
+
+
+class MigrationError(RuntimeError):
+    """A migration that could not be applied: the file, the statement and PostgreSQL's reason."""
 
 
 def list_migrations(folder: Traversable | None = None) -> list[Migration]:
@@ -64,7 +80,7 @@ def apply_migrations(dsn: str, migrations: Iterable[Migration] | None = None) ->
                 if migration.version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(migration.sql)
+                    _apply(conn, migration)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.name),
@@ -72,6 +88,18 @@ def apply_migrations(dsn: str, migrations: Iterable[Migration] | None = None) ->
                 applied.append(migration.name)
                 logger.info("applied migration %s", migration.name)
     return applied
+
+
+def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+    statements = migration.statements()
+    for number, statement in enumerate(statements, 1):
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            first = next((line.strip() for line in statement.splitlines()
+                          if line.strip() and not line.strip().startswith("--")), "")
+            raise MigrationError(f"migration {migration.name}, statement {number} of {len(statements)}"
+                                 f" ({first[:80]}): {exc}") from exc
 
 
 def current_version(conn: psycopg.Connection) -> int | None:
