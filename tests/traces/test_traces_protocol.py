@@ -87,8 +87,12 @@ def test_status_rules_replays_and_late_spans_replace_the_log_in_place(traces_ser
 
 
 def test_caps_refuse_and_count_never_out_of_memory(db_dsn):
+    # Quiet for 3 s (not the helpers' 0.3): the span over the cap must reach the first trace while it
+    # is still open; on a loaded machine two requests can be more than 0.3 s apart, and the trace
+    # was then assembled whole before its refused span was counted (seen failing once under load).
     server = LiveServer(db_dsn, trace_settings(flusso_trace_max_spans=3, flusso_trace_max_open_traces=2,
-                                                  flusso_trace_max_age_seconds=600)).start()
+                                                  flusso_trace_max_age_seconds=600,
+                                                  flusso_trace_quiet_seconds=3.0)).start()
     try:
         key = make_key(db_dsn, "acme")
         trace = secrets.token_bytes(16)
