@@ -24,6 +24,8 @@ def scored(module_db_dsn):
     Returns (dsn, {log id: (client, at, status, latest score, verdict)})."""
     dsn, truth = module_db_dsn, {}
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # The evaluator at version 2: its v2 scores are latest without a probe (store.logs.reads._LATEST_ONLY).
+        conn.execute("INSERT INTO evaluators (name, kind, version) VALUES ('judge', 'judge', 2)")
         for client, n in (("acme", 30), ("globex", 10)):
             for i in range(n):
                 at = NOW - timedelta(minutes=2 * i + (client == "globex"))
@@ -94,3 +96,44 @@ def test_another_sort_probes_each_log_for_its_score(scored):
     f = TicketFilters(evaluator="judge", max_score=0.5)
     ids, count, _ = run_async(_all_pages(dsn, Scope.provider(), f, True, sort="duration"))
     assert sorted(ids) == sorted(_expected(truth, Scope.provider(), f)) and count == 15
+
+
+def test_a_version_bump_without_new_scores_finds_the_same_latest_scores(scored):
+    """At version 3 no score is current: every one is probed for a newer one, with the same answer."""
+    dsn, truth = scored
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE evaluators SET version = 3 WHERE name = 'judge'")
+    try:
+        for f in CASES[:2]:
+            ids, count, _ = run_async(_all_pages(dsn, Scope.provider(), f, True))
+            assert ids == _expected(truth, Scope.provider(), f) and count == len(ids)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("UPDATE evaluators SET version = 2 WHERE name = 'judge'")
+
+
+def _probes(dsn: str, f: TicketFilters) -> int:
+    """How many times the count's walk probed a score for a newer version (EXPLAIN ANALYZE)."""
+    from psycopg import sql
+
+    from collector_api.store.logs.reads import COUNT_CAP, _picks_query
+
+    picks, params, _, _ = _picks_query(Scope.provider(), f)
+    query = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM ({} LIMIT %s) c").format(picks)
+    with psycopg.connect(dsn) as conn:
+        plan = conn.execute(query, [*params, COUNT_CAP + 1]).fetchone()[0][0]["Plan"]
+
+    def walk(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from walk(child)
+    probes = [n for n in walk(plan) if n.get("Relation Name") == "evaluation_scores" and n.get("Alias") == "n"]
+    return sum(n.get("Actual Loops", 0) for n in probes)
+
+
+def test_scores_of_the_current_version_are_not_probed(scored):
+    """Only a score of an older version can have a newer one: the 15 current-version (v2) scores of
+    "<= 0.5" are counted without a probe, the 40 v1 scores of ">= 0.5" are each probed once."""
+    dsn, truth = scored
+    assert _probes(dsn, TicketFilters(evaluator="judge", max_score=0.5)) == 0
+    assert _probes(dsn, TicketFilters(evaluator="judge", min_score=0.5)) == 40
