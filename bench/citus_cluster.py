@@ -238,13 +238,18 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
     return steps
 
 
-def distribute_tables(dsn: str, steps: Steps) -> list[str]:
+def public_tables(dsn: str) -> set[str]:
+    return {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                                   " AND relkind IN ('r', 'p') AND NOT relispartition")}
+
+
+def distribute_tables(dsn: str, steps: Steps, seen: set[str] = frozenset()) -> list[str]:
     """The tables of REFERENCE and DISTRIBUTED that exist and are not Citus tables yet, made so
     (a key without client_id first gets it); every other new table classified (LOCAL, or made a
     Citus local table by Citus). Run after the migrations, and again after migrations applied on
-    the running cluster (for the tables they created). The tables distributed or made reference."""
-    existing = {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
-                                       " AND relkind IN ('r', 'p') AND NOT relispartition")}
+    the running cluster (for the tables they created; `seen`: the tables already classified). The
+    tables distributed or made reference."""
+    existing = public_tables(dsn) - seen
     placed = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")}
     done = []
     for table in REFERENCE:
@@ -841,7 +846,7 @@ def migrate_running_cluster(coordinator: Node, steps: Steps) -> bool:
     from collector_api.store.core.migrate import apply_migrations
 
     dsn = coordinator.dsn()
-    before = {r[0] for r in sql(dsn, "SELECT version FROM schema_migrations")}
+    before, tables = {r[0] for r in sql(dsn, "SELECT version FROM schema_migrations")}, public_tables(dsn)
     started = time.perf_counter()
     try:
         applied = apply_migrations(dsn)
@@ -852,7 +857,7 @@ def migrate_running_cluster(coordinator: Node, steps: Steps) -> bool:
     steps.done.append((f"late migrations on the running cluster: {', '.join(applied) or 'none pending'}"
                        f" applied by the app's migrator ({time.perf_counter() - started:.1f} s)", "-",
                        None if applied else "nothing applied: the check ran nothing"))
-    new = distribute_tables(dsn, steps)
+    new = distribute_tables(dsn, steps, tables)
     rls_on_shards(dsn, steps, only=new)
     shards_match(dsn, steps)
     score_trigger_still_reads_placement(dsn, steps)
