@@ -233,6 +233,7 @@ def distribute(coordinator: Node, workers: list[Node]) -> Steps:
     steps.run("flusso_app opens the worker connections", "ALTER ROLE flusso_app LOGIN")
     steps.run("flusso_provider opens the worker connections", "ALTER ROLE flusso_provider LOGIN")
     distribute_tables(dsn, steps)
+    identity_sequences_usable(dsn, steps)
     review_triggers_on_coordinator(coordinator, workers, steps)
     rls_on_shards(dsn, steps)
     return steps
@@ -272,6 +273,23 @@ def distribute_tables(dsn: str, steps: Steps, seen: set[str] = frozenset()) -> l
         steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
                            None if why else "not in LOCAL: decide its distribution"))
     return done
+
+
+def identity_sequences_usable(dsn: str, steps: Steps) -> None:
+    """flusso_app may use the identity sequence of every Citus table it inserts into. On one node an
+    identity column's value is drawn without a privilege check; Citus draws it on the coordinator
+    with nextval(), which checks USAGE, when it plans the insert through the coordinator (measured:
+    the erasure's INSERT INTO erasure_items ... SELECT, "permission denied for sequence
+    erasure_items_item_seq"; a review's INSERT ... VALUES is routed and was never refused). A Citus
+    migration would grant the same."""
+    rows = sql(dsn, "SELECT c.relname, pg_get_serial_sequence(c.oid::regclass::text, a.attname)"
+                    " FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid"
+                    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attidentity <> ''"
+                    " WHERE has_table_privilege('flusso_app', c.oid, 'INSERT') ORDER BY 1")
+    for table, seq in rows:
+        if not sql(dsn, "SELECT has_sequence_privilege('flusso_app', %s, 'USAGE')", (seq,))[0][0]:
+            steps.run(f"{table}: flusso_app may draw its identity ({seq}) on the coordinator",
+                      f"GRANT USAGE ON SEQUENCE {seq} TO flusso_app")
 
 
 def shards_match(dsn: str, steps: Steps) -> None:
@@ -858,6 +876,7 @@ def migrate_running_cluster(coordinator: Node, steps: Steps) -> bool:
                        f" applied by the app's migrator ({time.perf_counter() - started:.1f} s)", "-",
                        None if applied else "nothing applied: the check ran nothing"))
     new = distribute_tables(dsn, steps, tables)
+    identity_sequences_usable(dsn, steps)
     rls_on_shards(dsn, steps, only=new)
     shards_match(dsn, steps)
     score_trigger_still_reads_placement(dsn, steps)
