@@ -83,9 +83,8 @@ RLS_ON_SHARDS = ("workflow_logs", "ticket_reviews", "trace_state", "viewer_daily
                  "viewer_daily_duration_rollup", "viewer_daily_node_rollup", "viewer_daily_usage_rollup",
                  "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup")
 # Small or shared tables: a copy on every node (joins with any shard stay local).
-REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
-             "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",
-             "alert_rollup_state")
+REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "ticket_review_state",
+             "viewer_rollup_days", "viewer_rollup_state", "alert_rollup_state")
 # Local tables of the coordinator, and why (the report prints these).
 LOCAL = {
     "job_runs": "the app's bookkeeping; every process connects to the coordinator",
@@ -104,6 +103,13 @@ LOCAL = {
 }
 # Citus makes these "Citus local tables" by itself: a foreign key to tenants (a reference table).
 AUTO_LOCAL = ("evaluators", "evaluator_spend")
+# alert_deliveries (a foreign key to alert_rules) and alert_delivery_attempts (one to
+# alert_deliveries) become Citus local tables the same way, as they are left out of REFERENCE: an
+# erasure deletes a tenant's reviews' states (ticket_review_state, reference) as flusso_app, then
+# the deliveries citing its tickets as the owner (store.erasure.targets, role="owner"), in ONE
+# transaction. As reference tables, both co-located, Citus refused the second: "cannot perform
+# query on placements that were modified in this transaction by a different user". A Citus local
+# table has its one placement on the coordinator, modified there without a worker connection.
 # The rollup triggers on ticket_review_state (0021, 0024). A reference table's triggers are made on
 # every placement; their functions write the coordinator's local rollups and read the local
 # evaluation_scores, so they stay on the coordinator's placement and are dropped on the workers'.
@@ -583,7 +589,10 @@ def erasure_check(dsn: str, port: int, key: str, docs: list[dict], env: dict, wo
                                    PYTHONPATH=str(bi.ROOT)), timeout=300)
     took = time.perf_counter() - started
     if done.returncode:
-        return f"FAILED flusso-obs erase (exit {done.returncode}): {' '.join(done.stderr.split())[-600:]}"
+        statement = [line for line in (workdir / "coordinator.log").read_text(errors="replace").splitlines()
+                     if "STATEMENT:" in line][-1:] if (workdir / "coordinator.log").exists() else []
+        return (f"FAILED flusso-obs erase (exit {done.returncode}): {' '.join(done.stderr.split())[-300:]}"
+                f" (coordinator's last failed statement: {' '.join(statement)[-300:] or 'none logged'})")
     receipt = json.loads((workdir / f"receipt-{tag}.json").read_text())
     after, erased_total = left(), total - tenant_logs()
     if receipt.get("status") != "done" or any(after.values()) or erased_total != before["logs"]:
