@@ -245,8 +245,11 @@ async def erase_asked(pool: AsyncConnectionPool, row: dict) -> None:
 async def mark_done(pool: AsyncConnectionPool, client: str, req: str) -> dict:
     """Freeze the row (once); returns it as finished."""
     async with scoped_transaction(pool, Scope.tenant(client)) as conn:
-        await conn.execute("UPDATE erasure_log SET status = 'done', finished_at = clock_timestamp()"
-                           " WHERE client_id = %s AND request_id = %s AND status = 'running'", (client, req))
+        # clock_timestamp() read first, then written as a value: Citus refuses a VOLATILE function
+        # in an UPDATE of a distributed table (docs/scaling.md).
+        finished = (await (await conn.execute("SELECT clock_timestamp() AS at")).fetchone())["at"]
+        await conn.execute("UPDATE erasure_log SET status = 'done', finished_at = %s"
+                           " WHERE client_id = %s AND request_id = %s AND status = 'running'", (finished, client, req))
         return await (await conn.execute(f"SELECT {_ROW} FROM erasure_log WHERE client_id = %s AND request_id = %s",
                                          (client, req))).fetchone()
 
