@@ -274,7 +274,7 @@ def distribute_tables(dsn: str, steps: Steps, seen: set[str] = frozenset()) -> l
     citus_local = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
                                           " WHERE partmethod = 'n' AND repmodel = 's'")}
     for table in sorted(existing - placed - set(DISTRIBUTED) - set(REFERENCE)):
-        why = ("Citus local table (made so by Citus: a foreign key to tenants)" if table in citus_local
+        why = ("Citus local table (made so by Citus: a foreign key to a reference table)" if table in citus_local
                else LOCAL.get(table))
         steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
                            None if why else "not in LOCAL: decide its distribution"))
