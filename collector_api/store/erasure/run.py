@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector_api.store.alerts.rollups import HOUR_DAYS, recompute_alert_minutes
 from collector_api.store.core import locks
-from collector_api.store.core.db import Scope, owner_connection, scoped_transaction, set_local
+from collector_api.store.core.db import APP_ROLE, Scope, owner_connection, scoped_transaction, set_local
 from collector_api.store.erasure.targets import KINDS, TARGETS, Target
 from collector_api.store.logs.rollups import recompute_days
 
@@ -168,15 +168,22 @@ async def erase_items(conn: psycopg.AsyncConnection, client: str, items: list[di
 
 
 async def run_targets(conn: psycopg.AsyncConnection, targets: tuple[Target, ...], params: dict) -> dict[str, int]:
+    """Run `targets` in the caller's tenant-scoped transaction; the owner targets as the owning role,
+    then the transaction is back in the tenant's role. (On Citus a worker placement is used by one
+    role per transaction: the erasure_log row the caller updates next, co-located with the
+    erasure_items it deleted as the tenant, was refused to the owner, "modified in this transaction
+    by a different user"; docs/scaling.md.)"""
     counts: dict[str, int] = {}
     await erasing(conn)
     as_owner = False
     for target in sorted(targets, key=lambda t: t.role == "owner"):
         if target.role == "owner" and not as_owner:
-            await conn.execute("RESET ROLE")  # the rest of this transaction: the owner (still filtered on client)
+            await conn.execute("RESET ROLE")  # the owner targets: the owner (still filtered on client)
             as_owner = True
         cur = await conn.execute(target.sql, params)
         counts[target.kind] = counts.get(target.kind, 0) + max(cur.rowcount, 0)
+    if as_owner:
+        await set_local(conn, {"role": APP_ROLE})
     return counts
 
 
@@ -238,8 +245,11 @@ async def erase_asked(pool: AsyncConnectionPool, row: dict) -> None:
 async def mark_done(pool: AsyncConnectionPool, client: str, req: str) -> dict:
     """Freeze the row (once); returns it as finished."""
     async with scoped_transaction(pool, Scope.tenant(client)) as conn:
-        await conn.execute("UPDATE erasure_log SET status = 'done', finished_at = clock_timestamp()"
-                           " WHERE client_id = %s AND request_id = %s AND status = 'running'", (client, req))
+        # clock_timestamp() read first, then written as a value: Citus refuses a VOLATILE function
+        # in an UPDATE of a distributed table (docs/scaling.md).
+        finished = (await (await conn.execute("SELECT clock_timestamp() AS at")).fetchone())["at"]
+        await conn.execute("UPDATE erasure_log SET status = 'done', finished_at = %s"
+                           " WHERE client_id = %s AND request_id = %s AND status = 'running'", (finished, client, req))
         return await (await conn.execute(f"SELECT {_ROW} FROM erasure_log WHERE client_id = %s AND request_id = %s",
                                          (client, req))).fetchone()
 
