@@ -299,6 +299,9 @@ def _sort_value(row: dict, sort: str) -> float:
 
 
 async def _walk_picks(conn: psycopg.AsyncConnection) -> None:
+    """For the rest of this transaction: walk the picks' ordered index, never a scan of the table
+    (under RLS the planner guesses a few dozen picks and chooses a scan; a list or a capped count
+    stops after its page or its cap)."""
     await conn.execute("SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)")
 
 
